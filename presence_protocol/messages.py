@@ -1,0 +1,439 @@
+"""Every message of ``presence.v1`` as a typed msgspec struct.
+
+Client messages and server messages are two tagged unions keyed by the
+``type`` field. Fields with default values are omitted on the wire when they
+hold the default, which keeps presence deltas small.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import msgspec
+
+from . import limits
+
+# ---------------------------------------------------------------- scalars
+
+RequestId = Annotated[str, msgspec.Meta(max_length=limits.MAX_REQUEST_ID_CHARS)] | int
+UserId = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+Timestamp = Annotated[int, msgspec.Meta(ge=0, le=2**40)]
+"""Seconds since the Unix epoch (UTC)."""
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_LABEL_CHARS)]
+Login = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=limits.MAX_LOGIN_CHARS,
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9]))*$",
+    ),
+]
+DeviceName = Annotated[str, msgspec.Meta(max_length=limits.MAX_DEVICE_CHARS)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_TOKEN_CHARS)]
+MessageText = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=limits.MAX_MESSAGE_CHARS)
+]
+ClientMsgId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+]
+
+
+class Status(enum.StrEnum):
+    """A status I can choose for myself."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    DND = "dnd"
+    INVISIBLE = "invisible"
+
+
+class SeenStatus(enum.StrEnum):
+    """A status as friends see it: invisible users appear offline."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    DND = "dnd"
+    OFFLINE = "offline"
+
+
+class ActivityKind(enum.StrEnum):
+    CODING = "coding"
+    READING = "reading"
+    DEBUGGING = "debugging"
+
+
+class Relation(enum.StrEnum):
+    """How another user relates to me."""
+
+    NONE = "none"
+    FRIEND = "friend"
+    INCOMING = "incoming"
+    """They asked to be my friend."""
+    OUTGOING = "outgoing"
+    """I asked to be their friend."""
+    BLOCKED = "blocked"
+    """I blocked them. (That they blocked me is never revealed.)"""
+
+
+class LoginMethod(enum.StrEnum):
+    SESSION = "session"
+    DEV = "dev"
+    GITHUB_CODE = "github_code"
+    GITHUB_TOKEN = "github_token"
+
+
+# ---------------------------------------------------------------- records
+
+
+class Base(msgspec.Struct, omit_defaults=True, kw_only=True, forbid_unknown_fields=False):
+    """Common configuration; unknown fields are ignored for forward compatibility."""
+
+
+class User(Base):
+    id: UserId
+    login: str
+    name: str | None = None
+    avatar_url: str | None = None
+
+
+class Activity(Base):
+    """What someone is doing, already reduced to what they chose to share."""
+
+    kind: ActivityKind | None = None
+    editor: Label | None = None
+    language: Label | None = None
+    project: Label | None = None
+    file: Label | None = None
+    since: Timestamp | None = None
+
+
+class Presence(Base):
+    status: SeenStatus = SeenStatus.OFFLINE
+    activity: Activity | None = None
+    last_seen: Timestamp | None = None
+    """Set for offline users: when they were last connected."""
+    until: Timestamp | None = None
+    """When a timed status (e.g. away for 1 hour) ends."""
+
+
+class Friend(Base):
+    user: User
+    presence: Presence = msgspec.field(default_factory=Presence)
+
+
+class SessionInfo(Base):
+    id: str
+    device: str
+    created_at: Timestamp
+    last_used_at: Timestamp
+    current: bool = False
+
+
+class Limits(Base, omit_defaults=False):
+    max_frame_bytes: int = limits.MAX_FRAME_BYTES
+    max_message_chars: int = limits.MAX_MESSAGE_CHARS
+    max_label_chars: int = limits.MAX_LABEL_CHARS
+    max_friends: int = limits.MAX_FRIENDS
+    commands_per_minute: int = limits.COMMANDS_PER_MINUTE
+    presence_updates_per_window: int = limits.PRESENCE_UPDATES_PER_WINDOW
+    presence_window_seconds: float = limits.PRESENCE_WINDOW_SECONDS
+    friend_requests_per_hour: int = limits.FRIEND_REQUESTS_PER_HOUR
+    auth_deadline_seconds: float = limits.AUTH_DEADLINE_SECONDS
+
+
+class GitHubConfig(Base):
+    """What a client needs to start GitHub sign-in against this server."""
+
+    client_id: str
+    web_url: str = "https://github.com"
+    device_flow: bool = False
+
+
+# ---------------------------------------------------------------- client → server
+
+
+class ClientMessage(Base, tag_field="type"):
+    id: RequestId | None = None
+    """Request id chosen by the client; the reply echoes it."""
+
+
+class Auth(ClientMessage, tag="auth", kw_only=True):
+    """Resume with a session token from an earlier login."""
+
+    session: Token
+
+
+class LoginDev(ClientMessage, tag="login_dev", kw_only=True):
+    """Development login by username; only on servers started with --dev-login."""
+
+    login: Login
+    device: DeviceName = ""
+
+
+class LoginGitHubCode(ClientMessage, tag="login_github_code", kw_only=True):
+    """Browser sign-in: the code GitHub sent to the loopback redirect."""
+
+    code: Token
+    code_verifier: Token
+    redirect_uri: Annotated[str, msgspec.Meta(max_length=200)]
+    device: DeviceName = ""
+
+
+class LoginGitHubToken(ClientMessage, tag="login_github_token", kw_only=True):
+    """Device-flow sign-in: a GitHub token the client obtained itself."""
+
+    access_token: Token
+    device: DeviceName = ""
+
+
+class SetPresence(ClientMessage, tag="set_presence", kw_only=True):
+    status: Status
+    activity: Activity | None = None
+    until: Timestamp | None = None
+
+
+class FriendRequest(ClientMessage, tag="friend_request", kw_only=True):
+    login: Login
+
+
+class FriendAccept(ClientMessage, tag="friend_accept", kw_only=True):
+    user_id: UserId
+
+
+class FriendDecline(ClientMessage, tag="friend_decline", kw_only=True):
+    user_id: UserId
+
+
+class FriendCancel(ClientMessage, tag="friend_cancel", kw_only=True):
+    user_id: UserId
+
+
+class FriendRemove(ClientMessage, tag="friend_remove", kw_only=True):
+    user_id: UserId
+
+
+class Block(ClientMessage, tag="block", kw_only=True):
+    user_id: UserId
+
+
+class Unblock(ClientMessage, tag="unblock", kw_only=True):
+    user_id: UserId
+
+
+class SendMessage(ClientMessage, tag="send_message", kw_only=True):
+    to: UserId
+    text: MessageText
+    client_msg_id: ClientMsgId
+    """Chosen by the sender; resending the same id never creates a second message."""
+
+
+class Ack(ClientMessage, tag="ack", kw_only=True):
+    """Everything up to and including ``seq`` was received and stored."""
+
+    seq: Seq
+
+
+class ListSessions(ClientMessage, tag="list_sessions", kw_only=True):
+    pass
+
+
+class RevokeSession(ClientMessage, tag="revoke_session", kw_only=True):
+    session_id: Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class SignOut(ClientMessage, tag="sign_out", kw_only=True):
+    """Revoke this session, or every session of mine with ``everywhere``."""
+
+    everywhere: bool = False
+
+
+AnyClientMessage = (
+    Auth
+    | LoginDev
+    | LoginGitHubCode
+    | LoginGitHubToken
+    | SetPresence
+    | FriendRequest
+    | FriendAccept
+    | FriendDecline
+    | FriendCancel
+    | FriendRemove
+    | Block
+    | Unblock
+    | SendMessage
+    | Ack
+    | ListSessions
+    | RevokeSession
+    | SignOut
+)
+LOGIN_MESSAGES = (Auth, LoginDev, LoginGitHubCode, LoginGitHubToken)
+
+
+# ---------------------------------------------------------------- server → client
+
+
+class ServerMessage(Base, tag_field="type"):
+    pass
+
+
+class Hello(ServerMessage, tag="hello", kw_only=True, omit_defaults=False):
+    """First frame on every connection, before authentication."""
+
+    protocol: str = limits.SUBPROTOCOL
+    server: str = ""
+    login_methods: list[LoginMethod] = msgspec.field(default_factory=list)
+    github: GitHubConfig | None = None
+    limits: Limits = msgspec.field(default_factory=Limits)
+
+
+class AuthOk(ServerMessage, tag="auth_ok", kw_only=True):
+    id: RequestId | None = None
+    user: User
+    session_id: str
+    session: str | None = None
+    """A new session token, only after a login (never after ``auth``)."""
+    suggestions: list[User] = msgspec.field(default_factory=list)
+    """Users of this server the person follows on GitHub; never auto-friends."""
+
+
+class Snapshot(ServerMessage, tag="snapshot", kw_only=True, omit_defaults=False):
+    """Full state after authentication; deltas follow."""
+
+    me: User
+    status: Status = Status.ONLINE
+    friends: list[Friend] = msgspec.field(default_factory=list)
+    incoming: list[User] = msgspec.field(default_factory=list)
+    outgoing: list[User] = msgspec.field(default_factory=list)
+    blocked: list[User] = msgspec.field(default_factory=list)
+    acked_seq: Seq = 0
+    """Highest message seq this user acknowledged (on any device)."""
+
+
+class PresenceUpdate(ServerMessage, tag="presence", kw_only=True):
+    """A friend's presence changed."""
+
+    user_id: UserId
+    status: SeenStatus = SeenStatus.OFFLINE
+    activity: Activity | None = None
+    last_seen: Timestamp | None = None
+    until: Timestamp | None = None
+
+
+class RelationUpdate(ServerMessage, tag="relation", kw_only=True):
+    """Someone's relation to me changed (request, accept, remove, block…)."""
+
+    user: User
+    relation: Relation
+    presence: Presence | None = None
+    """Included when ``relation`` becomes ``friend``."""
+
+
+class Message(ServerMessage, tag="message", kw_only=True):
+    """A chat message for me; acknowledge its ``seq`` once stored."""
+
+    seq: Seq
+    message_id: str
+    sender: UserId
+    text: str
+    sent_at: Timestamp
+
+
+class Ok(ServerMessage, tag="ok", kw_only=True):
+    id: RequestId | None = None
+
+
+class MessageSent(ServerMessage, tag="message_sent", kw_only=True):
+    """The message is stored; it will reach the friend, now or on their next login."""
+
+    id: RequestId | None = None
+    message_id: str
+    client_msg_id: str
+    sent_at: Timestamp
+
+
+class Sessions(ServerMessage, tag="sessions", kw_only=True):
+    id: RequestId | None = None
+    sessions: list[SessionInfo] = msgspec.field(default_factory=list)
+
+
+class Error(ServerMessage, tag="error", kw_only=True):
+    id: RequestId | None = None
+    code: str
+    """An ``ErrorCode`` value; clients must tolerate codes they do not know."""
+    message: str = ""
+    retry_after: float | None = None
+
+
+AnyServerMessage = (
+    Hello
+    | AuthOk
+    | Snapshot
+    | PresenceUpdate
+    | RelationUpdate
+    | Message
+    | Ok
+    | MessageSent
+    | Sessions
+    | Error
+)
+
+
+__all__ = [
+    "Ack",
+    "Activity",
+    "ActivityKind",
+    "AnyClientMessage",
+    "AnyServerMessage",
+    "Auth",
+    "AuthOk",
+    "Base",
+    "Block",
+    "ClientMessage",
+    "ClientMsgId",
+    "DeviceName",
+    "Error",
+    "Friend",
+    "FriendAccept",
+    "FriendCancel",
+    "FriendDecline",
+    "FriendRemove",
+    "FriendRequest",
+    "GitHubConfig",
+    "Hello",
+    "LOGIN_MESSAGES",
+    "Label",
+    "Limits",
+    "ListSessions",
+    "Login",
+    "LoginDev",
+    "LoginGitHubCode",
+    "LoginGitHubToken",
+    "LoginMethod",
+    "Message",
+    "MessageSent",
+    "MessageText",
+    "Ok",
+    "Presence",
+    "PresenceUpdate",
+    "Relation",
+    "RelationUpdate",
+    "RequestId",
+    "RevokeSession",
+    "SeenStatus",
+    "SendMessage",
+    "Seq",
+    "ServerMessage",
+    "SessionInfo",
+    "Sessions",
+    "SetPresence",
+    "SignOut",
+    "Snapshot",
+    "Status",
+    "Timestamp",
+    "Token",
+    "Unblock",
+    "User",
+    "UserId",
+]
