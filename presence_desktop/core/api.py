@@ -83,3 +83,20 @@ class AppActions(Protocol):
     def sign_in(self) -> None: ...
     def sign_out(self) -> None: ...
     def quit(self) -> None: ...
+
+
+class AlertKind(enum.Enum):
+    FRIEND_ONLINE = "friend_online"
+    FRIEND_REQUEST = "friend_request"
+    MESSAGE = "message"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Alert:
+    """A desktop notification decided by the core rules; the ui only shows it."""
+
+    kind: AlertKind
+    title: str
+    body: str = ""
+    user_ids: tuple[int, ...] = ()
+    """Who it is about, first the one named in the title."""
