@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -47,6 +47,13 @@ def encode_text(message: ClientMessage | ServerMessage) -> str:
     return _encoder.encode(message).decode()
 
 
+def _usable_id(rid: Any) -> bool:
+    """Only ids a reply can echo safely: short strings and JSON-safe integers."""
+    if isinstance(rid, str):
+        return len(rid) <= limits.MAX_REQUEST_ID_CHARS
+    return isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) <= 2**53
+
+
 def _envelope(data: bytes | str) -> tuple[Any, Any]:
     """The ``type`` and a usable request ``id`` of a frame that failed validation."""
     try:
@@ -55,19 +62,11 @@ def _envelope(data: bytes | str) -> tuple[Any, Any]:
         raise ProtocolError(ErrorCode.BAD_FRAME, "a frame must be a JSON object") from None
     except (msgspec.DecodeError, RecursionError, ValueError):
         return None, None
-    rid = env.id
-    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
-        rid = None
-    elif isinstance(rid, str) and len(rid) > limits.MAX_REQUEST_ID_CHARS:
-        rid = None
-    elif isinstance(rid, int) and not -(2**53) <= rid <= 2**53:
-        rid = None
+    rid = env.id if _usable_id(env.id) else None
     return env.type, rid
 
 
-def _decode(
-    data: bytes | str, decoder: msgspec.json.Decoder[T], known: frozenset[str]
-) -> T:
+def _decode(data: bytes | str, decoder: msgspec.json.Decoder[T], known: frozenset[str]) -> T:
     if not isinstance(data, str):
         raise ProtocolError(ErrorCode.BAD_FRAME, "binary frames are not supported; send JSON text")
     size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
@@ -93,9 +92,9 @@ def _decode(
 
 def decode_client(data: bytes | str) -> AnyClientMessage:
     """Parse a frame a client sent. Raises ``ProtocolError`` and nothing else."""
-    return _decode(data, _client_decoder, CLIENT_TYPES)
+    return cast(AnyClientMessage, _decode(data, _client_decoder, CLIENT_TYPES))
 
 
 def decode_server(data: bytes | str) -> AnyServerMessage:
     """Parse a frame a server sent. Raises ``ProtocolError`` and nothing else."""
-    return _decode(data, _server_decoder, SERVER_TYPES)
+    return cast(AnyServerMessage, _decode(data, _server_decoder, SERVER_TYPES))

@@ -88,9 +88,7 @@ def close_code_is_terminal(code: int | None) -> bool:
 class ProtocolError(Exception):
     """A frame that cannot be accepted, with the code to answer it with."""
 
-    def __init__(
-        self, code: ErrorCode, message: str, request_id: int | str | None = None
-    ) -> None:
+    def __init__(self, code: ErrorCode, message: str, request_id: int | str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -32,12 +32,8 @@ Login = Annotated[
 ]
 DeviceName = Annotated[str, msgspec.Meta(max_length=limits.MAX_DEVICE_CHARS)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_TOKEN_CHARS)]
-MessageText = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=limits.MAX_MESSAGE_CHARS)
-]
-ClientMsgId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-]
+MessageText = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_MESSAGE_CHARS)]
+ClientMsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class Status(enum.StrEnum):
@@ -101,7 +97,8 @@ class User(Base):
 class Activity(Base):
     """What someone is doing, already reduced to what they chose to share."""
 
-    kind: ActivityKind | None = None
+    kind: ActivityKind = ActivityKind.CODING
+    """Absent on the wire means coding, the common case (keeps deltas small)."""
     editor: Label | None = None
     language: Label | None = None
     project: Label | None = None
@@ -381,6 +378,7 @@ AnyServerMessage = (
 
 
 __all__ = [
+    "LOGIN_MESSAGES",
     "Ack",
     "Activity",
     "ActivityKind",
@@ -402,7 +400,6 @@ __all__ = [
     "FriendRequest",
     "GitHubConfig",
     "Hello",
-    "LOGIN_MESSAGES",
     "Label",
     "Limits",
     "ListSessions",
