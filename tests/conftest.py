@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 
+import keyring
+import keyring.backend
+import keyring.errors
 import pytest
 
 
@@ -29,3 +32,49 @@ def require(available: bool, reason: str) -> None:
 @pytest.fixture(name="require")
 def require_fixture() -> object:
     return require
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """No test reads or writes the real config, data, state, cache or runtime dirs."""
+    base = tmp_path_factory.mktemp("xdg")
+    for var in ("CONFIG", "DATA", "STATE", "CACHE"):
+        path = base / var.lower()
+        path.mkdir()
+        monkeypatch.setenv(f"XDG_{var}_HOME", str(path))
+    runtime = base / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    return base
+
+
+class MemoryKeyring(keyring.backend.KeyringBackend):
+    """An in-memory keychain so tests never touch the real one."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.items.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.items[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        try:
+            del self.items[(service, username)]
+        except KeyError:
+            raise keyring.errors.PasswordDeleteError(username) from None
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring():
+    """Every test starts with an empty in-memory keychain; the old backend is restored."""
+    old = keyring.get_keyring()
+    ring = MemoryKeyring()
+    keyring.set_keyring(ring)
+    yield ring
+    keyring.set_keyring(old)
