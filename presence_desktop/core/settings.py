@@ -1,0 +1,257 @@
+"""The settings schema (what the person chose) and the runtime state (what the
+app remembers by itself), kept in two separate versioned files.
+
+Splitting them means a settings file can be copied between machines or reset
+without losing the inbox, and window positions never pollute user settings.
+
+Compatibility rule: adding a field with a default needs no new version (older
+files load with the default, older apps ignore the unknown field). Renaming a
+field or changing its meaning bumps ``SETTINGS_VERSION`` / ``RUNTIME_VERSION``
+and adds a migration from the previous version to ``*_MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import logging
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from presence_protocol import Status
+
+from .events import Signal
+from .jsonfile import LoadResult, Migration, load_versioned, save_atomic
+
+log = logging.getLogger(__name__)
+
+SETTINGS_VERSION = 1
+RUNTIME_VERSION = 1
+
+SETTINGS_FILE = "settings.json"
+RUNTIME_FILE = "state.json"
+
+INBOX_CACHE_SIZE = 200
+"""Received messages kept on disk; older ones are dropped from the cache."""
+
+SETTINGS_MIGRATIONS: dict[int, Migration] = {}
+RUNTIME_MIGRATIONS: dict[int, Migration] = {}
+
+
+class SettingsError(ValueError):
+    """A setting was given a value it cannot take; nothing was changed."""
+
+
+class OnlineAlerts(enum.StrEnum):
+    """Which friends coming online produce a notification."""
+
+    ALL = "all"
+    """Every friend who is not muted (the default)."""
+    STARRED = "starred"
+    """Only starred friends."""
+    OFF = "off"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """User settings, version 1.
+
+    Later issues add fields here with defaults (idle minutes, privacy rules,
+    autostart); unknown fields written by a newer minor change are ignored.
+    """
+
+    version: int = SETTINGS_VERSION
+    server_url: str = ""
+    """``wss://`` address of the presence server; empty until configured."""
+    notifications: bool = True
+    """Master switch for every desktop notification."""
+    online_alerts: OnlineAlerts = OnlineAlerts.ALL
+    notify_on_requests: bool = True
+    notify_on_messages: bool = True
+    flap_minutes: Annotated[int, msgspec.Meta(ge=0, le=24 * 60)] = 5
+    """A friend back after less than this offline is not announced again."""
+    muted: frozenset[int] = frozenset()
+    """User ids whose notifications never show."""
+    starred: frozenset[int] = frozenset()
+    """User ids listed first and notified even with ``online_alerts = starred``."""
+
+
+class StoredMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    message_id: str
+    seq: int
+    sender_id: int
+    sender_login: str
+    text: str
+    sent_at: int
+    read: bool = False
+
+
+class WindowGeometry(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    x: int
+    y: int
+    width: Annotated[int, msgspec.Meta(ge=0)]
+    height: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class PendingMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A chat message not yet confirmed by the server, kept across restarts."""
+
+    to: int
+    text: str
+    client_msg_id: str
+
+
+class RuntimeState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """What the app remembers between runs, version 1."""
+
+    version: int = RUNTIME_VERSION
+    acked_seq: int = 0
+    """Highest message seq acknowledged to the server after storing it."""
+    inbox: tuple[StoredMessage, ...] = ()
+    my_status: Status = Status.ONLINE
+    my_status_until: int | None = None
+    """Unix time when a timed status ends; None for "until I change it"."""
+    pending_messages: tuple[PendingMessage, ...] = ()
+    windows: dict[str, WindowGeometry] = msgspec.field(default_factory=dict)
+    """Geometry per window name (e.g. "popup", "main")."""
+
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_server_url(url: str) -> str:
+    """Check a server address and return it in canonical ``ws(s)://`` form.
+
+    ``https://`` becomes ``wss://`` (people paste web addresses). Plain
+    ``ws://`` is accepted for loopback only, because the session token would
+    otherwise cross the network unencrypted. An empty string means "not set".
+    """
+    url = url.strip()
+    if not url:
+        return ""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(f"not a valid server address: {exc}") from None
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in ("ws", "wss"):
+        raise SettingsError("the server address must start with wss:// (or https://)")
+    host = parts.hostname
+    if not host:
+        raise SettingsError("the server address has no host name")
+    if parts.username is not None or parts.password is not None:
+        raise SettingsError("the server address must not contain a user name or password")
+    if parts.query or parts.fragment:
+        raise SettingsError("the server address must not contain ?query or #fragment")
+    if scheme == "ws" and not _is_loopback(host):
+        raise SettingsError(
+            "use wss:// for a server on another machine; ws:// would send your session unencrypted"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urllib.parse.urlunsplit((scheme, netloc, parts.path, "", ""))
+
+
+class SettingsStore:
+    """Loads both files at construction, saves on every change, announces changes.
+
+    Directories are always passed in (see ``presence_desktop.paths``), so tests
+    and the demo never touch the real configuration.
+    """
+
+    def __init__(
+        self,
+        config_dir: Path,
+        state_dir: Path,
+        *,
+        settings_migrations: Mapping[int, Migration] = SETTINGS_MIGRATIONS,
+        runtime_migrations: Mapping[int, Migration] = RUNTIME_MIGRATIONS,
+    ) -> None:
+        self.settings_path = config_dir / SETTINGS_FILE
+        self.runtime_path = state_dir / RUNTIME_FILE
+        self.changed = Signal[Settings]()
+        """Emitted after every successful ``update`` with the new settings."""
+        self.settings: Settings
+        self.runtime: RuntimeState
+        self.settings, self.settings_load = load_versioned(
+            self.settings_path,
+            Settings,
+            version=SETTINGS_VERSION,
+            migrations=settings_migrations,
+        )
+        self.runtime, self.runtime_load = load_versioned(
+            self.runtime_path,
+            RuntimeState,
+            version=RUNTIME_VERSION,
+            migrations=runtime_migrations,
+        )
+
+    @property
+    def load_problems(self) -> list[LoadResult]:
+        """Loads that fell back to defaults, so the ui can tell the person once."""
+        return [r for r in (self.settings_load, self.runtime_load) if r.problem]
+
+    # ---------------------------------------------------------- settings
+
+    def update(self, **changes: Any) -> Settings:
+        """Change some settings, validate, save, announce.
+
+        Raises ``SettingsError`` (and changes nothing) for an unknown name or a
+        value of the wrong type or range.
+        """
+        unknown = set(changes) - set(Settings.__struct_fields__) | ({"version"} & set(changes))
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        if "server_url" in changes:
+            if not isinstance(changes["server_url"], str):
+                raise SettingsError("server_url must be a string")
+            changes["server_url"] = normalize_server_url(changes["server_url"])
+        raw = msgspec.to_builtins(self.settings)
+        raw.update(msgspec.to_builtins(changes))
+        try:
+            new = msgspec.convert(raw, Settings)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(str(exc)) from None
+        if new == self.settings:
+            return new
+        save_atomic(self.settings_path, new)
+        self.settings = new
+        self.changed.emit(new)
+        return new
+
+    def set_muted(self, user_id: int, muted: bool) -> None:
+        ids = self.settings.muted
+        self.update(muted=ids | {user_id} if muted else ids - {user_id})
+
+    def set_starred(self, user_id: int, starred: bool) -> None:
+        ids = self.settings.starred
+        self.update(starred=ids | {user_id} if starred else ids - {user_id})
+
+    # ---------------------------------------------------------- runtime state
+
+    def update_runtime(self, **changes: Any) -> RuntimeState:
+        """Replace some runtime fields and save. Values must already be typed."""
+        if "inbox" in changes:
+            changes["inbox"] = tuple(changes["inbox"])[-INBOX_CACHE_SIZE:]
+        try:
+            new = msgspec.structs.replace(self.runtime, **changes)
+        except TypeError as exc:
+            raise SettingsError(str(exc)) from None
+        if new != self.runtime:
+            save_atomic(self.runtime_path, new)
+            self.runtime = new
+        return new
