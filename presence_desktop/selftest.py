@@ -1,0 +1,419 @@
+"""``presence-desktop --self-test``: prove a build has everything it needs.
+
+A frozen binary fails in ways the source tree never does: a Qt plugin left
+out, a keyring backend whose entry point was not collected, an SSL bundle
+missing. Each check here exercises one such dependency for real (a rendered
+icon, a WebSocket round trip over loopback, a local-socket echo) and the
+report says which part broke. Runs the same frozen and from source, on any
+Qt platform; exits 0 when nothing failed (warnings allowed), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import os
+import platform
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from presence_desktop import __version__
+from presence_desktop.platform import bundle
+
+T = TypeVar("T")
+
+CHECK_TIMEOUT = 10.0
+"""Seconds any single check may take; a hang is reported as a failure."""
+
+TRAY_TIMEOUT = 5.0
+"""How long a tray host gets to give the icon a place."""
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "FAIL"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    outcome: Outcome
+    detail: str
+
+
+@dataclasses.dataclass(slots=True)
+class Report:
+    header: str
+    checks: list[Check] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.outcome is not Outcome.FAIL for c in self.checks)
+
+    def render(self) -> str:
+        width = max((len(c.name) for c in self.checks), default=0)
+        lines = [self.header]
+        lines += [f"  {c.name:<{width}}  {c.outcome.value:<4}  {c.detail}" for c in self.checks]
+        counts = {o: sum(c.outcome is o for c in self.checks) for o in Outcome}
+        verdict = "passed" if self.passed else "FAILED"
+        lines.append(
+            f"{verdict}: {counts[Outcome.OK]} ok, {counts[Outcome.WARN]} warnings, "
+            f"{counts[Outcome.FAIL]} failed ({self.seconds:.2f} s)"
+        )
+        return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ checks
+
+
+def _opaque_pixels(image: object) -> int:
+    from PySide6.QtGui import QImage
+
+    assert isinstance(image, QImage)
+    img = image.convertToFormat(QImage.Format.Format_ARGB32)
+    return sum(
+        1 for y in range(img.height()) for x in range(img.width()) if img.pixelColor(x, y).alpha()
+    )
+
+
+def app_icon_path() -> Path:
+    return bundle.resources_dir() / "icons" / "presence.svg"
+
+
+def check_qt() -> Check:
+    """Render the app icon from SVG, as the tray does: needs QtSvg and the image plugins."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QGuiApplication, QIcon, QImage, QPainter
+    from PySide6.QtSvg import QSvgRenderer
+
+    platform_name = QGuiApplication.platformName()
+    svg = app_icon_path()
+    renderer = QSvgRenderer(str(svg))
+    if not renderer.isValid():
+        return Check("qt", Outcome.FAIL, f"platform {platform_name!r}; cannot render {svg}")
+    image = QImage(QSize(32, 32), QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(0)
+    painter = QPainter(image)
+    renderer.render(painter)
+    painter.end()
+    direct = _opaque_pixels(image)
+    # The tray goes through QIcon, which needs the svg icon-engine plugin.
+    via_icon = _opaque_pixels(QIcon(str(svg)).pixmap(32, 32).toImage())
+    if not direct or not via_icon:
+        return Check(
+            "qt",
+            Outcome.FAIL,
+            f"platform {platform_name!r}; icon rendered empty "
+            f"(renderer {direct} px, QIcon {via_icon} px: svg icon engine missing?)",
+        )
+    return Check(
+        "qt", Outcome.OK, f"platform {platform_name!r}, tray icon rendered 32x32 ({via_icon} px)"
+    )
+
+
+async def check_tray() -> Check:
+    """Show a real tray icon when a tray host exists; report, not fail, when none does."""
+    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        return Check(
+            "tray",
+            Outcome.OK,
+            f"no tray host on {QGuiApplication.platformName()!r}; icon rendered only",
+        )
+    tray = QSystemTrayIcon(QIcon(str(app_icon_path())))
+    tray.setToolTip("presence-desktop self-test")
+    tray.show()
+    try:
+        deadline = time.monotonic() + TRAY_TIMEOUT
+        # QSystemTrayIcon has no "embedded" signal; its geometry appears once
+        # the host has docked it, so poll that on the running loop.
+        while not tray.geometry().isValid() or tray.geometry().width() == 0:
+            if time.monotonic() > deadline:
+                return Check(
+                    "tray", Outcome.FAIL, f"tray host present but icon not shown in {TRAY_TIMEOUT}s"
+                )
+            await asyncio.sleep(0.02)
+        g = tray.geometry()
+        return Check("tray", Outcome.OK, f"tray icon shown at {g.width()}x{g.height()}")
+    finally:
+        tray.hide()
+        tray.deleteLater()
+
+
+async def check_qasync() -> Check:
+    """A Qt timer must resolve an asyncio future: the two loops are one."""
+    from PySide6.QtCore import QTimer
+
+    loop = asyncio.get_running_loop()
+    kind = type(loop).__module__.split(".")[0]
+    if kind != "qasync":
+        return Check("qasync", Outcome.FAIL, f"running loop is {type(loop).__qualname__}")
+    fut: asyncio.Future[float] = loop.create_future()
+    start = time.perf_counter()
+    QTimer.singleShot(0, lambda: fut.set_result(time.perf_counter()))
+    done = await fut
+    return Check(
+        "qasync",
+        Outcome.OK,
+        f"Qt timer resolved an asyncio future in {(done - start) * 1e3:.2f} ms",
+    )
+
+
+async def check_websockets() -> Check:
+    """A presence.v1 request and its reply over loopback, through the real codec."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.typing import Subprotocol
+
+    from presence_protocol import Ok, SetPresence, Status, decode_client, decode_server, encode_text
+    from presence_protocol.limits import SUBPROTOCOL
+
+    async def answer(ws: ServerConnection) -> None:
+        async for frame in ws:
+            request = decode_client(frame)
+            await ws.send(encode_text(Ok(id=request.id)))
+
+    sub = [Subprotocol(SUBPROTOCOL)]
+    async with serve(answer, "127.0.0.1", 0, subprotocols=sub) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", subprotocols=sub) as ws:
+            start = time.perf_counter()
+            await ws.send(encode_text(SetPresence(id="self-test", status=Status.ONLINE)))
+            reply = decode_server(await ws.recv())
+            elapsed = time.perf_counter() - start
+    if not isinstance(reply, Ok) or reply.id != "self-test":
+        return Check("websockets", Outcome.FAIL, f"unexpected reply {reply!r}")
+    return Check(
+        "websockets",
+        Outcome.OK,
+        f"{SUBPROTOCOL} round trip over 127.0.0.1:{port} in {elapsed * 1e3:.1f} ms",
+    )
+
+
+def check_tls() -> Check:
+    """wss:// and the GitHub sign-in need CA certificates; frozen builds can lose them."""
+    ctx = ssl.create_default_context()
+    system = ctx.cert_store_stats()["x509_ca"]
+    try:
+        import certifi
+
+        bundled = Path(certifi.where())
+        certifi_note = "certifi bundle present" if bundled.is_file() else "certifi bundle MISSING"
+        ok = bundled.is_file()
+    except ImportError:
+        certifi_note, ok = "no certifi", True
+    if not ok:
+        return Check("tls", Outcome.FAIL, f"{system} system CA certificates; {certifi_note}")
+    if system == 0 and sys.platform.startswith("linux"):
+        return Check(
+            "tls",
+            Outcome.WARN,
+            f"no system CA certificates found by OpenSSL; {certifi_note}",
+        )
+    return Check("tls", Outcome.OK, f"{system} system CA certificates; {certifi_note}")
+
+
+_PLAINTEXT_MODULES = ("keyrings.alt",)
+
+
+def describe_keyring(backend: object) -> Check:
+    """Judge the keychain keyring chose: real store ok, none a warning, plaintext a failure.
+
+    No keychain is survivable (sign-in just is not remembered and the app
+    says so); a plaintext file silently holding the session token is not.
+    """
+    from keyring.backends import chainer, fail
+
+    members = (
+        list(getattr(backend, "backends", []))
+        if isinstance(backend, chainer.ChainerBackend)
+        else []
+    )
+    candidates = members or [backend]
+    names = [f"{type(b).__module__}.{type(b).__qualname__}" for b in candidates]
+    label = ", ".join(names)
+    if any(type(b).__module__.startswith(_PLAINTEXT_MODULES) for b in candidates):
+        return Check("keychain", Outcome.FAIL, f"{label}: plaintext backend, secrets unprotected")
+    if isinstance(backend, fail.Keyring) or not candidates:
+        return Check(
+            "keychain", Outcome.WARN, f"{label}: no keychain found; sign-in will not be remembered"
+        )
+    return Check("keychain", Outcome.OK, label)
+
+
+def check_keychain() -> Check:
+    import keyring
+
+    return describe_keyring(keyring.get_keyring())
+
+
+async def check_bridge() -> Check:
+    """A line through a QLocalServer/QLocalSocket pair, the editor bridge's transport."""
+    from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+    loop = asyncio.get_running_loop()
+    name = f"presence-self-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    server = QLocalServer()
+    if not server.listen(name):
+        return Check("bridge", Outcome.FAIL, f"cannot listen: {server.errorString()}")
+    echoed: asyncio.Future[bytes] = loop.create_future()
+    peers: list[QLocalSocket] = []
+
+    def accept() -> None:
+        peer = server.nextPendingConnection()
+        peers.append(peer)
+
+        def echo() -> None:
+            if peer.canReadLine():
+                peer.write(peer.readLine())
+
+        peer.readyRead.connect(echo)
+
+    server.newConnection.connect(accept)
+    client = QLocalSocket()
+
+    def received() -> None:
+        if client.canReadLine() and not echoed.done():
+            echoed.set_result(bytes(client.readLine().data()))
+
+    client.readyRead.connect(received)
+    try:
+        start = time.perf_counter()
+        client.connectToServer(name)
+        client.write(b'{"type":"ping"}\n')
+        line = await echoed
+        elapsed = time.perf_counter() - start
+    finally:
+        client.abort()
+        for peer in peers:
+            peer.abort()
+        server.close()
+    if line != b'{"type":"ping"}\n':
+        return Check("bridge", Outcome.FAIL, f"echo came back as {line!r}")
+    return Check("bridge", Outcome.OK, f"local socket echo in {elapsed * 1e3:.1f} ms")
+
+
+def check_resources() -> Check:
+    root = bundle.resources_dir()
+    icons = root / "icons"
+    if not app_icon_path().is_file():
+        return Check("resources", Outcome.FAIL, f"no app icon under {root}")
+    pngs = sorted(icons.glob("presence-[0-9]*.png"))
+    parts = [f"{len(pngs)} PNG sizes"]
+    for label, path in (("ico", icons / "presence.ico"), ("icns", icons / "presence.icns")):
+        if path.is_file():
+            parts.append(label)
+    vsix = sorted(root.glob("**/*.vsix"))
+    parts.append(f"{len(vsix)} .vsix")
+    where = "bundled" if bundle.is_frozen() else "source tree"
+    return Check("resources", Outcome.OK, f"{where}: " + ", ".join(parts))
+
+
+# ------------------------------------------------------------------ runner
+
+
+async def _guard(name: str, check: Awaitable[Check]) -> Check:
+    try:
+        return await asyncio.wait_for(check, CHECK_TIMEOUT)
+    except TimeoutError:
+        return Check(name, Outcome.FAIL, f"no answer within {CHECK_TIMEOUT:.0f} s")
+    except Exception as exc:
+        return Check(name, Outcome.FAIL, f"{type(exc).__name__}: {exc}")
+
+
+async def _in_thread(name: str, fn: Callable[[], Check]) -> Check:
+    """Run a blocking check (D-Bus probing in keyring) where a hang cannot stall the report.
+
+    A daemon thread, not the loop's executor: an executor thread stuck in a
+    D-Bus call would block interpreter exit.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Check] = loop.create_future()
+
+    def work() -> None:
+        try:
+            result = fn()
+        except Exception as exc:
+            result = Check(name, Outcome.FAIL, f"{type(exc).__name__}: {exc}")
+
+        def deliver() -> None:
+            if not fut.done():
+                fut.set_result(result)
+
+        loop.call_soon_threadsafe(deliver)
+
+    threading.Thread(target=work, name=f"self-test-{name}", daemon=True).start()
+    return await _guard(name, fut)
+
+
+async def _sync(name: str, fn: Callable[[], Check]) -> Check:
+    async def call() -> Check:
+        return fn()
+
+    return await _guard(name, call())
+
+
+async def run_checks() -> list[Check]:
+    return [
+        await _sync("qt", check_qt),
+        await _guard("tray", check_tray()),
+        await _guard("qasync", check_qasync()),
+        await _guard("websockets", check_websockets()),
+        await _sync("tls", check_tls),
+        await _in_thread("keychain", check_keychain),
+        await _guard("bridge", check_bridge()),
+        await _sync("resources", check_resources),
+    ]
+
+
+def _header() -> str:
+    from PySide6 import __version__ as pyside_version
+
+    how = "frozen" if bundle.is_frozen() else "from source"
+    return (
+        f"presence-desktop {__version__} self-test ({how}; Python {platform.python_version()}, "
+        f"PySide6 {pyside_version}, {platform.system()} {platform.machine()})"
+    )
+
+
+def _emit(text: str, stream: TextIO | None) -> None:
+    """Print the report; a windowed Windows binary has no stdout, so use a file there."""
+    if stream is not None:
+        stream.write(text)
+        stream.flush()
+        return
+    target = Path(tempfile.gettempdir()) / "presence-desktop-self-test.txt"
+    target.write_text(text, encoding="utf-8")
+
+
+def run(stream: TextIO | None = None) -> int:
+    """Build a QApplication on the current Qt platform, run every check, report.
+
+    Call before the app's own QApplication exists; the process should exit
+    with the returned code afterwards.
+    """
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    started = time.perf_counter()
+    out = stream if stream is not None else sys.stdout
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    report = Report(_header())
+    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+        report.checks = runner.run(run_checks())
+    report.seconds = time.perf_counter() - started
+    _emit(report.render(), out)
+    return 0 if report.passed else 1
