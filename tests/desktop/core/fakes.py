@@ -1,0 +1,50 @@
+"""A virtual clock with ``call_later``: time moves only when the test says so."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+
+class FakeTimer:
+    def __init__(self, when: float) -> None:
+        self.when = when
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeLoop:
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self._queue: list[tuple[float, int, FakeTimer, Callable[[], object]]] = []
+        self._order = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> FakeTimer:
+        timer = FakeTimer(self.now + delay)
+        heapq.heappush(self._queue, (timer.when, next(self._order), timer, callback))
+        return timer
+
+    def pending(self) -> list[float]:
+        return sorted(t.when for _, _, t, _ in self._queue if not t.cancelled)
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self._queue and self._queue[0][0] <= end:
+            when, _, timer, callback = heapq.heappop(self._queue)
+            if timer.cancelled:
+                continue
+            self.now = when
+            callback()
+        self.now = end
+
+    def jump(self, seconds: float) -> None:
+        """Wall time moves but no timer runs (the machine was asleep)."""
+        self.now += seconds
+        self._queue = [(w + seconds, o, t, c) for w, o, t, c in self._queue]
+        heapq.heapify(self._queue)
