@@ -21,7 +21,7 @@ import argparse
 import os
 import struct
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -32,8 +32,6 @@ from PySide6.QtSvg import QSvgRenderer
 
 ROOT = Path(__file__).resolve().parent.parent
 ICONS = ROOT / "resources" / "icons"
-SOURCE = ICONS / "presence.svg"
-SOURCE_SMALL = ICONS / "presence-small.svg"
 SMALL_MAX = 24
 
 PNG_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
@@ -58,8 +56,9 @@ DRIFT_TOLERANCE = 2.0
 change anti-aliasing slightly; a changed drawing changes far more."""
 
 
-def render(size: int) -> QImage:
-    source = SOURCE_SMALL if size <= SMALL_MAX and SOURCE_SMALL.is_file() else SOURCE
+def render(size: int, icons: Path = ICONS) -> QImage:
+    small = icons / "presence-small.svg"
+    source = small if size <= SMALL_MAX and small.is_file() else icons / "presence.svg"
     renderer = QSvgRenderer(str(source))
     if not renderer.isValid():
         raise SystemExit(f"cannot read SVG art: {source}")
@@ -104,13 +103,38 @@ def icns_container(images: Iterable[tuple[bytes, bytes]]) -> bytes:
     return b"icns" + struct.pack(">I", len(body) + 8) + body
 
 
-def outputs() -> dict[Path, bytes]:
+def ico_pngs(data: bytes) -> list[bytes]:
+    count = struct.unpack_from("<HHH", data)[2]
+    entries = [struct.unpack_from("<BBBBHHII", data, 6 + 16 * i) for i in range(count)]
+    return [data[off : off + size] for *_rest, size, off in entries]
+
+
+def icns_pngs(data: bytes) -> list[bytes]:
+    found, pos = [], 8
+    while pos + 8 <= len(data):
+        length = struct.unpack_from(">I", data, pos + 4)[0]
+        found.append(data[pos + 8 : pos + length])
+        pos += max(length, 8)
+    return found
+
+
+def container_drift(committed: bytes, fresh: bytes, pngs: Callable[[bytes], list[bytes]]) -> float:
+    try:
+        old, new = pngs(committed), pngs(fresh)
+    except struct.error:
+        return float("inf")
+    if len(old) != len(new):
+        return float("inf")
+    return max((drift(a, b) for a, b in zip(old, new, strict=True)), default=0.0)
+
+
+def outputs(icons: Path = ICONS) -> dict[Path, bytes]:
     """Every generated file and its bytes, rendering each size once."""
     sizes = set(PNG_SIZES) | set(ICO_SIZES) | {px for _t, px in ICNS_TYPES}
-    pngs = {size: png_bytes(render(size)) for size in sorted(sizes)}
-    files = {ICONS / f"presence-{size}.png": pngs[size] for size in PNG_SIZES}
-    files[ICONS / "presence.ico"] = ico_container((s, pngs[s]) for s in ICO_SIZES)
-    files[ICONS / "presence.icns"] = icns_container((k, pngs[px]) for k, px in ICNS_TYPES)
+    pngs = {size: png_bytes(render(size, icons)) for size in sorted(sizes)}
+    files = {icons / f"presence-{size}.png": pngs[size] for size in PNG_SIZES}
+    files[icons / "presence.ico"] = ico_container((s, pngs[s]) for s in ICO_SIZES)
+    files[icons / "presence.icns"] = icns_container((k, pngs[px]) for k, px in ICNS_TYPES)
     return files
 
 
@@ -124,21 +148,37 @@ def drift(committed: bytes, fresh: bytes) -> float:
     return sum(abs(x - y) for x, y in zip(pa, pb, strict=True)) / len(pa)
 
 
+def _drift_of(path: Path, fresh: bytes) -> float:
+    committed = path.read_bytes()
+    if path.suffix == ".ico":
+        return container_drift(committed, fresh, ico_pngs)
+    if path.suffix == ".icns":
+        return container_drift(committed, fresh, icns_pngs)
+    return drift(committed, fresh)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="verify committed outputs instead of writing"
     )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=ICONS,
+        help="folder with the SVG art and the outputs (default: resources/icons)",
+    )
     args = parser.parse_args(argv)
     _app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
-    files = outputs()
+    icons: Path = args.dir.resolve()
+    files = outputs(icons)
     if args.check:
         stale = []
         for path, data in files.items():
             if not path.is_file():
-                stale.append(f"{path.relative_to(ROOT)} missing")
-            elif path.suffix == ".png" and drift(path.read_bytes(), data) > DRIFT_TOLERANCE:
-                stale.append(f"{path.relative_to(ROOT)} differs from the SVG art")
+                stale.append(f"{path.name} missing")
+            elif _drift_of(path, data) > DRIFT_TOLERANCE:
+                stale.append(f"{path.name} differs from the SVG art")
         if stale:
             print("icons out of date; run scripts/make_icons.py:", *stale, sep="\n  ")
             return 1
@@ -146,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for path, data in files.items():
         path.write_bytes(data)
-        print(f"wrote {path.relative_to(ROOT)} ({len(data)} bytes)")
-    if EXTENSION_ICON.parent.is_dir() and not EXTENSION_ICON.exists():
+        print(f"wrote {path.name} ({len(data)} bytes)")
+    if icons == ICONS and EXTENSION_ICON.parent.is_dir() and not EXTENSION_ICON.exists():
         EXTENSION_ICON.write_bytes(png_bytes(render(128)))
         print(f"wrote {EXTENSION_ICON.relative_to(ROOT)} (Marketplace icon, 128 px)")
     return 0
