@@ -67,6 +67,8 @@ class PresenceChange:
     friend: FriendView
     before: SeenStatus
     after: SeenStatus
+    initial: bool = False
+    """Part of a snapshot (on connect), not a change witnessed live."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +88,8 @@ class PresenceState:
     def __init__(self) -> None:
         self.me: User | None = None
         self.my_status: Status = Status.ONLINE
+        self.my_status_until: int | None = None
+        """When my timed status ends (Unix seconds); None: until I change it."""
         self.friends: dict[int, FriendView] = {}
         self.incoming: dict[int, User] = {}
         self.outgoing: dict[int, User] = {}
@@ -105,6 +109,8 @@ class PresenceState:
         self.relation_changed = Signal[RelationUpdate]()
         self.message_received = Signal[InboxMessage]()
         self.inbox_changed = Signal[None]()
+        self.my_status_changed = Signal[Status]()
+        """My own chosen status (or its end time) changed."""
 
     # ---------------------------------------------------------- queries
 
@@ -139,11 +145,31 @@ class PresenceState:
         self.requests_changed.emit(None)
         self.inbox_changed.emit(None)
 
+    def set_my_status(self, status: Status, until: int | None = None) -> None:
+        """Record the status I chose (the client sends it; this is for display)."""
+        if (status, until) == (self.my_status, self.my_status_until):
+            return
+        self.my_status = status
+        self.my_status_until = until
+        self.my_status_changed.emit(status)
+
+    def load_inbox(self, messages: Iterable[InboxMessage]) -> None:
+        """Restore the cached inbox at start-up, without announcing new messages.
+
+        Their ids count as seen, so a replay from the server is not shown twice.
+        """
+        self.inbox = list(messages)
+        self._seen_message_ids = {m.message_id for m in self.inbox}
+        self.inbox_changed.emit(None)
+
     def apply_snapshot(self, snap: Snapshot) -> None:
-        """Replace the state with a fresh snapshot, announcing status changes."""
+        """Replace the state with a fresh snapshot, announcing status changes.
+
+        ``my_status`` is left alone: the desktop's own choice wins and is sent
+        to the server right after the snapshot.
+        """
         before = {uid: f.status for uid, f in self.friends.items()}
         self.me = snap.me
-        self.my_status = snap.status
         self.friends = {f.user.id: _view(f) for f in snap.friends}
         self.incoming = {u.id: u for u in snap.incoming}
         self.outgoing = {u.id: u for u in snap.outgoing}
@@ -153,7 +179,7 @@ class PresenceState:
         for uid, friend in self.friends.items():
             old = before.get(uid, SeenStatus.OFFLINE)
             if old is not friend.status:
-                self.presence_changed.emit(PresenceChange(friend, old, friend.status))
+                self.presence_changed.emit(PresenceChange(friend, old, friend.status, initial=True))
 
     def apply_presence(self, update: PresenceUpdate) -> None:
         friend = self.friends.get(update.user_id)
