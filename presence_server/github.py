@@ -30,6 +30,8 @@ import msgspec
 
 from presence_protocol import ErrorCode, GitHubConfig
 
+from . import auth as _auth
+
 log = logging.getLogger(__name__)
 
 GITHUB_WEB_URL: Final = "https://github.com"
@@ -193,7 +195,6 @@ class GitHubAuth:
             transport=transport,
         )
 
-    @property
     def public(self) -> GitHubConfig:
         return self.settings.public()
 
@@ -561,3 +562,8 @@ def settings_from(
         device_flow=bool(device_flow),
         suggestions=True if suggestions is None else suggestions,
     )
+
+
+def _conforms(auth: GitHubAuth) -> _auth.GitHubAuth:
+    """Lets mypy check that ``GitHubAuth`` is what the login handlers expect."""
+    return auth

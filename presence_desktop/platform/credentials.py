@@ -53,6 +53,14 @@ class CredentialError(Exception):
         super().__init__(error.message)
         self.error = error
 
+    @property
+    def title(self) -> str:
+        return self.error.title
+
+    @property
+    def message(self) -> str:
+        return self.error.message
+
 
 def normalize_server_url(url: str) -> str:
     """One spelling per server: lower-case scheme and host, no credentials, no trailing slash."""

@@ -7,12 +7,15 @@ previous backend), so nothing here can touch a real keychain.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from presence_server.github import GitHubAuth, GitHubSettings
 from tests.fakes.github import FakeGitHub
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture
