@@ -66,14 +66,17 @@ def _envelope(data: bytes | str) -> tuple[Any, Any]:
     return env.type, rid
 
 
-def _decode(data: bytes | str, decoder: msgspec.json.Decoder[T], known: frozenset[str]) -> T:
+def _decode(
+    data: bytes | str,
+    decoder: msgspec.json.Decoder[T],
+    known: frozenset[str],
+    max_bytes: int = limits.MAX_FRAME_BYTES,
+) -> T:
     if not isinstance(data, str):
         raise ProtocolError(ErrorCode.BAD_FRAME, "binary frames are not supported; send JSON text")
     size = len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
-    if size > limits.MAX_FRAME_BYTES:
-        raise ProtocolError(
-            ErrorCode.BAD_FRAME, f"frame of {size} bytes exceeds {limits.MAX_FRAME_BYTES}"
-        )
+    if size > max_bytes:
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"frame of {size} bytes exceeds {max_bytes}")
     try:
         return decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -95,6 +98,12 @@ def decode_client(data: bytes | str) -> AnyClientMessage:
     return cast(AnyClientMessage, _decode(data, _client_decoder, CLIENT_TYPES))
 
 
-def decode_server(data: bytes | str) -> AnyServerMessage:
-    """Parse a frame a server sent. Raises ``ProtocolError`` and nothing else."""
-    return cast(AnyServerMessage, _decode(data, _server_decoder, SERVER_TYPES))
+def decode_server(
+    data: bytes | str, *, max_bytes: int = limits.MAX_FRAME_BYTES
+) -> AnyServerMessage:
+    """Parse a frame a server sent. Raises ``ProtocolError`` and nothing else.
+
+    A snapshot of many friends is larger than any command; clients that accept
+    such frames pass a larger ``max_bytes``.
+    """
+    return cast(AnyServerMessage, _decode(data, _server_decoder, SERVER_TYPES, max_bytes))
