@@ -16,6 +16,7 @@ is echoed to the client beyond that.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import os
@@ -47,6 +48,8 @@ FOLLOWING_PAGE_SIZE: Final = 100
 """GitHub's maximum ``per_page`` for ``GET /user/following``."""
 DEFAULT_FOLLOWING_CAP: Final = 500
 """Most followed accounts read at sign-in; more cost requests and time for little gain."""
+FOLLOWING_BUDGET: Final = 8.0
+"""Seconds reading follows may add to a sign-in before suggestions are skipped."""
 
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
@@ -293,7 +296,11 @@ class GitHubAuth:
             raise _unreachable("GitHub returned an invalid user id")
         following: tuple[int, ...] = ()
         if self.settings.suggestions and self.settings.following_cap:
-            following = await self._following(token)
+            try:
+                async with asyncio.timeout(FOLLOWING_BUDGET):
+                    following = await self._following(token)
+            except TimeoutError:
+                log.info("no suggestions: reading follows took over %.0f s", FOLLOWING_BUDGET)
         return GitHubIdentity(
             id=user.id,
             login=user.login,
