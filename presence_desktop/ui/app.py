@@ -1,0 +1,253 @@
+"""Wires the ui to the core: tray (or a window where there is no tray), popup,
+menus, notifications and dialogs.
+
+``DesktopUi`` receives everything it shows and calls from outside — the
+presence state, the connection events, the actions, the alerts — so the same
+ui runs against the real controller, the demo, or a test fake.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QSystemTrayIcon, QWidget
+
+from ..core.api import Alert, AlertKind, AppActions, ConnectionEvents
+from ..core.events import Signal as CoreSignal
+from ..core.format import activity_line
+from ..core.settings import SettingsStore
+from ..core.state import PresenceState
+from ..platform.bundle import resources_dir
+from .avatars import AvatarStore
+from .countdown import Countdown
+from .delegate import FriendDelegate
+from .friends_model import FriendsModel
+from .icons import IconFactory
+from .menus import AppMenu
+from .notifications import (
+    Backend,
+    DesktopNotifierBackend,
+    LogBackend,
+    Notifier,
+    TrayMessageBackend,
+)
+from .panel import FriendsPanel
+from .popup import MainWindow, PopupWindow
+from .present import Badge
+from .settings_dialog import SettingsDialog
+from .tray import Tray
+
+log = logging.getLogger(__name__)
+
+NO_TRAY_NOTICE = (
+    "This desktop has no system tray, so Presence runs as a window. Closing it quits the app."
+)
+
+
+class Core(Protocol):
+    """What the ui needs from the controller besides ``AppActions``."""
+
+    state: PresenceState
+    connection: ConnectionEvents
+    alerts: CoreSignal[Alert]
+
+
+class DesktopUi(QObject):
+    quit_requested = Signal()
+    """Quit was chosen (menu, or closing the window where there is no tray)."""
+
+    def __init__(
+        self,
+        core: Core,
+        actions: AppActions,
+        *,
+        cache_dir: Path,
+        settings: SettingsStore | None = None,
+        tray_available: bool | None = None,
+        backends: list[Backend] | None = None,
+        avatar_client: Callable[[], httpx.AsyncClient] | None = None,
+        server_locked: str = "",
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.core = core
+        self.actions = actions
+        self.settings = settings
+        self._server_locked = server_locked
+        state, connection = core.state, core.connection
+        if tray_available is None:
+            tray_available = QSystemTrayIcon.isSystemTrayAvailable()
+        self.tray_available = tray_available
+
+        self.icons = IconFactory()
+        self.avatars = AvatarStore(cache_dir, client_factory=avatar_client, parent=self)
+        self.model = FriendsModel(
+            state,
+            activity_line,
+            is_starred=actions.is_starred,
+            is_muted=actions.is_muted,
+            clock=clock,
+            parent=self,
+        )
+        self.avatars.ready.connect(self.model.refresh)
+        self.delegate = FriendDelegate(self.avatars)
+        self.menu = AppMenu(state, connection, actions, self, clock=clock)
+        self.panel = FriendsPanel(
+            state,
+            connection,
+            actions,
+            self.model,
+            self.delegate,
+            app_menu=self.menu,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        self.delegate.setParent(self.panel)
+        self.countdown = Countdown(connection, monotonic=monotonic, parent=self)
+        self.countdown.tick.connect(self.panel.update_connection)
+
+        self.tray: Tray | None = None
+        self.popup: PopupWindow | None = None
+        self.window: MainWindow | None = None
+        if tray_available:
+            self.tray = Tray(
+                state,
+                connection,
+                self.icons,
+                self.menu,
+                clock=clock,
+                monotonic=monotonic,
+                parent=self,
+            )
+            self.tray.activated.connect(self.toggle_popup)
+            self.countdown.tick.connect(self.tray.update)
+            self.popup = PopupWindow(self.panel, monotonic=monotonic)
+            self.popup.setWindowIcon(self.icons.icon(None))
+        else:
+            self.window = MainWindow(self.panel)
+            self.window.setWindowIcon(self.icons.icon(None))
+            self.window.close_requested.connect(self.request_quit)
+            self.panel.set_notice(NO_TRAY_NOTICE)
+
+        if backends is None:
+            backends = default_backends(self)
+        self.notifier = Notifier(backends, monotonic=monotonic, parent=self)
+        self.notifier.clicked.connect(self.on_alert_clicked)
+        core.alerts.connect(self.notifier.show)
+        self._settings_dialog: SettingsDialog | None = None
+
+    # ---------------------------------------------------------- start / stop
+
+    def start(self) -> None:
+        """Make the app visible: the tray icon, or the window where there is no tray."""
+        if self.tray is not None:
+            self.tray.show()
+        else:
+            log.info("no system tray available: running as a window")
+            self.open_friends()
+
+    def host(self) -> QWidget:
+        """The window that currently shows the panel."""
+        host = self.popup if self.popup is not None else self.window
+        assert host is not None
+        return host
+
+    async def aclose(self) -> None:
+        await self.notifier.aclose()
+        await self.avatars.aclose()
+        if self.tray is not None:
+            self.tray.hide()
+        if self.window is not None:
+            self.window.allow_close()
+            self.window.close()
+        if self.popup is not None:
+            self.popup.hide()
+        if self._settings_dialog is not None:
+            self._settings_dialog.close()
+
+    # ---------------------------------------------------------- navigation (menus)
+
+    def show_panel(self) -> None:
+        if self.popup is not None:
+            if not self.popup.isVisible():
+                self.popup.open_near(self.tray.geometry() if self.tray else None)
+            else:
+                self.popup.raise_()
+                self.popup.activateWindow()
+        elif self.window is not None:
+            self.window.open()
+
+    def toggle_popup(self) -> None:
+        if self.popup is not None:
+            self.popup.toggle(self.tray.geometry() if self.tray else None)
+        else:
+            self.show_panel()
+
+    def open_friends(self) -> None:
+        self.panel.show_friends()
+        self.show_panel()
+
+    def open_inbox(self) -> None:
+        self.show_panel()
+        self.panel.show_inbox()
+
+    def open_add_friend(self) -> None:
+        self.show_panel()
+        self.panel.show_add_friend()
+
+    def open_settings(self) -> None:
+        if self.settings is None:
+            return
+        if self._settings_dialog is None:
+            dialog = SettingsDialog(
+                self.settings,
+                self.core.state,
+                self.actions,
+                server_locked=self._server_locked,
+            )
+            dialog.setWindowIcon(self.icons.icon(None))
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.destroyed.connect(lambda _o=None: self._forget_settings_dialog())
+            self._settings_dialog = dialog
+        self._settings_dialog.show()
+        self._settings_dialog.raise_()
+        self._settings_dialog.activateWindow()
+
+    def request_quit(self) -> None:
+        self.quit_requested.emit()
+
+    def on_show_requested(self) -> None:
+        """Another launch asked this instance to come forward."""
+        self.open_friends()
+
+    def on_alert_clicked(self, alert: Alert) -> None:
+        if alert.kind is AlertKind.MESSAGE:
+            self.open_inbox()
+        else:
+            self.open_friends()
+
+    def _forget_settings_dialog(self) -> None:
+        self._settings_dialog = None
+
+    @property
+    def badge(self) -> Badge | None:
+        return self.tray.badge if self.tray is not None else None
+
+
+def default_backends(ui: DesktopUi) -> list[Backend]:
+    """Platform centre → tray balloon → log, skipping what this platform lacks."""
+    chain: list[Backend] = []
+    if DesktopNotifierBackend.supported():
+        icon = resources_dir() / "icons" / "presence-128.png"
+        chain.append(DesktopNotifierBackend(icon if icon.exists() else None))
+    chain.append(TrayMessageBackend(lambda: ui.tray.icon if ui.tray else None, ui.icons.icon(None)))
+    chain.append(LogBackend())
+    return chain

@@ -1,0 +1,473 @@
+"""Everything the popup (or the fallback window) shows: header, search, sections,
+requests, add friend and the inbox.
+
+Widgets here only turn user input into ``AppActions`` calls and state
+signals into view updates. The list itself is a ``QListView`` over
+``FriendsModel`` painted by ``FriendDelegate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QHideEvent, QKeyEvent, QPalette, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QPushButton,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.api import AppActions, ConnectionEvents, ConnectionInfo, Link, UserError
+from ..core.format import connection_text, my_status_text
+from ..core.state import PresenceState
+from .delegate import FriendDelegate
+from .dialogs import SendMessageDialog, confirm
+from .friends_model import FriendsModel, Role
+from .inbox import InboxPage
+from .menus import StatusMenu, status_dot
+from .present import ADD_FRIEND_ERRORS, Section
+from .requests import AddFriendBar, RequestsPanel
+
+RELATIVE_TIME_REFRESH_MS = 60_000
+""""12 min" lines move on while the panel is visible; nothing ticks while hidden."""
+
+
+class FriendsPanel(QWidget):
+    page_changed = Signal(str)
+    """"friends", "inbox" or "signed_out"."""
+
+    def __init__(
+        self,
+        state: PresenceState,
+        connection: ConnectionEvents,
+        actions: AppActions,
+        model: FriendsModel,
+        delegate: FriendDelegate,
+        *,
+        app_menu: QMenu | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("FriendsPanel")
+        self._state = state
+        self._connection = connection
+        self._actions = actions
+        self._model = model
+        self._clock = clock
+        self._monotonic = monotonic
+        self._dialogs: set[QWidget] = set()
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.setSpacing(0)
+        root.addWidget(self._build_header(app_menu))
+
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setContentsMargins(10, 4, 10, 4)
+        self.notice.setStyleSheet("background: rgba(56, 139, 253, 0.15);")
+        self.notice.hide()
+        root.addWidget(self.notice)
+
+        self.banner = QPushButton()
+        self.banner.setObjectName("ErrorBanner")
+        self.banner.setFlat(True)
+        self.banner.setStyleSheet(
+            "text-align: left; padding: 6px 10px; background: rgba(229, 83, 75, 0.18);"
+        )
+        self.banner.setToolTip("Click to dismiss")
+        self.banner.clicked.connect(self.banner.hide)
+        self.banner.hide()
+        root.addWidget(self.banner)
+
+        self.stack = QStackedWidget()
+        root.addWidget(self.stack, 1)
+        self.stack.addWidget(self._build_friends_page(model, delegate))
+        self.inbox = InboxPage(state, self._reply, clock=clock)
+        self.inbox.back.clicked.connect(self.show_friends)
+        self.stack.addWidget(self.inbox)
+        self.stack.addWidget(self._build_signed_out_page())
+
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.timeout.connect(self._refresh_relative_times)
+
+        state.reset.connect(lambda _none: self.update_header())
+        state.friend_changed.connect(lambda _uid: self._update_counts())
+        state.friend_added.connect(lambda _uid: self._update_counts())
+        state.friend_removed.connect(lambda _uid: self._update_counts())
+        state.inbox_changed.connect(lambda _none: self._on_inbox_changed())
+        my_status_changed = getattr(state, "my_status_changed", None)
+        if my_status_changed is not None:
+            my_status_changed.connect(lambda _s: self.update_header())
+        connection.changed.connect(self._on_connection)
+        actions.errors.connect(self._on_error)
+        model.modelReset.connect(self._update_counts)
+        self._on_connection(connection.current)
+
+    # ---------------------------------------------------------- building
+
+    def _build_header(self, app_menu: QMenu | None) -> QWidget:
+        header = QFrame()
+        header.setObjectName("Header")
+        v = QVBoxLayout(header)
+        v.setContentsMargins(10, 8, 8, 6)
+        v.setSpacing(2)
+        row1 = QHBoxLayout()
+        self.me_label = QLabel()
+        font = QFont(self.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.me_label.setFont(font)
+        row1.addWidget(self.me_label, 1)
+        self.inbox_button = QToolButton()
+        self.inbox_button.setObjectName("InboxButton")
+        self.inbox_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.inbox_button.setAutoRaise(True)
+        self.inbox_button.clicked.connect(self.show_inbox)
+        row1.addWidget(self.inbox_button)
+        self.add_button = QToolButton()
+        self.add_button.setText("+")
+        self.add_button.setToolTip("Add friend")
+        self.add_button.setAutoRaise(True)
+        self.add_button.clicked.connect(self.toggle_add_friend)
+        row1.addWidget(self.add_button)
+        self.menu_button = QToolButton()
+        self.menu_button.setText("☰")
+        self.menu_button.setToolTip("Menu")
+        self.menu_button.setAutoRaise(True)
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu_button.setStyleSheet("QToolButton::menu-indicator { image: none; }")
+        if app_menu is not None:
+            self.menu_button.setMenu(app_menu)
+        else:
+            self.menu_button.hide()
+        row1.addWidget(self.menu_button)
+        v.addLayout(row1)
+
+        row2 = QHBoxLayout()
+        self.status_menu = StatusMenu(self._state, self._actions, clock=self._clock, parent=self)
+        self.status_button = QToolButton()
+        self.status_button.setObjectName("StatusButton")
+        self.status_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.status_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.status_button.setAutoRaise(True)
+        self.status_button.setStyleSheet("QToolButton::menu-indicator { image: none; }")
+        self.status_button.setMenu(self.status_menu)
+        row2.addWidget(self.status_button)
+        row2.addStretch(1)
+        self.connection_label = QLabel()
+        self.connection_label.setObjectName("ConnectionLine")
+        self.connection_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.connection_label.setTextFormat(Qt.TextFormat.PlainText)
+        row2.addWidget(self.connection_label)
+        v.addLayout(row2)
+        self.offline_detail = QLabel()
+        self.offline_detail.setWordWrap(True)
+        self.offline_detail.hide()
+        v.addWidget(self.offline_detail)
+        return header
+
+    def _build_friends_page(self, model: FriendsModel, delegate: FriendDelegate) -> QWidget:
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(0)
+        self.add_bar = AddFriendBar(self._actions)
+        self.add_bar.hide()
+        v.addWidget(self.add_bar)
+        self.search = QLineEdit()
+        self.search.setObjectName("Search")
+        self.search.setPlaceholderText("Search friends, languages, projects")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(model.set_query)
+        self.search.installEventFilter(self)
+        search_box = QWidget()
+        sh = QHBoxLayout(search_box)
+        sh.setContentsMargins(10, 4, 10, 6)
+        sh.addWidget(self.search)
+        v.addWidget(search_box)
+        self.requests = RequestsPanel(self._state, self._actions)
+        v.addWidget(self.requests)
+        self.view = QListView()
+        self.view.setObjectName("FriendsList")
+        self.view.setModel(model)
+        self.view.setItemDelegate(delegate)
+        self.view.setMouseTracking(True)
+        self.view.setFrameShape(QFrame.Shape.NoFrame)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._on_context_menu)
+        self.view.doubleClicked.connect(self._on_double_click)
+        self.view.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
+        delegate.menu_requested.connect(self.open_friend_menu)
+        v.addWidget(self.view, 1)
+        self.empty_label = QLabel()
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.empty_label.setContentsMargins(16, 16, 16, 16)
+        self.empty_label.hide()
+        v.addWidget(self.empty_label)
+        return page
+
+    def _build_signed_out_page(self) -> QWidget:
+        page = QWidget()
+        v = QVBoxLayout(page)
+        v.addStretch(1)
+        text = QLabel("Sign in to see which friends are coding.")
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        text.setWordWrap(True)
+        v.addWidget(text)
+        self.sign_in_button = QPushButton("Sign in with GitHub")
+        self.sign_in_button.clicked.connect(lambda: self._actions.sign_in())
+        v.addWidget(self.sign_in_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        v.addStretch(2)
+        return page
+
+    # ---------------------------------------------------------- navigation
+
+    @property
+    def page(self) -> str:
+        return ("friends", "inbox", "signed_out")[self.stack.currentIndex()]
+
+    def show_friends(self) -> None:
+        if self._connection.current.link is Link.SIGNED_OUT:
+            self._set_page(2)
+        else:
+            self._set_page(0)
+
+    def show_inbox(self) -> None:
+        self._set_page(1)
+        if self._state.unread_count():
+            self._actions.mark_read()
+
+    def show_add_friend(self) -> None:
+        self.show_friends()
+        self.add_bar.show()
+        self.add_bar.field.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def toggle_add_friend(self) -> None:
+        if self.add_bar.isVisible() and self.page == "friends":
+            self.add_bar.hide()
+        else:
+            self.show_add_friend()
+
+    def focus_search(self) -> None:
+        if self.page == "friends":
+            self.search.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def set_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
+    def _set_page(self, index: int) -> None:
+        if self.stack.currentIndex() != index:
+            self.stack.setCurrentIndex(index)
+            self.page_changed.emit(self.page)
+
+    # ---------------------------------------------------------- friend actions
+
+    def open_friend_menu(self, user_id: int, where: QPoint) -> QMenu | None:
+        friend = self._state.friends.get(user_id)
+        if friend is None:
+            return None
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.addAction("Send message…").triggered.connect(
+            lambda _c=False: self.open_send_dialog(user_id, friend.login)
+        )
+        mute = menu.addAction("Mute notifications")
+        mute.setCheckable(True)
+        mute.setChecked(self._actions.is_muted(user_id))
+        mute.toggled.connect(lambda on: self._set_muted(user_id, on))
+        star = menu.addAction("Star (notify when online)")
+        star.setCheckable(True)
+        star.setChecked(self._actions.is_starred(user_id))
+        star.toggled.connect(lambda on: self._set_starred(user_id, on))
+        menu.addSeparator()
+        menu.addAction("Remove friend…").triggered.connect(
+            lambda _c=False: self._confirm_remove(user_id, friend.login)
+        )
+        menu.addAction("Block…").triggered.connect(
+            lambda _c=False: self._confirm_block(user_id, friend.login)
+        )
+        menu.popup(where)
+        return menu
+
+    def open_send_dialog(self, user_id: int, login: str) -> SendMessageDialog:
+        dialog = SendMessageDialog(login, lambda text: self._actions.send_message(user_id, text))
+        self._keep(dialog)
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _reply(self, user_id: int, login: str) -> None:
+        self.open_send_dialog(user_id, login)
+
+    def _set_muted(self, user_id: int, muted: bool) -> None:
+        self._actions.set_muted(user_id, muted)
+        self._model.refresh(user_id)
+
+    def _set_starred(self, user_id: int, starred: bool) -> None:
+        self._actions.set_starred(user_id, starred)
+        self._model.refresh(user_id)
+
+    def _confirm_remove(self, user_id: int, login: str) -> None:
+        self._keep(
+            confirm(
+                None,
+                "Remove friend",
+                f"Remove {login} from your friends? You stop seeing each other's presence.",
+                "Remove",
+                lambda: self._actions.remove_friend(user_id),
+            )
+        )
+
+    def _confirm_block(self, user_id: int, login: str) -> None:
+        self._keep(
+            confirm(
+                None,
+                "Block",
+                f"Block {login}? They can no longer see you or send you requests or messages.",
+                "Block",
+                lambda: self._actions.block(user_id),
+            )
+        )
+
+    def _keep(self, widget: QWidget) -> None:
+        # Top-level dialogs are not parented to the popup, which hides when it
+        # loses focus; hold a reference until they close.
+        self._dialogs.add(widget)
+        widget.destroyed.connect(lambda _obj=None, w=widget: self._dialogs.discard(w))
+
+    def _on_context_menu(self, pos: QPoint) -> None:
+        index = self.view.indexAt(pos)
+        if index.isValid() and index.data(Role.KIND) == "friend":
+            self.open_friend_menu(
+                int(index.data(Role.USER_ID)), self.view.viewport().mapToGlobal(pos)
+            )
+
+    def _on_double_click(self, index: object) -> None:
+        uid = self.view.currentIndex().data(Role.USER_ID)
+        friend = self._state.friends.get(int(uid)) if uid is not None else None
+        if friend is not None:
+            self.open_send_dialog(friend.user_id, friend.login)
+
+    # ---------------------------------------------------------- state → view
+
+    def update_header(self) -> None:
+        me = self._state.me
+        self.me_label.setText((me.name or me.login) if me else "Presence")
+        until = getattr(self._state, "my_status_until", None)
+        status = self._state.my_status
+        self.status_button.setIcon(status_dot(status))
+        self.status_button.setText(my_status_text(status, until, self._clock()) + "  ▾")
+        unread = self._state.unread_count()
+        self.inbox_button.setText(f"Inbox · {unread}" if unread else "Inbox")
+        self.inbox_button.setStyleSheet(
+            "QToolButton { font-weight: bold; color: #ffffff; background: #e5534b;"
+            " border-radius: 9px; padding: 1px 8px; }"
+            if unread
+            else ""
+        )
+        self.inbox_button.setToolTip(f"{unread} unread" if unread else "Messages")
+        self._update_counts()
+
+    def update_connection(self) -> None:
+        info = self._connection.current
+        text = connection_text(info, self._monotonic())
+        if info.link is Link.OFFLINE:
+            text = f"Offline: {text}"
+        self.connection_label.setText(text)
+        self.offline_detail.setText(info.message)
+        self.offline_detail.setVisible(info.link is Link.OFFLINE and bool(info.message))
+
+    def _on_connection(self, info: ConnectionInfo) -> None:
+        self.update_connection()
+        self.status_button.setEnabled(info.link is not Link.SIGNED_OUT)
+        self.add_button.setEnabled(info.link is not Link.SIGNED_OUT)
+        if info.link is Link.SIGNED_OUT:
+            self._set_page(2)
+        elif self.page == "signed_out":
+            self._set_page(0)
+        self.update_header()
+
+    def _on_inbox_changed(self) -> None:
+        if self.page == "inbox" and self.isVisible() and self._state.unread_count():
+            self._actions.mark_read()
+        self.update_header()
+
+    def _update_counts(self) -> None:
+        if not self._state.friends:
+            self.empty_label.setText(
+                "No friends yet. Add one by GitHub login with the + button."
+                if self._connection.current.link is not Link.SIGNED_OUT
+                else ""
+            )
+            self.empty_label.show()
+        elif self._model.rowCount() == _header_rows():
+            self.empty_label.setText(f"No friend matches “{self._model.query}”.")
+            self.empty_label.show()
+        else:
+            self.empty_label.hide()
+
+    def _on_error(self, error: UserError) -> None:
+        if error.code in ADD_FRIEND_ERRORS:
+            return  # shown inline under the Add friend field
+        text = f"{error.title}: {error.message}" if error.message else error.title
+        self.banner.setText(text)
+        self.banner.show()
+
+    def _refresh_relative_times(self) -> None:
+        self._model.refresh_all()
+        self.update_header()
+        if self.isVisible():
+            self._refresh_timer.start(RELATIVE_TIME_REFRESH_MS)
+
+    # ---------------------------------------------------------- Qt events
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._refresh_relative_times()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._refresh_timer.stop()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # Down arrow from the search box moves into the list.
+        if (
+            watched is self.search
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Down
+        ):
+            self.view.setFocus()
+            for row in range(self._model.rowCount()):
+                idx = self._model.index(row)
+                if idx.data(Role.KIND) == "friend":
+                    self.view.setCurrentIndex(idx)
+                    break
+            return True
+        return super().eventFilter(watched, event)
+
+
+def _header_rows() -> int:
+    return len(Section)

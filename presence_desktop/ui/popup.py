@@ -1,0 +1,143 @@
+"""The two hosts of the friends panel.
+
+``PopupWindow``: a frameless tool window that opens next to the tray icon and
+closes when it loses focus or on Esc. ``MainWindow``: an ordinary window for
+desktops without a system tray, with an info line saying why — the app must
+never run invisibly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QKeyEvent
+from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
+
+from .panel import FriendsPanel
+from .present import popup_position
+
+POPUP_SIZE = QSize(380, 540)
+REOPEN_GUARD_S = 0.35
+"""A tray click right after the popup closed itself on focus loss means "close"."""
+
+
+class PopupWindow(QWidget):
+    hidden = Signal()
+
+    def __init__(
+        self,
+        panel: FriendsPanel,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(
+            parent,
+            Qt.WindowType.Tool
+            | Qt.WindowType.FramelessWindowHint
+            | Qt.WindowType.WindowStaysOnTopHint,
+        )
+        self.setObjectName("Popup")
+        self.setWindowTitle("Presence")
+        self._monotonic = monotonic
+        self._auto_hidden_at = -1.0
+        self.panel = panel
+        frame = QFrame(self)
+        frame.setObjectName("PopupFrame")
+        frame.setFrameShape(QFrame.Shape.StyledPanel)
+        frame.setStyleSheet(
+            "#PopupFrame { border: 1px solid palette(mid); border-radius: 0px;"
+            " background: palette(window); }"
+        )
+        inner = QVBoxLayout(frame)
+        inner.setContentsMargins(1, 1, 1, 1)
+        inner.addWidget(panel)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(frame)
+        self.resize(POPUP_SIZE)
+
+    def open_near(self, tray: QRect | None) -> None:
+        """Show next to ``tray`` (or centred), clamped to that screen's free area."""
+        screen = None
+        if tray is not None:
+            screen = QGuiApplication.screenAt(tray.center())
+        screen = screen or QGuiApplication.primaryScreen()
+        area = screen.availableGeometry()
+        tray_rect = None if tray is None else (tray.x(), tray.y(), tray.width(), tray.height())
+        x, y = popup_position(
+            tray_rect,
+            (self.width(), self.height()),
+            (area.x(), area.y(), area.width(), area.height()),
+        )
+        self.move(x, y)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        self.panel.focus_search()
+
+    def toggle(self, tray: QRect | None) -> None:
+        if self.isVisible():
+            self.hide()
+        elif self._monotonic() - self._auto_hidden_at < REOPEN_GUARD_S:
+            # The click that took the focus away was on the tray icon itself.
+            self._auto_hidden_at = -1.0
+        else:
+            self.open_near(tray)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if (
+            event.type() == QEvent.Type.ActivationChange
+            and self.isVisible()
+            and not self.isActiveWindow()
+            and QGuiApplication.applicationState() is not Qt.ApplicationState.ApplicationSuspended
+        ):
+            self._auto_hidden_at = self._monotonic()
+            self.hide()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.hide()
+            return
+        super().keyPressEvent(event)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self.hidden.emit()
+
+
+class MainWindow(QWidget):
+    """The panel in a normal window; closing it quits, since nothing else would show the app."""
+
+    close_requested = Signal()
+
+    def __init__(self, panel: FriendsPanel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("Presence")
+        self.panel = panel
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(panel)
+        self.resize(POPUP_SIZE)
+        self._quitting = False
+
+    def open(self) -> None:
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def allow_close(self) -> None:
+        self._quitting = True
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._quitting:
+            event.accept()
+            return
+        event.ignore()
+        self.close_requested.emit()

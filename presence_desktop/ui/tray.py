@@ -1,0 +1,89 @@
+"""The system tray icon: badge from my status and the link, tooltip, left click
+toggles the popup, right click shows the app menu."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRect, Signal
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from ..core.api import ConnectionEvents
+from ..core.format import my_status_text
+from ..core.state import PresenceState
+from .icons import IconFactory
+from .present import Badge, badge_for, tray_tooltip
+
+
+class Tray(QObject):
+    activated = Signal()
+    """Left click (or the platform's primary activation)."""
+
+    def __init__(
+        self,
+        state: PresenceState,
+        connection: ConnectionEvents,
+        icons: IconFactory,
+        menu: QMenu,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._state = state
+        self._connection = connection
+        self._icons = icons
+        self._clock = clock
+        self._monotonic = monotonic
+        self.icon = QSystemTrayIcon(self)
+        self.icon.setContextMenu(menu)
+        self.icon.activated.connect(self._on_activated)
+        self.badge: Badge | None = None
+        state.reset.connect(lambda _none: self.update())
+        state.friend_changed.connect(lambda _uid: self.update())
+        state.friend_added.connect(lambda _uid: self.update())
+        state.friend_removed.connect(lambda _uid: self.update())
+        state.inbox_changed.connect(lambda _none: self.update())
+        my_status_changed = getattr(state, "my_status_changed", None)
+        if my_status_changed is not None:
+            my_status_changed.connect(lambda _s: self.update())
+        connection.changed.connect(lambda _info: self.update())
+        self.update()
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        self.icon.hide()
+
+    def geometry(self) -> QRect | None:
+        """Where the icon is on screen, or None where the platform does not say."""
+        rect = self.icon.geometry()
+        return rect if rect.isValid() and rect.width() > 0 else None
+
+    def update(self) -> None:
+        info = self._connection.current
+        badge = badge_for(info.link, self._state.my_status)
+        if badge is not self.badge:
+            self.badge = badge
+            self.icon.setIcon(self._icons.icon(badge))
+        self.icon.setToolTip(self.tooltip())
+
+    def tooltip(self) -> str:
+        until = getattr(self._state, "my_status_until", None)
+        return tray_tooltip(
+            my_status_text(self._state.my_status, until, self._clock()),
+            self._state.online_count(),
+            self._state.unread_count(),
+            self._connection.current,
+            self._monotonic(),
+        )
+
+    def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (
+            QSystemTrayIcon.ActivationReason.Trigger,
+            QSystemTrayIcon.ActivationReason.DoubleClick,
+        ):
+            self.activated.emit()
