@@ -121,6 +121,34 @@ def check_qt() -> Check:
     )
 
 
+def check_widgets() -> Check:
+    """Menus and the popup draw text: fonts must be found and a widget must paint ink."""
+    from PySide6.QtGui import QFontDatabase, QImage
+    from PySide6.QtWidgets import QLabel
+
+    families = QFontDatabase.families()
+    if not families:
+        return Check("widgets", Outcome.FAIL, "no fonts found: menus would draw without text")
+    label = QLabel("Presence self-test")
+    label.adjustSize()
+    image = label.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    label.deleteLater()
+    background = image.pixel(0, 0)
+    ink = sum(
+        1
+        for y in range(image.height())
+        for x in range(image.width())
+        if image.pixel(x, y) != background
+    )
+    if not ink:
+        return Check(
+            "widgets", Outcome.FAIL, f"{len(families)} font families but a label drew nothing"
+        )
+    return Check(
+        "widgets", Outcome.OK, f"{len(families)} font families, a label drew {ink} px of text"
+    )
+
+
 async def check_tray() -> Check:
     """Show a real tray icon when a tray host exists; report, not fail, when none does."""
     from PySide6.QtGui import QGuiApplication, QIcon
@@ -253,10 +281,48 @@ def describe_keyring(backend: object) -> Check:
     return Check("keychain", Outcome.OK, label)
 
 
+NATIVE_BACKENDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # platform: (keyring entry point, modules the backend needs at run time)
+    "linux": ("SecretService", ("secretstorage", "jeepney", "cryptography")),
+    "win32": ("Windows", ("win32ctypes.pywin32.win32cred",)),
+    "darwin": ("macOS", ("keyring.backends.macOS",)),
+}
+
+
+def native_backend_problem(platform_name: str = sys.platform) -> str | None:
+    """Why this OS's keychain backend could never be chosen by this build.
+
+    With no keychain daemon running (CI) keyring falls back to its fail
+    backend, which says nothing about the build. A frozen build breaks in
+    two quieter ways: the backend's dependencies were not collected, or
+    keyring's entry-point metadata was not, so it finds no backends at all.
+    """
+    import importlib
+    from importlib.metadata import entry_points
+
+    key = "linux" if platform_name.startswith("linux") else platform_name
+    if key not in NATIVE_BACKENDS:
+        return None
+    name, needed = NATIVE_BACKENDS[key]
+    registered = {ep.name for ep in entry_points(group="keyring.backends")}
+    if name not in registered:
+        return f"keyring backend {name!r} not registered (keyring metadata missing?)"
+    for module in needed:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # a broken native module can raise more than ImportError
+            return f"{name} backend needs {module}, which is missing ({exc})"
+    return None
+
+
 def check_keychain() -> Check:
     import keyring
 
-    return describe_keyring(keyring.get_keyring())
+    found = describe_keyring(keyring.get_keyring())
+    problem = native_backend_problem()
+    if problem is not None:
+        return Check("keychain", Outcome.FAIL, f"{problem}; chosen: {found.detail}")
+    return found
 
 
 async def check_bridge() -> Check:
@@ -368,6 +434,7 @@ async def _sync(name: str, fn: Callable[[], Check]) -> Check:
 async def run_checks() -> list[Check]:
     return [
         await _sync("qt", check_qt),
+        await _sync("widgets", check_widgets),
         await _guard("tray", check_tray()),
         await _guard("qasync", check_qasync()),
         await _guard("websockets", check_websockets()),
