@@ -33,7 +33,7 @@ import secrets
 import time
 import urllib.parse
 import webbrowser
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Final
 
 import httpx
@@ -518,9 +518,12 @@ class GitHubSignIn:
             Phase.WAITING_FOR_BROWSER,
             Phase.BROWSER_NOT_OPENED,
         ):
-            task = asyncio.get_running_loop().create_task(self._open_browser())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._open_browser())
+
+    def _spawn(self, coro: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def use_device_flow(self) -> None:
         if self.config.device_flow and self.current.phase in (
@@ -594,7 +597,8 @@ class GitHubSignIn:
                 self.config.web_url, self.config.client_id, redirect_uri, state, pkce.challenge
             )
             self._emit(Phase.WAITING_FOR_BROWSER, url=self._url)
-            await self._open_browser()
+            # Not awaited: some browser commands only return when the browser exits.
+            self._spawn(self._open_browser())
             try:
                 callback = await asyncio.wait_for(asyncio.shield(listener.result), self._timeout)
             except TimeoutError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 
@@ -32,16 +33,23 @@ def _config(fake: FakeGitHub, device_flow: bool = True) -> GitHubConfig:
     return GitHubConfig(client_id=fake.client_id, web_url=fake.web_url, device_flow=device_flow)
 
 
-def scripted_browser(seen: list[httpx.Response] | None = None) -> Callable[[str], bool]:
+class ScriptedBrowser:
     """Follows the authorize URL and its redirect like a browser that clicks nothing."""
 
-    def open_url(url: str) -> bool:
-        response = httpx.get(url, follow_redirects=True, timeout=10)
-        if seen is not None:
-            seen.append(response)
+    def __init__(self) -> None:
+        self.pages: list[httpx.Response] = []
+        self.done = threading.Event()
+
+    def __call__(self, url: str) -> bool:
+        try:
+            self.pages.append(httpx.get(url, follow_redirects=True, timeout=10))
+        finally:
+            self.done.set()
         return True
 
-    return open_url
+    async def last_page(self) -> httpx.Response:
+        assert await asyncio.to_thread(self.done.wait, 10)
+        return self.pages[-1]
 
 
 def _record(sign_in: GitHubSignIn) -> list[SignInStatus]:
@@ -205,8 +213,8 @@ async def test_no_port_at_all_is_a_clear_error() -> None:
 async def test_browser_flow_against_fake_github(
     fake_github: FakeGitHub, github_auth: GitHubAuth
 ) -> None:
-    pages: list[httpx.Response] = []
-    sign_in = GitHubSignIn(_config(fake_github), opener=scripted_browser(pages))
+    browser = ScriptedBrowser()
+    sign_in = GitHubSignIn(_config(fake_github), opener=browser)
     statuses = _record(sign_in)
     login = await sign_in.run(device="laptop")
     assert isinstance(login, LoginGitHubCode)
@@ -214,7 +222,7 @@ async def test_browser_flow_against_fake_github(
     assert login.redirect_uri.startswith("http://127.0.0.1:")
     assert [s.phase for s in statuses] == [Phase.WAITING_FOR_BROWSER, Phase.FINISHING]
     assert statuses[0].url.startswith(fake_github.web_url + "/login/oauth/authorize?")
-    assert "You can close this tab" in pages[0].text
+    assert "You can close this tab" in (await browser.last_page()).text
     assert _refused(login.redirect_uri), "the listener must close after one answer"
     identity = await github_auth.exchange_code(login.code, login.code_verifier, login.redirect_uri)
     assert identity.login == "octocat"
@@ -222,14 +230,14 @@ async def test_browser_flow_against_fake_github(
 
 async def test_denied_consent(fake_github: FakeGitHub) -> None:
     fake_github.consent = "deny"
-    pages: list[httpx.Response] = []
-    sign_in = GitHubSignIn(_config(fake_github), opener=scripted_browser(pages))
+    browser = ScriptedBrowser()
+    sign_in = GitHubSignIn(_config(fake_github), opener=browser)
     with pytest.raises(SignInError) as err:
         await sign_in.run()
     assert err.value.error.code == "access_denied"
     assert sign_in.current.phase is Phase.FAILED
     assert sign_in.current.error == err.value.error
-    assert "declined" in pages[0].text
+    assert "declined" in (await browser.last_page()).text
     assert fake_github.count("POST", "/login/oauth/access_token") == 0
 
 
@@ -239,7 +247,7 @@ async def test_no_browser_offers_the_link_and_waits(fake_github: FakeGitHub) -> 
     status = await _wait_for_phase(sign_in, Phase.BROWSER_NOT_OPENED)
     assert status.url.startswith(fake_github.web_url)
     # The person copies the link into a browser elsewhere on this machine.
-    await asyncio.to_thread(scripted_browser(), status.url)
+    await asyncio.to_thread(ScriptedBrowser(), status.url)
     login = await asyncio.wait_for(task, 10)
     assert isinstance(login, LoginGitHubCode)
 
@@ -480,3 +488,23 @@ async def test_device_flow_survives_a_blip_but_not_an_outage(fake_github: FakeGi
         await asyncio.wait_for(task2, 10)
     assert err.value.error.code == "upstream_unavailable"
     assert len(time2.slept) == oauth.MAX_POLL_FAILURES
+
+
+async def test_a_browser_command_that_blocks_does_not_stall_sign_in(
+    fake_github: FakeGitHub,
+) -> None:
+    # Some BROWSER commands return only when the browser quits (a first Firefox window).
+    release = threading.Event()
+    browser = ScriptedBrowser()
+
+    def blocking_opener(url: str) -> bool:
+        browser(url)
+        return release.wait(30)
+
+    sign_in = GitHubSignIn(_config(fake_github), opener=blocking_opener)
+    try:
+        login = await asyncio.wait_for(sign_in.run(), 10)
+    finally:
+        release.set()
+    assert isinstance(login, LoginGitHubCode)
+    assert sign_in.current.phase is Phase.FINISHING
