@@ -1,0 +1,430 @@
+"""The one object the ui talks to: it turns clicks into commands and events into alerts.
+
+It owns the net client, the notification rules, the status expiry timer and
+the saving of runtime state (inbox cache, acknowledged seq, queued messages,
+my chosen status). It holds no widgets and imports no Qt: every method returns
+at once, results arrive as ``PresenceState`` changes, on ``errors`` or on
+``alerts``. All timers are ``call_later`` on the running asyncio loop (qasync's
+in the app), each armed for the exact moment it is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+from presence_protocol import (
+    Activity,
+    Block,
+    ClientMessage,
+    FriendAccept,
+    FriendCancel,
+    FriendDecline,
+    FriendRemove,
+    FriendRequest,
+    SendMessage,
+    SetPresence,
+    Status,
+    Unblock,
+    limits,
+)
+
+from .core.api import Alert, ConnectionEvents, ConnectionInfo, Link, UserError
+from .core.backoff import backoff_delays
+from .core.credentials import Credentials
+from .core.events import Signal
+from .core.notify_rules import NotifyRules, watch_state
+from .core.settings import PendingMessage, Settings, SettingsError, SettingsStore, StoredMessage
+from .core.state import InboxMessage, PresenceState
+from .core.status import ExpiryTimer, effective_status
+from .net.client import PresenceClient
+
+log = logging.getLogger(__name__)
+
+_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9]))*$")
+
+
+class Controller:
+    """Implements ``presence_desktop.core.api.AppActions``."""
+
+    def __init__(
+        self,
+        *,
+        state: PresenceState,
+        connection: ConnectionEvents,
+        settings: SettingsStore,
+        credentials: Credentials,
+        server_url: str | None = None,
+        dev_login: str | None = None,
+        device: str | None = None,
+        clock: Callable[[], float] = time.time,
+        backoff: Callable[[], Iterator[float]] = backoff_delays,
+    ) -> None:
+        self.state = state
+        self.connection = connection
+        self.settings = settings
+        self.credentials = credentials
+        self.dev_login = dev_login
+        self._clock = clock
+        self._backoff = backoff
+        self._device = device if device is not None else socket.gethostname()
+        self._url_override = server_url
+
+        self.errors = Signal[UserError]()
+        """Something failed that the person should read (title, message, code)."""
+        self.alerts = Signal[Alert]()
+        """A desktop notification to show now (already coalesced and filtered)."""
+        self.quit_requested = Signal[None]()
+        """The person chose Quit; the app shell stops the loop."""
+
+        self.rules = NotifyRules(settings.settings, clock=clock)
+        self._activity: Activity | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_at: float | None = None
+        self._expiry: ExpiryTimer | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self.client = self._make_client(self.server_url)
+
+        watch_state(self.rules, state, self._schedule_flush)
+        settings.changed.connect(self._on_settings)
+        connection.changed.connect(self._on_connection)
+
+    # ---------------------------------------------------------- lifecycle
+
+    @property
+    def server_url(self) -> str:
+        return self._url_override or self.settings.settings.server_url
+
+    async def start(self) -> None:
+        """Restore what the last run left, then connect."""
+        loop = asyncio.get_running_loop()
+        self._expiry = ExpiryTimer(loop, self._status_expired, self._clock)
+        runtime = self.settings.runtime
+        self.state.load_inbox(_from_stored(m) for m in runtime.inbox)
+        self.client.note_acked(runtime.acked_seq)
+        for pending in runtime.pending_messages:
+            self.client.send_message(pending.to, pending.text, pending.client_msg_id)
+        status = effective_status(runtime.my_status, runtime.my_status_until, self._clock())
+        until = runtime.my_status_until if status is runtime.my_status else None
+        self._apply_status(status, until)
+        self._started = True
+        self._connect()
+
+    async def stop(self) -> None:
+        self._started = False
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        await self.client.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    def reconnect_now(self) -> None:
+        """Skip the backoff wait (tray menu "Reconnect")."""
+        self._connect()
+
+    # ---------------------------------------------------------- AppActions
+
+    def set_status(self, status: Status, until: int | None) -> None:
+        if until is not None and until <= self._clock():
+            self._error("That time has passed", "Choose a time in the future.", "invalid_until")
+            return
+        if status is Status.ONLINE:
+            until = None  # "online for an hour" means nothing: online is the default
+        self._apply_status(status, until)
+
+    def set_activity(self, activity: Activity | None) -> None:
+        """My editor activity (fed by the editor bridge, already privacy-filtered)."""
+        self._activity = activity
+        self._send_presence()
+
+    def add_friend(self, login: str) -> None:
+        login = login.strip().removeprefix("@")
+        if not login or len(login) > limits.MAX_LOGIN_CHARS or not _LOGIN.match(login):
+            self._error(
+                "Not a GitHub login",
+                "A GitHub login has letters, digits and single hyphens, up to 39 characters.",
+                "invalid_login",
+            )
+            return
+        me = self.state.me
+        if me is not None and me.login.lower() == login.lower():
+            self._error("That is you", "You cannot add yourself as a friend.", "self_request")
+            return
+        self._send(FriendRequest(login=login))
+
+    def accept_friend(self, user_id: int) -> None:
+        self._send(FriendAccept(user_id=user_id))
+
+    def decline_friend(self, user_id: int) -> None:
+        self._send(FriendDecline(user_id=user_id))
+
+    def cancel_request(self, user_id: int) -> None:
+        self._send(FriendCancel(user_id=user_id))
+
+    def remove_friend(self, user_id: int) -> None:
+        self._send(FriendRemove(user_id=user_id))
+
+    def block(self, user_id: int) -> None:
+        self._send(Block(user_id=user_id))
+
+    def unblock(self, user_id: int) -> None:
+        self._send(Unblock(user_id=user_id))
+
+    def send_message(self, user_id: int, text: str) -> None:
+        text = text.strip()
+        if not text:
+            self._error("Empty message", "Type something to send.", "empty_message")
+            return
+        if len(text) > limits.MAX_MESSAGE_CHARS:
+            self._error(
+                "Message too long",
+                f"Messages can have at most {limits.MAX_MESSAGE_CHARS} characters "
+                f"(this one has {len(text)}).",
+                "message_too_long",
+            )
+            return
+        if user_id not in self.state.friends:
+            self._error("Not friends", "You can only message friends.", "not_friends")
+            return
+        self.client.send_message(user_id, text)
+
+    def mark_read(self) -> None:
+        self.state.mark_read()
+        self._save_inbox()
+
+    def set_muted(self, user_id: int, muted: bool) -> None:
+        self._update_settings(lambda: self.settings.set_muted(user_id, muted))
+
+    def set_starred(self, user_id: int, starred: bool) -> None:
+        self._update_settings(lambda: self.settings.set_starred(user_id, starred))
+
+    def is_muted(self, user_id: int) -> bool:
+        return user_id in self.settings.settings.muted
+
+    def is_starred(self, user_id: int) -> bool:
+        return user_id in self.settings.settings.starred
+
+    def sign_in(self) -> None:
+        """Start signing in. Development login only, until GitHub sign-in lands here."""
+        if self.credentials_present() or self.dev_login is not None:
+            self._connect()
+            return
+        self._error(
+            "GitHub sign-in is not available yet",
+            "This build can only sign in to servers started with --dev-login.",
+            "sign_in_unavailable",
+        )
+
+    def sign_out(self) -> None:
+        self._spawn(self._sign_out())
+
+    def quit(self) -> None:
+        self.quit_requested.emit(None)
+
+    # ---------------------------------------------------------- extras for the ui
+
+    def update_settings(self, **changes: Any) -> bool:
+        """Apply settings from the dialog; False (with an error shown) if refused."""
+        return self._update_settings(lambda: self.settings.update(**changes))
+
+    def credentials_present(self) -> bool:
+        try:
+            return self.credentials.get() is not None
+        except Exception as exc:
+            self._error("Cannot read your saved sign-in", str(exc), "credentials")
+            return False
+
+    # ---------------------------------------------------------- internals
+
+    def _make_client(self, url: str) -> PresenceClient:
+        client = PresenceClient(
+            url,
+            self.state,
+            self.connection,
+            self.credentials,
+            dev_login=self.dev_login,
+            device=self._device,
+            backoff=self._backoff,
+            before_ack=self._store_received,
+        )
+        client.errors.connect(self.errors.emit)
+        client.outbox_changed.connect(lambda _: self._save_pending())
+        return client
+
+    def _connect(self) -> None:
+        if not self._started:
+            return
+        if not self.server_url:
+            self.connection.set(
+                ConnectionInfo(
+                    Link.SIGNED_OUT,
+                    title="No server",
+                    message="Set the presence server address in Settings.",
+                )
+            )
+            return
+        self.client.reconnect_now()
+
+    def _send(self, command: ClientMessage) -> None:
+        try:
+            self.client.send(command)
+        except ValueError as exc:
+            self._error("Cannot send that", str(exc), "invalid_message")
+
+    def _apply_status(self, status: Status, until: int | None) -> None:
+        self.state.set_my_status(status, until)
+        if self._expiry is not None:
+            self._expiry.arm(until)
+        self._save_runtime(my_status=status, my_status_until=until)
+        self._send_presence()
+
+    def _send_presence(self) -> None:
+        self.client.set_presence(
+            SetPresence(
+                status=self.state.my_status,
+                activity=self._activity,
+                until=self.state.my_status_until,
+            )
+        )
+
+    def _status_expired(self) -> None:
+        log.info("timed status %s ended; back to online", self.state.my_status)
+        self._apply_status(Status.ONLINE, None)
+
+    def _on_connection(self, info: ConnectionInfo) -> None:
+        if info.link is Link.ONLINE and self._expiry is not None:
+            self._expiry.check()  # a timer may be late after the machine slept
+
+    def _on_settings(self, settings: Settings) -> None:
+        self.rules.set_settings(settings)
+        if self._url_override is None and settings.server_url != self.client.url:
+            self._spawn(self._switch_server(settings.server_url))
+
+    async def _switch_server(self, url: str) -> None:
+        """Another server is another account: start from a clean slate there."""
+        old = self.client
+        await old.stop()
+        if old.pending():
+            log.warning("dropping %d unsent commands meant for %s", len(old.pending()), old.url)
+        self.client = self._make_client(url)
+        self.state.clear()
+        self.rules.clear()
+        self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+        self._send_presence()
+        self._connect()
+
+    async def _sign_out(self) -> None:
+        await self.client.sign_out()
+        self.rules.clear()
+        self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+
+    # Notifications: one timer, armed for the earliest flush.
+
+    def _schedule_flush(self, deadline: float | None) -> None:
+        if deadline is None or deadline == self._flush_at:
+            return
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._flush_at = deadline
+        self._flush_handle = loop.call_later(max(0.0, deadline - self._clock()), self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        self._flush_at = None
+        for alert in self.rules.flush():
+            self.alerts.emit(alert)
+        self._schedule_flush(self.rules.next_flush())
+
+    # Persistence.
+
+    def _store_received(self, seq: int) -> None:
+        """Called by the client before it acknowledges messages up to ``seq``.
+
+        Raising here (disk full) makes the client hold back the ack, so the
+        server replays the messages on the next connection.
+        """
+        try:
+            self.settings.update_runtime(
+                inbox=[_to_stored(m) for m in self.state.inbox], acked_seq=seq
+            )
+        except OSError as exc:
+            self._error("Cannot save messages", f"{exc}. Check free disk space.", "disk")
+            raise
+
+    def _save_inbox(self) -> None:
+        self._save_runtime(inbox=[_to_stored(m) for m in self.state.inbox])
+
+    def _save_pending(self) -> None:
+        pending = tuple(
+            PendingMessage(to=c.to, text=c.text, client_msg_id=c.client_msg_id)
+            for c in self.client.pending()
+            if isinstance(c, SendMessage)
+        )
+        if pending != self.settings.runtime.pending_messages:
+            self._save_runtime(pending_messages=pending)
+
+    def _save_runtime(self, **changes: Any) -> None:
+        try:
+            self.settings.update_runtime(**changes)
+        except OSError as exc:
+            log.warning("cannot save runtime state: %s", exc)
+            self._error("Cannot save app state", f"{exc}. Check free disk space.", "disk")
+
+    def _update_settings(self, change: Callable[[], object]) -> bool:
+        try:
+            change()
+        except SettingsError as exc:
+            self._error("Invalid setting", str(exc), "invalid_setting")
+            return False
+        except OSError as exc:
+            self._error("Cannot save settings", f"{exc}. Check free disk space.", "disk")
+            return False
+        return True
+
+    def _error(self, title: str, message: str, code: str) -> None:
+        self.errors.emit(UserError(title, message, code))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+
+def _to_stored(m: InboxMessage) -> StoredMessage:
+    return StoredMessage(
+        message_id=m.message_id,
+        seq=m.seq,
+        sender_id=m.sender_id,
+        sender_login=m.sender_login,
+        text=m.text,
+        sent_at=m.sent_at,
+        read=m.read,
+    )
+
+
+def _from_stored(m: StoredMessage) -> InboxMessage:
+    return InboxMessage(
+        message_id=m.message_id,
+        seq=m.seq,
+        sender_id=m.sender_id,
+        sender_login=m.sender_login,
+        text=m.text,
+        sent_at=m.sent_at,
+        read=m.read,
+    )
