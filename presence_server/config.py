@@ -1,0 +1,83 @@
+"""What a server instance is started with (by the CLI, the desktop demo or tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+from presence_protocol import Limits, limits
+
+from .auth import GitHubAuth
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+SERVER_NAME = "presence-server/0.1"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """The protocol limits this instance enforces (and announces in ``hello``).
+
+    Defaults are the ``presence_protocol.limits`` constants; tests shrink the
+    windows so that they run in milliseconds.
+    """
+
+    max_friends: int = limits.MAX_FRIENDS
+    commands_per_minute: int = limits.COMMANDS_PER_MINUTE
+    presence_updates_per_window: int = limits.PRESENCE_UPDATES_PER_WINDOW
+    presence_window_seconds: float = limits.PRESENCE_WINDOW_SECONDS
+    friend_requests_per_hour: int = limits.FRIEND_REQUESTS_PER_HOUR
+    auth_deadline_seconds: float = limits.AUTH_DEADLINE_SECONDS
+    max_replay_messages: int = limits.MAX_REPLAY_MESSAGES
+    max_bad_frames: int = 20
+    """Consecutive invalid frames before the connection is closed with 4002."""
+    send_queue_frames: int = 1024
+    """Frames waiting for one slow reader before it is closed with 4003."""
+
+    def announce(self) -> Limits:
+        return Limits(
+            max_friends=self.max_friends,
+            commands_per_minute=self.commands_per_minute,
+            presence_updates_per_window=self.presence_updates_per_window,
+            presence_window_seconds=self.presence_window_seconds,
+            friend_requests_per_hour=self.friend_requests_per_hour,
+            auth_deadline_seconds=self.auth_deadline_seconds,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    """0 picks a free port; read it back from ``RunningServer.port``."""
+    database_url: str = ""
+    """SQLAlchemy async URL; empty means a SQLite file in the user data dir."""
+    dev_login: bool = False
+    """Allow ``login_dev`` (a username, no password). Loopback hosts only."""
+    github: GitHubAuth | None = None
+    """GitHub sign-in; None answers GitHub logins with ``login_unavailable``."""
+    limits: ServerLimits = dataclasses.field(default_factory=ServerLimits)
+    server_name: str = SERVER_NAME
+
+
+class ConfigError(ValueError):
+    """A configuration the server refuses to start with."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate(config: ServerConfig) -> None:
+    if config.dev_login and not is_loopback(config.host):
+        raise ConfigError(
+            f"--dev-login lets anyone sign in as anyone; it only works on a loopback "
+            f"address (127.0.0.1, ::1 or localhost), not on {config.host!r}"
+        )
+    if not 0 <= config.port <= 65535:
+        raise ConfigError(f"port {config.port} is out of range 0-65535")

@@ -1,0 +1,340 @@
+"""One client connection: framing, limits, the login phase and the command loop.
+
+Outgoing frames go through a bounded queue drained by a writer task, so a
+client that stops reading fills only its own queue and is closed with 4003
+instead of slowing the publisher (and with it everyone else). Commands of one
+connection are handled one after the other, in the order they arrive, so
+replies come back in request order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from presence_protocol import (
+    LOGIN_MESSAGES,
+    Ack,
+    AnyClientMessage,
+    CloseCode,
+    Error,
+    ErrorCode,
+    ProtocolError,
+    RequestId,
+    ServerMessage,
+    SetPresence,
+    Status,
+    decode_client,
+    encode,
+)
+
+from . import handlers
+from .fanout import Event
+from .presence import DeviceState
+from .ratelimit import PresenceGate, SlidingWindow
+from .store import CommandError, UserRow
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+MINUTE = 60.0
+CLOSE_WAIT_SECONDS = 10.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str
+
+
+class Connection:
+    def __init__(self, hub: Hub, ws: ServerConnection) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.limits = hub.limits
+        self.cid = secrets.token_hex(4)
+        """Log label and presence-registry device key of this connection."""
+        self.queue: asyncio.Queue[bytes | _Close] = asyncio.Queue(
+            maxsize=self.limits.send_queue_frames
+        )
+        self.closing = False
+        self.user: UserRow | None = None
+        self.session_id: str | None = None
+        self.commands = SlidingWindow(self.limits.commands_per_minute, MINUTE)
+        self.bad_frames = 0
+        # Presence of this device.
+        self.device = DeviceState()
+        self.gate = PresenceGate(
+            self.limits.presence_updates_per_window, self.limits.presence_window_seconds
+        )
+        self.pending_presence: SetPresence | None = None
+        self.flush_timer: asyncio.TimerHandle | None = None
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        # Delivery of messages: what was sent to this connection, and whether
+        # stored messages are still being replayed (live ones then wait).
+        self.ready = False
+        self.early: list[bytes] = []
+        self.acked_seq = 0
+        self.last_sent_seq = 0
+        self.replay_running = False
+        self.replay_pending = False
+        self.replay_dirty = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ output
+
+    def send(self, message: ServerMessage) -> None:
+        self.send_frame(encode(message))
+
+    def send_frame(self, frame: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.info("connection %s: send queue full, closing as slow consumer", self.cid)
+            self.abort(CloseCode.SLOW_CONSUMER, "you are not reading fast enough")
+
+    def reply_error(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        request_id: RequestId | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.send(Error(id=request_id, code=str(code), message=message, retry_after=retry_after))
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the frames already queued (e.g. the reply saying why)."""
+        if self.closing:
+            return
+        try:
+            self.queue.put_nowait(_Close(code, reason))
+        except asyncio.QueueFull:
+            self.abort(code, reason)
+        else:
+            self.closing = True
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close now, dropping whatever is still queued."""
+        self.closing = True
+        self.spawn(self.ws.close(code, reason))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "connection %s: background task failed",
+                self.cid,
+                exc_info=task.exception(),
+            )
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                item = await self.queue.get()
+                if isinstance(item, _Close):
+                    await self.ws.close(item.code, item.reason)
+                    return
+                await self.ws.send(item, text=True)
+        except ConnectionClosed:
+            pass
+
+    # ------------------------------------------------------------ fan-out input
+
+    def deliver(self, event: Event) -> None:
+        """Called by the fan-out for events addressed to this user."""
+        if event.revoke_all or (self.session_id is not None and self.session_id in event.revoke):
+            self.close(CloseCode.SESSION_REVOKED, "this session was signed out")
+            return
+        if event.frame is None:
+            return
+        if event.seq is not None:
+            if self.replay_running or self.replay_pending:
+                self.replay_dirty = True
+                return
+            if event.seq <= self.last_sent_seq:
+                return
+            self.last_sent_seq = event.seq
+        if not self.ready:
+            self.early.append(event.frame)
+            if len(self.early) > self.limits.send_queue_frames:
+                self.abort(CloseCode.SLOW_CONSUMER, "you are not reading fast enough")
+            return
+        self.send_frame(event.frame)
+
+    # ------------------------------------------------------------ life cycle
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._writer())
+        try:
+            self.send_frame(self.hub.hello_frame)
+            if await self._login_phase():
+                await self._command_loop()
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._cleanup()
+            if not writer.done():
+                if self.closing:
+                    # Let the writer flush the reply and send the close code.
+                    await asyncio.wait([writer], timeout=CLOSE_WAIT_SECONDS)
+                writer.cancel()
+            for task in list(self._tasks):
+                if not task.done():
+                    await asyncio.wait([task], timeout=CLOSE_WAIT_SECONDS)
+
+    async def _cleanup(self) -> None:
+        for timer in (self.flush_timer, self.expiry_timer):
+            if timer is not None:
+                timer.cancel()
+        if self.user is None:
+            return
+        try:
+            await self.hub.fanout.unsubscribe(self.user.id, self)
+            await self.hub.drop_device(self.user.id, self.cid)
+        except Exception:
+            log.exception("connection %s: cleanup failed", self.cid)
+
+    def _decode(self, data: str | bytes) -> AnyClientMessage | None:
+        """A valid message, or None after answering with the decode error."""
+        try:
+            message = decode_client(data)
+        except ProtocolError as exc:
+            self.bad_frames += 1
+            self.commands.allow()
+            if self.bad_frames >= self.limits.max_bad_frames:
+                self.reply_error(exc.code, exc.message, exc.request_id)
+                self.close(CloseCode.TOO_MANY_ERRORS, "too many invalid frames")
+            else:
+                self.reply_error(exc.code, exc.message, exc.request_id)
+            return None
+        self.bad_frames = 0
+        if not isinstance(message, Ack):
+            wait = self.commands.allow()
+            if wait is not None:
+                self.reply_error(
+                    ErrorCode.RATE_LIMITED,
+                    f"at most {self.limits.commands_per_minute} commands per minute",
+                    message.id,
+                    retry_after=round(wait, 3),
+                )
+                return None
+        return message
+
+    async def _login_phase(self) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.auth_deadline_seconds
+        while not self.closing:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await self.ws.recv()
+            except TimeoutError:
+                self.close(CloseCode.AUTH_TIMEOUT, "no login before the deadline")
+                return False
+            message = self._decode(data)
+            if message is None:
+                continue
+            if not isinstance(message, LOGIN_MESSAGES):
+                self.reply_error(
+                    ErrorCode.NOT_AUTHENTICATED,
+                    "log in first (auth or a login message)",
+                    message.id,
+                )
+                continue
+            try:
+                if await handlers.login(self, message):
+                    return True
+            except Exception:
+                log.exception("connection %s: login failed", self.cid)
+                self.reply_error(ErrorCode.INTERNAL_ERROR, "the server failed", message.id)
+        return False
+
+    async def _command_loop(self) -> None:
+        while True:
+            data = await self.ws.recv()
+            message = self._decode(data)
+            if message is None:
+                continue
+            try:
+                await handlers.dispatch(self, message)
+            except CommandError as exc:
+                self.reply_error(exc.code, exc.message, message.id, exc.retry_after)
+            except ConnectionClosed:
+                raise
+            except Exception:
+                log.exception("connection %s: %s failed", self.cid, type(message).__name__)
+                self.reply_error(
+                    ErrorCode.INTERNAL_ERROR,
+                    "the server failed; the command was not applied",
+                    message.id,
+                )
+
+    # ------------------------------------------------------------ session start
+
+    async def start_session(self, user: UserRow, session_id: str) -> None:
+        """Become this user's device: subscribe first, so nothing falls between."""
+        self.user = user
+        self.session_id = session_id
+        self.acked_seq = user.acked_seq
+        self.replay_running = True
+        await self.hub.fanout.subscribe(user.id, self)
+
+    def mark_ready(self) -> None:
+        """The snapshot is queued; deltas that arrived meanwhile follow it."""
+        self.ready = True
+        early, self.early = self.early, []
+        for frame in early:
+            self.send_frame(frame)
+
+    async def replay(self) -> None:
+        """Send stored unacknowledged messages in seq order, a batch at a time."""
+        assert self.user is not None
+        self.replay_running = True
+        try:
+            while True:
+                self.replay_dirty = False
+                after = max(self.acked_seq, self.last_sent_seq)
+                rows = await self.hub.store.unacked(
+                    self.user.id, after, self.limits.max_replay_messages
+                )
+                for row in rows:
+                    self.send(row.wire())
+                    self.last_sent_seq = row.seq
+                if len(rows) >= self.limits.max_replay_messages:
+                    self.replay_pending = True
+                    return
+                self.replay_pending = False
+                if not self.replay_dirty:
+                    return
+        finally:
+            self.replay_running = False
+
+    def initial_device(self, user: UserRow, now: int) -> DeviceState:
+        """A new device starts with the status last chosen on any device.
+
+        Away is per device (idle) so a freshly connected device starts online;
+        a timed status whose time has passed has already reverted to online.
+        """
+        status = user.status
+        until = user.status_until
+        if status is Status.AWAY or (until is not None and until <= now):
+            status, until = Status.ONLINE, None
+        if status is Status.ONLINE:
+            until = None
+        return DeviceState(status=status, until=until, status_stamp=time.time_ns())

@@ -1,0 +1,437 @@
+"""What each client message does.
+
+Every command gets exactly one reply (``ok``, ``message_sent``, ``sessions``
+or ``error``, echoing its ``id``), except ``ack``, which is answered only
+when it is invalid. Failures raise ``CommandError`` (answered by the
+connection) and leave nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from presence_protocol import (
+    Ack,
+    Auth,
+    AuthOk,
+    Block,
+    ClientMessage,
+    CloseCode,
+    ErrorCode,
+    Friend,
+    FriendAccept,
+    FriendCancel,
+    FriendDecline,
+    FriendRemove,
+    FriendRequest,
+    ListSessions,
+    LoginDev,
+    LoginGitHubCode,
+    LoginGitHubToken,
+    MessageSent,
+    Ok,
+    RevokeSession,
+    SendMessage,
+    SessionInfo,
+    Sessions,
+    SetPresence,
+    SignOut,
+    Snapshot,
+    Status,
+    Unblock,
+    encode,
+)
+
+from . import friends, presence
+from .auth import Identity, IdentityKind, as_login_failure
+from .fanout import Event
+from .presence import DeviceState
+from .store import CommandError, UserRow
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+log = logging.getLogger(__name__)
+
+LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken
+
+
+# ---------------------------------------------------------------- login
+
+
+async def login(conn: Connection, message: LoginMessage) -> bool:
+    """Try one login message; True once the connection is authenticated."""
+    hub = conn.hub
+    now = hub.now()
+    token: str | None = None
+    suggestions: list[UserRow] = []
+    if isinstance(message, Auth):
+        resumed = await hub.store.resume_session(message.session, now)
+        if resumed is None:
+            conn.reply_error(
+                ErrorCode.AUTH_FAILED, "this session is unknown or was signed out", message.id
+            )
+            conn.close(CloseCode.AUTH_FAILED, "sign in again")
+            return False
+        session_id, user = resumed
+    else:
+        identity = await _identity(conn, message)
+        if identity is None:
+            return False
+        user = await hub.store.upsert_identity(identity, now)
+        session_id, token = await hub.store.create_session(user.id, message.device, now)
+        if identity.following:
+            suggestions = await hub.store.github_users(identity.following)
+    await _start(conn, user, session_id, token, message, suggestions)
+    return True
+
+
+async def _identity(
+    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken
+) -> Identity | None:
+    hub = conn.hub
+    if isinstance(message, LoginDev):
+        if not hub.config.dev_login:
+            conn.reply_error(
+                ErrorCode.LOGIN_UNAVAILABLE,
+                "dev login is not enabled on this server",
+                message.id,
+            )
+            return None
+        return Identity(kind=IdentityKind.DEV, login=message.login)
+    github = hub.config.github
+    if github is None:
+        conn.reply_error(
+            ErrorCode.LOGIN_UNAVAILABLE, "GitHub sign-in is not configured here", message.id
+        )
+        return None
+    try:
+        if isinstance(message, LoginGitHubCode):
+            ext = await github.exchange_code(
+                message.code, message.code_verifier, message.redirect_uri
+            )
+        else:
+            ext = await github.check_token(message.access_token)
+    except Exception as exc:
+        failure = as_login_failure(exc)
+        if failure is None:
+            raise
+        conn.reply_error(failure.code, failure.message, message.id, failure.retry_after)
+        return None
+    return Identity.from_github(ext)
+
+
+async def _start(
+    conn: Connection,
+    user: UserRow,
+    session_id: str,
+    token: str | None,
+    message: LoginMessage,
+    suggestions: list[UserRow],
+) -> None:
+    """auth_ok, snapshot, replay, then this device counts as online."""
+    hub = conn.hub
+    await conn.start_session(user, session_id)
+    conn.send(
+        AuthOk(
+            id=message.id,
+            user=user.wire(),
+            session_id=session_id,
+            session=token,
+            suggestions=[s.wire() for s in suggestions if s.id != user.id],
+        )
+    )
+    device = conn.initial_device(user, hub.now())
+    conn.device = device
+    rel = await friends.relations(hub.store, user.id)
+    seen = await hub.registry.seen(f.id for f in rel.friends)
+    conn.send(
+        Snapshot(
+            me=user.wire(),
+            status=device.status,
+            friends=[
+                Friend(user=f.wire(), presence=presence.presence(seen[f.id], f.last_seen))
+                for f in rel.friends
+            ],
+            incoming=[u.wire() for u in rel.incoming],
+            outgoing=[u.wire() for u in rel.outgoing],
+            blocked=[u.wire() for u in rel.blocked],
+            acked_seq=user.acked_seq,
+        )
+    )
+    conn.mark_ready()
+    await conn.replay()
+    await hub.set_device(user.id, conn.cid, device)
+    _schedule_expiry(conn)
+
+
+# ---------------------------------------------------------------- dispatch
+
+Handler = Callable[["Connection", Any], Awaitable[None]]
+
+
+async def dispatch(conn: Connection, message: ClientMessage) -> None:
+    handler = HANDLERS.get(type(message))
+    if handler is None:
+        raise CommandError(ErrorCode.ALREADY_AUTHENTICATED.value, "you are already logged in")
+    await handler(conn, message)
+
+
+def _me(conn: Connection) -> int:
+    assert conn.user is not None
+    return conn.user.id
+
+
+# ---------------------------------------------------------------- presence
+
+
+async def set_presence(conn: Connection, message: SetPresence) -> None:
+    now = conn.hub.now()
+    if message.until is not None and message.until <= now:
+        raise CommandError(
+            ErrorCode.INVALID_MESSAGE.value, "set_presence: until must be in the future"
+        )
+    wait = conn.gate.offer()
+    if wait is None:
+        await _apply_presence(conn, message)
+    else:
+        conn.pending_presence = message
+        if conn.flush_timer is None:
+            loop = asyncio.get_running_loop()
+            conn.flush_timer = loop.call_later(wait, _flush_presence, conn)
+    conn.send(Ok(id=message.id))
+
+
+def _flush_presence(conn: Connection) -> None:
+    conn.flush_timer = None
+    message, conn.pending_presence = conn.pending_presence, None
+    if message is None or conn.closing:
+        return
+    conn.gate.flush()
+    conn.spawn(_apply_presence(conn, message))
+
+
+async def _apply_presence(conn: Connection, message: SetPresence) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    until = None if message.status is Status.ONLINE else message.until
+    if until is not None and until <= hub.now():
+        until = None
+        status = Status.ONLINE
+    else:
+        status = message.status
+    old = conn.device
+    stamp = time.time_ns()
+    changed = status is not old.status or until != old.until
+    conn.device = DeviceState(
+        status=status,
+        activity=message.activity,
+        until=until,
+        status_stamp=stamp if changed else old.status_stamp,
+        activity_stamp=stamp if message.activity is not None else 0,
+    )
+    if changed:
+        await hub.store.set_status(me, status, until)
+    await hub.set_device(me, conn.cid, conn.device)
+    _schedule_expiry(conn)
+
+
+def _schedule_expiry(conn: Connection) -> None:
+    """A timed status reverts to online on the server when its time passes."""
+    if conn.expiry_timer is not None:
+        conn.expiry_timer.cancel()
+        conn.expiry_timer = None
+    until = conn.device.until
+    if until is None:
+        return
+    delay = max(until - time.time(), 0.0)
+    loop = asyncio.get_running_loop()
+    conn.expiry_timer = loop.call_later(delay, lambda: conn.spawn(_expire(conn, until)))
+
+
+async def _expire(conn: Connection, until: int) -> None:
+    conn.expiry_timer = None
+    if conn.closing or conn.device.until != until:
+        return
+    me = _me(conn)
+    old = conn.device
+    conn.device = DeviceState(
+        status=Status.ONLINE,
+        activity=old.activity,
+        until=None,
+        status_stamp=time.time_ns(),
+        activity_stamp=old.activity_stamp,
+    )
+    await conn.hub.store.expire_status(me, until)
+    await conn.hub.set_device(me, conn.cid, conn.device)
+
+
+# ---------------------------------------------------------------- friends
+
+
+async def friend_request(conn: Connection, message: FriendRequest) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    hub.check_friend_request_rate(me)
+    other = await friends.find_login(hub.store, message.login)
+    if other is None:
+        raise CommandError(
+            ErrorCode.UNKNOWN_USER.value, f"nobody called {message.login!r} uses this server"
+        )
+    await hub.change_relation(
+        me,
+        other.id,
+        lambda: friends.request(hub.store, me, other.id, hub.now(), hub.limits.max_friends),
+    )
+    conn.send(Ok(id=message.id))
+
+
+async def friend_accept(conn: Connection, message: FriendAccept) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    await hub.change_relation(
+        me,
+        message.user_id,
+        lambda: friends.accept(hub.store, me, message.user_id, hub.now(), hub.limits.max_friends),
+    )
+    conn.send(Ok(id=message.id))
+
+
+async def friend_decline(conn: Connection, message: FriendDecline) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    await hub.change_relation(
+        me, message.user_id, lambda: friends.decline(hub.store, me, message.user_id)
+    )
+    conn.send(Ok(id=message.id))
+
+
+async def friend_cancel(conn: Connection, message: FriendCancel) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    await hub.change_relation(
+        me, message.user_id, lambda: friends.cancel(hub.store, me, message.user_id)
+    )
+    conn.send(Ok(id=message.id))
+
+
+async def friend_remove(conn: Connection, message: FriendRemove) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    await hub.change_relation(
+        me, message.user_id, lambda: friends.remove(hub.store, me, message.user_id)
+    )
+    conn.send(Ok(id=message.id))
+
+
+async def block(conn: Connection, message: Block) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    await hub.change_relation(
+        me, message.user_id, lambda: friends.block(hub.store, me, message.user_id, hub.now())
+    )
+    conn.send(Ok(id=message.id))
+
+
+async def unblock(conn: Connection, message: Unblock) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    await hub.change_relation(
+        me, message.user_id, lambda: friends.unblock(hub.store, me, message.user_id)
+    )
+    conn.send(Ok(id=message.id))
+
+
+# ---------------------------------------------------------------- messages
+
+
+async def send_message(conn: Connection, message: SendMessage) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    if message.to == me:
+        raise CommandError(ErrorCode.NOT_FRIENDS.value, "you can only message friends")
+    row, stored = await hub.store.store_message(
+        me, message.to, message.client_msg_id, message.text, hub.now()
+    )
+    conn.send(
+        MessageSent(
+            id=message.id,
+            message_id=str(row.id),
+            client_msg_id=row.client_msg_id,
+            sent_at=row.sent_at,
+        )
+    )
+    if stored:
+        frame = encode(row.wire())
+        await hub.fanout.publish([row.recipient_id], Event(frame=frame, seq=row.seq))
+
+
+async def ack(conn: Connection, message: Ack) -> None:
+    me = _me(conn)
+    conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, message.seq))
+    if conn.replay_pending and conn.acked_seq >= conn.last_sent_seq:
+        await conn.replay()
+
+
+# ---------------------------------------------------------------- sessions
+
+
+async def list_sessions(conn: Connection, message: ListSessions) -> None:
+    rows = await conn.hub.store.list_sessions(_me(conn))
+    conn.send(
+        Sessions(
+            id=message.id,
+            sessions=[
+                SessionInfo(
+                    id=r.id,
+                    device=r.device,
+                    created_at=r.created_at,
+                    last_used_at=r.last_used_at,
+                    current=r.id == conn.session_id,
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
+async def revoke_session(conn: Connection, message: RevokeSession) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    revoked = await hub.store.revoke_sessions(me, [message.session_id], hub.now())
+    if not revoked:
+        raise CommandError(ErrorCode.UNKNOWN_SESSION.value, "you have no such session")
+    conn.send(Ok(id=message.id))
+    await hub.revoke(me, revoked)
+
+
+async def sign_out(conn: Connection, message: SignOut) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    assert conn.session_id is not None
+    targets = None if message.everywhere else [conn.session_id]
+    revoked = await hub.store.revoke_sessions(me, targets, hub.now())
+    conn.send(Ok(id=message.id))
+    await hub.revoke(me, None if message.everywhere else revoked)
+    conn.close(CloseCode.SESSION_REVOKED, "signed out")
+
+
+HANDLERS: dict[type[ClientMessage], Handler] = {
+    SetPresence: set_presence,
+    FriendRequest: friend_request,
+    FriendAccept: friend_accept,
+    FriendDecline: friend_decline,
+    FriendCancel: friend_cancel,
+    FriendRemove: friend_remove,
+    Block: block,
+    Unblock: unblock,
+    SendMessage: send_message,
+    Ack: ack,
+    ListSessions: list_sessions,
+    RevokeSession: revoke_session,
+    SignOut: sign_out,
+}

@@ -1,0 +1,175 @@
+"""What connections share: store, fan-out, presence registry, and the rules
+for turning a change into the deltas other connections receive.
+
+Ordering: every change to a user's merged presence, and every relation
+change between two users, runs under that user's (both users') lock, from
+the registry or database update through the publish. So a friend never
+receives a stale presence after a newer one, and an ex-friend never receives
+a presence published after the ``relation`` frame that ended the friendship.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from presence_protocol import (
+    ErrorCode,
+    Hello,
+    LoginMethod,
+    Relation,
+    RelationUpdate,
+    encode,
+)
+
+from . import presence
+from .config import ServerConfig
+from .fanout import Event, Fanout
+from .friends import Outcome
+from .presence import DeviceState, Seen
+from .ratelimit import SlidingWindow
+from .registry import PresenceRegistry
+from .store import CommandError, Store
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600.0
+
+
+class Hub:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        fanout: Fanout,
+        registry: PresenceRegistry,
+    ) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.store = store
+        self.fanout = fanout
+        self.registry = registry
+        self.stopping = False
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._friend_requests: dict[int, SlidingWindow] = {}
+        self.hello_frame = encode(self._hello())
+
+    @staticmethod
+    def now() -> int:
+        return int(time.time())
+
+    def _hello(self) -> Hello:
+        methods = [LoginMethod.SESSION]
+        if self.config.dev_login:
+            methods.append(LoginMethod.DEV)
+        github = self.config.github.public() if self.config.github is not None else None
+        if github is not None:
+            methods.append(LoginMethod.GITHUB_CODE)
+            if github.device_flow:
+                methods.append(LoginMethod.GITHUB_TOKEN)
+        return Hello(
+            server=self.config.server_name,
+            login_methods=methods,
+            github=github,
+            limits=self.limits.announce(),
+        )
+
+    # ------------------------------------------------------------ locks
+
+    def _lock(self, user_id: int) -> asyncio.Lock:
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[user_id] = lock
+        return lock
+
+    @contextlib.asynccontextmanager
+    async def locked(self, *user_ids: int) -> AsyncIterator[None]:
+        """Hold the locks of several users, always taken in id order (no deadlock)."""
+        async with contextlib.AsyncExitStack() as stack:
+            held = [self._lock(uid) for uid in sorted(set(user_ids))]
+            for lock in held:
+                await stack.enter_async_context(lock)
+            yield
+
+    # ------------------------------------------------------------ presence
+
+    async def set_device(self, user_id: int, device: str, state: DeviceState) -> None:
+        async with self.locked(user_id):
+            before, after = await self.registry.put(user_id, device, state)
+            await self._presence_changed(user_id, before, after)
+
+    async def drop_device(self, user_id: int, device: str) -> None:
+        async with self.locked(user_id):
+            before, after, _left = await self.registry.remove(user_id, device)
+            await self._presence_changed(user_id, before, after)
+
+    async def _presence_changed(self, user_id: int, before: Seen, after: Seen) -> None:
+        """Tell friends; going from visible to offline (or invisible) stamps last seen."""
+        if before == after:
+            return
+        last_seen: int | None = None
+        if after.offline:
+            last_seen = self.now()
+            await self.store.set_last_seen([user_id], last_seen)
+        friends = await self.store.friend_ids(user_id)
+        if friends:
+            frame = encode(presence.update(user_id, after, last_seen))
+            await self.fanout.publish(friends, Event(frame=frame))
+
+    # ------------------------------------------------------------ relations
+
+    async def change_relation(
+        self, me: int, other: int, operation: Callable[[], Awaitable[Outcome]]
+    ) -> Outcome:
+        """Apply a relation change and publish one ``relation`` frame per side."""
+        async with self.locked(me, other):
+            outcome = await operation()
+            befriended = [n.about.id for n in outcome.notices if n.relation is Relation.FRIEND]
+            seen = await self.registry.seen(befriended) if befriended else {}
+            for notice in outcome.notices:
+                about = notice.about
+                update = RelationUpdate(
+                    user=about.wire(),
+                    relation=notice.relation,
+                    presence=presence.presence(seen[about.id], about.last_seen)
+                    if notice.relation is Relation.FRIEND
+                    else None,
+                )
+                await self.fanout.publish([notice.to], Event(frame=encode(update)))
+            return outcome
+
+    def check_friend_request_rate(self, user_id: int) -> None:
+        """Friend requests per rolling hour per user, across all their devices."""
+        window = self._friend_requests.get(user_id)
+        if window is None:
+            if len(self._friend_requests) > 10_000:
+                self._friend_requests = {
+                    uid: w for uid, w in self._friend_requests.items() if not w.idle()
+                }
+            window = SlidingWindow(self.limits.friend_requests_per_hour, HOUR)
+            self._friend_requests[user_id] = window
+        wait = window.allow()
+        if wait is not None:
+            raise CommandError(
+                ErrorCode.RATE_LIMITED.value,
+                f"at most {self.limits.friend_requests_per_hour} friend requests per hour",
+                retry_after=round(wait, 3),
+            )
+
+    # ------------------------------------------------------------ sessions
+
+    async def revoke(self, user_id: int, session_ids: list[str] | None) -> None:
+        """Close the live connections of revoked sessions (all, with None)."""
+        if session_ids is None:
+            await self.fanout.publish([user_id], Event(revoke_all=True))
+        elif session_ids:
+            await self.fanout.publish([user_id], Event(revoke=frozenset(session_ids)))
+
+    async def close(self) -> None:
+        await self.fanout.close()
+        await self.store.close()

@@ -1,0 +1,69 @@
+"""Rate limits as small clock-driven objects, independent of sockets."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+
+
+class SlidingWindow:
+    """At most ``limit`` events in any rolling ``window`` seconds."""
+
+    def __init__(self, limit: int, window: float, clock: Clock = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._times: collections.deque[float] = collections.deque()
+
+    def _prune(self, now: float) -> None:
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+
+    def allow(self) -> float | None:
+        """Record an event and return None, or return seconds until one is allowed."""
+        now = self._clock()
+        self._prune(now)
+        if len(self._times) < self.limit:
+            self._times.append(now)
+            return None
+        return max(self._times[0] + self.window - now, 0.001)
+
+    def idle(self) -> bool:
+        """No event is remembered any more (the object can be dropped)."""
+        self._prune(self._clock())
+        return not self._times
+
+
+class PresenceGate:
+    """The presence window: ``per_window`` updates apply at once, later ones wait.
+
+    ``offer`` returns None when an update may apply now, or the seconds until
+    the window ends; the caller keeps only the latest waiting update and
+    applies it through ``flush`` when that time comes, which opens a new
+    window counting that update. The latest update is therefore never lost,
+    only delayed by at most one window.
+    """
+
+    def __init__(self, per_window: int, window: float, clock: Clock = time.monotonic) -> None:
+        self.per_window = per_window
+        self.window = window
+        self._clock = clock
+        self._start: float | None = None
+        self._count = 0
+
+    def offer(self) -> float | None:
+        now = self._clock()
+        if self._start is None or now - self._start >= self.window:
+            self._start = now
+            self._count = 0
+        if self._count < self.per_window:
+            self._count += 1
+            return None
+        return max(self._start + self.window - now, 0.0)
+
+    def flush(self) -> None:
+        self._start = self._clock()
+        self._count = 1

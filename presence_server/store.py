@@ -1,0 +1,444 @@
+"""Durable state: users, sessions, chosen status, last seen and messages.
+
+Every public method is one transaction. Writes go through one asyncio lock
+per process: SQLite allows a single writer anyway, and queueing in Python
+instead of inside SQLite's busy handler avoids "database is locked" errors
+when a read transaction would have to be upgraded. Friend relations live in
+``friends.py`` and use ``write()`` / ``read()`` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from presence_protocol import Message, Status, User
+
+from . import auth
+from .auth import Identity, IdentityKind
+from .schema import friendships, messages, sessions, users
+
+DEV_ID_BASE = 2**52
+"""Dev users get ids above this. GitHub ids are far below it (hundreds of
+millions), and the wire allows ids up to 2**53, so the ranges cannot meet."""
+
+
+class CommandError(Exception):
+    """A command that cannot be applied; the transaction is rolled back."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    kind: str
+    login: str
+    name: str | None
+    avatar_url: str | None
+    last_seen: int | None
+    status: Status
+    status_until: int | None
+    acked_seq: int
+
+    def wire(self) -> User:
+        return User(id=self.id, login=self.login, name=self.name, avatar_url=self.avatar_url)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: str
+    user_id: int
+    device: str
+    created_at: int
+    last_used_at: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    sender_id: int
+    recipient_id: int
+    client_msg_id: str
+    text: str
+    sent_at: int
+    seq: int
+
+    def wire(self) -> Message:
+        return Message(
+            seq=self.seq,
+            message_id=str(self.id),
+            sender=self.sender_id,
+            text=self.text,
+            sent_at=self.sent_at,
+        )
+
+
+USER_COLUMNS = (
+    users.c.id,
+    users.c.kind,
+    users.c.login,
+    users.c.name,
+    users.c.avatar_url,
+    users.c.last_seen,
+    users.c.status,
+    users.c.status_until,
+    users.c.acked_seq,
+)
+
+
+def user_row(row: Any) -> UserRow:
+    try:
+        status = Status(row.status)
+    except ValueError:
+        status = Status.ONLINE
+    return UserRow(
+        id=row.id,
+        kind=row.kind,
+        login=row.login,
+        name=row.name,
+        avatar_url=row.avatar_url,
+        last_seen=row.last_seen,
+        status=status,
+        status_until=row.status_until,
+        acked_seq=row.acked_seq,
+    )
+
+
+def _message_row(row: Any) -> MessageRow:
+    return MessageRow(
+        id=row.id,
+        sender_id=row.sender_id,
+        recipient_id=row.recipient_id,
+        client_msg_id=row.client_msg_id,
+        text=row.text,
+        sent_at=row.sent_at,
+        seq=row.seq,
+    )
+
+
+async def fetch_user(conn: AsyncConnection, user_id: int) -> UserRow | None:
+    row = (await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id == user_id))).first()
+    return user_row(row) if row else None
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; an exception inside rolls everything back."""
+        async with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # ------------------------------------------------------------ users
+
+    async def upsert_identity(self, identity: Identity, now: int) -> UserRow:
+        """The user row for a login; created on first sign-in, labels refreshed after."""
+        async with self.write() as conn:
+            if identity.kind is IdentityKind.DEV:
+                user_id = await self._dev_user_id(conn, identity.login, now)
+            else:
+                assert identity.id is not None
+                user_id = identity.id
+                values = {
+                    "login": identity.login,
+                    "login_lower": identity.login.lower(),
+                    "name": identity.name,
+                    "avatar_url": identity.avatar_url,
+                    "updated_at": now,
+                }
+                done = await conn.execute(
+                    sa.update(users).where(users.c.id == user_id).values(**values)
+                )
+                if done.rowcount == 0:
+                    await conn.execute(
+                        sa.insert(users).values(
+                            id=user_id, kind=identity.kind.value, created_at=now, **values
+                        )
+                    )
+            row = await fetch_user(conn, user_id)
+            assert row is not None
+            return row
+
+    async def _dev_user_id(self, conn: AsyncConnection, login: str, now: int) -> int:
+        """The same dev login always maps to the same id on this database."""
+        found = (
+            await conn.execute(
+                sa.select(users.c.id).where(
+                    users.c.kind == IdentityKind.DEV.value,
+                    users.c.login_lower == login.lower(),
+                )
+            )
+        ).scalar()
+        if found is not None:
+            return int(found)
+        highest = (
+            await conn.execute(sa.select(sa.func.max(users.c.id)).where(users.c.id > DEV_ID_BASE))
+        ).scalar()
+        user_id = int(highest or DEV_ID_BASE) + 1
+        await conn.execute(
+            sa.insert(users).values(
+                id=user_id,
+                kind=IdentityKind.DEV.value,
+                login=login,
+                login_lower=login.lower(),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return user_id
+
+    async def get_user(self, user_id: int) -> UserRow | None:
+        async with self.read() as conn:
+            return await fetch_user(conn, user_id)
+
+    async def users_by_ids(self, ids: Iterable[int]) -> dict[int, UserRow]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        async with self.read() as conn:
+            rows = await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id.in_(wanted)))
+            return {r.id: user_row(r) for r in rows}
+
+    async def github_users(self, ids: Sequence[int], limit: int = 50) -> list[UserRow]:
+        """Users of this server among ``ids`` (GitHub ids someone follows)."""
+        if not ids:
+            return []
+        async with self.read() as conn:
+            rows = await conn.execute(
+                sa.select(*USER_COLUMNS)
+                .where(
+                    users.c.kind == IdentityKind.GITHUB.value,
+                    users.c.id.in_(list(ids)[:1000]),
+                )
+                .order_by(users.c.login_lower)
+                .limit(limit)
+            )
+            return [user_row(r) for r in rows]
+
+    async def set_status(self, user_id: int, status: Status, until: int | None) -> None:
+        """Remember the status last chosen, so a newly connected device starts with it."""
+        async with self.write() as conn:
+            await conn.execute(
+                sa.update(users)
+                .where(users.c.id == user_id)
+                .values(status=status.value, status_until=until)
+            )
+
+    async def expire_status(self, user_id: int, until: int) -> None:
+        """Revert a timed status to online, unless a newer choice replaced it."""
+        async with self.write() as conn:
+            await conn.execute(
+                sa.update(users)
+                .where(users.c.id == user_id, users.c.status_until == until)
+                .values(status=Status.ONLINE.value, status_until=None)
+            )
+
+    async def set_last_seen(self, user_ids: Iterable[int], when: int) -> None:
+        ids = list(user_ids)
+        if not ids:
+            return
+        async with self.write() as conn:
+            await conn.execute(sa.update(users).where(users.c.id.in_(ids)).values(last_seen=when))
+
+    # ------------------------------------------------------------ sessions
+
+    async def create_session(self, user_id: int, device: str, now: int) -> tuple[str, str]:
+        """A new session for a device: returns (session id, token). Only the hash is kept."""
+        token = auth.new_session_token()
+        session_id = auth.new_session_id()
+        async with self.write() as conn:
+            await conn.execute(
+                sa.insert(sessions).values(
+                    id=session_id,
+                    user_id=user_id,
+                    token_hash=auth.hash_token(token),
+                    device=device,
+                    created_at=now,
+                    last_used_at=now,
+                )
+            )
+        return session_id, token
+
+    async def resume_session(self, token: str, now: int) -> tuple[str, UserRow] | None:
+        """The session and user behind a token, or None if unknown or revoked."""
+        async with self.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(sessions.c.id, sessions.c.user_id).where(
+                        sessions.c.token_hash == auth.hash_token(token),
+                        sessions.c.revoked_at.is_(None),
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(
+                sa.update(sessions).where(sessions.c.id == row.id).values(last_used_at=now)
+            )
+            user = await fetch_user(conn, row.user_id)
+            if user is None:
+                return None
+            return row.id, user
+
+    async def session_is_live(self, session_id: str) -> bool:
+        async with self.read() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(sessions.c.id).where(
+                        sessions.c.id == session_id, sessions.c.revoked_at.is_(None)
+                    )
+                )
+            ).first()
+            return found is not None
+
+    async def list_sessions(self, user_id: int) -> list[SessionRow]:
+        async with self.read() as conn:
+            rows = await conn.execute(
+                sa.select(
+                    sessions.c.id,
+                    sessions.c.user_id,
+                    sessions.c.device,
+                    sessions.c.created_at,
+                    sessions.c.last_used_at,
+                )
+                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+                .order_by(sessions.c.created_at, sessions.c.id)
+            )
+            return [
+                SessionRow(r.id, r.user_id, r.device, r.created_at, r.last_used_at) for r in rows
+            ]
+
+    async def revoke_sessions(
+        self, user_id: int, session_ids: Sequence[str] | None, now: int
+    ) -> list[str]:
+        """Revoke some (or, with None, all) live sessions of a user; returns those revoked."""
+        async with self.write() as conn:
+            where = [sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)]
+            if session_ids is not None:
+                where.append(sessions.c.id.in_(list(session_ids)))
+            ids = [r.id for r in await conn.execute(sa.select(sessions.c.id).where(*where))]
+            if ids:
+                await conn.execute(
+                    sa.update(sessions).where(sessions.c.id.in_(ids)).values(revoked_at=now)
+                )
+            return ids
+
+    # ------------------------------------------------------------ friends (reads)
+
+    async def friend_ids(self, user_id: int) -> list[int]:
+        async with self.read() as conn:
+            rows = await conn.execute(
+                sa.select(friendships.c.friend_id).where(friendships.c.user_id == user_id)
+            )
+            return [r.friend_id for r in rows]
+
+    async def are_friends(self, a: int, b: int) -> bool:
+        async with self.read() as conn:
+            return await _are_friends(conn, a, b)
+
+    # ------------------------------------------------------------ messages
+
+    async def store_message(
+        self, sender: int, recipient: int, client_msg_id: str, text: str, now: int
+    ) -> tuple[MessageRow, bool]:
+        """Store a message for a friend; returns (row, stored now).
+
+        A repeated ``client_msg_id`` from the same sender returns the original
+        message and ``False``: a resend never creates a second message, even
+        if the friendship has ended since.
+        """
+        async with self.write() as conn:
+            existing = (
+                await conn.execute(
+                    sa.select(messages).where(
+                        messages.c.sender_id == sender,
+                        messages.c.client_msg_id == client_msg_id,
+                    )
+                )
+            ).first()
+            if existing is not None:
+                return _message_row(existing), False
+            if not await _are_friends(conn, sender, recipient):
+                raise CommandError("not_friends", "you can only message friends")
+            seq = (
+                await conn.execute(
+                    sa.update(users)
+                    .where(users.c.id == recipient)
+                    .values(next_seq=users.c.next_seq + 1)
+                    .returning(users.c.next_seq)
+                )
+            ).scalar_one()
+            result = await conn.execute(
+                sa.insert(messages)
+                .values(
+                    sender_id=sender,
+                    recipient_id=recipient,
+                    client_msg_id=client_msg_id,
+                    text=text,
+                    sent_at=now,
+                    seq=seq,
+                )
+                .returning(messages.c.id)
+            )
+            message_id = result.scalar_one()
+            row = MessageRow(message_id, sender, recipient, client_msg_id, text, now, seq)
+            return row, True
+
+    async def unacked(self, user_id: int, after_seq: int, limit: int) -> list[MessageRow]:
+        async with self.read() as conn:
+            rows = await conn.execute(
+                sa.select(messages)
+                .where(messages.c.recipient_id == user_id, messages.c.seq > after_seq)
+                .order_by(messages.c.seq)
+                .limit(limit)
+            )
+            return [_message_row(r) for r in rows]
+
+    async def ack(self, user_id: int, seq: int) -> int:
+        """Move the acknowledged mark forward (never back, never past the last seq)."""
+        async with self.write() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(users.c.next_seq, users.c.acked_seq).where(users.c.id == user_id)
+                )
+            ).one()
+            target = min(seq, row.next_seq)
+            if target > row.acked_seq:
+                await conn.execute(
+                    sa.update(users).where(users.c.id == user_id).values(acked_seq=target)
+                )
+                return int(target)
+            return int(row.acked_seq)
+
+
+async def _are_friends(conn: AsyncConnection, a: int, b: int) -> bool:
+    found = (
+        await conn.execute(
+            sa.select(friendships.c.user_id).where(
+                friendships.c.user_id == a, friendships.c.friend_id == b
+            )
+        )
+    ).first()
+    return found is not None
