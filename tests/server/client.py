@@ -183,3 +183,16 @@ async def login_dev(url: str, login: str, device: str = "test") -> Client:
     client.session_id = ok.session_id
     client.snapshot = await client.expect(Snapshot)
     return client
+
+
+async def befriend(a: Client, b: Client) -> None:
+    """Make two logged-in clients friends and consume the relation frames."""
+    from presence_protocol import FriendAccept, FriendRequest, Relation, RelationUpdate
+
+    assert a.user is not None and b.user is not None
+    await a.ok(FriendRequest(login=b.user.login))
+    await b.expect(RelationUpdate, relation=Relation.INCOMING)
+    await b.ok(FriendAccept(user_id=a.me))
+    await a.expect(RelationUpdate, relation=Relation.OUTGOING)
+    await a.expect(RelationUpdate, relation=Relation.FRIEND)
+    await b.expect(RelationUpdate, relation=Relation.FRIEND)
