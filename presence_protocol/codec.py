@@ -99,11 +99,11 @@ def decode_client(data: bytes | str) -> AnyClientMessage:
 
 
 def decode_server(
-    data: bytes | str, *, max_bytes: int = limits.MAX_FRAME_BYTES
+    data: bytes | str, *, max_bytes: int = limits.MAX_SERVER_FRAME_BYTES
 ) -> AnyServerMessage:
     """Parse a frame a server sent. Raises ``ProtocolError`` and nothing else.
 
-    A snapshot of many friends is larger than any command; clients that accept
-    such frames pass a larger ``max_bytes``.
+    A snapshot of many friends is larger than any command, so frames from the
+    server may be up to ``MAX_SERVER_FRAME_BYTES``.
     """
     return cast(AnyServerMessage, _decode(data, _server_decoder, SERVER_TYPES, max_bytes))

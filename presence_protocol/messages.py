@@ -130,6 +130,7 @@ class SessionInfo(Base):
 
 class Limits(Base, omit_defaults=False):
     max_frame_bytes: int = limits.MAX_FRAME_BYTES
+    max_server_frame_bytes: int = limits.MAX_SERVER_FRAME_BYTES
     max_message_chars: int = limits.MAX_MESSAGE_CHARS
     max_label_chars: int = limits.MAX_LABEL_CHARS
     max_friends: int = limits.MAX_FRIENDS
