@@ -58,6 +58,8 @@ from presence_protocol import (
     FriendRequest,
     Hello,
     LoginDev,
+    LoginGitHubCode,
+    LoginGitHubToken,
     Message,
     MessageSent,
     Ok,
@@ -112,7 +114,11 @@ _TERMINAL_TEXT: dict[int, tuple[str, str]] = {
     ),
     CloseCode.ACCOUNT_DELETED: ("Account deleted", "Your account no longer exists on this server."),
 }
-_FORGET_TOKEN: set[int] = {CloseCode.AUTH_FAILED, CloseCode.SESSION_REVOKED, CloseCode.ACCOUNT_DELETED}
+_FORGET_TOKEN: set[int] = {
+    CloseCode.AUTH_FAILED,
+    CloseCode.SESSION_REVOKED,
+    CloseCode.ACCOUNT_DELETED,
+}
 
 
 @dataclasses.dataclass(slots=True)
@@ -149,6 +155,14 @@ class _Stop(Exception):
 
 class _AuthFailed(Exception):
     """The server refused the token or login (it closes with 4500 next)."""
+
+
+class LoginRefused(Exception):
+    """A login given to ``login_with`` did not produce a session (GitHub sign-in)."""
+
+    def __init__(self, error: UserError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class _Retry(Exception):
@@ -226,6 +240,8 @@ class PresenceClient:
         self._dev_fallback_used = False
         self._sign_out_reply: asyncio.Future[None] | None = None
         self._sign_out_id: int | None = None
+        # GitHub sign-in (issue 4): a login message sent once instead of ``auth``.
+        self._login: tuple[LoginGitHubCode | LoginGitHubToken, asyncio.Future[AuthOk]] | None = None
 
     # ---------------------------------------------------------- lifecycle
 
@@ -259,6 +275,29 @@ class PresenceClient:
             self._wake.set()
         else:
             self.start()
+
+    def login_with(self, message: LoginGitHubCode | LoginGitHubToken) -> asyncio.Future[AuthOk]:
+        """Sign in with ``message`` on the next connection (GitHub sign-in, issue 4).
+
+        It is sent once: a code is single-use, so a connection lost after
+        sending it fails the attempt instead of replaying it. The future
+        resolves with ``auth_ok`` (the session is already stored) or fails
+        with ``LoginRefused``.
+        """
+        self.withdraw_login()
+        future: asyncio.Future[AuthOk] = asyncio.get_running_loop().create_future()
+        self._login = (message, future)
+        self._dev_fallback_used = False
+        self.reconnect_now()
+        return future
+
+    def withdraw_login(self) -> None:
+        """Forget a login that was not sent yet (the person cancelled)."""
+        if self._login is not None:
+            _message, future = self._login
+            self._login = None
+            if not future.done():
+                future.cancel()
 
     # ---------------------------------------------------------- commands
 
@@ -353,7 +392,7 @@ class PresenceClient:
         except Exception as exc:
             self._credential_error("Cannot read your saved sign-in", exc)
             token = None
-        if token is None and self.dev_login is None:
+        if token is None and self.dev_login is None and self._login is None:
             return _Outcome(
                 stop=ConnectionInfo(
                     Link.SIGNED_OUT, title="Not signed in", message="Sign in to see your friends."
@@ -444,6 +483,8 @@ class PresenceClient:
                 # A stale token from an earlier run: the development login still works.
                 self._dev_fallback_used = True
                 return _Outcome(immediate=True)
+        # Issue 4: a session the server no longer accepts needs a new sign-in, not a retry.
+        link = Link.SIGNED_OUT if code in _FORGET_TOKEN else Link.OFFLINE
         title, message = _TERMINAL_TEXT.get(
             code,
             (
@@ -452,28 +493,35 @@ class PresenceClient:
                 "Reconnect from the tray menu when the problem is solved.",
             ),
         )
-        return _Outcome(stop=ConnectionInfo(Link.OFFLINE, title=title, message=message))
+        return _Outcome(stop=ConnectionInfo(link, title=title, message=message))
 
     async def _handshake(self, ws: ClientConnection, token: str | None) -> None:
         hello = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
         if not isinstance(hello, Hello):
             raise _Retry(f"expected hello, got {type(hello).__name__}")
-        if token is not None:
-            login: ClientMessage = Auth(id=next(self._ids), session=token)
-        else:
-            assert self.dev_login is not None
-            login = LoginDev(id=next(self._ids), login=self.dev_login, device=self.device)
-        await ws.send(encode_text(login))
-        reply = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
-        if isinstance(reply, Error):
-            self._login_failed(reply, using_token=token is not None)
-        if not isinstance(reply, AuthOk):
-            raise _Retry(f"expected auth_ok, got {type(reply).__name__}")
-        if reply.session is not None:
+        pending, self._login = self._login, None
+        if pending is not None:
             try:
-                self.credentials.set(reply.session)
-            except Exception as exc:
-                self._credential_error("Cannot save your sign-in", exc)
+                reply = await self._github_login(ws, *pending)
+            except BaseException as exc:
+                _fail_login(pending[1], exc)
+                raise
+            if not pending[1].done():
+                pending[1].set_result(reply)
+        else:
+            if token is not None:
+                login: ClientMessage = Auth(id=next(self._ids), session=token)
+            else:
+                assert self.dev_login is not None
+                login = LoginDev(id=next(self._ids), login=self.dev_login, device=self.device)
+            await ws.send(encode_text(login))
+            answer = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
+            if isinstance(answer, Error):
+                self._login_failed(answer, using_token=token is not None)
+            if not isinstance(answer, AuthOk):
+                raise _Retry(f"expected auth_ok, got {type(answer).__name__}")
+            reply = answer
+            self._store_session(reply)
         while True:
             # A Snapshot comes next; anything else before it is unexpected but harmless.
             frame = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
@@ -484,6 +532,35 @@ class PresenceClient:
         self._ack_sent = frame.acked_seq
         self._ack_wanted = max(self._ack_wanted, frame.acked_seq)
         self.state.apply_snapshot(frame)
+
+    def _store_session(self, reply: AuthOk) -> None:
+        if reply.session is not None:
+            try:
+                self.credentials.set(reply.session)
+            except Exception as exc:
+                self._credential_error("Cannot save your sign-in", exc)
+
+    async def _github_login(
+        self,
+        ws: ClientConnection,
+        message: LoginGitHubCode | LoginGitHubToken,
+        future: asyncio.Future[AuthOk],
+    ) -> AuthOk:
+        """Send a GitHub login once; a refusal ends in SIGNED_OUT, never in a retry loop."""
+        rid = next(self._ids)
+        await ws.send(encode_text(msgspec.structs.replace(message, id=rid, device=self.device)))
+        reply = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
+        if isinstance(reply, Error):
+            refused = UserError("Sign-in failed", reply.message or reply.code, reply.code)
+            if not future.done():
+                future.set_exception(LoginRefused(refused))
+            raise _Stop(
+                ConnectionInfo(Link.SIGNED_OUT, title=refused.title, message=refused.message)
+            )
+        if not isinstance(reply, AuthOk) or reply.session is None:
+            raise _Retry(f"expected auth_ok with a session, got {type(reply).__name__}")
+        self._store_session(reply)
+        return reply
 
     def _login_failed(self, error: Error, *, using_token: bool) -> None:
         code = error.code
@@ -626,6 +703,24 @@ class PresenceClient:
                 code="credentials",
             )
         )
+
+
+def _fail_login(future: asyncio.Future[AuthOk], exc: BaseException) -> None:
+    """A GitHub login that was sent but not answered cannot be replayed: fail it."""
+    if future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        future.cancel()
+        return
+    future.set_exception(
+        LoginRefused(
+            UserError(
+                "Connection lost while signing in",
+                "The connection to the server dropped before it answered. Sign in again.",
+                "connection_lost",
+            )
+        )
+    )
 
 
 _ERROR_TEXT: dict[str, tuple[str, str]] = {
