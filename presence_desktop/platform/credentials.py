@@ -105,27 +105,41 @@ class CredentialStore:
         self.server_url = normalize_server_url(server_url)
         self.service = f"{SERVICE_PREFIX} {self.server_url}"
         self.account = f"session@{self.server_url}"
+        self._unsaved: str | None = None
+        """A token the keychain refused: kept in memory for this run only."""
 
     def __repr__(self) -> str:
         return f"CredentialStore({self.server_url!r})"
 
     def get(self) -> str | None:
         """The stored session token, or None when there is none."""
+        if self._unsaved is not None:
+            return self._unsaved
         value = self._call("read your sign-in from", "get_password")
         return value if isinstance(value, str) and value else None
 
     def set(self, token: str) -> None:
+        """Save the token; if the keychain fails, keep it for this run and say why."""
         if not token:
             raise ValueError("refusing to store an empty session token")
-        self._call("save your sign-in to", "set_password", token)
+        try:
+            self._call("save your sign-in to", "set_password", token)
+        except CredentialError:
+            self._unsaved = token
+            raise
+        self._unsaved = None
 
     def delete(self) -> None:
         """Forget the token; forgetting a token that is not there is not an error."""
+        had_unsaved, self._unsaved = self._unsaved is not None, None
         try:
             self._call("remove your sign-in from", "delete_password")
         except CredentialError as exc:
-            if exc.error.code != "keychain_missing_entry":
-                raise
+            if exc.error.code == "keychain_missing_entry":
+                return
+            if had_unsaved and exc.error.code == "no_keychain":
+                return  # it only ever lived in memory
+            raise
 
     async def get_async(self) -> str | None:
         """``get`` off the event loop: a keychain may block on an unlock prompt."""

@@ -49,7 +49,7 @@ async def test_async_variants(memory_keyring: MemoryKeyring) -> None:
 def test_no_keychain_gives_the_fix() -> None:
     keyring.set_keyring(keyring.backends.fail.Keyring())
     store = CredentialStore("ws://127.0.0.1:1")
-    for action in (store.get, lambda: store.set("x"), store.delete):
+    for action in (store.get, store.delete, lambda: store.set("x")):
         with pytest.raises(CredentialError) as err:
             action()
         assert err.value.error.title
@@ -118,3 +118,15 @@ def test_empty_token_is_refused(memory_keyring: MemoryKeyring) -> None:
     with pytest.raises(ValueError):
         CredentialStore("ws://127.0.0.1:1").set("")
     assert memory_keyring.items == {}
+
+
+def test_without_a_keychain_the_session_lasts_this_run_only() -> None:
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    store = CredentialStore("ws://127.0.0.1:1")
+    with pytest.raises(CredentialError) as err:
+        store.set("session-token")
+    assert err.value.error.code == "no_keychain"
+    assert store.get() == "session-token"  # signed in until quit, as the message says
+    store.delete()
+    with pytest.raises(CredentialError):
+        store.get()  # nothing in memory any more, and still no keychain
