@@ -32,6 +32,7 @@ from presence_protocol import (
 )
 
 from .activity import Current, EditorReport
+from .format import SEP, activity_summary, status_label
 from .languages import display_name
 
 
@@ -234,40 +235,17 @@ def filter_activity(settings: PrivacySettings, current: Current | None) -> Activ
 
 # ------------------------------------------------------------------ what friends see
 
-_KIND_WORDS = {
-    ActivityKind.CODING: "Coding",
-    ActivityKind.READING: "Reading code",
-    ActivityKind.DEBUGGING: "Debugging",
-}
-_STATUS_WORDS = {
-    SeenStatus.ONLINE: "Online",
-    SeenStatus.AWAY: "Away",
-    SeenStatus.DND: "Do not disturb",
-    SeenStatus.OFFLINE: "Offline",
-}
-
-
 def seen_status(status: Status) -> SeenStatus:
     """How friends see a status I chose: invisible looks offline."""
     return SeenStatus.OFFLINE if status is Status.INVISIBLE else SeenStatus(status.value)
 
 
-def describe_activity(activity: Activity | None) -> str:
-    """One line such as ``Coding · Python · a private project``."""
-    if activity is None or activity.kind is None:
-        return ""
-    parts = [_KIND_WORDS.get(activity.kind, activity.kind.value.capitalize())]
-    parts += [p for p in (activity.language, activity.project, activity.file) if p]
-    return " · ".join(parts)
-
-
 def describe(status: SeenStatus, activity: Activity | None) -> str:
-    """Status and activity in one line, as a friend's list shows them."""
-    text = describe_activity(activity)
-    if status is SeenStatus.ONLINE and text:
-        return text
-    word = _STATUS_WORDS[status]
-    return f"{word} · {text}" if text and status is not SeenStatus.OFFLINE else word
+    """Status and activity in one line, worded as a friend's list words them."""
+    summary = activity_summary(activity) if status is not SeenStatus.OFFLINE else ""
+    if status is SeenStatus.ONLINE and summary:
+        return summary
+    return SEP.join(p for p in (status_label(status), summary) if p)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -319,10 +297,10 @@ def preview(
     message = outgoing_presence(settings, status, current, share_activity=share_activity)
     seen = seen_status(status)
     activity = message.activity
-    details: list[tuple[str, str]] = [("Status", _STATUS_WORDS[seen])]
+    details: list[tuple[str, str]] = [("Status", status_label(seen))]
     if activity is not None and seen is not SeenStatus.OFFLINE:
         if activity.kind is not None:
-            details.append(("Activity", _KIND_WORDS[activity.kind]))
+            details.append(("Activity", activity_summary(Activity(kind=activity.kind))))
         for name, value in (
             ("Editor", activity.editor),
             ("Language", activity.language),
