@@ -11,6 +11,7 @@ Qt platform; exits 0 when nothing failed (warnings allowed), 1 otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import os
@@ -418,7 +419,9 @@ async def _in_thread(name: str, fn: Callable[[], Check]) -> Check:
             if not fut.done():
                 fut.set_result(result)
 
-        loop.call_soon_threadsafe(deliver)
+        # After a timeout the loop may be closed: nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver)
 
     threading.Thread(target=work, name=f"self-test-{name}", daemon=True).start()
     return await _guard(name, fut)
