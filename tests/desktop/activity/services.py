@@ -7,6 +7,7 @@ import os
 import select
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 from tests.conftest import require
@@ -58,8 +59,11 @@ def window_manager(display: str) -> Iterator[None]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        # Openbox is ready once it has claimed the EWMH check window on the root.
-        for _ in range(200):
+        # Openbox is ready once it has claimed the EWMH check window on the root
+        # (the first start on a machine also writes its configuration: be patient).
+        deadline = time.monotonic() + 60
+        out = ""
+        while time.monotonic() < deadline and proc.poll() is None:
             out = subprocess.run(
                 ["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"],
                 env=env,
@@ -72,7 +76,7 @@ def window_manager(display: str) -> Iterator[None]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.05)
         else:
-            raise TimeoutError("openbox did not start")
+            raise TimeoutError(f"openbox did not start (exit {proc.poll()}, {out!r})")
         yield
     finally:
         proc.terminate()
