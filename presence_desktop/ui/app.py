@@ -222,6 +222,7 @@ class DesktopUi(QObject):
         self._settings_dialog.activateWindow()
 
     def request_quit(self) -> None:
+        self.actions.quit()
         self.quit_requested.emit()
 
     def on_show_requested(self) -> None:

@@ -152,8 +152,8 @@ class AvatarStore(QObject):
 
 def _save_png(image: QImage, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    if image.save(str(tmp), b"PNG"):
+    tmp = path.with_name(path.stem + ".part.png")  # the suffix tells Qt the format
+    if image.save(str(tmp)):
         tmp.replace(path)
 
 

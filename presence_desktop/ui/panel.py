@@ -230,10 +230,10 @@ class FriendsPanel(QWidget):
         page = QWidget()
         v = QVBoxLayout(page)
         v.addStretch(1)
-        text = QLabel("Sign in to see which friends are coding.")
-        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        text.setWordWrap(True)
-        v.addWidget(text)
+        self.signed_out_text = QLabel()
+        self.signed_out_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.signed_out_text.setWordWrap(True)
+        v.addWidget(self.signed_out_text)
         self.sign_in_button = QPushButton("Sign in with GitHub")
         self.sign_in_button.clicked.connect(lambda: self._actions.sign_in())
         v.addWidget(self.sign_in_button, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -404,6 +404,12 @@ class FriendsPanel(QWidget):
         self.status_button.setEnabled(info.link is not Link.SIGNED_OUT)
         self.add_button.setEnabled(info.link is not Link.SIGNED_OUT)
         if info.link is Link.SIGNED_OUT:
+            # E.g. "No server: Set the presence server address in Settings."
+            self.signed_out_text.setText(
+                f"{info.title}\n{info.message}".strip()
+                if info.title or info.message
+                else "Sign in to see which friends are coding."
+            )
             self._set_page(2)
         elif self.page == "signed_out":
             self._set_page(0)

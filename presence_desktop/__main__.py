@@ -1,0 +1,254 @@
+"""``presence-desktop``: the tray app's entry point.
+
+One QApplication on one qasync event loop; every I/O task (the server
+connection, avatars, notifications, the demo server) runs on that loop. A
+second launch hands over to the running instance and exits.
+"""
+
+from __future__ import annotations
+
+import time
+
+_STARTED = time.perf_counter()
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+import logging.handlers  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .paths import AppPaths  # noqa: E402
+
+log = logging.getLogger("presence_desktop")
+
+LOG_FILE = "presence-desktop.log"
+LOG_BYTES = 1_000_000
+LOG_BACKUPS = 3
+
+_SECRET = re.compile(
+    r"""(?ix)
+    (["']?(?:session|token|access_token|refresh_token|code_verifier|client_secret|code)["']?
+     \s*[:=]\s*["']?)
+    ([^"'\s,&}]{6,})"""
+)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks anything shaped like ``token=…`` or ``"session": "…"`` before it is written.
+
+    Code should never log a secret in the first place; this is the second
+    line of defence for messages that embed a frame or a URL.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET.sub(lambda m: m.group(1) + "***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="presence-desktop",
+        description="Tray companion that shows which friends are coding.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--server", metavar="URL", help="presence server address (wss://…), overrides Settings"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against an embedded server with simulated friends (no account needed)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="also log to stderr, with debug")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check that this build has everything it needs, print a report and exit",
+    )
+    return parser.parse_args(argv)
+
+
+def setup_logging(log_dir: Path, *, verbose: bool) -> Path | None:
+    """Rotating file in the platform log dir (and stderr with --verbose)."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact = RedactSecrets()
+    path: Path | None = None
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            log_dir / LOG_FILE, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+        handler.setFormatter(fmt)
+        handler.addFilter(redact)
+        root.addHandler(handler)
+        path = log_dir / LOG_FILE
+    except OSError as exc:
+        print(f"presence-desktop: cannot write logs to {log_dir}: {exc}", file=sys.stderr)
+    if verbose:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(fmt)
+        stream.addFilter(redact)
+        root.addHandler(stream)
+    # Third-party debug chatter would drown our own lines.
+    for noisy in ("websockets", "httpx", "httpcore", "asyncio", "dbus_fast"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.version:
+        print(f"presence-desktop {__version__}")
+        return 0
+    if args.self_test:
+        from .selftest import run
+
+        return run()
+
+    paths = AppPaths.platform()
+    log_path = setup_logging(paths.log_dir, verbose=args.verbose)
+    log.info("presence-desktop %s starting (log: %s)", __version__, log_path)
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from .ui.single_instance import SingleInstance, instance_name
+
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("presence-desktop")
+    app.setApplicationDisplayName("Presence")
+    app.setDesktopFileName("presence-desktop")
+    app.setQuitOnLastWindowClosed(False)
+
+    instance = SingleInstance(instance_name("demo" if args.demo else ""))
+    if not instance.claim():
+        log.info("already running: asked the running instance to show itself")
+        print("presence-desktop is already running; it was asked to show its window.")
+        return 0
+    try:
+        with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+            return runner.run(run_app(args, paths, instance))
+    finally:
+        instance.close()
+
+
+async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> int:
+    """Build core and ui, run until Quit (or SIGINT/SIGTERM), then shut down in order."""
+    from .controller import Controller
+    from .core.api import ConnectionEvents, ConnectionInfo, Link
+    from .core.credentials import Credentials, MemoryCredentials
+    from .core.settings import SettingsError, SettingsStore, normalize_server_url
+    from .core.state import PresenceState
+    from .ui.app import DesktopUi
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+
+    demo: Any = None
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    credentials: Credentials
+    dev_login: str | None = None
+    server_url: str | None = None
+    if args.demo:
+        from .demo import start_demo
+
+        scratch = tempfile.TemporaryDirectory(prefix="presence-demo-")
+        root = Path(scratch.name)
+        demo = await start_demo(root / "server")
+        app_paths = AppPaths.under(root / "app")
+        server_url, dev_login = demo.server_url, demo.login
+        credentials = MemoryCredentials()
+        log.info("demo server at %s, signed in as %s", server_url, dev_login)
+    else:
+        app_paths = paths
+        settings_probe = SettingsStore(app_paths.config_dir, app_paths.state_dir)
+        raw = args.server or settings_probe.settings.server_url
+        try:
+            server_url = normalize_server_url(raw) if raw else None
+        except SettingsError as exc:
+            log.error("--server refused: %s", exc)
+            print(f"presence-desktop: {exc}", file=sys.stderr)
+            return 2
+        credentials = _credentials_for(server_url)
+
+    settings = SettingsStore(app_paths.config_dir, app_paths.state_dir)
+    state = PresenceState()
+    connection = ConnectionEvents()
+    controller = Controller(
+        state=state,
+        connection=connection,
+        settings=settings,
+        credentials=credentials,
+        server_url=server_url,
+        dev_login=dev_login,
+    )
+    ui = DesktopUi(
+        controller,
+        controller,
+        cache_dir=app_paths.cache_dir,
+        settings=settings,
+        server_locked="The demo runs its own server." if demo is not None else "",
+    )
+    controller.quit_requested.connect(lambda _none: stop.set())
+    ui.quit_requested.connect(stop.set)
+    instance.show_requested.connect(ui.on_show_requested)
+    for problem in settings.load_problems:
+        log.warning("settings: %s", problem.problem)
+
+    if demo is not None:
+        # A first-time user should see a populated popup, once, when the demo is ready.
+        def open_when_online(info: ConnectionInfo) -> None:
+            if info.link is Link.ONLINE:
+                connection.changed.disconnect(open_when_online)
+                loop.call_later(0.5, ui.open_friends)
+
+        connection.changed.connect(open_when_online)
+
+    ui.start()
+    log.info(
+        "ui up in %.0f ms (%s)",
+        (time.perf_counter() - _STARTED) * 1000,
+        "tray icon" if ui.tray is not None else "window, no system tray",
+    )
+    try:
+        await controller.start()
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await controller.stop()
+        await ui.aclose()
+        if demo is not None:
+            await demo.stop()
+        if scratch is not None:
+            scratch.cleanup()
+    return 0
+
+
+def _credentials_for(server_url: str | None) -> Any:
+    from .core.credentials import MemoryCredentials
+
+    if not server_url:
+        return MemoryCredentials()
+    from .platform.credentials import CredentialStore
+
+    return CredentialStore(server_url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The app menu, the status submenu and the tray icon's badge and tooltip."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from PySide6.QtWidgets import QMenu
+from pytestqt.qtbot import QtBot
+
+from presence_desktop.core.api import ConnectionInfo, Link
+from presence_desktop.ui.icons import IconFactory
+from presence_desktop.ui.menus import AppMenu
+from presence_desktop.ui.present import Badge
+from presence_desktop.ui.tray import Tray
+from presence_protocol import SeenStatus, Status
+
+from .fakes import FakeCore, friend, message, snapshot
+from .test_panel import Nav
+
+# Tuesday 14:00 local time.
+NOON = dt.datetime(2026, 3, 3, 14, 0).timestamp()
+
+
+@pytest.fixture
+def core() -> FakeCore:
+    core = FakeCore()
+    core.state.apply_snapshot(
+        snapshot(friend(2, "alice"), friend(3, "bob"), friend(4, "carol", SeenStatus.OFFLINE))
+    )
+    core.go_online()
+    return core
+
+
+def entries(menu: QMenu) -> list[str]:
+    return [a.text() for a in menu.actions() if not a.isSeparator()]
+
+
+def test_menu_has_the_documented_entries_and_they_reach_their_targets(core: FakeCore) -> None:
+    nav = Nav()
+    menu = AppMenu(core.state, core.connection, core.actions, nav, clock=lambda: NOON)
+    assert entries(menu) == [
+        "Open friends",
+        "My status",
+        "Add friend…",
+        "Settings…",
+        "Sign out",
+        "Quit",
+    ]
+    menu.open_friends.trigger()
+    menu.add_friend.trigger()
+    menu.settings.trigger()
+    menu.quit.trigger()
+    assert nav.calls == ["friends", "add_friend", "settings", "quit"]
+    menu.sign.trigger()
+    assert core.actions.calls[-1] == ("sign_out", ())
+
+
+def test_sign_in_replaces_sign_out_when_signed_out(core: FakeCore) -> None:
+    menu = AppMenu(core.state, core.connection, core.actions, Nav())
+    core.connection.set(ConnectionInfo(Link.SIGNED_OUT))
+    assert menu.sign.text() == "Sign in"
+    assert not menu.status_menu.isEnabled()
+    menu.sign.trigger()
+    assert core.actions.calls[-1] == ("sign_in", ())
+
+
+@pytest.mark.parametrize(
+    ("status", "label", "expected_until"),
+    [
+        (Status.AWAY, "For 1 hour", int(NOON) + 3600),
+        (Status.DND, "Until tomorrow", int(dt.datetime(2026, 3, 4, 9, 0).timestamp())),
+        (Status.INVISIBLE, "Until I change it", None),
+        (Status.ONLINE, "Until I change it", None),
+    ],
+)
+def test_status_submenu_computes_until(
+    core: FakeCore, status: Status, label: str, expected_until: int | None
+) -> None:
+    menu = AppMenu(core.state, core.connection, core.actions, Nav(), clock=lambda: NOON)
+    sub = menu.status_menu.status_menus[status]
+    assert entries(sub) == ["For 1 hour", "Until tomorrow", "Until I change it"]
+    next(a for a in sub.actions() if a.text() == label).trigger()
+    assert core.actions.calls[-1] == ("set_status", (status, expected_until))
+    menu.status_menu.refresh()
+    assert sub.menuAction().isChecked()
+
+
+def test_tray_badge_and_tooltip_follow_status_link_and_inbox(core: FakeCore, qtbot: QtBot) -> None:
+    menu = AppMenu(core.state, core.connection, core.actions, Nav())
+    tray = Tray(
+        core.state,
+        core.connection,
+        IconFactory(),
+        menu,
+        clock=lambda: NOON,
+        monotonic=lambda: 100.0,
+    )
+    assert tray.badge is Badge.ONLINE
+    assert tray.icon.toolTip() == "Presence\nOnline · 2 friends online"
+    core.state.set_my_status(Status.DND, int(NOON) + 1800)
+    assert tray.badge is Badge.DND
+    assert "Do not disturb until 14:30 · 2 friends online" in tray.icon.toolTip()
+    core.state.add_message(message(1, 2, "hi"))
+    assert tray.icon.toolTip().endswith("1 unread message")
+    core.connection.set(ConnectionInfo(Link.RECONNECTING, retry_at=108.0))
+    assert tray.badge is Badge.DISCONNECTED
+    assert "Reconnecting in 8 s…" in tray.icon.toolTip()
+    assert not tray.icon.icon().isNull()
+
+
+def test_icon_renders_crisp_sizes_for_every_badge(qapp: object) -> None:
+    icons = IconFactory()
+    for badge in [*Badge, None]:
+        icon = icons.icon(badge)
+        for size in (16, 22, 24, 32, 48, 64):
+            pixmap = icon.pixmap(size, size)
+            assert pixmap.width() == size
+        image = icons.image(badge, 32, 2.0)
+        assert image.width() == 64
+        assert image.devicePixelRatio() == 2.0
+        # The badge's centre is opaque, the corner opposite the badge transparent.
+        assert image.pixelColor(1, 1).alpha() == 0
+        if badge is not None:
+            assert image.pixelColor(49, 49).alpha() == 255
+        else:
+            assert image.pixelColor(62, 62).alpha() == 0
