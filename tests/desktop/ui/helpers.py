@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import SignalInstance
 
 
-async def next_emit(signal: SignalInstance, timeout: float = 10.0) -> tuple[Any, ...]:
+async def next_emit(signal: SignalInstance, within: float = 10.0) -> tuple[Any, ...]:
     """The arguments of the next emission of ``signal``."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[tuple[Any, ...]] = loop.create_future()
@@ -19,6 +19,6 @@ async def next_emit(signal: SignalInstance, timeout: float = 10.0) -> tuple[Any,
 
     signal.connect(done)
     try:
-        return await asyncio.wait_for(future, timeout)
+        return await asyncio.wait_for(future, within)
     finally:
         signal.disconnect(done)
