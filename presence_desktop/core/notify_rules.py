@@ -91,10 +91,18 @@ class NotifyRules:
     def on_snapshot(self, friends: Iterable[FriendView]) -> float | None:
         """Take the friends of a fresh snapshot as known, without announcing them."""
         tracks: dict[int, _Track] = {}
+        now = self._clock()
         for friend in friends:
             if friend.status is SeenStatus.OFFLINE:
                 old = self._tracks.get(friend.user_id)
-                since = old.offline_since if old and old.offline_since else friend.last_seen
+                since: float | None
+                if old is None:
+                    since = friend.last_seen
+                elif old.offline_since is None:
+                    # Present when we last knew; without a server time, they just left.
+                    since = friend.last_seen if friend.last_seen is not None else now
+                else:
+                    since = old.offline_since
                 tracks[friend.user_id] = _Track(announced=False, offline_since=since)
             else:
                 tracks[friend.user_id] = _Track(announced=True)

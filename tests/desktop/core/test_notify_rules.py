@@ -384,3 +384,14 @@ def test_rules_work_without_a_state_too() -> None:
     rules = NotifyRules(clock=lambda: 100.0)
     assert rules.next_flush() is None
     assert rules.flush() == []
+
+
+def test_a_friend_present_before_my_reconnect_is_not_announced_when_back_soon() -> None:
+    h = Harness()
+    h.snapshot(alice=ON)
+    # My connection dropped; the server restarted and lost alice's last-seen time.
+    h.snapshot(alice=OFF)
+    h.loop.advance(30)
+    h.online("alice")
+    h.loop.advance(WINDOW)
+    assert h.alerts == []
