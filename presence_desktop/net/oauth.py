@@ -100,6 +100,9 @@ def access_denied() -> SignInError:
 
 class Phase(enum.Enum):
     STARTING = "starting"
+    READY = "ready"
+    """The link is ready but the browser was not opened yet (``error`` says why we
+    ask: the session ended). Opening waits for the person to click."""
     WAITING_FOR_BROWSER = "waiting_for_browser"
     """The authorize page should be open; ``url`` can be copied."""
     BROWSER_NOT_OPENED = "browser_not_opened"
@@ -493,6 +496,8 @@ class GitHubSignIn:
         clock: Callable[[], float] = time.monotonic,
         listen_hosts: tuple[str, ...] = ("127.0.0.1", "::1"),
         listen_port: int = 0,
+        open_browser: bool = True,
+        reason: UserError | None = None,
     ) -> None:
         self.config = config
         self.status = Signal[SignInStatus]()
@@ -504,6 +509,10 @@ class GitHubSignIn:
         self._clock = clock
         self._hosts = listen_hosts
         self._port = listen_port
+        self._auto_open = open_browser
+        self.reason = reason
+        """Why sign-in is needed again (a revoked session), shown until the browser opens."""
+        self._cancel_event = asyncio.Event()
         self._phase_task: asyncio.Task[LoginGitHubCode | LoginGitHubToken] | None = None
         self._want_device = False
         self._cancelled = False
@@ -514,10 +523,7 @@ class GitHubSignIn:
     # ------------------------------------------------------------ window actions
 
     def open_browser_again(self) -> None:
-        if self._url and self.current.phase in (
-            Phase.WAITING_FOR_BROWSER,
-            Phase.BROWSER_NOT_OPENED,
-        ):
+        if self._url and self.current.phase in _OPENABLE:
             self._spawn(self._open_browser())
 
     def _spawn(self, coro: Coroutine[None, None, None]) -> None:
@@ -526,10 +532,7 @@ class GitHubSignIn:
         task.add_done_callback(self._background.discard)
 
     def use_device_flow(self) -> None:
-        if self.config.device_flow and self.current.phase in (
-            Phase.WAITING_FOR_BROWSER,
-            Phase.BROWSER_NOT_OPENED,
-        ):
+        if self.config.device_flow and self.current.phase in _OPENABLE:
             self._want_device = True
             if self._phase_task is not None:
                 self._phase_task.cancel()
@@ -538,8 +541,16 @@ class GitHubSignIn:
         if self.current.phase in (Phase.DONE, Phase.FAILED, Phase.CANCELLED):
             return
         self._cancelled = True
+        self._cancel_event.set()
         if self._phase_task is not None:
             self._phase_task.cancel()
+        elif self.current.phase is Phase.FINISHING:
+            # GitHub is done; whoever awaits the server's answer sees ``cancelled``.
+            self._emit(Phase.CANCELLED)
+
+    async def cancelled(self) -> None:
+        """Returns when the person cancels (also after ``run`` has returned)."""
+        await self._cancel_event.wait()
 
     def finished(self, error: UserError | None = None) -> None:
         """The server accepted (or refused) the login: close or explain."""
@@ -596,9 +607,12 @@ class GitHubSignIn:
             self._url = authorize_url(
                 self.config.web_url, self.config.client_id, redirect_uri, state, pkce.challenge
             )
-            self._emit(Phase.WAITING_FOR_BROWSER, url=self._url)
-            # Not awaited: some browser commands only return when the browser exits.
-            self._spawn(self._open_browser())
+            if self._auto_open:
+                self._emit(Phase.WAITING_FOR_BROWSER, url=self._url)
+                # Not awaited: some browser commands only return when the browser exits.
+                self._spawn(self._open_browser())
+            else:
+                self._emit(Phase.READY, url=self._url, error=self.reason)
             try:
                 callback = await asyncio.wait_for(asyncio.shield(listener.result), self._timeout)
             except TimeoutError:
@@ -615,8 +629,9 @@ class GitHubSignIn:
 
     async def _open_browser(self) -> None:
         opened = await open_in_browser(self._opener, self._url)
-        if not opened and self.current.phase is Phase.WAITING_FOR_BROWSER:
-            self._emit(Phase.BROWSER_NOT_OPENED, url=self._url)
+        phase = Phase.WAITING_FOR_BROWSER if opened else Phase.BROWSER_NOT_OPENED
+        if self.current.phase in _OPENABLE and self.current.phase is not phase:
+            self._emit(phase, url=self._url)
 
     async def _device(self, device: str) -> LoginGitHubToken:
         http = self._http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
@@ -658,6 +673,9 @@ class GitHubSignIn:
             device_flow_available=self.config.device_flow,
         )
         self.status.emit(self.current)
+
+
+_OPENABLE = frozenset({Phase.READY, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED})
 
 
 class _Switch(SignInError):
