@@ -15,6 +15,7 @@ import logging
 import re
 import socket
 import time
+import webbrowser
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from presence_protocol import (
     FriendDecline,
     FriendRemove,
     FriendRequest,
+    GitHubConfig,
     SendMessage,
     SetPresence,
     Status,
@@ -43,6 +45,8 @@ from .core.settings import PendingMessage, Settings, SettingsError, SettingsStor
 from .core.state import InboxMessage, PresenceState
 from .core.status import ExpiryTimer, effective_status
 from .net.client import PresenceClient
+from .net.github_login import SignInFactory, sign_in_with_github
+from .net.oauth import GitHubSignIn, Opener, SignInError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class Controller:
         device: str | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Callable[[], Iterator[float]] = backoff_delays,
+        opener: Opener = webbrowser.open,
+        make_sign_in: SignInFactory | None = None,
     ) -> None:
         self.state = state
         self.connection = connection
@@ -81,6 +87,14 @@ class Controller:
         """A desktop notification to show now (already coalesced and filtered)."""
         self.quit_requested = Signal[None]()
         """The person chose Quit; the app shell stops the loop."""
+        # GitHub sign-in (issue 4).
+        self.sign_in_started = Signal[GitHubSignIn]()
+        """A sign-in attempt began; the ui shows its window (``ui.sign_in``)."""
+        self._opener = opener
+        self._make_sign_in = make_sign_in or self._default_sign_in
+        self._sign_in_task: asyncio.Task[None] | None = None
+        self._signing_out = False
+        self._last_link = connection.current.link
 
         self.rules = NotifyRules(settings.settings, clock=clock)
         self._activity: Activity | None = None
@@ -215,15 +229,11 @@ class Controller:
         return user_id in self.settings.settings.starred
 
     def sign_in(self) -> None:
-        """Start signing in. Development login only, until GitHub sign-in lands here."""
+        """Connect with the saved session (or dev login); otherwise sign in with GitHub."""
         if self.credentials_present() or self.dev_login is not None:
             self._connect()
             return
-        self._error(
-            "GitHub sign-in is not available yet",
-            "This build can only sign in to servers started with --dev-login.",
-            "sign_in_unavailable",
-        )
+        self._start_github_sign_in(None)
 
     def sign_out(self) -> None:
         self._spawn(self._sign_out())
@@ -304,6 +314,46 @@ class Controller:
     def _on_connection(self, info: ConnectionInfo) -> None:
         if info.link is Link.ONLINE and self._expiry is not None:
             self._expiry.check()  # a timer may be late after the machine slept
+        previous, self._last_link = self._last_link, info.link
+        if (
+            info.link is Link.SIGNED_OUT
+            and previous is not Link.SIGNED_OUT
+            and info.title
+            and not self._signing_out
+            and self.dev_login is None
+        ):
+            # The server ended the session (revoked, expired): ask to sign in again,
+            # without opening a browser nobody asked for.
+            self._start_github_sign_in(UserError(info.title, info.message, "signed_out"))
+
+    # GitHub sign-in (issue 4).
+
+    def _default_sign_in(self, config: GitHubConfig, reason: UserError | None) -> GitHubSignIn:
+        return GitHubSignIn(config, opener=self._opener, open_browser=reason is None, reason=reason)
+
+    def _start_github_sign_in(self, reason: UserError | None) -> None:
+        if self._sign_in_task is not None and not self._sign_in_task.done():
+            return  # one attempt at a time; its window is already open
+        if not self._started or not self.server_url:
+            self._connect()  # says "No server" when there is none
+            return
+        self._sign_in_task = asyncio.get_running_loop().create_task(
+            self._github_sign_in(reason), name="github-sign-in"
+        )
+        self._tasks.add(self._sign_in_task)
+        self._sign_in_task.add_done_callback(self._task_done)
+
+    async def _github_sign_in(self, reason: UserError | None) -> None:
+        try:
+            await sign_in_with_github(
+                self.client,
+                self.sign_in_started,
+                self._make_sign_in,
+                device=self._device,
+                reason=reason,
+            )
+        except SignInError as exc:
+            self.errors.emit(exc.error)
 
     def _on_settings(self, settings: Settings) -> None:
         self.rules.set_settings(settings)
@@ -324,7 +374,11 @@ class Controller:
         self._connect()
 
     async def _sign_out(self) -> None:
-        await self.client.sign_out()
+        self._signing_out = True
+        try:
+            await self.client.sign_out()
+        finally:
+            self._signing_out = False
         self.rules.clear()
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
 
