@@ -25,6 +25,11 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
+# websockets logs frames at DEBUG, shortened but still holding most of a session
+# token; the connection logger is pinned at INFO so a debug run leaks none.
+WIRE_LOG = logging.getLogger("presence_server.wire")
+WIRE_LOG.setLevel(logging.INFO)
+
 
 def _select_subprotocol(_connection: ServerConnection, offered: object) -> str | None:
     """Pick presence.v1 when offered; otherwise accept without one.
@@ -118,6 +123,7 @@ async def start_server(
             compression=None,
             max_size=limits.MAX_FRAME_BYTES,
             server_header=config.server_name,
+            logger=WIRE_LOG,
         )
     except BaseException:
         await hub.close()

@@ -80,6 +80,11 @@ from presence_protocol import (
 
 log = logging.getLogger(__name__)
 
+# Issue 4: websockets logs frames at DEBUG, shortened but still holding most of a
+# session token. Its connection logger is pinned at INFO so a debug run leaks none.
+WIRE_LOG = logging.getLogger("presence_desktop.net.wire")
+WIRE_LOG.setLevel(logging.INFO)
+
 MAX_INCOMING_FRAME = 4 * 1024 * 1024
 """A snapshot with a thousand friends is far larger than a command frame."""
 
@@ -409,6 +414,7 @@ class PresenceClient:
                 close_timeout=2.0,
                 proxy=None if _is_loopback_url(self.url) else True,
                 user_agent_header=f"presence-desktop/{__version__}",
+                logger=WIRE_LOG,
             ) as ws:
                 self._ws = ws
                 try:
@@ -554,9 +560,8 @@ class PresenceClient:
             refused = UserError("Sign-in failed", reply.message or reply.code, reply.code)
             if not future.done():
                 future.set_exception(LoginRefused(refused))
-            raise _Stop(
-                ConnectionInfo(Link.SIGNED_OUT, title=refused.title, message=refused.message)
-            )
+            # No title: the sign-in window already shows why (and offers "Try again").
+            raise _Stop(ConnectionInfo(Link.SIGNED_OUT))
         if not isinstance(reply, AuthOk) or reply.session is None:
             raise _Retry(f"expected auth_ok with a session, got {type(reply).__name__}")
         self._store_session(reply)
