@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -25,9 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from presence_desktop.core.events import Signal as CoreSignal
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInStatus
 
-_WAITING = {Phase.STARTING, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED}
+_WAITING = {Phase.STARTING, Phase.READY, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED}
+_OPENABLE = {Phase.READY, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED}
 _ENDED = {Phase.DONE, Phase.FAILED, Phase.CANCELLED}
 
 
@@ -140,9 +142,14 @@ class SignInWindow(QDialog):
         heading, text = _WORDS.get(phase, ("", ""))
         if phase is Phase.FAILED and status.error is not None:
             heading, text = status.error.title, status.error.message
+        elif phase is Phase.READY and status.error is not None:
+            heading = status.error.title
+            text = f"{status.error.message} {text}".strip()
         self.heading.setText(heading)
         self.message.setText(text)
-        self.progress.setVisible(phase in _WAITING or phase in (Phase.DEVICE_CODE, Phase.FINISHING))
+        self.progress.setVisible(
+            phase in _WAITING - {Phase.READY} or phase in (Phase.DEVICE_CODE, Phase.FINISHING)
+        )
         self.code_row.setVisible(phase is Phase.DEVICE_CODE)
         if phase is Phase.DEVICE_CODE:
             self.user_code.setText(status.user_code)
@@ -158,11 +165,11 @@ class SignInWindow(QDialog):
             self.link.setText(status.url)
             self.link.setCursorPosition(0)
         self.link_row.setVisible(phase in _WAITING and bool(self.link.text()))
-        self.open_again.setVisible(phase in (Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED))
-        self.use_code.setVisible(
-            status.device_flow_available
-            and phase in (Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED)
-        )
+        self.open_again.setVisible(phase in _OPENABLE)
+        self.open_again.setText("Open browser" if phase is Phase.READY else "Open browser again")
+        if phase is Phase.READY:
+            self.open_again.setDefault(True)
+        self.use_code.setVisible(status.device_flow_available and phase in _OPENABLE)
         self.retry.setVisible(phase in (Phase.FAILED, Phase.CANCELLED))
         self.cancel_button.setText("Close" if phase in _ENDED else "Cancel")
         if phase is Phase.BROWSER_NOT_OPENED:
@@ -203,6 +210,7 @@ class SignInWindow(QDialog):
 
 _WORDS: dict[Phase, tuple[str, str]] = {
     Phase.STARTING: ("Starting sign-in…", ""),
+    Phase.READY: ("Sign in again", "Sign in with GitHub to reconnect."),
     Phase.WAITING_FOR_BROWSER: (
         "Continue in your browser",
         "GitHub opened in your browser. Approve Presence there; this window closes "
@@ -219,3 +227,33 @@ _WORDS: dict[Phase, tuple[str, str]] = {
     Phase.FAILED: ("Sign-in failed", ""),
     Phase.CANCELLED: ("Sign-in cancelled", "You can try again whenever you like."),
 }
+
+
+class SignInWindows(QObject):
+    """Shows the sign-in window whenever the core starts an attempt; one window, reused."""
+
+    def __init__(
+        self,
+        started: CoreSignal[GitHubSignIn],
+        retry: Callable[[], None],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._retry = retry
+        self.window: SignInWindow | None = None
+        started.connect(self.show_attempt)
+
+    def show_attempt(self, sign_in: GitHubSignIn) -> None:
+        if self.window is None:
+            self.window = SignInWindow(sign_in)
+            self.window.retry_requested.connect(self._retry)
+        else:
+            self.window.attach(sign_in)
+        if sign_in.current.phase is not Phase.DONE:
+            self.window.show()
+            self.window.raise_()
+            self.window.activateWindow()
+
+    def close(self) -> None:
+        if self.window is not None:
+            self.window.close()

@@ -6,8 +6,9 @@ from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
 from presence_desktop.core.api import UserError
+from presence_desktop.core.events import Signal
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInStatus
-from presence_desktop.ui.sign_in import SignInWindow
+from presence_desktop.ui.sign_in import SignInWindow, SignInWindows
 from presence_protocol import GitHubConfig
 
 URL = "https://github.example/login/oauth/authorize?client_id=x&state=s"
@@ -132,3 +133,38 @@ def test_done_closes_the_window_and_retry_reattaches(qtbot: QtBot) -> None:
     assert window.heading.text() == "Continue in your browser"
     second.show(SignInStatus(Phase.DONE))
     assert not window.isVisible()
+
+
+def test_ready_after_a_revoked_session_waits_for_a_click(qtbot: QtBot) -> None:
+    sign_in = ScriptedSignIn()
+    window = _window(qtbot, sign_in)
+    reason = UserError("Signed out", "This device was signed out, perhaps from another device.")
+    sign_in.show(SignInStatus(Phase.READY, url=URL, error=reason, device_flow_available=True))
+    assert window.heading.text() == "Signed out"
+    assert reason.message in window.message.text()
+    assert not window.progress.isVisible()
+    assert window.open_again.text() == "Open browser" and window.open_again.isDefault()
+    assert window.link_row.isVisible() and window.use_code.isVisible()
+    window.open_again.click()
+    assert sign_in.calls == ["open_again"]
+
+
+def test_sign_in_windows_follow_the_core(qtbot: QtBot) -> None:
+    started = Signal[GitHubSignIn]()
+    retries: list[bool] = []
+    windows = SignInWindows(started, lambda: retries.append(True))
+    first = ScriptedSignIn()
+    first.show(SignInStatus(Phase.WAITING_FOR_BROWSER, url=URL))
+    started.emit(first)
+    window = windows.window
+    assert window is not None and window.isVisible()
+    qtbot.addWidget(window)
+    first.show(SignInStatus(Phase.FAILED, error=UserError("Sign-in failed", "no")))
+    window.retry.click()
+    assert retries == [True]
+    second = ScriptedSignIn()
+    started.emit(second)
+    assert windows.window is window  # reused, now following the new attempt
+    second.show(SignInStatus(Phase.DONE))
+    assert not window.isVisible()
+    windows.close()
