@@ -41,6 +41,7 @@ from .panel import FriendsPanel
 from .popup import MainWindow, PopupWindow
 from .present import Badge
 from .settings_dialog import SettingsDialog
+from .sign_in import SignInWindows
 from .tray import Tray
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,11 @@ class DesktopUi(QObject):
         self.notifier.clicked.connect(self.on_alert_clicked)
         core.alerts.connect(self.notifier.show)
         self._settings_dialog: SettingsDialog | None = None
+        # GitHub sign-in (issue 4): its window opens whenever the core starts an attempt.
+        started = getattr(core, "sign_in_started", None)
+        self.sign_in_windows = (
+            SignInWindows(started, actions.sign_in, parent=self) if started is not None else None
+        )
 
     # ---------------------------------------------------------- start / stop
 
@@ -172,6 +178,8 @@ class DesktopUi(QObject):
             self.popup.hide()
         if self._settings_dialog is not None:
             self._settings_dialog.close()
+        if self.sign_in_windows is not None:
+            self.sign_in_windows.close()
 
     # ---------------------------------------------------------- navigation (menus)
 
