@@ -1,0 +1,139 @@
+"""Runs inside the virtual desktop for the display tests (a separate process,
+because the test process's QApplication is already offscreen).
+
+    python -m tests.desktop.ui.display_child tray     # tray icon + popup geometry
+    python -m tests.desktop.ui.display_child notify   # under dbus-run-session: Notify call
+
+Prints one JSON line with what it saw; exits non-zero when something failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+WAIT = 15.0
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        await asyncio.sleep(0.05)  # geometry and bus names have no change signal here
+
+
+def make_ui(**kw: Any) -> Any:
+    from presence_desktop.ui.app import DesktopUi
+
+    from .fakes import FakeCore, friend, snapshot
+
+    core = FakeCore()
+    core.state.apply_snapshot(snapshot(friend(2, "alice", language="Rust"), friend(3, "bob")))
+    core.go_online()
+    ui = DesktopUi(core, core.actions, cache_dir=Path(tempfile.mkdtemp()), **kw)
+    return core, ui
+
+
+def rect(r: Any) -> list[int]:
+    return [r.x(), r.y(), r.width(), r.height()]
+
+
+async def tray() -> dict[str, Any]:
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from presence_desktop.ui.notifications import LogBackend
+
+    started = time.perf_counter()
+    await until(QSystemTrayIcon.isSystemTrayAvailable, "system tray")
+    _core, ui = make_ui(backends=[LogBackend()])
+    ui.start()
+    await until(lambda: ui.tray.geometry() is not None, "tray icon geometry")
+    visible_ms = (time.perf_counter() - started) * 1000
+    geometry = ui.tray.geometry()
+    ui.toggle_popup()
+    await until(lambda: ui.popup.isVisible() and ui.popup.windowHandle().isExposed(), "popup")
+    result = {
+        "tray_available": True,
+        "tray": rect(geometry),
+        "popup": rect(ui.popup.frameGeometry()),
+        "screen": rect(QGuiApplication.primaryScreen().availableGeometry()),
+        "icon_visible_ms": round(visible_ms),
+    }
+    ui.popup.hide()
+    await ui.aclose()
+    return result
+
+
+async def notify() -> dict[str, Any]:
+    from PySide6.QtCore import QProcess
+    from PySide6.QtDBus import QDBusConnection
+
+    from presence_desktop.core.api import Alert, AlertKind
+
+    bus = QDBusConnection.sessionBus()
+    assert bus.isConnected(), "no session bus (run under dbus-run-session)"
+    daemon = QProcess()
+    daemon.start("dunst", [])
+    name = "org.freedesktop.Notifications"
+    await until(lambda: bus.interface().isServiceRegistered(name).value(), "dunst on the bus")
+
+    monitor = QProcess()
+    seen: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    output: list[str] = []
+    title = "alice is online"
+
+    def read() -> None:
+        output.append(bytes(monitor.readAllStandardOutput().data()).decode(errors="replace"))
+        text = "".join(output)
+        if "member=Notify" in text and title in text and not seen.done():
+            seen.set_result(text)
+
+    monitor.readyReadStandardOutput.connect(read)
+    monitor.start(
+        "dbus-monitor",
+        ["--session", f"type='method_call',interface='{name}',member='Notify'"],
+    )
+    if not monitor.waitForStarted(5000):
+        raise RuntimeError("dbus-monitor did not start")
+    await asyncio.sleep(0.3)  # let dbus-monitor register its match rule first
+
+    _core, ui = make_ui()  # the default chain: desktop-notifier first
+    ui.start()
+    alert = Alert(AlertKind.FRIEND_ONLINE, title, "Coding · Rust", (2,))
+    backend = await ui.notifier.deliver(alert)
+    text = await asyncio.wait_for(seen, WAIT)
+    await ui.aclose()
+    monitor.kill()
+    monitor.waitForFinished(3000)
+    daemon.kill()
+    daemon.waitForFinished(3000)
+    return {"backend": backend, "notify_seen": True, "body_seen": "Coding · Rust" in text}
+
+
+def main() -> int:
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)
+    job = {"tray": tray, "notify": notify}[sys.argv[1]]
+    try:
+        with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+            result = runner.run(job())
+    except Exception as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""On a real X server (Xvfb) with a tray host (trayer), and a real D-Bus
+notification daemon (dunst): the icon gets a place, the popup opens next to
+it, and an alert becomes an org.freedesktop.Notifications.Notify call.
+
+Skipped with the reason when the programs are missing, except in CI
+(``PRESENCE_REQUIRE_SERVICES=1``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+
+from .xdesktop import Desktop, missing, virtual_desktop
+
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.display
+
+
+def run_child(desktop: Desktop, job: str, *prefix: str) -> dict[str, object]:
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "tests.desktop.ui.display_child", job],
+        cwd=ROOT,
+        env=desktop.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"child printed nothing (rc={proc.returncode}): {proc.stderr[-2000:]}"
+    result: dict[str, object] = json.loads(lines[-1])
+    assert "error" not in result, f"{result['error']}\n{proc.stderr[-2000:]}"
+    assert proc.returncode == 0
+    return result
+
+
+@pytest.fixture
+def desktop() -> Iterator[Desktop]:
+    gone = missing("desktop")
+    require(
+        not gone, f"display test needs {', '.join(gone)} (apt-get install xvfb trayer x11-utils)"
+    )
+    with virtual_desktop() as d:
+        yield d
+
+
+def test_tray_icon_gets_a_place_and_the_popup_opens_next_to_it(desktop: Desktop) -> None:
+    result = run_child(desktop, "tray")
+    tx, ty, tw, th = result["tray"]  # type: ignore[misc]
+    px, py, pw, ph = result["popup"]  # type: ignore[misc]
+    sx, sy, sw, sh = result["screen"]  # type: ignore[misc]
+    assert tw > 0 and th > 0
+    assert ty < 40, "trayer sits at the top edge"
+    # Below the icon, inside the screen, horizontally near the icon.
+    assert ty + th <= py <= ty + th + 12
+    assert sx <= px and px + pw <= sx + sw and py + ph <= sy + sh
+    assert px <= tx + tw and px + pw >= tx
+    print(f"tray icon visible after {result['icon_visible_ms']} ms")
+
+
+def test_alert_reaches_the_notification_daemon_over_dbus(desktop: Desktop) -> None:
+    gone = missing("dbus")
+    require(not gone, f"notification test needs {', '.join(gone)} (apt-get install dbus dunst)")
+    result = run_child(desktop, "notify", "dbus-run-session", "--")
+    assert result["backend"] == "desktop-notifier"
+    assert result["notify_seen"] is True
+    assert result["body_seen"] is True
