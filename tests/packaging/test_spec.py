@@ -63,6 +63,7 @@ def run_spec(
         return Step(calls, "COLLECT", *args, **kwargs)
 
     namespace["COLLECT"] = collect
+    monkeypatch.delenv("PRESENCE_SPEC_ENTRY", raising=False)
     if onefile:
         monkeypatch.setenv("PRESENCE_ONEFILE", "1")
     else:
@@ -204,3 +205,30 @@ def test_onefile_switch_puts_everything_in_the_executable(
     assert "exclude_binaries" not in exe.kwargs
     binaries = exe.args[2]
     assert ("PySide6/Qt/lib/libQt6Core.so.6", "src", "BINARY") in binaries
+
+
+def test_baseline_entry_is_frozen_the_same_way_without_app_resources(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    app = run_spec(monkeypatch, tmp_path / "app", "linux")
+    monkeypatch.setenv("PRESENCE_SPEC_ENTRY", str(ROOT / "benchmarks" / "baseline_tray.py"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    calls: dict[str, list[Step]] = {}
+    namespace: dict[str, Any] = {
+        "SPECPATH": str(ROOT),
+        "DISTPATH": str(tmp_path / "dist"),
+        "workpath": str(tmp_path / "build"),
+    }
+    for kind in ("Analysis", "PYZ", "EXE", "COLLECT", "BUNDLE"):
+        namespace[kind] = lambda *a, _k=kind, **kw: Step(calls, _k, *a, **kw)
+    exec(compile(SPEC.read_text(), str(SPEC), "exec"), namespace)
+
+    (analysis,) = calls["Analysis"]
+    assert analysis.args[0] == [str(ROOT / "benchmarks" / "baseline_tray.py")]
+    assert analysis.kwargs["datas"] == []
+    assert analysis.kwargs["excludes"] == app["Analysis"][0].kwargs["excludes"]
+    (exe,) = calls["EXE"]
+    assert exe.kwargs["name"] == "baseline-tray"
+    for option in ("console", "strip", "upx", "exclude_binaries"):
+        assert exe.kwargs[option] == app["EXE"][0].kwargs[option]
+    assert not (tmp_path / "dist").exists()  # no desktop entry copied
