@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -51,12 +52,13 @@ class SignInWindow(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Sign in to Presence")
-        self.setMinimumWidth(420)
         self._open_url = open_url
         self._sign_in: GitHubSignIn | None = None
         self._verification_uri = ""
 
         layout = QVBoxLayout(self)
+        # Grow and shrink with the wrapped text of each phase instead of clipping it.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
         self.heading = QLabel()
         heading_font = self.heading.font()
         heading_font.setBold(True)
@@ -65,6 +67,7 @@ class SignInWindow(QDialog):
         layout.addWidget(self.heading)
         self.message = QLabel()
         self.message.setWordWrap(True)
+        self.message.setMinimumWidth(400)  # one width for every phase: no jumping window
         self.message.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse
             | Qt.TextInteractionFlag.LinksAccessibleByMouse
@@ -143,8 +146,7 @@ class SignInWindow(QDialog):
         if phase is Phase.FAILED and status.error is not None:
             heading, text = status.error.title, status.error.message
         elif phase is Phase.READY and status.error is not None:
-            heading = status.error.title
-            text = f"{status.error.message} {text}".strip()
+            heading, text = status.error.title, status.error.message or text
         self.heading.setText(heading)
         self.message.setText(text)
         self.progress.setVisible(
