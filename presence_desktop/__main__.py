@@ -156,6 +156,7 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
@@ -216,7 +217,9 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         def open_when_online(info: ConnectionInfo) -> None:
             if info.link is Link.ONLINE:
                 connection.changed.disconnect(open_when_online)
-                loop.call_later(0.5, ui.open_friends)
+                opener = loop.create_task(ui.open_friends_when_placed())
+                tasks.add(opener)
+                opener.add_done_callback(tasks.discard)
 
         connection.changed.connect(open_when_online)
 

@@ -8,6 +8,7 @@ ui runs against the real controller, the demo, or a test fake.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -192,6 +193,14 @@ class DesktopUi(QObject):
                 self.popup.activateWindow()
         elif self.window is not None:
             self.window.open()
+
+    async def open_friends_when_placed(self, within: float = 3.0) -> None:
+        """Open the popup once the tray host has given the icon a place (start-up)."""
+        for _ in range(round(within / 0.05)):
+            if self.tray is None or self.tray.geometry() is not None:
+                break
+            await asyncio.sleep(0.05)  # docking has no signal; bounded to start-up
+        self.open_friends()
 
     def toggle_popup(self) -> None:
         if self.popup is not None:

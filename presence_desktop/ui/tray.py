@@ -59,9 +59,15 @@ class Tray(QObject):
         self.icon.hide()
 
     def geometry(self) -> QRect | None:
-        """Where the icon is on screen, or None where the platform does not say."""
+        """Where the icon is on screen, or None where the platform does not say.
+
+        Until an XEmbed tray host has docked the icon, Qt reports the icon's
+        own window at (0, 0); that is not a place to open a popup next to.
+        """
         rect = self.icon.geometry()
-        return rect if rect.isValid() and rect.width() > 0 else None
+        if not rect.isValid() or rect.width() <= 0 or (rect.x() == 0 and rect.y() == 0):
+            return None
+        return rect
 
     def update(self) -> None:
         info = self._connection.current

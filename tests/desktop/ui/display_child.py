@@ -118,13 +118,34 @@ async def notify() -> dict[str, Any]:
     return {"backend": backend, "notify_seen": True, "body_seen": "Coding · Rust" in text}
 
 
+async def showcase() -> dict[str, Any]:
+    """A populated app with a notification, until SIGTERM (to try scripts/screenshots.py)."""
+    import signal
+
+    from presence_desktop.core.api import Alert, AlertKind
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await until(
+        lambda: __import__("PySide6.QtWidgets").QtWidgets.QSystemTrayIcon.isSystemTrayAvailable(),
+        "tray",
+    )
+    core, ui = make_ui()
+    ui.start()
+    await ui.open_friends_when_placed()
+    core.alerts.emit(Alert(AlertKind.FRIEND_ONLINE, "alice is online", "Coding · Rust", (2,)))
+    await stop.wait()
+    await ui.aclose()
+    return {}
+
+
 def main() -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
-    job = {"tray": tray, "notify": notify}[sys.argv[1]]
+    job = {"tray": tray, "notify": notify, "showcase": showcase}[sys.argv[1]]
     try:
         with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
             result = runner.run(job())

@@ -88,8 +88,37 @@ def _start_xvfb(screen: str) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f":{number.decode().strip()}"
 
 
+def _start_trayer(desktop: Desktop, attempts: int = 3) -> None:
+    """trayer now and then fails to come up on a just-started server: try again."""
+    for attempt in range(1, attempts + 1):
+        proc = subprocess.Popen(
+            [
+                "trayer", "--edge", "top", "--align", "right",
+                "--widthtype", "request", "--SetDockType", "true",
+                "--height", "28", "--transparent", "true",
+                "--alpha", "0", "--tint", PANEL_COLOUR,
+            ],
+            env=desktop.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        desktop.processes.append(proc)
+        try:
+            _wait(lambda: '("panel" "trayer")' in desktop.windows(), "trayer", timeout=8.0)
+            return
+        except TimeoutError:
+            proc.kill()
+            proc.wait()
+            desktop.processes.remove(proc)
+            if attempt == attempts:
+                raise
+
+
 @contextlib.contextmanager
-def virtual_desktop(screen: str = SCREEN, *, tray: bool = True) -> Iterator[Desktop]:
+def virtual_desktop(
+    screen: str = SCREEN, *, tray: bool = True, keep_bus: bool = False
+) -> Iterator[Desktop]:
+    """``keep_bus``: keep the caller's D-Bus session (e.g. one from dbus-run-session)."""
     processes: list[subprocess.Popen[bytes]] = []
     runtime = tempfile.mkdtemp(prefix="presence-xdg-")
     os.chmod(runtime, 0o700)
@@ -99,23 +128,11 @@ def virtual_desktop(screen: str = SCREEN, *, tray: bool = True) -> Iterator[Desk
         env = dict(os.environ)
         env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", XDG_RUNTIME_DIR=runtime)
         env.pop("WAYLAND_DISPLAY", None)
-        env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        if not keep_bus:
+            env.pop("DBUS_SESSION_BUS_ADDRESS", None)
         desktop = Desktop(display, env, processes)
         if tray:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        "trayer", "--edge", "top", "--align", "right",
-                        "--widthtype", "request", "--SetDockType", "true",
-                        "--height", "28", "--transparent", "true",
-                        "--alpha", "0", "--tint", PANEL_COLOUR,
-                    ],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )  # fmt: skip
-            _wait(lambda: '("panel" "trayer")' in desktop.windows(), "trayer")
+            _start_trayer(desktop)
         yield desktop
     finally:
         for proc in reversed(processes):
