@@ -185,6 +185,8 @@ class SettingsStore:
         self.runtime_path = state_dir / RUNTIME_FILE
         self.changed = Signal[Settings]()
         """Emitted after every successful ``update`` with the new settings."""
+        self.runtime_changed = Signal[RuntimeState]()
+        """Emitted after runtime state was saved with different content."""
         self.settings: Settings
         self.runtime: RuntimeState
         self.settings, self.settings_load = load_versioned(
@@ -254,4 +256,5 @@ class SettingsStore:
         if new != self.runtime:
             save_atomic(self.runtime_path, new)
             self.runtime = new
+            self.runtime_changed.emit(new)
         return new

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..desktop.net.helpers import ServerHandle
+from .apps import App
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
+    handle = ServerHandle(tmp_path)
+    await handle.start()
+    yield handle
+    await handle.stop()
+
+
+@pytest.fixture
+async def make_app(server: ServerHandle, tmp_path: Path) -> AsyncIterator[Callable[..., App]]:
+    apps: list[App] = []
+
+    def make(login: str | None, *, home: str | None = None, **kwargs: Any) -> App:
+        app = App(tmp_path / (home or login or "anonymous"), server.url, login, **kwargs)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        await app.controller.stop()
