@@ -60,10 +60,47 @@ async def tray() -> dict[str, Any]:
     geometry = ui.tray.geometry()
     ui.toggle_popup()
     await until(lambda: ui.popup.isVisible() and ui.popup.windowHandle().isExposed(), "popup")
+    popup_rect = rect(ui.popup.frameGeometry())
+    # A menu opened from the popup does not count as losing focus.
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QWidget
+
+    await until(ui.popup.isActiveWindow, "popup active")
+    menu = ui.panel.open_friend_menu(2, ui.popup.mapToGlobal(QPoint(40, 120)))
+    await until(lambda: menu is not None and menu.isVisible(), "row menu")
+    await asyncio.sleep(0.3)
+    stays_with_menu = ui.popup.isVisible()
+    menu.close()
+    # Another window taking the focus closes it.
+    other = QWidget()
+    other.setWindowTitle("other")
+    other.resize(200, 100)
+    other.show()
+    other.activateWindow()
+    try:
+        await until(lambda: not ui.popup.isVisible(), "popup closing on focus loss")
+        closes_on_focus_loss = True
+    except TimeoutError:
+        closes_on_focus_loss = False
+    other.close()
+    # Esc closes it too. (A tray click right after an auto-close would mean
+    # "close", so open it directly.)
+    ui.open_friends()
+    await until(ui.popup.isVisible, "popup again")
+    ui.popup.activateWindow()
+    await until(ui.popup.isActiveWindow, "popup active again")
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    QTest.keyClick(ui.popup, Qt.Key.Key_Escape)
+    closes_on_escape = not ui.popup.isVisible()
     result = {
+        "stays_with_menu": stays_with_menu,
+        "closes_on_focus_loss": closes_on_focus_loss,
+        "closes_on_escape": closes_on_escape,
         "tray_available": True,
         "tray": rect(geometry),
-        "popup": rect(ui.popup.frameGeometry()),
+        "popup": popup_rect,
         "screen": rect(QGuiApplication.primaryScreen().availableGeometry()),
         "icon_visible_ms": round(visible_ms),
     }

@@ -62,6 +62,9 @@ def test_tray_icon_gets_a_place_and_the_popup_opens_next_to_it(desktop: Desktop)
     assert ty + th <= py <= ty + th + 12
     assert sx <= px and px + pw <= sx + sw and py + ph <= sy + sh
     assert px <= tx + tw and px + pw >= tx
+    assert result["stays_with_menu"] is True
+    assert result["closes_on_focus_loss"] is True
+    assert result["closes_on_escape"] is True
     print(f"tray icon visible after {result['icon_visible_ms']} ms")
 
 
