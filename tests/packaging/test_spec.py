@@ -127,6 +127,10 @@ def test_analysis_bundles_resources_and_excludes_what_a_tray_app_never_uses(
     assert ("badge-online.svg", "resources/icons") in bundled
     assert ("presence-256.png", "resources/icons") in bundled
     assert ("presence-desktop.desktop", "resources/linux") in bundled
+    # --demo's server: Alembic reads its scripts as files, SQLAlchemy imports the driver by name.
+    assert ("env.py", "presence_server/migrations") in bundled
+    assert ("r0001_initial.py", "presence_server/migrations/versions") in bundled
+    assert "aiosqlite" in analysis.kwargs["hiddenimports"]
     # The filtered TOC: Qt Quick, translations and the GTK theme are gone.
     assert [b[0] for b in analysis.binaries] == [
         "PySide6/Qt/lib/libQt6Core.so.6",
@@ -226,6 +230,7 @@ def test_baseline_entry_is_frozen_the_same_way_without_app_resources(
     (analysis,) = calls["Analysis"]
     assert analysis.args[0] == [str(ROOT / "benchmarks" / "baseline_tray.py")]
     assert analysis.kwargs["datas"] == []
+    assert analysis.kwargs["hiddenimports"] == []
     assert analysis.kwargs["excludes"] == app["Analysis"][0].kwargs["excludes"]
     (exe,) = calls["EXE"]
     assert exe.kwargs["name"] == "baseline-tray"
