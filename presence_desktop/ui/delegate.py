@@ -19,7 +19,16 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+)
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from ..core.state import FriendView
@@ -187,11 +196,8 @@ class FriendDelegate(QStyledItemDelegate):
         pixmap = self._avatars.pixmap(friend.user_id, friend.avatar_url) if self._avatars else None
         if pixmap is not None and not pixmap.isNull():
             p.save()
-            path_rect = QRectF(rect)
-            from PySide6.QtGui import QPainterPath
-
             clip = QPainterPath()
-            clip.addEllipse(path_rect)
+            clip.addEllipse(QRectF(rect))
             p.setClipPath(clip)
             p.drawPixmap(rect, pixmap)
             p.restore()
