@@ -92,33 +92,35 @@ def app_icon_path() -> Path:
 
 
 def check_qt() -> Check:
-    """Render the app icon from SVG, as the tray does: needs QtSvg and the image plugins."""
-    from PySide6.QtCore import QSize
-    from PySide6.QtGui import QGuiApplication, QIcon, QImage, QPainter
-    from PySide6.QtSvg import QSvgRenderer
+    """Render the tray icon with every badge, as the tray does: QtSvg, the svg
+    icon engine and the art must all be in the build."""
+    from PySide6.QtGui import QGuiApplication, QIcon
+
+    from presence_desktop.ui.icons import IconFactory
+    from presence_desktop.ui.present import Badge
 
     platform_name = QGuiApplication.platformName()
-    svg = app_icon_path()
-    renderer = QSvgRenderer(str(svg))
-    if not renderer.isValid():
-        return Check("qt", Outcome.FAIL, f"platform {platform_name!r}; cannot render {svg}")
-    image = QImage(QSize(32, 32), QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(0)
-    painter = QPainter(image)
-    renderer.render(painter)
-    painter.end()
-    direct = _opaque_pixels(image)
-    # The tray goes through QIcon, which needs the svg icon-engine plugin.
-    via_icon = _opaque_pixels(QIcon(str(svg)).pixmap(32, 32).toImage())
-    if not direct or not via_icon:
-        return Check(
-            "qt",
-            Outcome.FAIL,
-            f"platform {platform_name!r}; icon rendered empty "
-            f"(renderer {direct} px, QIcon {via_icon} px: svg icon engine missing?)",
-        )
+    try:
+        factory = IconFactory()
+    except FileNotFoundError as exc:
+        return Check("qt", Outcome.FAIL, f"platform {platform_name!r}; {exc}")
+    empty = [
+        badge.value
+        for badge in (None, *Badge)
+        if not _opaque_pixels(factory.icon(badge).pixmap(32, 32).toImage())
+    ]
+    # Window icons and the About box load the SVG through QIcon directly,
+    # which needs the svg icon-engine plugin rather than QtSvg alone.
+    via_engine = _opaque_pixels(QIcon(str(app_icon_path())).pixmap(32, 32).toImage())
+    if empty or not via_engine:
+        problem = f"badges {', '.join(map(str, empty))} rendered empty" if empty else ""
+        problem = problem or "QIcon drew nothing from the SVG (svg icon engine missing?)"
+        return Check("qt", Outcome.FAIL, f"platform {platform_name!r}; {problem}")
     return Check(
-        "qt", Outcome.OK, f"platform {platform_name!r}, tray icon rendered 32x32 ({via_icon} px)"
+        "qt",
+        Outcome.OK,
+        f"platform {platform_name!r}, tray icon rendered with {len(Badge)} badges "
+        f"({via_engine} px at 32x32)",
     )
 
 
@@ -152,7 +154,7 @@ def check_widgets() -> Check:
 
 async def check_tray() -> Check:
     """Show a real tray icon when a tray host exists; report, not fail, when none does."""
-    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QSystemTrayIcon
 
     if not QSystemTrayIcon.isSystemTrayAvailable():
@@ -161,7 +163,10 @@ async def check_tray() -> Check:
             Outcome.OK,
             f"no tray host on {QGuiApplication.platformName()!r}; icon rendered only",
         )
-    tray = QSystemTrayIcon(QIcon(str(app_icon_path())))
+    from presence_desktop.ui.icons import IconFactory
+    from presence_desktop.ui.present import Badge
+
+    tray = QSystemTrayIcon(IconFactory().icon(Badge.ONLINE))
     tray.setToolTip("presence-desktop self-test")
     tray.show()
     try:
@@ -326,50 +331,59 @@ def check_keychain() -> Check:
     return found
 
 
+def _bridge_address(scratch: Path) -> str:
+    """A private endpoint, so the check never meets a running app's bridge."""
+    if sys.platform == "win32":
+        return rf"\\.\pipe\presence-self-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return str(scratch / "bridge" / "bridge.sock")
+
+
 async def check_bridge() -> Check:
-    """A line through a QLocalServer/QLocalSocket pair, the editor bridge's transport."""
-    from PySide6.QtNetwork import QLocalServer, QLocalSocket
+    """An editor's hello and activity through the app's real EditorBridge into the merger."""
+    from PySide6.QtNetwork import QLocalSocket
+
+    from presence_desktop.core.activity import ActivityMerger, Current
+    from presence_desktop.net.bridge import EditorBridge
 
     loop = asyncio.get_running_loop()
-    name = f"presence-self-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    server = QLocalServer()
-    if not server.listen(name):
-        return Check("bridge", Outcome.FAIL, f"cannot listen: {server.errorString()}")
-    echoed: asyncio.Future[bytes] = loop.create_future()
-    peers: list[QLocalSocket] = []
+    merger = ActivityMerger(loop)
+    reported: asyncio.Future[Current | None] = loop.create_future()
 
-    def accept() -> None:
-        peer = server.nextPendingConnection()
-        peers.append(peer)
+    def on_change(current: Current | None) -> None:
+        if not reported.done():
+            reported.set_result(current)
 
-        def echo() -> None:
-            if peer.canReadLine():
-                peer.write(peer.readLine())
-
-        peer.readyRead.connect(echo)
-
-    server.newConnection.connect(accept)
+    merger.changed.connect(on_change)
+    greeted: asyncio.Future[bytes] = loop.create_future()
     client = QLocalSocket()
 
     def received() -> None:
-        if client.canReadLine() and not echoed.done():
-            echoed.set_result(bytes(client.readLine().data()))
+        if client.canReadLine() and not greeted.done():
+            greeted.set_result(bytes(client.readLine().data()))
 
     client.readyRead.connect(received)
-    try:
-        start = time.perf_counter()
-        client.connectToServer(name)
-        client.write(b'{"type":"ping"}\n')
-        line = await echoed
-        elapsed = time.perf_counter() - start
-    finally:
-        client.abort()
-        for peer in peers:
-            peer.abort()
-        server.close()
-    if line != b'{"type":"ping"}\n':
-        return Check("bridge", Outcome.FAIL, f"echo came back as {line!r}")
-    return Check("bridge", Outcome.OK, f"local socket echo in {elapsed * 1e3:.1f} ms")
+    # Short base path: Unix socket paths are limited to about 100 bytes.
+    with tempfile.TemporaryDirectory(prefix="pdst-") as scratch:
+        bridge = EditorBridge(merger, _bridge_address(Path(scratch)))
+        bridge.start()
+        try:
+            start = time.perf_counter()
+            client.connectToServer(bridge.address)
+            client.write(b'{"type":"hello","bridge":1,"editor":"self-test"}\n')
+            hello = await greeted
+            client.write(b'{"type":"activity","language":"python","focused":true}\n')
+            current = await reported
+            elapsed = time.perf_counter() - start
+        finally:
+            client.abort()
+            bridge.close()
+    if b'"type":"hello"' not in hello:
+        return Check("bridge", Outcome.FAIL, f"bridge answered {hello[:80]!r}")
+    if current is None:
+        return Check("bridge", Outcome.FAIL, "the report did not reach the activity merger")
+    return Check(
+        "bridge", Outcome.OK, f"editor hello and report via the bridge in {elapsed * 1e3:.1f} ms"
+    )
 
 
 def check_resources() -> Check:

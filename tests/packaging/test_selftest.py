@@ -60,22 +60,26 @@ def test_passes_from_source_with_every_check_reported(tmp_path: Path) -> None:
     ]
     assert "platform 'offscreen'" in result.stdout
     assert "presence.v1 round trip over 127.0.0.1:" in result.stdout
-    assert "local socket echo" in result.stdout
+    assert "editor hello and report via the bridge" in result.stdout
+    assert "tray icon rendered with 5 badges" in result.stdout
     assert lines[-1].startswith("passed: ")
 
 
-def test_a_broken_part_fails_the_run_and_names_it(tmp_path: Path) -> None:
-    # The art missing from a bundle: rendering must fail, not draw an empty tray.
+def test_a_build_without_its_art_fails_and_names_the_parts(tmp_path: Path) -> None:
+    # A bundle that lost resources/: the tray must fail loudly, not draw nothing.
     code = (
-        "import sys; from pathlib import Path; from presence_desktop import selftest\n"
-        f"selftest.app_icon_path = lambda: Path({str(tmp_path / 'none.svg')!r})\n"
+        "import sys; from pathlib import Path\n"
+        "from presence_desktop.platform import bundle\n"
+        f"bundle.resources_dir = lambda: Path({str(tmp_path)!r})\n"
+        "from presence_desktop import selftest\n"
         "sys.exit(selftest.run())"
     )
     result = run_selftest(code, tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
-    qt_line = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("qt "))
-    assert "FAIL" in qt_line and "cannot render" in qt_line
-    assert "no app icon" in result.stdout
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:-1]}
+    assert "FAIL" in lines["qt"] and "icon art missing" in lines["qt"]
+    assert "FAIL" in lines["resources"] and "no app icon" in lines["resources"]
+    assert "FAIL" not in lines["websockets"]
     assert result.stdout.splitlines()[-1].startswith("FAILED: ")
 
 
