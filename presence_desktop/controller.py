@@ -98,6 +98,7 @@ class Controller:
 
         self.rules = NotifyRules(settings.settings, clock=clock)
         self._activity: Activity | None = None
+        self._auto_away = False
         self._flush_handle: asyncio.TimerHandle | None = None
         self._flush_at: float | None = None
         self._expiry: ExpiryTimer | None = None
@@ -159,6 +160,14 @@ class Controller:
     def set_activity(self, activity: Activity | None) -> None:
         """My editor activity (fed by the editor bridge, already privacy-filtered)."""
         self._activity = activity
+        self._send_presence()
+
+    # Editor activity and idle (issue 5 wiring).
+    def set_editor_presence(self, activity: Activity | None, away: bool) -> None:
+        """From ``net.editor_activity``: filtered activity, and whether I am away by
+        the idle/lock rules. Automatic away is sent, never stored as my choice."""
+        self._activity = activity
+        self._auto_away = away
         self._send_presence()
 
     def add_friend(self, login: str) -> None:
@@ -299,9 +308,12 @@ class Controller:
         self._send_presence()
 
     def _send_presence(self) -> None:
+        status = self.state.my_status
+        if self._auto_away and status is Status.ONLINE:  # issue 5: idle or locked
+            status = Status.AWAY
         self.client.set_presence(
             SetPresence(
-                status=self.state.my_status,
+                status=status,
                 activity=self._activity,
                 until=self.state.my_status_until,
             )

@@ -90,7 +90,7 @@ class _Window:
     timer: TimerHandle | None
 
 
-class ActivitySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+class ActivitySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
     """Where my activity may come from (embedded in the settings schema)."""
 
     share_activity: bool = True

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 DEFAULT_AWAY_MINUTES = 10
 
 
-class IdleSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+class IdleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
     """The idle part of the settings schema."""
 
     away_after_minutes: float = DEFAULT_AWAY_MINUTES

@@ -63,7 +63,7 @@ _RANK = {level: i for i, level in enumerate(ShareLevel)}
 DEFAULT_PRIVATE_LABEL = "a private project"
 
 
-class PrivacyRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+class PrivacyRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
     """One line of the rule table: which projects it covers and how much they share.
 
     ``remote`` is a glob over the normalised git remote ``host/owner/repo``
@@ -87,14 +87,14 @@ class PrivacyRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
             raise ValueError(f"a rule label has at most {limits.MAX_LABEL_CHARS} characters")
 
 
-class PrivacySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+class PrivacySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
     """The privacy part of the settings schema."""
 
     default_level: ShareLevel = ShareLevel.LANGUAGE
     """For every project no rule matches."""
     private_label: str = DEFAULT_PRIVATE_LABEL
     """What friends read instead of a project name the rules do not share."""
-    rules: list[PrivacyRule] = msgspec.field(default_factory=list)
+    rules: tuple[PrivacyRule, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.private_label.strip()) <= limits.MAX_LABEL_CHARS:
@@ -234,6 +234,7 @@ def filter_activity(settings: PrivacySettings, current: Current | None) -> Activ
 
 
 # ------------------------------------------------------------------ what friends see
+
 
 def seen_status(status: Status) -> SeenStatus:
     """How friends see a status I chose: invisible looks offline."""

@@ -24,8 +24,11 @@ import msgspec
 
 from presence_protocol import Status
 
+from .activity import ActivitySettings
 from .events import Signal
+from .idle import IdleSettings
 from .jsonfile import LoadResult, Migration, load_versioned, save_atomic
+from .privacy import PrivacySettings
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """User ids whose notifications never show."""
     starred: frozenset[int] = frozenset()
     """User ids listed first and notified even with ``online_alerts = starred``."""
+    # Editor activity, idle and privacy (issue 5; schemas in their own modules).
+    privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
+    idle: IdleSettings = msgspec.field(default_factory=IdleSettings)
+    activity: ActivitySettings = msgspec.field(default_factory=ActivitySettings)
 
 
 class StoredMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):

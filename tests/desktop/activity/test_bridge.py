@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -21,58 +20,9 @@ from presence_desktop.net.bridge import BridgeError, EditorBridge
 from presence_desktop.net.bridge_protocol import BURST_LINES, MAX_LINE_BYTES
 from presence_protocol import ActivityKind
 
+from .editor_client import Editor
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix socket checks")
-
-
-class Editor:
-    """A fake editor window speaking the bridge protocol over the real socket."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def connect(cls, path: str, hello: bool = True, window: str = "w") -> Editor:
-        reader, writer = await asyncio.open_unix_connection(path)
-        editor = cls(reader, writer)
-        _open.append(editor)
-        if hello:
-            await editor.send(
-                {"type": "hello", "bridge": 1, "editor": "Fake Code", "window": window}
-            )
-            reply = await editor.receive()
-            assert reply["type"] == "hello" and reply["bridge"] == 1
-        return editor
-
-    async def send(self, message: dict[str, Any] | bytes) -> None:
-        data = message if isinstance(message, bytes) else json.dumps(message).encode() + b"\n"
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def receive(self) -> dict[str, Any]:
-        line = await asyncio.wait_for(self.reader.readline(), 5)
-        assert line.endswith(b"\n"), f"connection ended: {line!r}"
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    async def closed(self) -> bool:
-        return await asyncio.wait_for(self.reader.read(), 5) == b""
-
-    async def close(self) -> None:
-        if not self.writer.is_closing():
-            self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
-
-
-_open: list[Editor] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_editors() -> AsyncIterator[None]:
-    yield
-    while _open:
-        await _open.pop().close()
 
 
 def activity(workspace: str, focused: bool = True, **extra: Any) -> dict[str, Any]:

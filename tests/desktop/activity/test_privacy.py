@@ -35,12 +35,12 @@ REPORT = EditorReport(
     focused=True,
 )
 
-OPT_IN = [
+OPT_IN = (
     PrivacyRule(remote="github.com/acme/*", level=ShareLevel.FILE),
     PrivacyRule(folder="/home/ada/work/secret", level=ShareLevel.NOTHING),
     PrivacyRule(folder="/home/ada/oss/*", level=ShareLevel.PROJECT, label="Open source"),
     PrivacyRule(remote="gitlab.example.org/team", level=ShareLevel.CODING),
-]
+)
 
 
 def act(**fields: Any) -> Activity:
@@ -142,10 +142,10 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
     (
         "first matching rule wins",
         PrivacySettings(
-            rules=[
+            rules=(
                 PrivacyRule(remote="github.com/acme/api", level=ShareLevel.CODING),
                 PrivacyRule(remote="github.com/acme/*", level=ShareLevel.FILE),
-            ]
+            )
         ),
         REPORT,
         act(kind=ActivityKind.CODING),

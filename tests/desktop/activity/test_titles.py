@@ -101,7 +101,7 @@ def test_title_reports_use_the_default_level_only() -> None:
     parsed = parse_title("main.py - api [SSH: host] - Visual Studio Code")
     assert parsed is not None
     report = report_from_title(parsed, True)
-    rules = PrivacySettings(rules=[PrivacyRule(folder="*", level=ShareLevel.FILE)])
+    rules = PrivacySettings(rules=(PrivacyRule(folder="*", level=ShareLevel.FILE),))
     activity = filter_activity(rules, Current(report, 0, "w"))
     assert activity is not None
     assert (activity.project, activity.file, activity.language) == (
