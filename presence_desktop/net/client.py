@@ -85,8 +85,8 @@ log = logging.getLogger(__name__)
 WIRE_LOG = logging.getLogger("presence_desktop.net.wire")
 WIRE_LOG.setLevel(logging.INFO)
 
-MAX_INCOMING_FRAME = 4 * 1024 * 1024
-"""A snapshot with a thousand friends is far larger than a command frame."""
+MAX_INCOMING_FRAME = limits.MAX_SERVER_FRAME_BYTES
+"""A snapshot with a thousand friends (about 200 KB) is far larger than a command frame."""
 
 HANDSHAKE_TIMEOUT = 15.0
 """Seconds for hello, login reply and snapshot after the socket opened."""

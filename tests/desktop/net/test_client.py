@@ -373,3 +373,21 @@ async def test_stop_is_prompt_even_while_waiting_to_reconnect(
     await peer.wait_link(Link.RECONNECTING)
     await asyncio.wait_for(peer.client.stop(), 2)
     assert not peer.client.running
+
+
+async def test_a_snapshot_of_a_thousand_friends_is_accepted(make_peer: MakePeer) -> None:
+    from presence_protocol import Friend, Presence, Snapshot, User, encode_text, limits
+
+    peer = make_peer("alice")
+    await peer.online()
+    friends = [
+        Friend(
+            user=User(id=100 + i, login=f"user-{i}", avatar_url=f"https://example.org/a/{i}"),
+            presence=Presence(status=SeenStatus.ONLINE, activity=Activity(language="Python")),
+        )
+        for i in range(limits.MAX_FRIENDS)
+    ]
+    frame = encode_text(Snapshot(me=peer.state.me or User(id=1, login="a"), friends=friends))
+    assert len(frame) > limits.MAX_FRAME_BYTES
+    peer.client._dispatch(frame)
+    assert len(peer.state.friends) == limits.MAX_FRIENDS
