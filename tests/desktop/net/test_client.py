@@ -16,12 +16,18 @@ from presence_protocol import (
     Activity,
     AuthOk,
     ClientMessage,
+    Friend,
     FriendAccept,
     FriendRequest,
+    Presence,
     SeenStatus,
     SendMessage,
     SetPresence,
+    Snapshot,
     Status,
+    User,
+    encode_text,
+    limits,
 )
 
 from .helpers import Peer, ServerHandle, next_emit, until
@@ -376,8 +382,6 @@ async def test_stop_is_prompt_even_while_waiting_to_reconnect(
 
 
 async def test_a_snapshot_of_a_thousand_friends_is_accepted(make_peer: MakePeer) -> None:
-    from presence_protocol import Friend, Presence, Snapshot, User, encode_text, limits
-
     peer = make_peer("alice")
     await peer.online()
     friends = [
