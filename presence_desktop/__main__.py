@@ -148,10 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> int:
     """Build core and ui, run until Quit (or SIGINT/SIGTERM), then shut down in order."""
     from .controller import Controller
-    from .core.api import ConnectionEvents, ConnectionInfo, Link
+    from .core.api import ConnectionEvents, ConnectionInfo, Link, UserError
     from .core.credentials import Credentials, MemoryCredentials
     from .core.settings import SettingsError, SettingsStore, normalize_server_url
     from .core.state import PresenceState
+    from .net.editor_activity import EditorActivity
     from .ui.app import DesktopUi
 
     stop = asyncio.Event()
@@ -207,6 +208,15 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         server_locked="The demo runs its own server." if demo is not None else "",
     )
     controller.quit_requested.connect(lambda _none: stop.set())
+    # Editor activity, idle and privacy (issue 5).
+    editors = EditorActivity(
+        state,
+        controller.set_editor_presence,
+        privacy=settings.settings.privacy,
+        idle=settings.settings.idle,
+        activity=settings.settings.activity,
+    )
+    settings.changed.connect(lambda s: editors.apply_settings(s.privacy, s.idle, s.activity))
     ui.quit_requested.connect(stop.set)
     instance.show_requested.connect(ui.on_show_requested)
     for problem in settings.load_problems:
@@ -231,9 +241,13 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
     )
     try:
         await controller.start()
+        editors.start()
+        for trouble in editors.problems:
+            controller.errors.emit(UserError(trouble.title, trouble.message, "bridge"))
         await stop.wait()
     finally:
         log.info("shutting down")
+        await editors.aclose()
         await controller.stop()
         await ui.aclose()
         if demo is not None:
