@@ -80,6 +80,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """User ids whose notifications never show."""
     starred: frozenset[int] = frozenset()
     """User ids listed first and notified even with ``online_alerts = starred``."""
+    autostart: bool = False
+    """Start at login; ``platform.autostart`` writes or removes the OS entry."""
     # Editor activity, idle and privacy (issue 5; schemas in their own modules).
     privacy: PrivacySettings = msgspec.field(default_factory=PrivacySettings)
     idle: IdleSettings = msgspec.field(default_factory=IdleSettings)
