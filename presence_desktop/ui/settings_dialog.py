@@ -59,6 +59,12 @@ class SettingsDialog(QDialog):
         if server_locked:
             self.server_url.setEnabled(False)
             self.server_url.setToolTip(server_locked)
+        self.autostart = QCheckBox("Start Presence when I log in")
+        form.addRow(self.autostart)
+        if server_locked:
+            # The demo's settings live in a temporary folder; a login entry would outlive it.
+            self.autostart.setEnabled(False)
+            self.autostart.setToolTip("The demo does not start at login.")
         layout.addLayout(form)
 
         notify = QGroupBox("Notifications")
@@ -108,6 +114,7 @@ class SettingsDialog(QDialog):
 
     def load(self, settings: Settings) -> None:
         self.server_url.setText(settings.server_url)
+        self.autostart.setChecked(settings.autostart)
         self.notifications.setChecked(settings.notifications)
         self.online_alerts.setCurrentIndex(
             self.online_alerts.findData(settings.online_alerts.value)
@@ -127,6 +134,8 @@ class SettingsDialog(QDialog):
         }
         if self.server_url.isEnabled():
             changes["server_url"] = self.server_url.text()
+        if self.autostart.isEnabled():
+            changes["autostart"] = self.autostart.isChecked()
         return changes
 
     def save(self) -> bool:
