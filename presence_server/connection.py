@@ -90,6 +90,7 @@ class Connection:
         self.replay_pending = False
         self.replay_dirty = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writer_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ output
 
@@ -115,20 +116,32 @@ class Connection:
         self.send(Error(id=request_id, code=str(code), message=message, retry_after=retry_after))
 
     def close(self, code: int, reason: str) -> None:
-        """Close after the frames already queued (e.g. the reply saying why)."""
+        """Close after the frames already queued (e.g. the reply saying why).
+
+        From now on input is ignored and the device leaves the registry at
+        once: friends see it go offline without waiting for the TCP close.
+        """
         if self.closing:
             return
         try:
             self.queue.put_nowait(_Close(code, reason))
         except asyncio.QueueFull:
             self.abort(code, reason)
-        else:
-            self.closing = True
+            return
+        self.closing = True
+        self.spawn(self._cleanup())
 
     def abort(self, code: int, reason: str) -> None:
         """Close now, dropping whatever is still queued."""
+        if self.closing:
+            return
         self.closing = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        if self._writer_task is not None:
+            self._writer_task.cancel()
         self.spawn(self.ws.close(code, reason))
+        self.spawn(self._cleanup())
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -181,7 +194,7 @@ class Connection:
     # ------------------------------------------------------------ life cycle
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._writer())
+        writer = self._writer_task = asyncio.create_task(self._writer())
         try:
             self.send_frame(self.hub.hello_frame)
             if await self._login_phase():
@@ -200,6 +213,7 @@ class Connection:
                     await asyncio.wait([task], timeout=CLOSE_WAIT_SECONDS)
 
     async def _cleanup(self) -> None:
+        """Leave fan-out and registry; safe to run more than once."""
         for timer in (self.flush_timer, self.expiry_timer):
             if timer is not None:
                 timer.cancel()
@@ -247,6 +261,8 @@ class Connection:
             except TimeoutError:
                 self.close(CloseCode.AUTH_TIMEOUT, "no login before the deadline")
                 return False
+            if self.closing:
+                return False
             message = self._decode(data)
             if message is None:
                 continue
@@ -268,6 +284,8 @@ class Connection:
     async def _command_loop(self) -> None:
         while True:
             data = await self.ws.recv()
+            if self.closing:
+                continue
             message = self._decode(data)
             if message is None:
                 continue

@@ -1,0 +1,78 @@
+"""Each documented limit answers with its documented error, and only for the one who hit it."""
+
+from __future__ import annotations
+
+from presence_protocol import (
+    Ack,
+    Activity,
+    ErrorCode,
+    FriendRequest,
+    ListSessions,
+    PresenceUpdate,
+    Sessions,
+    SetPresence,
+    Status,
+)
+from presence_server import ServerLimits
+
+from .client import befriend, login_dev
+from .conftest import StartServer
+
+
+async def test_commands_per_minute_per_connection(start: StartServer) -> None:
+    server = await start(limits=ServerLimits(commands_per_minute=5))
+    alice = await login_dev(server.url, "alice")  # the login was command 1
+    other_device = await login_dev(server.url, "alice", "desktop")
+    for _ in range(3):
+        assert isinstance(await alice.request(ListSessions()), Sessions)
+    for _ in range(20):
+        await alice.send(Ack(seq=0))  # acks are not counted
+    assert isinstance(await alice.request(ListSessions()), Sessions)  # command 5
+    reply = await alice.error(ListSessions())
+    assert reply.code == ErrorCode.RATE_LIMITED
+    assert reply.retry_after is not None and 0 < reply.retry_after <= 60
+    # The limit is per connection: the same user's other device is unaffected.
+    assert isinstance(await other_device.request(ListSessions()), Sessions)
+    await alice.close()
+    await other_device.close()
+
+
+async def test_presence_updates_coalesce_and_the_latest_lands(start: StartServer) -> None:
+    server = await start(
+        limits=ServerLimits(presence_updates_per_window=2, presence_window_seconds=0.5)
+    )
+    alice = await login_dev(server.url, "alice")
+    bob = await login_dev(server.url, "bob")
+    await befriend(alice, bob)
+    for i in range(1, 6):
+        # Every update is accepted (ok), none is refused.
+        await alice.ok(SetPresence(status=Status.ONLINE, activity=Activity(project=f"p{i}")))
+    seen = [await bob.expect(PresenceUpdate) for _ in range(3)]
+    projects = [p.activity.project if p.activity else None for p in seen]
+    # Two apply at once; the last of the rest lands at the end of the window.
+    assert projects == ["p1", "p2", "p5"]
+    await bob.barrier()
+    assert bob.take(PresenceUpdate) == []
+    await alice.close()
+    await bob.close()
+
+
+async def test_friend_requests_per_hour_per_user(start: StartServer) -> None:
+    server = await start(limits=ServerLimits(friend_requests_per_hour=2))
+    alice = await login_dev(server.url, "alice")
+    desktop = await login_dev(server.url, "alice", "desktop")
+    await login_dev(server.url, "bob")
+    await alice.ok(FriendRequest(login="bob"))
+    assert (await alice.error(FriendRequest(login="nobody"))).code == ErrorCode.UNKNOWN_USER
+    limited = await alice.error(FriendRequest(login="carol"))
+    assert limited.code == ErrorCode.RATE_LIMITED
+    assert limited.retry_after is not None and 3500 < limited.retry_after <= 3600
+    # Per user, across devices.
+    assert (await desktop.error(FriendRequest(login="carol"))).code == ErrorCode.RATE_LIMITED
+    # Other commands still work.
+    assert isinstance(await alice.request(ListSessions()), Sessions)
+    other = await login_dev(server.url, "dave")
+    await other.ok(FriendRequest(login="bob"))  # another user is not limited
+    await alice.close()
+    await desktop.close()
+    await other.close()
