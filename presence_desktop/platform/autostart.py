@@ -14,6 +14,7 @@ start to follow a binary that was moved or updated.
 
 from __future__ import annotations
 
+import logging
 import os
 import plistlib
 import subprocess
@@ -21,7 +22,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..core.api import UserError
+from ..core.events import Signal
+from ..core.settings import Settings
 from . import bundle
+
+log = logging.getLogger(__name__)
 
 ENTRY_NAME = "presence-desktop"
 """File stem on Linux/macOS and value name on Windows; one entry per user."""
@@ -281,3 +287,47 @@ else:
 
     def _windows_delete() -> None:
         raise _no_registry()
+
+
+# ------------------------------------------------------------------ following the setting
+
+
+class AutostartSync:
+    """Keeps the login entry in step with the ``autostart`` setting.
+
+    A change of the setting installs or removes the entry. At start-up only a
+    frozen binary touches an entry that is already on: it rewrites it when
+    the binary moved or was updated. A run from source never rewrites or
+    removes at start-up, so a developer's checkout cannot hijack or delete
+    the entry of an installed binary that shares the same settings.
+    """
+
+    def __init__(
+        self,
+        entry: Autostart | None = None,
+        errors: Signal[UserError] | None = None,
+    ) -> None:
+        self.entry = entry if entry is not None else Autostart()
+        self.errors = errors
+        self._enabled: bool | None = None
+
+    def start(self, enabled: bool) -> None:
+        self._enabled = enabled
+        if enabled and bundle.is_frozen() and not self.entry.is_current():
+            self._apply(True)
+
+    def on_settings(self, settings: Settings) -> None:
+        """Slot for ``SettingsStore.changed``: act only when ``autostart`` flipped."""
+        enabled = settings.autostart
+        if enabled == self._enabled:
+            return
+        self._enabled = enabled
+        self._apply(enabled)
+
+    def _apply(self, enabled: bool) -> None:
+        try:
+            self.entry.apply(enabled)
+        except AutostartError as exc:
+            log.warning("autostart: %s", exc)
+            if self.errors is not None:
+                self.errors.emit(UserError(exc.title, exc.message, code="autostart"))

@@ -12,9 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pytestqt.qtbot import QtBot
 
+from presence_desktop.core.api import UserError
+from presence_desktop.core.events import Signal
+from presence_desktop.core.settings import Settings, SettingsStore
 from presence_desktop.platform import autostart, bundle
-from presence_desktop.platform.autostart import Autostart, AutostartError
+from presence_desktop.platform.autostart import Autostart, AutostartError, AutostartSync
+from presence_desktop.ui.settings_dialog import SettingsDialog
 
 Require = Callable[[bool, str], None]
 
@@ -171,3 +176,84 @@ def test_macos_launch_agent_is_written_and_removed(tmp_path: Path) -> None:
 
     entry.apply(False)
     assert not path.exists()
+
+
+# ------------------------------------------------------------------ the setting
+
+
+def test_ticking_the_box_in_settings_installs_the_entry_and_unticking_removes_it(
+    tmp_path: Path, qtbot: QtBot
+) -> None:
+    store = SettingsStore(tmp_path / "config", tmp_path / "state")
+    sync = AutostartSync(Autostart(["/opt/presence/presence-desktop"], icon="i"))
+    sync.start(store.settings.autostart)
+    store.changed.connect(sync.on_settings)
+    entry = autostart_dir() / "presence-desktop.desktop"
+
+    dialog = SettingsDialog(store)
+    qtbot.addWidget(dialog)
+    assert not dialog.autostart.isChecked()
+    dialog.autostart.setChecked(True)
+    assert dialog.save()
+    assert read_entry(entry)["Exec"] == "/opt/presence/presence-desktop"
+    assert SettingsStore(tmp_path / "config", tmp_path / "state").settings.autostart
+
+    again = SettingsDialog(store)
+    qtbot.addWidget(again)
+    assert again.autostart.isChecked()
+    again.autostart.setChecked(False)
+    assert again.save()
+    assert not entry.exists()
+
+
+def test_other_settings_changes_leave_the_entry_alone(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "config", tmp_path / "state")
+    sync = AutostartSync(Autostart(["/opt/p"], icon="i"))
+    sync.start(False)
+    store.changed.connect(sync.on_settings)
+    # An entry made by another install (same user, same entry name).
+    Autostart(["/elsewhere/presence-desktop"], icon="i").enable()
+
+    store.update(flap_minutes=9)
+
+    fields = read_entry(autostart_dir() / "presence-desktop.desktop")
+    assert fields["Exec"] == "/elsewhere/presence-desktop"
+
+
+def test_the_demo_cannot_turn_on_start_at_login(tmp_path: Path, qtbot: QtBot) -> None:
+    store = SettingsStore(tmp_path / "config", tmp_path / "state")
+    dialog = SettingsDialog(store, server_locked="The demo runs its own server.")
+    qtbot.addWidget(dialog)
+    assert not dialog.autostart.isEnabled()
+    assert "autostart" not in dialog.changes()
+
+
+def test_a_frozen_start_rewrites_a_stale_entry_but_a_source_run_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Autostart(["/old/presence-desktop"], icon="i").enable()
+    path = autostart_dir() / "presence-desktop.desktop"
+
+    AutostartSync(Autostart(["/new/presence-desktop"], icon="i")).start(True)
+    assert read_entry(path)["Exec"] == "/old/presence-desktop"  # from source: untouched
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    AutostartSync(Autostart(["/new/presence-desktop"], icon="i")).start(True)
+    assert read_entry(path)["Exec"] == "/new/presence-desktop"
+
+    AutostartSync(Autostart(["/newer/presence-desktop"], icon="i")).start(False)
+    assert path.exists()  # a start never removes
+
+
+def test_a_failure_becomes_a_user_error_and_the_app_goes_on() -> None:
+    (Path(os.environ["XDG_CONFIG_HOME"]) / "autostart").write_text("not a directory")
+    errors = Signal[UserError]()
+    seen: list[UserError] = []
+    errors.connect(seen.append)
+    sync = AutostartSync(Autostart(["/opt/p"], icon="i"), errors)
+    sync.start(False)
+
+    sync.on_settings(Settings(autostart=True))
+
+    assert [e.title for e in seen] == ["Could not turn on start at login"]
+    assert seen[0].code == "autostart"
