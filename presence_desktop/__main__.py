@@ -103,7 +103,16 @@ def setup_logging(log_dir: Path, *, verbose: bool) -> Path | None:
         stream.addFilter(redact)
         root.addHandler(stream)
     # Third-party debug chatter would drown our own lines.
-    for noisy in ("websockets", "httpx", "httpcore", "asyncio", "dbus_fast"):
+    for noisy in (
+        "websockets",
+        "httpx",
+        "httpcore",
+        "asyncio",
+        "dbus_fast",
+        "aiosqlite",
+        "sqlalchemy",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
     return path
 
@@ -153,7 +162,8 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
     from .core.settings import SettingsError, SettingsStore, normalize_server_url
     from .core.state import PresenceState
     from .net.editor_activity import EditorActivity
-    from .ui.app import DesktopUi
+    from .ui.app import DesktopUi, early_tray_icon
+    from .ui.icons import IconFactory
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,6 +172,8 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
 
+    icons = IconFactory()
+    early_icon = None
     demo: Any = None
     scratch: tempfile.TemporaryDirectory[str] | None = None
     credentials: Credentials
@@ -170,9 +182,17 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
     if args.demo:
         from .demo import start_demo
 
+        # The embedded server takes a few seconds to start: show the icon now.
+        early_icon = early_tray_icon(icons, "Presence\nStarting the demo…")
         scratch = tempfile.TemporaryDirectory(prefix="presence-demo-")
         root = Path(scratch.name)
-        demo = await start_demo(root / "server")
+        try:
+            demo = await start_demo(root / "server")
+        except Exception as exc:
+            log.exception("the demo could not start")
+            print(f"presence-desktop: the demo could not start: {exc}", file=sys.stderr)
+            scratch.cleanup()
+            return 1
         app_paths = AppPaths.under(root / "app")
         server_url, dev_login = demo.server_url, demo.login
         credentials = MemoryCredentials()
@@ -206,6 +226,8 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         cache_dir=app_paths.cache_dir,
         settings=settings,
         server_locked="The demo runs its own server." if demo is not None else "",
+        icons=icons,
+        tray_icon=early_icon,
     )
     controller.quit_requested.connect(lambda _none: stop.set())
     # Editor activity, idle and privacy (issue 5).

@@ -60,6 +60,16 @@ class Core(Protocol):
     alerts: CoreSignal[Alert]
 
 
+def early_tray_icon(icons: IconFactory, tooltip: str) -> QSystemTrayIcon | None:
+    """A tray icon to show before the core is ready (hand it to ``DesktopUi``)."""
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        return None
+    icon = QSystemTrayIcon(icons.icon(Badge.DISCONNECTED))
+    icon.setToolTip(tooltip)
+    icon.show()
+    return icon
+
+
 class DesktopUi(QObject):
     quit_requested = Signal()
     """Quit was chosen (menu, or closing the window where there is no tray)."""
@@ -73,6 +83,8 @@ class DesktopUi(QObject):
         settings: SettingsStore | None = None,
         tray_available: bool | None = None,
         backends: list[Backend] | None = None,
+        icons: IconFactory | None = None,
+        tray_icon: QSystemTrayIcon | None = None,
         avatar_client: Callable[[], httpx.AsyncClient] | None = None,
         server_locked: str = "",
         clock: Callable[[], float] = time.time,
@@ -89,7 +101,7 @@ class DesktopUi(QObject):
             tray_available = QSystemTrayIcon.isSystemTrayAvailable()
         self.tray_available = tray_available
 
-        self.icons = IconFactory()
+        self.icons = icons or IconFactory()
         self.avatars = AvatarStore(cache_dir, client_factory=avatar_client, parent=self)
         self.model = FriendsModel(
             state,
@@ -125,6 +137,7 @@ class DesktopUi(QObject):
                 connection,
                 self.icons,
                 self.menu,
+                icon=tray_icon,
                 clock=clock,
                 monotonic=monotonic,
                 parent=self,

@@ -40,7 +40,7 @@ class PopupWindow(QWidget):
             | Qt.WindowType.WindowStaysOnTopHint,
         )
         self.setObjectName("Popup")
-        self.setWindowTitle("Presence")
+        self.setWindowTitle("Presence friends")
         self._monotonic = monotonic
         self._auto_hidden_at = -1.0
         self.panel = panel

@@ -27,6 +27,7 @@ class Tray(QObject):
         icons: IconFactory,
         menu: QMenu,
         *,
+        icon: QSystemTrayIcon | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         parent: QObject | None = None,
@@ -37,7 +38,10 @@ class Tray(QObject):
         self._icons = icons
         self._clock = clock
         self._monotonic = monotonic
-        self.icon = QSystemTrayIcon(self)
+        # An icon shown early (e.g. while the demo server starts) is adopted, so
+        # the tray host keeps its slot instead of docking a second icon.
+        self.icon = icon if icon is not None else QSystemTrayIcon(self)
+        self.icon.setParent(self)
         self.icon.setContextMenu(menu)
         self.icon.activated.connect(self._on_activated)
         self.badge: Badge | None = None
