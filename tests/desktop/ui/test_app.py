@@ -118,3 +118,11 @@ def test_stale_socket_file_does_not_block_start(tmp_path: Path) -> None:
     instance = SingleInstance(str(path))
     assert instance.claim()
     instance.close()
+
+
+def test_an_icon_shown_early_is_adopted_not_doubled(core: FakeCore, tmp_path: Path) -> None:
+    early = QSystemTrayIcon()
+    ui = make_ui(core, tmp_path, tray_available=True, tray_icon=early)
+    assert ui.tray is not None and ui.tray.icon is early
+    assert early.contextMenu() is ui.menu
+    assert "Online" in early.toolTip()

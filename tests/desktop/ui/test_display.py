@@ -9,6 +9,7 @@ Skipped with the reason when the programs are missing, except in CI
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,3 +76,26 @@ def test_alert_reaches_the_notification_daemon_over_dbus(desktop: Desktop) -> No
     assert result["backend"] == "desktop-notifier"
     assert result["notify_seen"] is True
     assert result["body_seen"] is True
+
+
+@pytest.mark.slow
+def test_the_demo_shows_tray_popup_and_notifications_and_quits_cleanly(tmp_path: Path) -> None:
+    """The README's first command, on a virtual screen: what a first-time user sees."""
+    gone = missing("desktop", "dbus") + [
+        p for p in ("import", "convert", "xdotool") if shutil.which(p) is None
+    ]
+    require(not gone, f"demo display test needs {', '.join(gone)}")
+    proc = subprocess.run(
+        [sys.executable, "scripts/screenshots.py", "--out", str(tmp_path), "--settle", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["exit_code"] == 0  # SIGTERM shuts the demo down cleanly
+    for name in ("popup", "notification", "tray-menu"):
+        image = tmp_path / f"{name}.png"
+        assert image.stat().st_size > 1000, f"{name}.png is empty"
+    print(f"demo: {figures}")
