@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QRect, Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 
 from ..core.api import Alert, AlertKind, AppActions, ConnectionEvents
 from ..core.events import Signal as CoreSignal
 from ..core.format import activity_line
-from ..core.settings import SettingsStore
+from ..core.settings import SettingsStore, WindowGeometry
 from ..core.state import PresenceState
 from ..platform.bundle import resources_dir
 from .avatars import AvatarStore
@@ -46,6 +47,9 @@ from .sign_in import SignInWindows
 from .tray import Tray
 
 log = logging.getLogger(__name__)
+
+MAIN_WINDOW = "main"
+"""Key of the fallback window's geometry in the runtime state."""
 
 NO_TRAY_NOTICE = (
     "This desktop has no system tray, so Presence runs as a window. Closing it quits the app."
@@ -172,6 +176,7 @@ class DesktopUi(QObject):
             self.tray.show()
         else:
             log.info("no system tray available: running as a window")
+            self._restore_window()
             self.open_friends()
 
     def host(self) -> QWidget:
@@ -181,6 +186,7 @@ class DesktopUi(QObject):
         return host
 
     async def aclose(self) -> None:
+        self._save_window()
         await self.notifier.aclose()
         await self.avatars.aclose()
         if self.tray is not None:
@@ -264,6 +270,28 @@ class DesktopUi(QObject):
             self.open_inbox()
         else:
             self.open_friends()
+
+    def _restore_window(self) -> None:
+        """Put the window back where it was last time, if that place is still on a screen."""
+        if self.window is None or self.settings is None:
+            return
+        saved = self.settings.runtime.windows.get(MAIN_WINDOW)
+        if saved is None or saved.width < 200 or saved.height < 200:
+            return
+        rect = QRect(saved.x, saved.y, saved.width, saved.height)
+        if any(s.availableGeometry().intersects(rect) for s in QGuiApplication.screens()):
+            self.window.setGeometry(rect)
+
+    def _save_window(self) -> None:
+        if self.window is None or self.settings is None or not self.window.isVisible():
+            return
+        g = self.window.geometry()
+        windows = dict(self.settings.runtime.windows)
+        windows[MAIN_WINDOW] = WindowGeometry(g.x(), g.y(), g.width(), g.height())
+        try:
+            self.settings.update_runtime(windows=windows)
+        except Exception:
+            log.warning("could not remember the window position", exc_info=True)
 
     def _forget_settings_dialog(self) -> None:
         self._settings_dialog = None

@@ -142,12 +142,14 @@ class FriendsPanel(QWidget):
         self.add_button = QToolButton()
         self.add_button.setText("+")
         self.add_button.setToolTip("Add friend")
+        self.add_button.setAccessibleName("Add friend")
         self.add_button.setAutoRaise(True)
         self.add_button.clicked.connect(self.toggle_add_friend)
         row1.addWidget(self.add_button)
         self.menu_button = QToolButton()
         self.menu_button.setText("☰")
         self.menu_button.setToolTip("Menu")
+        self.menu_button.setAccessibleName("Menu")
         self.menu_button.setAutoRaise(True)
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setStyleSheet("QToolButton::menu-indicator { image: none; }")
@@ -194,7 +196,6 @@ class FriendsPanel(QWidget):
         self.search.setPlaceholderText("Search friends, languages, projects")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(model.set_query)
-        self.search.installEventFilter(self)
         search_box = QWidget()
         sh = QHBoxLayout(search_box)
         sh.setContentsMargins(10, 4, 10, 6)
@@ -215,6 +216,9 @@ class FriendsPanel(QWidget):
         self.view.customContextMenuRequested.connect(self._on_context_menu)
         self.view.doubleClicked.connect(self._on_double_click)
         self.view.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
+        # Both filters only once both widgets exist (events arrive during setup).
+        self.search.installEventFilter(self)
+        self.view.installEventFilter(self)
         delegate.menu_requested.connect(self.open_friend_menu)
         v.addWidget(self.view, 1)
         self.empty_label = QLabel()
@@ -458,6 +462,25 @@ class FriendsPanel(QWidget):
         self._refresh_timer.stop()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        # The menu key (or Shift+F10) opens the selected friend's actions.
+        if (
+            watched is self.view
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and (
+                event.key() == Qt.Key.Key_Menu
+                or (
+                    event.key() == Qt.Key.Key_F10
+                    and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+                )
+            )
+        ):
+            index = self.view.currentIndex()
+            if index.isValid() and index.data(Role.KIND) == "friend":
+                rect = self.view.visualRect(index)
+                where = self.view.viewport().mapToGlobal(rect.center())
+                self.open_friend_menu(int(index.data(Role.USER_ID)), where)
+                return True
         # Down arrow from the search box moves into the list.
         if (
             watched is self.search

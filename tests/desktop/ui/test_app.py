@@ -126,3 +126,20 @@ def test_an_icon_shown_early_is_adopted_not_doubled(core: FakeCore, tmp_path: Pa
     assert ui.tray is not None and ui.tray.icon is early
     assert early.contextMenu() is ui.menu
     assert "Online" in early.toolTip()
+
+
+async def test_the_window_reopens_where_it_was(core: FakeCore, tmp_path: Path) -> None:
+    from presence_desktop.core.settings import SettingsStore
+
+    store = SettingsStore(tmp_path / "c", tmp_path / "s")
+    ui = make_ui(core, tmp_path, settings=store)
+    ui.start()
+    assert ui.window is not None
+    ui.window.setGeometry(120, 90, 420, 600)
+    await ui.aclose()
+    again = make_ui(core, tmp_path, settings=SettingsStore(tmp_path / "c", tmp_path / "s"))
+    again.start()
+    assert again.window is not None
+    g = again.window.geometry()
+    assert (g.x(), g.y(), g.width(), g.height()) == (120, 90, 420, 600)
+    await again.aclose()

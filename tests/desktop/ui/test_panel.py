@@ -270,3 +270,19 @@ def test_header_shows_me_status_and_connection(panel: FriendsPanel, core: FakeCo
     assert core.actions.calls[-1] == ("sign_in", ())
     core.go_online()
     assert panel.page == "friends"
+
+
+def test_keyboard_down_from_search_then_menu_key_opens_row_actions(
+    panel: FriendsPanel, qtbot: QtBot
+) -> None:
+    panel.search.setFocus()
+    qtbot.keyClick(panel.search, Qt.Key.Key_Down)
+    current = panel.view.currentIndex()
+    assert current.data(Role.KIND) == "friend"
+    assert current.data(Role.USER_ID) == 2  # first friend of the first section
+    before = set(panel.findChildren(QMenu))
+    qtbot.keyClick(panel.view, Qt.Key.Key_Menu)
+    menus = [m for m in panel.findChildren(QMenu) if m not in before and m.isVisible()]
+    assert len(menus) == 1
+    assert menus[0].actions()[0].text() == "Send message…"
+    menus[0].close()
