@@ -9,11 +9,11 @@ on the running loop. A script then moves them around gently, forever.
 
 Friendships are made before the app signs in — each friend sends a request and
 a short-lived second device of the demo user accepts it — so the first
-snapshot already lists everyone. The first notifications are a message and a
-friend request from a stranger a few seconds after the app connects. "Is
-online" alerts follow later: friends who were online during set-up are, by the
-flapping rule, not news until they have been away for some minutes, and the
-script lets them be.
+snapshot already lists everyone. The first notifications are a message, a
+friend request from a stranger and "erin is online" within about fifteen
+seconds of the app connecting. The two friends who start offline are given a
+last-seen time hours in the past (the demo owns its server), so their return
+is news under the flapping rule rather than a reconnect.
 """
 
 from __future__ import annotations
@@ -218,6 +218,10 @@ class Demo:
         await stranger.connect()
         stranger.work(ActivityKind.CODING, "Elixir", "chat-server", 40)
         stranger.client.send(FriendRequest(login=DEMO_LOGIN))
+        await asyncio.sleep(4)
+        persona, erin = self._persona_bot("erin")
+        await erin.connect()
+        erin.work(persona.kind, persona.language, persona.project, 0)
         await asyncio.sleep(6)
         persona, bob = self._persona_bot("bob")
         bob.work(ActivityKind.CODING, persona.other_language, persona.other_project, 1)
@@ -277,49 +281,66 @@ async def start_demo(workdir: Path) -> Demo:
     bots = {p.login: Bot(server.url, p.login) for p in PERSONAS}
     bots[STRANGER] = Bot(server.url, STRANGER)
     demo = Demo(server, bots)
+    me = Bot(server.url, DEMO_LOGIN)
     try:
-        await _befriend_all(server.url, [bots[p.login] for p in PERSONAS])
+        await me.connect()
+        await _befriend_all(me, [bots[p.login] for p in PERSONAS])
         await _set_the_scene(bots)
+        await _backdate_absent_friends(server, me, [bots["erin"], bots["frank"]])
     except BaseException:
         await demo.stop()
         raise
+    finally:
+        await me.disconnect()
     demo.start_script()
     return demo
 
 
-async def _befriend_all(url: str, friends: list[Bot]) -> None:
-    """Each friend asks; a second device of the demo user accepts (idempotent)."""
-    me = Bot(url, DEMO_LOGIN)
-    try:
-        await me.connect()
-        for bot in friends:
-            await bot.connect()
-            if bot.friend_id(DEMO_LOGIN) is None:
-                bot.client.send(FriendRequest(login=DEMO_LOGIN))
-        wanted = {bot.user_id for bot in friends}
+async def _befriend_all(me: Bot, friends: list[Bot]) -> None:
+    """Each friend asks; a set-up device of the demo user accepts (idempotent)."""
+    for bot in friends:
+        await bot.connect()
+        if bot.friend_id(DEMO_LOGIN) is None:
+            bot.client.send(FriendRequest(login=DEMO_LOGIN))
+    wanted = {bot.user_id for bot in friends}
 
-        def accept_new(_: object = None) -> None:
-            for uid in set(me.state.incoming) & wanted:
-                if uid not in accepted:
-                    accepted.add(uid)
-                    me.client.send(FriendAccept(user_id=uid))
+    def accept_new(_: object = None) -> None:
+        for uid in set(me.state.incoming) & wanted:
+            if uid not in accepted:
+                accepted.add(uid)
+                me.client.send(FriendAccept(user_id=uid))
 
-        accepted: set[int] = set()
-        me.state.requests_changed.connect(accept_new)
-        accept_new()
+    accepted: set[int] = set()
+    me.state.requests_changed.connect(accept_new)
+    accept_new()
+    await _until(
+        lambda: wanted <= set(me.state.friends),
+        me.state.friend_added,
+        me.state.reset,
+        within=SETUP_TIMEOUT,
+    )
+    me.state.requests_changed.disconnect(accept_new)
+    for bot in friends:
         await _until(
-            lambda: wanted <= set(me.state.friends),
-            me.state.friend_added,
-            me.state.reset,
-            within=SETUP_TIMEOUT,
+            _knows_demo_user(bot), bot.state.friend_added, bot.state.reset, within=SETUP_TIMEOUT
         )
-        me.state.requests_changed.disconnect(accept_new)
-        for bot in friends:
-            await _until(
-                _knows_demo_user(bot), bot.state.friend_added, bot.state.reset, within=SETUP_TIMEOUT
-            )
-    finally:
-        await me.disconnect()
+
+
+async def _backdate_absent_friends(server: RunningServer, me: Bot, absent: list[Bot]) -> None:
+    """Make friends who start offline look long gone, so their return is news.
+
+    Waits until the server has stamped their disconnect (the set-up device sees
+    them offline), then overwrites that stamp with a time hours ago.
+    """
+    ids = [bot.user_id for bot in absent]
+    await _until(
+        lambda: all(me.state.friends[uid].status is SeenStatus.OFFLINE for uid in ids),
+        me.state.friend_changed,
+        within=SETUP_TIMEOUT,
+    )
+    now = int(time.time())
+    for hours, uid in zip((3, 26), ids, strict=False):
+        await server.hub.store.set_last_seen([uid], now - hours * 3600)
 
 
 def _knows_demo_user(bot: Bot) -> Callable[[], bool]:

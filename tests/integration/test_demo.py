@@ -26,6 +26,9 @@ async def test_the_demo_shows_friends_and_notifies_within_seconds(tmp_path: Path
         statuses = {f.status for f in friends}
         assert {SeenStatus.ONLINE, SeenStatus.AWAY, SeenStatus.DND, SeenStatus.OFFLINE} <= statuses
         assert any(f.activity and f.activity.language for f in friends)
+        absent = [f for f in friends if f.status is SeenStatus.OFFLINE]
+        # Friends who start offline were last seen hours ago, so their return is news.
+        assert absent and all(time.time() - (f.last_seen or 0) > 3600 for f in absent)
         ready = time.monotonic() - started
 
         await until(lambda: app.alerts, app.controller.alerts, within=20)
@@ -40,6 +43,13 @@ async def test_the_demo_shows_friends_and_notifies_within_seconds(tmp_path: Path
             "zoe wants to be your friend"
         ]
         assert app.state.incoming
+        await until(
+            lambda: any(a.kind is AlertKind.FRIEND_ONLINE for a in app.alerts),
+            app.controller.alerts,
+            within=20,
+        )
+        online = [a for a in app.alerts if a.kind is AlertKind.FRIEND_ONLINE]
+        assert online[0].title.startswith("erin is online")
         print(f"demo: friends listed after {ready:.2f} s, first notification after {first:.2f} s")
     finally:
         await app.controller.stop()
