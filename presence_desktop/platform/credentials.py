@@ -112,10 +112,19 @@ class CredentialStore:
         return f"CredentialStore({self.server_url!r})"
 
     def get(self) -> str | None:
-        """The stored session token, or None when there is none."""
+        """The stored session token, or None when there is none.
+
+        With no keychain at all nothing can be stored, so that is None too;
+        the missing keychain is reported once, by ``set``, when it matters.
+        """
         if self._unsaved is not None:
             return self._unsaved
-        value = self._call("read your sign-in from", "get_password")
+        try:
+            value = self._call("read your sign-in from", "get_password")
+        except CredentialError as exc:
+            if exc.error.code == "no_keychain":
+                return None
+            raise
         return value if isinstance(value, str) and value else None
 
     def set(self, token: str) -> None:
@@ -131,15 +140,12 @@ class CredentialStore:
 
     def delete(self) -> None:
         """Forget the token; forgetting a token that is not there is not an error."""
-        had_unsaved, self._unsaved = self._unsaved is not None, None
+        self._unsaved = None
         try:
             self._call("remove your sign-in from", "delete_password")
         except CredentialError as exc:
-            if exc.error.code == "keychain_missing_entry":
-                return
-            if had_unsaved and exc.error.code == "no_keychain":
-                return  # it only ever lived in memory
-            raise
+            if exc.error.code not in ("keychain_missing_entry", "no_keychain"):
+                raise
 
     async def get_async(self) -> str | None:
         """``get`` off the event loop: a keychain may block on an unlock prompt."""
