@@ -54,6 +54,7 @@ class Hub:
         self.fanout = fanout
         self.registry = registry
         self.stopping = False
+        self._gone_at_stop: set[int] = set()
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._friend_requests: dict[int, SlidingWindow] = {}
         self.hello_frame = encode(self._hello())
@@ -111,6 +112,11 @@ class Hub:
     async def _presence_changed(self, user_id: int, before: Seen, after: Seen) -> None:
         """Tell friends; going from visible to offline (or invisible) stamps last seen."""
         if before == after:
+            return
+        if self.stopping and after.offline:
+            # Everyone is being disconnected (and told to reconnect): stamp
+            # last seen in one write at the end instead of one per user.
+            self._gone_at_stop.add(user_id)
             return
         last_seen: int | None = None
         if after.offline:
@@ -171,5 +177,9 @@ class Hub:
             await self.fanout.publish([user_id], Event(revoke=frozenset(session_ids)))
 
     async def close(self) -> None:
+        """After all connections closed: persist last seen, release resources."""
+        if self._gone_at_stop:
+            await self.store.set_last_seen(self._gone_at_stop, self.now())
+            self._gone_at_stop.clear()
         await self.fanout.close()
         await self.store.close()

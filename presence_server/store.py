@@ -257,10 +257,12 @@ class Store:
 
     async def set_last_seen(self, user_ids: Iterable[int], when: int) -> None:
         ids = list(user_ids)
-        if not ids:
-            return
         async with self.write() as conn:
-            await conn.execute(sa.update(users).where(users.c.id.in_(ids)).values(last_seen=when))
+            for start in range(0, len(ids), 500):  # stay far below bound-parameter limits
+                chunk = ids[start : start + 500]
+                await conn.execute(
+                    sa.update(users).where(users.c.id.in_(chunk)).values(last_seen=when)
+                )
 
     # ------------------------------------------------------------ sessions
 
