@@ -308,3 +308,22 @@ async def test_no_keychain_still_signs_in_for_this_run_and_says_how_to_fix(
     finally:
         await desktop.controller.stop()
     assert _files_containing(tmp_path / "desktop", *fake_github.tokens) == []
+
+
+async def test_stale_session_at_start_asks_to_sign_in_again(
+    tmp_path: Path, server: RunningServer, chromium: Chromium, fake_github: FakeGitHub
+) -> None:
+    desktop = Desktop(tmp_path / "desktop", server.url, chromium.open)
+    desktop.credentials.set("a-session-this-server-never-issued")
+    await desktop.controller.start()
+    try:
+        sign_in = await desktop.wait_sign_in(1)  # after close 4500, without a click
+        await _wait_phase(sign_in, Phase.READY)
+        assert desktop.connection.current.link is Link.SIGNED_OUT
+        assert not desktop.controller.client.running
+        assert desktop.credentials.get() is None
+        assert chromium.opened == [] and fake_github.requests == []
+        sign_in.cancel()
+        await _wait_phase(sign_in, Phase.CANCELLED)
+    finally:
+        await desktop.controller.stop()
