@@ -30,10 +30,6 @@ def default_database_url() -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run while one writer commits; foreign keys are off by default."""
     cursor = dbapi_connection.cursor()

@@ -209,18 +209,6 @@ class Store:
         )
         return user_id
 
-    async def get_user(self, user_id: int) -> UserRow | None:
-        async with self.read() as conn:
-            return await fetch_user(conn, user_id)
-
-    async def users_by_ids(self, ids: Iterable[int]) -> dict[int, UserRow]:
-        wanted = list(set(ids))
-        if not wanted:
-            return {}
-        async with self.read() as conn:
-            rows = await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id.in_(wanted)))
-            return {r.id: user_row(r) for r in rows}
-
     async def github_users(self, ids: Sequence[int], limit: int = 50) -> list[UserRow]:
         """Users of this server among ``ids`` (GitHub ids someone follows)."""
         if not ids:
@@ -304,17 +292,6 @@ class Store:
                 return None
             return row.id, user
 
-    async def session_is_live(self, session_id: str) -> bool:
-        async with self.read() as conn:
-            found = (
-                await conn.execute(
-                    sa.select(sessions.c.id).where(
-                        sessions.c.id == session_id, sessions.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
-            return found is not None
-
     async def list_sessions(self, user_id: int) -> list[SessionRow]:
         async with self.read() as conn:
             rows = await conn.execute(
@@ -355,10 +332,6 @@ class Store:
                 sa.select(friendships.c.friend_id).where(friendships.c.user_id == user_id)
             )
             return [r.friend_id for r in rows]
-
-    async def are_friends(self, a: int, b: int) -> bool:
-        async with self.read() as conn:
-            return await _are_friends(conn, a, b)
 
     # ------------------------------------------------------------ messages
 
