@@ -231,12 +231,10 @@ class Connection:
             message = decode_client(data)
         except ProtocolError as exc:
             self.bad_frames += 1
-            self.commands.allow()
+            self.commands.allow()  # invalid frames use up the command budget too
+            self.reply_error(exc.code, exc.message, exc.request_id)
             if self.bad_frames >= self.limits.max_bad_frames:
-                self.reply_error(exc.code, exc.message, exc.request_id)
                 self.close(CloseCode.TOO_MANY_ERRORS, "too many invalid frames")
-            else:
-                self.reply_error(exc.code, exc.message, exc.request_id)
             return None
         self.bad_frames = 0
         if not isinstance(message, Ack):
