@@ -23,11 +23,15 @@ def resources_dir() -> Path:
     """The ``resources/`` tree: bundled data when frozen, the repository's otherwise.
 
     The spec copies ``resources/`` to the same relative place inside the
-    bundle, so callers use identical sub-paths in both cases.
+    bundle, and a wheel carries it as ``presence_desktop/resources``, so
+    callers use identical sub-paths in every case.
     """
     meipass = getattr(sys, "_MEIPASS", None)
     if is_frozen() and meipass:
         return Path(meipass) / "resources"
+    installed = _PACKAGE_DIR / "resources"  # a wheel carries them inside the package
+    if installed.is_dir():
+        return installed
     return _PACKAGE_DIR.parent / "resources"
 
 
