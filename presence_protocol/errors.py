@@ -48,6 +48,8 @@ class ErrorCode(enum.StrEnum):
     """Friends plus outgoing requests would exceed ``MAX_FRIENDS``."""
     UNKNOWN_SESSION = "unknown_session"
     """No session of yours has that id."""
+    CONFIRM_MISMATCH = "confirm_mismatch"
+    """``delete_account.confirm_login`` is not the login of this account."""
     INTERNAL_ERROR = "internal_error"
     """The server failed; the command was not applied. Safe to retry."""
 

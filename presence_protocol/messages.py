@@ -73,6 +73,13 @@ class Relation(enum.StrEnum):
     """I blocked them. (That they blocked me is never revealed.)"""
 
 
+class Direction(enum.StrEnum):
+    """Whether an exported message was sent or received by me."""
+
+    SENT = "sent"
+    RECEIVED = "received"
+
+
 class LoginMethod(enum.StrEnum):
     SESSION = "session"
     DEV = "dev"
@@ -139,6 +146,61 @@ class Limits(Base, omit_defaults=False):
     presence_window_seconds: float = limits.PRESENCE_WINDOW_SECONDS
     friend_requests_per_hour: int = limits.FRIEND_REQUESTS_PER_HOUR
     auth_deadline_seconds: float = limits.AUTH_DEADLINE_SECONDS
+
+
+class Retention(Base, omit_defaults=False):
+    """How long this server keeps what it stores (seconds); announced in ``hello``."""
+
+    delivered_messages: int
+    """A message acknowledged by its recipient is deleted this long after it was sent."""
+    undelivered_messages: int
+    """A message never acknowledged is deleted this long after it was sent; the
+    sender is told with ``message_expired``."""
+    idle_sessions: int
+    """A session not used for this long stops working and is deleted."""
+
+
+class ExportedRelation(Base):
+    """Someone I am related to, and since when (account export)."""
+
+    user: User
+    since: Timestamp
+
+
+class AccountData(Base, omit_defaults=False):
+    """Everything the server keeps about me except messages (account export)."""
+
+    user: User
+    kind: str
+    """``"github"`` or ``"dev"``."""
+    created_at: Timestamp
+    status: Status
+    """The status I last chose (a new device starts with it)."""
+    status_until: Timestamp | None = None
+    last_seen: Timestamp | None = None
+    """The one last-seen time kept (no history)."""
+    acked_seq: Seq = 0
+    friends: list[ExportedRelation] = msgspec.field(default_factory=list)
+    incoming: list[ExportedRelation] = msgspec.field(default_factory=list)
+    """Requests to me, including ones from people I blocked (never shown to me)."""
+    outgoing: list[ExportedRelation] = msgspec.field(default_factory=list)
+    blocked: list[ExportedRelation] = msgspec.field(default_factory=list)
+    sessions: list[SessionInfo] = msgspec.field(default_factory=list)
+
+
+class ExportedMessage(Base):
+    message_id: str
+    direction: Direction
+    peer: UserId
+    """The other person: recipient of a sent message, sender of a received one."""
+    text: str
+    sent_at: Timestamp
+    seq: Seq
+    """The recipient's sequence number."""
+    delivered: bool = False
+    """The recipient acknowledged it."""
+    expired_at: Timestamp | None = None
+    """Deleted undelivered (text already gone); kept until the sender is told."""
 
 
 class GitHubConfig(Base):
@@ -247,6 +309,29 @@ class SignOut(ClientMessage, tag="sign_out", kw_only=True):
     everywhere: bool = False
 
 
+class AckExpired(ClientMessage, tag="ack_expired", kw_only=True):
+    """I have shown these ``message_expired`` notices; the server forgets them."""
+
+    message_ids: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=32)]],
+        msgspec.Meta(min_length=1, max_length=100),
+    ]
+
+
+class ExportAccount(ClientMessage, tag="export_account", kw_only=True):
+    """Ask for everything the server holds about me, one page at a time."""
+
+    after: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    """``next`` of the previous page; absent for the first page."""
+
+
+class DeleteAccount(ClientMessage, tag="delete_account", kw_only=True):
+    """Delete my account and everything about it on this server. Irreversible."""
+
+    confirm_login: Login
+    """My login (any case), so a stray frame cannot delete an account."""
+
+
 AnyClientMessage = (
     Auth
     | LoginDev
@@ -265,6 +350,9 @@ AnyClientMessage = (
     | ListSessions
     | RevokeSession
     | SignOut
+    | AckExpired
+    | ExportAccount
+    | DeleteAccount
 )
 LOGIN_MESSAGES = (Auth, LoginDev, LoginGitHubCode, LoginGitHubToken)
 
@@ -284,6 +372,8 @@ class Hello(ServerMessage, tag="hello", kw_only=True, omit_defaults=False):
     login_methods: list[LoginMethod] = msgspec.field(default_factory=list)
     github: GitHubConfig | None = None
     limits: Limits = msgspec.field(default_factory=Limits)
+    retention: Retention | None = None
+    """What this server keeps and for how long; absent from older servers."""
 
 
 class AuthOk(ServerMessage, tag="auth_ok", kw_only=True):
@@ -364,6 +454,29 @@ class Error(ServerMessage, tag="error", kw_only=True):
     retry_after: float | None = None
 
 
+class MessageExpired(ServerMessage, tag="message_expired", kw_only=True):
+    """A message I sent was never acknowledged and the server deleted it.
+
+    Sent after every login until acknowledged with ``ack_expired``, and live.
+    """
+
+    message_id: str
+    client_msg_id: str
+    to: UserId
+    sent_at: Timestamp
+    expired_at: Timestamp
+
+
+class AccountExport(ServerMessage, tag="account_export", kw_only=True):
+    """One page of my account export: ``account`` on the first, then messages."""
+
+    id: RequestId | None = None
+    account: AccountData | None = None
+    messages: list[ExportedMessage] = msgspec.field(default_factory=list)
+    next: str | None = None
+    """More messages follow: send ``export_account`` with ``after`` set to this."""
+
+
 AnyServerMessage = (
     Hello
     | AuthOk
@@ -375,12 +488,17 @@ AnyServerMessage = (
     | MessageSent
     | Sessions
     | Error
+    | MessageExpired
+    | AccountExport
 )
 
 
 __all__ = [
     "LOGIN_MESSAGES",
+    "AccountData",
+    "AccountExport",
     "Ack",
+    "AckExpired",
     "Activity",
     "ActivityKind",
     "AnyClientMessage",
@@ -391,8 +509,13 @@ __all__ = [
     "Block",
     "ClientMessage",
     "ClientMsgId",
+    "DeleteAccount",
     "DeviceName",
+    "Direction",
     "Error",
+    "ExportAccount",
+    "ExportedMessage",
+    "ExportedRelation",
     "Friend",
     "FriendAccept",
     "FriendCancel",
@@ -410,6 +533,7 @@ __all__ = [
     "LoginGitHubToken",
     "LoginMethod",
     "Message",
+    "MessageExpired",
     "MessageSent",
     "MessageText",
     "Ok",
@@ -418,6 +542,7 @@ __all__ = [
     "Relation",
     "RelationUpdate",
     "RequestId",
+    "Retention",
     "RevokeSession",
     "SeenStatus",
     "SendMessage",

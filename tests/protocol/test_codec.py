@@ -31,6 +31,9 @@ def client_samples() -> list[p.ClientMessage]:
         p.ListSessions(id=5),
         p.RevokeSession(session_id="s1"),
         p.SignOut(everywhere=True),
+        p.AckExpired(id=6, message_ids=["17", "18"]),
+        p.ExportAccount(id=7, after="1187"),
+        p.DeleteAccount(id=8, confirm_login="alice"),
     ]
 
 
@@ -39,7 +42,12 @@ def server_samples() -> list[p.ServerMessage]:
     bob = p.User(id=2, login="bob", name="Bob", avatar_url="https://example.invalid/a.png")
     pres = p.Presence(status=p.SeenStatus.DND, activity=p.Activity(language="Rust"))
     return [
-        p.Hello(login_methods=[p.LoginMethod.DEV, p.LoginMethod.SESSION]),
+        p.Hello(
+            login_methods=[p.LoginMethod.DEV, p.LoginMethod.SESSION],
+            retention=p.Retention(
+                delivered_messages=604800, undelivered_messages=2592000, idle_sessions=7776000
+            ),
+        ),
         p.AuthOk(id=1, user=me, session_id="s", session="t", suggestions=[bob]),
         p.Snapshot(me=me, friends=[p.Friend(user=bob, presence=pres)], incoming=[bob]),
         p.PresenceUpdate(user_id=2, status=p.SeenStatus.ONLINE),
@@ -49,6 +57,30 @@ def server_samples() -> list[p.ServerMessage]:
         p.MessageSent(id=4, message_id="m", client_msg_id="c", sent_at=9),
         p.Sessions(sessions=[p.SessionInfo(id="s", device="d", created_at=1, last_used_at=2)]),
         p.Error(id=3, code=ErrorCode.RATE_LIMITED, message="slow down", retry_after=1.5),
+        p.MessageExpired(message_id="17", client_msg_id="c", to=2, sent_at=9, expired_at=99),
+        p.AccountExport(
+            id=7,
+            account=p.AccountData(
+                user=me,
+                kind="dev",
+                created_at=1,
+                status=p.Status.DND,
+                friends=[p.ExportedRelation(user=bob, since=5)],
+                sessions=[p.SessionInfo(id="s", device="d", created_at=1, last_used_at=2)],
+            ),
+            messages=[
+                p.ExportedMessage(
+                    message_id="17",
+                    direction=p.Direction.SENT,
+                    peer=2,
+                    text="hi",
+                    sent_at=9,
+                    seq=3,
+                    delivered=True,
+                )
+            ],
+            next="17",
+        ),
     ]
 
 
