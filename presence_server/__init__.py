@@ -7,7 +7,7 @@ Embedding (desktop demo, tests)::
     await server.stop()
 """
 
-from .config import ServerConfig, ServerLimits
+from .config import RetentionPolicy, ServerConfig, ServerLimits
 from .server import RunningServer, start_server
 
-__all__ = ["RunningServer", "ServerConfig", "ServerLimits", "start_server"]
+__all__ = ["RetentionPolicy", "RunningServer", "ServerConfig", "ServerLimits", "start_server"]

@@ -20,7 +20,15 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.engine import make_url
 
 from . import github
-from .config import DEFAULT_HOST, DEFAULT_PORT, ConfigError, ServerConfig, validate
+from .config import (
+    DAY,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ConfigError,
+    RetentionPolicy,
+    ServerConfig,
+    validate,
+)
 from .database import create_engine, current_revision, default_database_url, migrate
 from .server import WIRE_LOG, start_server
 
@@ -48,6 +56,55 @@ def _env_port(env: Mapping[str, str]) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"$PRESENCE_PORT must be a port number, not {value!r}") from None
+
+
+def _env_days(env: Mapping[str, str], name: str, default: int) -> float:
+    value = env.get(name, "").strip()
+    if not value:
+        return default / DAY
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"${name} must be a number of days, not {value!r}") from None
+
+
+def _retention_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    keep = RetentionPolicy()
+    for flag, var, default, what in (
+        (
+            "--keep-delivered-days",
+            "PRESENCE_KEEP_DELIVERED_DAYS",
+            keep.delivered_messages,
+            "days a delivered (acknowledged) message is kept after sending",
+        ),
+        (
+            "--keep-undelivered-days",
+            "PRESENCE_KEEP_UNDELIVERED_DAYS",
+            keep.undelivered_messages,
+            "days an undelivered message is kept before it is deleted and its sender told",
+        ),
+        (
+            "--session-idle-days",
+            "PRESENCE_SESSION_IDLE_DAYS",
+            keep.idle_sessions,
+            "days of disuse after which a session stops working",
+        ),
+    ):
+        parser.add_argument(
+            flag,
+            type=float,
+            metavar="DAYS",
+            default=_env_days(env, var, default),
+            help=f"{what} (${var}; default {default / DAY:g})",
+        )
+
+
+def _retention(args: argparse.Namespace) -> RetentionPolicy:
+    return RetentionPolicy(
+        delivered_messages=round(args.keep_delivered_days * DAY),
+        undelivered_messages=round(args.keep_undelivered_days * DAY),
+        idle_sessions=round(args.session_idle_days * DAY),
+    )
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -95,6 +152,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=(env.get("PRESENCE_LOG_LEVEL") or "INFO").upper(),
         help="($PRESENCE_LOG_LEVEL; default INFO)",
     )
+    _retention_arguments(parser, env)
     github.add_arguments(parser)
     return parser
 
@@ -163,7 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         return asyncio.run(_migrate(database_url))
     config = ServerConfig(
-        host=args.host, port=args.port, database_url=database_url, dev_login=args.dev_login
+        host=args.host,
+        port=args.port,
+        database_url=database_url,
+        dev_login=args.dev_login,
+        retention=_retention(args),
     )
     try:
         validate(config)

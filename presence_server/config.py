@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
-from presence_protocol import Limits, limits
+from presence_protocol import Limits, Retention, limits
 
 from .auth import GitHubAuth
 
@@ -45,6 +45,30 @@ class ServerLimits:
         )
 
 
+DAY = 86_400
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long stored data lives (seconds); see ``retention.py`` and docs/protocol.md."""
+
+    delivered_messages: int = 7 * DAY
+    """Acknowledged messages are deleted this long after they were sent."""
+    undelivered_messages: int = 30 * DAY
+    """Unacknowledged messages are deleted (and the sender told) this long after sending."""
+    idle_sessions: int = 90 * DAY
+    """Sessions unused for this long stop working and are deleted."""
+    sweep_interval: float = 3600.0
+    """Seconds between purges; expiry checks at sign-in do not wait for it."""
+
+    def announce(self) -> Retention:
+        return Retention(
+            delivered_messages=self.delivered_messages,
+            undelivered_messages=self.undelivered_messages,
+            idle_sessions=self.idle_sessions,
+        )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = DEFAULT_HOST
@@ -57,6 +81,7 @@ class ServerConfig:
     github: GitHubAuth | None = None
     """GitHub sign-in; None answers GitHub logins with ``login_unavailable``."""
     limits: ServerLimits = dataclasses.field(default_factory=ServerLimits)
+    retention: RetentionPolicy = dataclasses.field(default_factory=RetentionPolicy)
     server_name: str = SERVER_NAME
 
 
@@ -81,3 +106,11 @@ def validate(config: ServerConfig) -> None:
         )
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"port {config.port} is out of range 0-65535")
+    keep = config.retention
+    if min(keep.delivered_messages, keep.undelivered_messages, keep.idle_sessions) < 1:
+        raise ConfigError("retention periods must be at least one second")
+    if keep.undelivered_messages < keep.delivered_messages:
+        raise ConfigError(
+            "undelivered messages must be kept at least as long as delivered ones "
+            "(their recipients may still come back)"
+        )

@@ -172,6 +172,9 @@ class Connection:
 
     def deliver(self, event: Event) -> None:
         """Called by the fan-out for events addressed to this user."""
+        if event.account_deleted:
+            self.close(CloseCode.ACCOUNT_DELETED, "this account was deleted")
+            return
         if event.revoke_all or (self.session_id is not None and self.session_id in event.revoke):
             self.close(CloseCode.SESSION_REVOKED, "this session was signed out")
             return
@@ -309,6 +312,7 @@ class Connection:
         self.session_id = session_id
         self.acked_seq = user.acked_seq
         self.replay_running = True
+        self.hub.connections.add(self)  # its session counts as used (retention)
         await self.hub.fanout.subscribe(user.id, self)
 
     def mark_ready(self) -> None:

@@ -27,6 +27,8 @@ class Event:
     """Session ids whose connections must close with 4502."""
     revoke_all: bool = False
     """Every connection of the user must close with 4502 (sign out everywhere)."""
+    account_deleted: bool = False
+    """The account is gone: every connection of the user must close with 4503."""
 
 
 class Subscriber(Protocol):

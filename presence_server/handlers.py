@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from presence_protocol import (
     Ack,
+    AckExpired,
     Auth,
     AuthOk,
     Block,
     ClientMessage,
     CloseCode,
+    DeleteAccount,
     ErrorCode,
+    ExportAccount,
     Friend,
     FriendAccept,
     FriendCancel,
@@ -46,7 +49,7 @@ from presence_protocol import (
     encode,
 )
 
-from . import friends, presence
+from . import account, friends, presence, retention
 from .auth import Identity, IdentityKind, as_login_failure
 from .fanout import Event
 from .presence import DeviceState
@@ -70,7 +73,8 @@ async def login(conn: Connection, message: LoginMessage) -> bool:
     token: str | None = None
     suggestions: list[UserRow] = []
     if isinstance(message, Auth):
-        resumed = await hub.store.resume_session(message.session, now)
+        idle_since = now - hub.config.retention.idle_sessions
+        resumed = await hub.store.resume_session(message.session, now, idle_since)
         if resumed is None:
             conn.reply_error(
                 ErrorCode.AUTH_FAILED, "this session is unknown or was signed out", message.id
@@ -165,6 +169,7 @@ async def _start(
     )
     conn.mark_ready()
     await conn.replay()
+    await retention.send_notices(conn)
     await hub.set_device(user.id, conn.cid, device)
     _schedule_expiry(conn)
 
@@ -434,4 +439,7 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     ListSessions: list_sessions,
     RevokeSession: revoke_session,
     SignOut: sign_out,
+    AckExpired: retention.ack_expired,
+    ExportAccount: account.export_account,
+    DeleteAccount: account.delete_account,
 }

@@ -16,6 +16,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from presence_protocol import (
     ErrorCode,
@@ -34,6 +35,9 @@ from .presence import DeviceState, Seen
 from .ratelimit import SlidingWindow
 from .registry import PresenceRegistry
 from .store import CommandError, Store
+
+if TYPE_CHECKING:
+    from .connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,9 @@ class Hub:
         self._gone_at_stop: set[int] = set()
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._friend_requests: dict[int, SlidingWindow] = {}
+        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        """Authenticated connections of this instance (the retention sweep keeps
+        their sessions alive)."""
         self.hello_frame = encode(self._hello())
 
     @staticmethod
@@ -77,6 +84,7 @@ class Hub:
             login_methods=methods,
             github=github,
             limits=self.limits.announce(),
+            retention=self.config.retention.announce(),
         )
 
     # ------------------------------------------------------------ locks

@@ -47,7 +47,7 @@ sessions = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("device", sa.String(64), nullable=False, server_default=""),
     sa.Column("created_at", sa.BigInteger, nullable=False),
-    sa.Column("last_used_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger, nullable=False, index=True),
     sa.Column("revoked_at", sa.BigInteger),
 )
 
@@ -84,8 +84,11 @@ messages = sa.Table(
     sa.Column("recipient_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False),
     sa.Column("client_msg_id", sa.String(64), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
-    sa.Column("sent_at", sa.BigInteger, nullable=False),
+    sa.Column("sent_at", sa.BigInteger, nullable=False, index=True),
     sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("expired_at", sa.BigInteger, index=True),
     sa.UniqueConstraint("sender_id", "client_msg_id", name="uq_messages_sender_client_msg"),
     sa.UniqueConstraint("recipient_id", "seq", name="uq_messages_recipient_seq"),
 )
+"""``expired_at`` marks a tombstone: an undelivered message deleted for age
+(text cleared), kept until its sender acknowledges the ``message_expired``."""

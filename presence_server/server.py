@@ -21,6 +21,7 @@ from .database import create_engine, default_database_url, migrate
 from .fanout import Fanout, InProcessFanout
 from .hub import Hub
 from .registry import InProcessRegistry, PresenceRegistry
+from .retention import Sweeper
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ def _process_request(connection: ServerConnection, request: Request) -> Response
 class RunningServer:
     """A started server. ``stop()`` is what SIGTERM does."""
 
-    def __init__(self, config: ServerConfig, hub: Hub, ws_server: Server) -> None:
+    def __init__(
+        self, config: ServerConfig, hub: Hub, ws_server: Server, sweeper: Sweeper | None = None
+    ) -> None:
         self.config = config
         self.hub = hub
+        self.sweeper = sweeper
         self._ws_server = ws_server
         sockname = ws_server.sockets[0].getsockname()
         self.port: int = sockname[1]
@@ -74,6 +78,8 @@ class RunningServer:
             return
         self._stopped = True
         self.hub.stopping = True
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         self._ws_server.close(code=CloseCode.SERVER_RESTART, reason="server restarting")
         await self._ws_server.wait_closed()
         await self.hub.close()
@@ -128,6 +134,8 @@ async def start_server(
     except BaseException:
         await hub.close()
         raise
-    server = RunningServer(config, hub, ws_server)
+    sweeper = Sweeper(hub)
+    sweeper.start()
+    server = RunningServer(config, hub, ws_server, sweeper)
     log.info("listening on %s", server.url)
     return server

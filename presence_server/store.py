@@ -271,14 +271,18 @@ class Store:
             )
         return session_id, token
 
-    async def resume_session(self, token: str, now: int) -> tuple[str, UserRow] | None:
-        """The session and user behind a token, or None if unknown or revoked."""
+    async def resume_session(
+        self, token: str, now: int, idle_since: int = 0
+    ) -> tuple[str, UserRow] | None:
+        """The session and user behind a token, or None if unknown, revoked or
+        unused since before ``idle_since`` (expired, even if not purged yet)."""
         async with self.write() as conn:
             row = (
                 await conn.execute(
                     sa.select(sessions.c.id, sessions.c.user_id).where(
                         sessions.c.token_hash == auth.hash_token(token),
                         sessions.c.revoked_at.is_(None),
+                        sessions.c.last_used_at >= idle_since,
                     )
                 )
             ).first()
@@ -385,7 +389,11 @@ class Store:
         async with self.read() as conn:
             rows = await conn.execute(
                 sa.select(messages)
-                .where(messages.c.recipient_id == user_id, messages.c.seq > after_seq)
+                .where(
+                    messages.c.recipient_id == user_id,
+                    messages.c.seq > after_seq,
+                    messages.c.expired_at.is_(None),
+                )
                 .order_by(messages.c.seq)
                 .limit(limit)
             )

@@ -181,7 +181,7 @@ async def test_migrate_subcommand(spawn: Spawn, tmp_path: Path) -> None:
     process = await spawn("migrate", "--database", f"sqlite+aiosqlite:///{db}")
     code, out = await process.finish()
     assert code == 0, process.stderr
-    assert "revision 0001" in out
+    assert "revision 0002" in out  # the newest migration
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]

@@ -1,0 +1,259 @@
+"""What the server keeps, and for how long.
+
+The server is a relay, not an archive. A periodic sweep (every instance runs
+one; each step is idempotent, so several instances sweeping the same database
+only repeat no-ops) enforces ``RetentionPolicy``:
+
+* A message its recipient acknowledged is deleted ``delivered_messages``
+  after it was sent: the recipient's devices hold it now.
+* A message never acknowledged is deleted ``undelivered_messages`` after it
+  was sent. Its text is cleared at once; the row stays as a tombstone only so
+  that the sender can be told (``message_expired``, live and after each
+  login) and so a resend of its ``client_msg_id`` is still recognised. The
+  tombstone goes when the sender acknowledges the notice (``ack_expired``), or
+  after another ``undelivered_messages`` period if they never come back.
+* A session unused for ``idle_sessions`` stops working at once (checked at
+  sign-in) and is deleted by the sweep, as are revoked sessions. Sessions with
+  a live connection on this instance count as used at every sweep.
+* Last seen is a single timestamp per user, overwritten, never a history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from presence_protocol import AckExpired, MessageExpired, Ok, encode
+
+from .fanout import Event
+from .schema import messages, sessions, users
+from .store import Store
+
+if TYPE_CHECKING:
+    from .config import RetentionPolicy
+    from .connection import Connection
+    from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500
+"""Ids per statement, far below every database's bound-parameter limit."""
+
+MAX_NOTICES_PER_LOGIN = 500
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Expired:
+    """An undelivered message that was just deleted; its sender must be told."""
+
+    message_id: int
+    sender_id: int
+    recipient_id: int
+    client_msg_id: str
+    sent_at: int
+    expired_at: int
+
+    def notice(self) -> MessageExpired:
+        return MessageExpired(
+            message_id=str(self.message_id),
+            client_msg_id=self.client_msg_id,
+            to=self.recipient_id,
+            sent_at=self.sent_at,
+            expired_at=self.expired_at,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SweepResult:
+    delivered_deleted: int = 0
+    expired: tuple[Expired, ...] = ()
+    tombstones_deleted: int = 0
+    sessions_deleted: int = 0
+
+
+def _acked_seq_of_recipient() -> sa.ScalarSelect[int]:
+    return (
+        sa.select(users.c.acked_seq).where(users.c.id == messages.c.recipient_id).scalar_subquery()
+    )
+
+
+async def _touch(conn: AsyncConnection, session_ids: list[str], now: int) -> None:
+    for start in range(0, len(session_ids), CHUNK):
+        await conn.execute(
+            sa.update(sessions)
+            .where(sessions.c.id.in_(session_ids[start : start + CHUNK]))
+            .values(last_used_at=now)
+        )
+
+
+async def sweep(
+    store: Store, policy: RetentionPolicy, now: int, live_sessions: frozenset[str] = frozenset()
+) -> SweepResult:
+    """Apply the policy once, as of ``now``; one transaction."""
+    async with store.write() as conn:
+        await _touch(conn, sorted(live_sessions), now)
+        sessions_deleted = (
+            await conn.execute(
+                sa.delete(sessions).where(
+                    sa.or_(
+                        sessions.c.revoked_at.is_not(None),
+                        sessions.c.last_used_at < now - policy.idle_sessions,
+                    )
+                )
+            )
+        ).rowcount
+        delivered = (
+            await conn.execute(
+                sa.delete(messages).where(
+                    messages.c.expired_at.is_(None),
+                    messages.c.sent_at < now - policy.delivered_messages,
+                    messages.c.seq <= _acked_seq_of_recipient(),
+                )
+            )
+        ).rowcount
+        expired_rows = await conn.execute(
+            sa.update(messages)
+            .where(
+                messages.c.expired_at.is_(None),
+                messages.c.sent_at < now - policy.undelivered_messages,
+                messages.c.seq > _acked_seq_of_recipient(),
+            )
+            .values(expired_at=now, text="")
+            .returning(
+                messages.c.id,
+                messages.c.sender_id,
+                messages.c.recipient_id,
+                messages.c.client_msg_id,
+                messages.c.sent_at,
+            )
+        )
+        expired = tuple(
+            Expired(r.id, r.sender_id, r.recipient_id, r.client_msg_id, r.sent_at, now)
+            for r in expired_rows
+        )
+        tombstones = (
+            await conn.execute(
+                sa.delete(messages).where(messages.c.expired_at < now - policy.undelivered_messages)
+            )
+        ).rowcount
+    return SweepResult(
+        delivered_deleted=delivered,
+        expired=expired,
+        tombstones_deleted=tombstones,
+        sessions_deleted=sessions_deleted,
+    )
+
+
+async def pending_notices(store: Store, sender_id: int, limit: int) -> list[MessageExpired]:
+    """Expiry notices the sender has not acknowledged yet, oldest first."""
+    async with store.read() as conn:
+        rows = await conn.execute(
+            sa.select(
+                messages.c.id,
+                messages.c.sender_id,
+                messages.c.recipient_id,
+                messages.c.client_msg_id,
+                messages.c.sent_at,
+                messages.c.expired_at,
+            )
+            .where(messages.c.sender_id == sender_id, messages.c.expired_at.is_not(None))
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        return [
+            Expired(
+                r.id, r.sender_id, r.recipient_id, r.client_msg_id, r.sent_at, r.expired_at
+            ).notice()
+            for r in rows
+        ]
+
+
+async def forget_notices(store: Store, sender_id: int, message_ids: list[int]) -> None:
+    async with store.write() as conn:
+        await conn.execute(
+            sa.delete(messages).where(
+                messages.c.sender_id == sender_id,
+                messages.c.id.in_(message_ids),
+                messages.c.expired_at.is_not(None),
+            )
+        )
+
+
+# ---------------------------------------------------------------- connection hooks
+
+
+async def send_notices(conn: Connection) -> None:
+    """After login: every expiry notice not yet acknowledged (up to a cap)."""
+    assert conn.user is not None
+    for notice in await pending_notices(conn.hub.store, conn.user.id, MAX_NOTICES_PER_LOGIN):
+        conn.send(notice)
+
+
+async def ack_expired(conn: Connection, message: AckExpired) -> None:
+    """``ack_expired``: the sender saw these notices; drop the tombstones."""
+    assert conn.user is not None
+    ids = [int(m) for m in message.message_ids if m.isdecimal() and len(m) <= 18]
+    if ids:
+        await forget_notices(conn.hub.store, conn.user.id, ids)
+    conn.send(Ok(id=message.id))
+
+
+# ---------------------------------------------------------------- the periodic task
+
+
+class Sweeper:
+    """Runs ``sweep`` every ``policy.sweep_interval`` and tells senders at once."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.policy = hub.config.retention
+        self._task: asyncio.Task[None] | None = None
+        self.swept = asyncio.Event()
+        """Set after each sweep (tests wait on it instead of sleeping)."""
+        self.last: SweepResult | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run_once(self) -> SweepResult:
+        hub = self.hub
+        live = frozenset(
+            c.session_id
+            for c in list(hub.connections)
+            if c.session_id is not None and not c.closing
+        )
+        result = await sweep(hub.store, self.policy, hub.now(), live)
+        for expired in result.expired:
+            await hub.fanout.publish([expired.sender_id], Event(frame=encode(expired.notice())))
+        if result != SweepResult():
+            log.info(
+                "retention: %d delivered and %d expired messages, %d notices, %d sessions removed",
+                result.delivered_deleted,
+                len(result.expired),
+                result.tombstones_deleted,
+                result.sessions_deleted,
+            )
+        self.last = result
+        self.swept.set()
+        return result
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("retention sweep failed; trying again next interval")
+            await asyncio.sleep(self.policy.sweep_interval)
