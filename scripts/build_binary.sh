@@ -43,8 +43,11 @@ sandbox() {
 }
 
 start_display() {
-  Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp 3>"$SCRATCH/display" 2>"$SCRATCH/xvfb.log" &
+  # Our stdout is a pipe when called as `... | tee`: nothing long-lived may hold it.
+  Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp \
+    3>"$SCRATCH/display" >"$SCRATCH/xvfb.log" 2>&1 </dev/null &
   XVFB_PID=$!
+  trap 'kill "$XVFB_PID" ${TRAYER_PID:+"$TRAYER_PID"} ${APP_PID:+"$APP_PID"} 2>/dev/null || true' EXIT
   for _ in $(seq 100); do
     [ -s "$SCRATCH/display" ] && break
     sleep 0.05
@@ -53,7 +56,7 @@ start_display() {
   DISPLAY=":$(head -n1 "$SCRATCH/display")"
   export DISPLAY
   trayer --edge top --align right --widthtype request --height 28 --SetDockType true \
-    --transparent false --tint 0x202020 >"$SCRATCH/trayer.log" 2>&1 &
+    --transparent false --tint 0x202020 >"$SCRATCH/trayer.log" 2>&1 </dev/null &
   TRAYER_PID=$!
   PANEL=""
   for _ in $(seq 100); do
@@ -61,7 +64,7 @@ start_display() {
     [ -n "$PANEL" ] && break
     sleep 0.05
   done
-  [ -n "$PANEL" ] || fail "trayer did not map its panel"
+  [ -n "$PANEL" ] || fail "trayer did not map its panel: $(cat "$SCRATCH/trayer.log")"
 }
 
 # Launch "$@" and wait until a window of class $1 is docked in trayer's panel.
@@ -70,7 +73,7 @@ launch_until_docked() {
   local class=$1; shift
   local t0 t1
   t0=$(date +%s%N)
-  QT_QPA_PLATFORM=xcb sandbox "$@" >"$SCRATCH/app.log" 2>&1 &
+  QT_QPA_PLATFORM=xcb sandbox "$@" >"$SCRATCH/app.log" 2>&1 </dev/null &
   APP_PID=$!
   for _ in $(seq 1500); do # 15 s at 10 ms
     if xwininfo -tree -id "$PANEL" 2>/dev/null | grep -q "(\"$class\""; then
@@ -142,7 +145,6 @@ screenshot() {
 
 x_phase() {
   start_display
-  trap 'kill "$TRAYER_PID" "$XVFB_PID" 2>/dev/null || true' EXIT
 
   step "frozen --self-test on Xvfb ($DISPLAY) with trayer as tray host"
   local out

@@ -116,6 +116,8 @@ def test_analysis_bundles_resources_and_excludes_what_a_tray_app_never_uses(
         "redis",
         "keyrings.alt",
         "pytest",
+        "numpy",
+        "PIL",
     ):
         assert module in excludes
     # --demo runs an embedded server, so the server package stays in.
