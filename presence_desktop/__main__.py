@@ -266,6 +266,13 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         editors.start()
         for trouble in editors.problems:
             controller.errors.emit(UserError(trouble.title, trouble.message, "bridge"))
+        if demo is None:
+            # Start at login follows the setting; the demo's settings are temporary.
+            from .platform.autostart import AutostartSync
+
+            autostart = AutostartSync(errors=controller.errors)
+            autostart.start(settings.settings.autostart)
+            settings.changed.connect(autostart.on_settings)
         await stop.wait()
     finally:
         log.info("shutting down")
