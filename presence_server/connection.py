@@ -220,6 +220,7 @@ class Connection:
         for timer in (self.flush_timer, self.expiry_timer):
             if timer is not None:
                 timer.cancel()
+        self.hub.connections.discard(self)
         if self.user is None:
             return
         try:
