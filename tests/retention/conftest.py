@@ -1,0 +1,46 @@
+"""A real server on a SQLite file in tmp_path, and a raw view of its database."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from presence_server import RunningServer, ServerConfig, start_server
+
+StartServer = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "presence.sqlite3"
+
+
+@pytest.fixture
+async def start(db_path: Path) -> AsyncIterator[StartServer]:
+    started: list[RunningServer] = []
+
+    async def _start(**overrides: Any) -> RunningServer:
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "database_url": f"sqlite+aiosqlite:///{db_path}",
+            "dev_login": True,
+        }
+        options.update(overrides)
+        server = await start_server(ServerConfig(**options))
+        started.append(server)
+        return server
+
+    yield _start
+    for server in reversed(started):
+        await server.stop()
+
+
+def rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Read the server's SQLite file directly, as an operator (or a thief) would."""
+    with sqlite3.connect(db_path) as conn:
+        return list(conn.execute(sql, args))
