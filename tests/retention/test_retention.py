@@ -27,8 +27,8 @@ from presence_protocol import (
     SignOut,
 )
 from presence_server import RetentionPolicy, RunningServer
-from presence_server.__main__ import build_parser, main
 from presence_server.__main__ import _retention as retention_from_args
+from presence_server.__main__ import build_parser, main
 from tests.server.client import Client, befriend, login_dev
 
 from .conftest import StartServer, rows
@@ -85,9 +85,7 @@ async def test_delivered_messages_go_after_their_period_undelivered_ones_wait_lo
 
     at(server, monkeypatch, 101)
     await sweep(server)
-    assert rows(db_path, "SELECT id, text FROM messages") == [
-        (int(pending.message_id), "and this")
-    ]
+    assert rows(db_path, "SELECT id, text FROM messages") == [(int(pending.message_id), "and this")]
     assert delivered.message_id != pending.message_id
 
     at(server, monkeypatch, 999)
