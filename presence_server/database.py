@@ -3,6 +3,10 @@
 The schema is owned by the Alembic migrations in ``presence_server/migrations``;
 the server runs them on every start, so an operator never has to remember a
 separate step (``presence-server migrate`` exists for those who want to).
+
+On PostgreSQL several instances may start at once: the migration runs inside
+one transaction that first takes a PostgreSQL advisory lock, so the first
+instance migrates and the others wait, then find the schema at head.
 """
 
 from __future__ import annotations
@@ -12,16 +16,72 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from .config import ConfigError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 APP_NAME = "presence-server"
+
+MIGRATION_LOCK = int.from_bytes(b"presence", "big")
+"""Advisory lock key held while migrating. Far above any user id (<= 2**53),
+so it never meets the per-user keys of ``advisory_lock``."""
+DEV_ID_LOCK = int.from_bytes(b"presdevs", "big")
+"""Advisory lock key held while a new dev-login id is allocated."""
+
+_POSTGRES_NAMES = {"postgres", "postgresql"}
+
+
+def normalize_url(url: str) -> str:
+    """The async SQLAlchemy URL for what an operator typed.
+
+    ``postgres://`` and ``postgresql://`` (as PaaS providers hand them out)
+    become ``postgresql+asyncpg://``, with libpq's ``sslmode`` turned into
+    asyncpg's ``ssl``; ``sqlite:///`` becomes ``sqlite+aiosqlite:///``.
+    Anything else is refused with the forms that work.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "--database must be a URL such as postgresql://user:password@host/dbname "
+            "or sqlite:///path/to/presence.sqlite3"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in _POSTGRES_NAMES and driver in ("", "asyncpg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+        query = dict(parsed.query)
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+            parsed = parsed.set(query=query)
+    elif backend == "sqlite" and driver in ("", "aiosqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    else:
+        raise ConfigError(
+            f"unsupported database {parsed.drivername!r}: use postgresql://… (asyncpg) "
+            "or sqlite:///… (aiosqlite)"
+        )
+    return _render(parsed)
+
+
+def _render(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
 
 
 def default_database_url() -> str:
@@ -41,8 +101,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; for a SQLite file its directory is created first."""
+def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
+    """An async engine; for a SQLite file its directory is created first.
+
+    ``pool_size`` bounds the PostgreSQL connections of this instance (as many
+    again may open briefly under bursts); N instances hold up to 2·N·pool_size.
+    """
+    url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -51,7 +116,22 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10
+    )
+
+
+async def advisory_lock(conn: AsyncConnection, *keys: int) -> None:
+    """Serialize this transaction with other instances' on the same keys (PostgreSQL).
+
+    Keys are taken in ascending order, so two transactions locking the same
+    users cannot deadlock. Released at commit or rollback. On SQLite it does
+    nothing: the store already runs one write transaction at a time.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -62,6 +142,10 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Held until this transaction commits: a second instance starting at
+        # the same moment waits here, then finds nothing left to do.
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     command.upgrade(_alembic_config(connection), "head")
 
 

@@ -1,32 +1,105 @@
-"""Fixtures: a real server on a free loopback port with a SQLite file in tmp_path."""
+"""Fixtures: a real server on a free loopback port, on SQLite and on PostgreSQL.
+
+Every test that uses ``database`` (directly or through ``start``, ``server``
+or ``login``) runs twice: on a SQLite file in tmp_path and on a fresh
+PostgreSQL database created for that test (``TEST_PG_DSN``; skipped locally
+without it, a failure in CI). Tests about the SQLite file itself are marked
+``sqlite_only``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from presence_server import RunningServer, ServerConfig, start_server
+from presence_server.database import normalize_url
+from tests.conftest import require
 
 from .client import Client, login_dev
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 Login = Callable[..., Awaitable[Client]]
 
+PG_DSN_VARIABLE = "TEST_PG_DSN"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: about the SQLite file; not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" not in metafunc.fixturenames:
+        return
+    sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+    backends = ["sqlite"] if sqlite_only else ["sqlite", "postgresql"]
+    metafunc.parametrize("database", backends, indirect=True)
+
 
 def database_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Database:
+    backend: str
+    url: str
+
+    async def column(self, sql: str) -> list[Any]:
+        """The first column of a query's rows, read outside the server."""
+        engine = create_async_engine(normalize_url(self.url))
+        try:
+            async with engine.connect() as conn:
+                return [row[0] for row in await conn.execute(sa.text(sql))]
+        finally:
+            await engine.dispose()
+
+
+async def fresh_postgres_database(dsn: str) -> AsyncIterator[str]:
+    """A new, empty database on the server of ``dsn``; dropped afterwards."""
+    name = f"presence_t_{secrets.token_hex(6)}"
+    admin_dsn = make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = make_url(dsn).set(database=name).render_as_string(hide_password=False)
+            yield url
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        yield Database("sqlite", database_url(tmp_path / "presence.sqlite3"))
+        return
+    dsn = os.environ.get(PG_DSN_VARIABLE, "")
+    require(bool(dsn), f"PostgreSQL tests need ${PG_DSN_VARIABLE} (scripts/start_services.sh)")
+    async for url in fresh_postgres_database(dsn):
+        yield Database("postgresql", url)
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """The SQLite file of the ``sqlite`` variant (for ``sqlite_only`` tests)."""
     return tmp_path / "presence.sqlite3"
 
 
 @pytest.fixture
-async def start(db_path: Path) -> AsyncIterator[StartServer]:
+async def start(database: Database) -> AsyncIterator[StartServer]:
     """Start servers on the test's database; all are stopped at teardown."""
     started: list[RunningServer] = []
 
@@ -34,7 +107,7 @@ async def start(db_path: Path) -> AsyncIterator[StartServer]:
         options: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": 0,
-            "database_url": database_url(db_path),
+            "database_url": database.url,
             "dev_login": True,
         }
         options.update(overrides)

@@ -237,6 +237,7 @@ async def test_sign_out_everywhere(server: RunningServer, login: Login) -> None:
         await client.closed()
 
 
+@pytest.mark.sqlite_only
 async def test_session_tokens_are_never_stored_in_clear(
     server: RunningServer, login: Login, db_path: Path
 ) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 from presence_protocol import (
     Ack,
     ErrorCode,
@@ -17,12 +14,11 @@ from presence_protocol import (
 from presence_server import RunningServer, ServerLimits
 
 from .client import Client, befriend, login_dev
-from .conftest import Login, StartServer
+from .conftest import Database, Login, StartServer
 
 
-def stored_texts(db_path: Path) -> list[str]:
-    with sqlite3.connect(db_path) as db:
-        return [row[0] for row in db.execute("SELECT text FROM messages ORDER BY id")]
+async def stored_texts(database: Database) -> list[str]:
+    return await database.column("SELECT text FROM messages ORDER BY id")
 
 
 async def send(client: Client, to: Client, text: str, cmid: str) -> MessageSent:
@@ -31,13 +27,15 @@ async def send(client: Client, to: Client, text: str, cmid: str) -> MessageSent:
     return reply
 
 
-async def test_message_is_stored_before_it_is_acknowledged(login: Login, db_path: Path) -> None:
+async def test_message_is_stored_before_it_is_acknowledged(
+    login: Login, database: Database
+) -> None:
     alice = await login("alice")
     bob = await login("bob")
     await befriend(alice, bob)
     sent = await send(alice, bob, "hi bob", "m-1")
     assert sent.client_msg_id == "m-1" and sent.message_id
-    assert stored_texts(db_path) == ["hi bob"]  # already on disk when message_sent arrives
+    assert await stored_texts(database) == ["hi bob"]  # already on disk when message_sent arrives
     message = await bob.expect(Message)
     assert (message.seq, message.sender, message.text, message.message_id) == (
         1,
@@ -74,7 +72,7 @@ async def test_only_friends_can_be_messaged(login: Login) -> None:
 
 
 async def test_resend_returns_the_original_and_stores_nothing_new(
-    login: Login, db_path: Path
+    login: Login, database: Database
 ) -> None:
     alice = await login("alice")
     bob = await login("bob")
@@ -86,10 +84,10 @@ async def test_resend_returns_the_original_and_stores_nothing_new(
     )
     await bob.barrier()
     assert [m.text for m in bob.take(Message)] == ["once"]
-    assert stored_texts(db_path) == ["once"]
+    assert await stored_texts(database) == ["once"]
     # Client message ids are per sender: bob may use the same one.
     await send(bob, alice, "mine", "same-id")
-    assert stored_texts(db_path) == ["once", "mine"]
+    assert await stored_texts(database) == ["once", "mine"]
 
 
 async def test_unacked_messages_replay_until_acked(server: RunningServer, login: Login) -> None:
