@@ -38,8 +38,17 @@ from presence_protocol import (
     encode,
 )
 
+from .database import advisory_lock
 from .fanout import Event
-from .schema import blocks, friend_requests, friendships, messages, sessions, users
+from .schema import (
+    blocks,
+    friend_request_times,
+    friend_requests,
+    friendships,
+    messages,
+    sessions,
+    users,
+)
 from .store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
 
 if TYPE_CHECKING:
@@ -212,6 +221,7 @@ async def related_ids(store: Store, me: int) -> set[int]:
 async def delete(store: Store, me: int) -> Deleted | None:
     """Delete the user and every row about them; None if already gone."""
     async with store.write() as conn:
+        await advisory_lock(conn, me)  # no friend change of mine runs meanwhile elsewhere
         user = await fetch_user(conn, me)
         if user is None:
             return None
@@ -251,6 +261,9 @@ async def delete(store: Store, me: int) -> Deleted | None:
             )
         )
         await conn.execute(sa.delete(sessions).where(sessions.c.user_id == me))
+        await conn.execute(
+            sa.delete(friend_request_times).where(friend_request_times.c.user_id == me)
+        )
         await conn.execute(sa.delete(users).where(users.c.id == me))
         return Deleted(user=user, tell=tuple(sorted(tell)))
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from presence_protocol import ErrorCode, Relation
 
+from .database import advisory_lock
 from .schema import blocks, friend_requests, friendships, users
 from .store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
 
@@ -182,6 +183,7 @@ async def request(store: Store, me: int, other_id: int, now: int, max_friends: i
     what the person wants now.
     """
     async with store.write() as conn:
+        await advisory_lock(conn, me, other_id)
         mine = await _user(conn, me)
         other = await _user(conn, other_id)
         if other.id == me:
@@ -209,6 +211,7 @@ async def request(store: Store, me: int, other_id: int, now: int, max_friends: i
 
 async def accept(store: Store, me: int, other_id: int, now: int, max_friends: int) -> Outcome:
     async with store.write() as conn:
+        await advisory_lock(conn, me, other_id)
         mine = await _user(conn, me)
         if not await _requested(conn, other_id, me) or await _blocks(conn, me, other_id):
             raise _error(ErrorCode.NO_REQUEST, "there is no request from this user to accept")
@@ -220,6 +223,7 @@ async def accept(store: Store, me: int, other_id: int, now: int, max_friends: in
 
 async def decline(store: Store, me: int, other_id: int) -> Outcome:
     async with store.write() as conn:
+        await advisory_lock(conn, me, other_id)
         mine = await _user(conn, me)
         if not await _requested(conn, other_id, me) or await _blocks(conn, me, other_id):
             raise _error(ErrorCode.NO_REQUEST, "there is no request from this user to decline")
@@ -232,6 +236,7 @@ async def decline(store: Store, me: int, other_id: int) -> Outcome:
 
 async def cancel(store: Store, me: int, other_id: int) -> Outcome:
     async with store.write() as conn:
+        await advisory_lock(conn, me, other_id)
         mine = await _user(conn, me)
         if not await _requested(conn, me, other_id):
             raise _error(ErrorCode.NO_REQUEST, "you have no pending request to this user")
@@ -245,6 +250,7 @@ async def cancel(store: Store, me: int, other_id: int) -> Outcome:
 
 async def remove(store: Store, me: int, other_id: int) -> Outcome:
     async with store.write() as conn:
+        await advisory_lock(conn, me, other_id)
         mine = await _user(conn, me)
         if not await _friends(conn, me, other_id):
             raise _error(ErrorCode.NOT_FRIENDS, "this user is not your friend")
@@ -259,6 +265,7 @@ async def remove(store: Store, me: int, other_id: int) -> Outcome:
 async def block(store: Store, me: int, other_id: int, now: int) -> Outcome:
     """Block: ends any friendship and request both ways. Blocking twice is a no-op."""
     async with store.write() as conn:
+        await advisory_lock(conn, me, other_id)
         mine = await _user(conn, me)
         if other_id == me:
             raise _error(ErrorCode.SELF_REQUEST, "you cannot block yourself")
@@ -286,6 +293,7 @@ async def block(store: Store, me: int, other_id: int, now: int) -> Outcome:
 async def unblock(store: Store, me: int, other_id: int) -> Outcome:
     """Unblock; a request they sent while blocked becomes visible as incoming."""
     async with store.write() as conn:
+        await advisory_lock(conn, me, other_id)
         other = await _user(conn, other_id)
         if not await _blocks(conn, me, other_id):
             return Outcome()
@@ -302,12 +310,11 @@ async def relations(store: Store, me: int) -> Relations:
     async with store.read() as conn:
 
         async def listed(query: sa.Select[tuple[int]]) -> list[UserRow]:
-            rows = await conn.execute(
-                sa.select(*USER_COLUMNS)
-                .where(users.c.id.in_(query))
-                .order_by(users.c.login_lower, users.c.id)
-            )
-            return [user_row(r) for r in rows]
+            rows = await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id.in_(query)))
+            # Sorted here, not in SQL: PostgreSQL collations would order
+            # hyphens differently from SQLite, and clients should not care
+            # which database a server runs on.
+            return sorted((user_row(r) for r in rows), key=lambda u: (u.login.lower(), u.id))
 
         blocked_by_me = sa.select(blocks.c.blocked_id).where(blocks.c.blocker_id == me)
         return Relations(

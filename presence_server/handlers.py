@@ -281,7 +281,7 @@ async def _expire(conn: Connection, until: int) -> None:
 async def friend_request(conn: Connection, message: FriendRequest) -> None:
     hub = conn.hub
     me = _me(conn)
-    hub.check_friend_request_rate(me)
+    await hub.check_friend_request_rate(me)
     other = await friends.find_login(hub.store, message.login)
     if other is None:
         raise CommandError(

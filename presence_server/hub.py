@@ -32,7 +32,6 @@ from .config import ServerConfig
 from .fanout import Event, Fanout
 from .friends import Outcome
 from .presence import DeviceState, Seen
-from .ratelimit import SlidingWindow
 from .registry import PresenceRegistry
 from .store import CommandError, Store
 
@@ -60,7 +59,6 @@ class Hub:
         self.stopping = False
         self._gone_at_stop: set[int] = set()
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._friend_requests: dict[int, SlidingWindow] = {}
         self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         """Authenticated connections of this instance (the retention sweep keeps
         their sessions alive)."""
@@ -157,22 +155,23 @@ class Hub:
                 await self.fanout.publish([notice.to], Event(frame=encode(update)))
             return outcome
 
-    def check_friend_request_rate(self, user_id: int) -> None:
-        """Friend requests per rolling hour per user, across all their devices."""
-        window = self._friend_requests.get(user_id)
-        if window is None:
-            if len(self._friend_requests) > 10_000:
-                self._friend_requests = {
-                    uid: w for uid, w in self._friend_requests.items() if not w.idle()
-                }
-            window = SlidingWindow(self.limits.friend_requests_per_hour, HOUR)
-            self._friend_requests[user_id] = window
-        wait = window.allow()
-        if wait is not None:
+    async def check_friend_request_rate(self, user_id: int) -> None:
+        """Friend requests per rolling hour per user, across all their devices.
+
+        Counted in the database, so the limit also holds when the devices sit
+        on different instances.
+        """
+        wait_ms = await self.store.take_friend_request_slot(
+            user_id,
+            self.limits.friend_requests_per_hour,
+            int(HOUR * 1000),
+            time.time_ns() // 1_000_000,
+        )
+        if wait_ms is not None:
             raise CommandError(
                 ErrorCode.RATE_LIMITED.value,
                 f"at most {self.limits.friend_requests_per_hour} friend requests per hour",
-                retry_after=round(wait, 3),
+                retry_after=round(wait_ms / 1000, 3),
             )
 
     # ------------------------------------------------------------ sessions

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from presence_protocol import AckExpired, MessageExpired, Ok, encode
 
 from .fanout import Event
-from .schema import messages, sessions, users
+from .schema import friend_request_times, messages, sessions, users
 from .store import Store
 
 if TYPE_CHECKING:
@@ -142,6 +142,12 @@ async def sweep(
                 sa.delete(messages).where(messages.c.expired_at < now - policy.undelivered_messages)
             )
         ).rowcount
+        # Friend-request times only matter for an hour (the rate limit's window).
+        await conn.execute(
+            sa.delete(friend_request_times).where(
+                friend_request_times.c.at_ms < (now - 3600) * 1000
+            )
+        )
     return SweepResult(
         delivered_deleted=delivered,
         expired=expired,

@@ -92,3 +92,13 @@ messages = sa.Table(
 )
 """``expired_at`` marks a tombstone: an undelivered message deleted for age
 (text cleared), kept until its sender acknowledges the ``message_expired``."""
+
+friend_request_times = sa.Table(
+    "friend_request_times",
+    metadata,
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False, index=True),
+    sa.Index("ix_friend_request_times_user_id", "user_id", "at_ms"),
+)
+"""When each user sent their recent ``friend_request``s (Unix milliseconds):
+the hourly limit counts these rows, so it holds across instances."""

@@ -1,10 +1,15 @@
 """Durable state: users, sessions, chosen status, last seen and messages.
 
-Every public method is one transaction. Writes go through one asyncio lock
-per process: SQLite allows a single writer anyway, and queueing in Python
-instead of inside SQLite's busy handler avoids "database is locked" errors
-when a read transaction would have to be upgraded. Friend relations live in
-``friends.py`` and use ``write()`` / ``read()`` directly.
+Every public method is one transaction. On SQLite, writes go through one
+asyncio lock per process: SQLite allows a single writer anyway, and queueing
+in Python instead of inside SQLite's busy handler avoids "database is locked"
+errors when a read transaction would have to be upgraded. On PostgreSQL,
+several instances write at once; a transaction that reads before it writes
+(allocating a dev id, a first GitHub sign-in, a message's seq and its
+idempotency check, a friend change) first takes advisory locks on the users
+it concerns (``database.advisory_lock``), so two instances cannot both pass
+the same check. Friend relations live in ``friends.py`` and use ``write()`` /
+``read()`` directly.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from presence_protocol import Message, Status, User
 
 from . import auth
 from .auth import Identity, IdentityKind
-from .schema import friendships, messages, sessions, users
+from .database import DEV_ID_LOCK, advisory_lock
+from .schema import friend_request_times, friendships, messages, sessions, users
 
 DEV_ID_BASE = 2**52
 """Dev users get ids above this. GitHub ids are far below it (hundreds of
@@ -135,13 +141,23 @@ async def fetch_user(conn: AsyncConnection, user_id: int) -> UserRow | None:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._lock = asyncio.Lock()
+        self.dialect = engine.dialect.name
+        self._lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction; an exception inside rolls everything back."""
+        if self._lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
         async with self._lock, self.engine.begin() as conn:
             yield conn
+
+    async def ping(self) -> None:
+        """Raise unless the database answers (for /readyz)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -157,10 +173,12 @@ class Store:
         """The user row for a login; created on first sign-in, labels refreshed after."""
         async with self.write() as conn:
             if identity.kind is IdentityKind.DEV:
+                await advisory_lock(conn, DEV_ID_LOCK)
                 user_id = await self._dev_user_id(conn, identity.login, now)
             else:
                 assert identity.id is not None
                 user_id = identity.id
+                await advisory_lock(conn, user_id)
                 values = {
                     "login": identity.login,
                     "login_lower": identity.login.lower(),
@@ -244,13 +262,41 @@ class Store:
             )
 
     async def set_last_seen(self, user_ids: Iterable[int], when: int) -> None:
-        ids = list(user_ids)
+        ids = sorted(user_ids)  # the same row order in every instance: no deadlock
         async with self.write() as conn:
             for start in range(0, len(ids), 500):  # stay far below bound-parameter limits
                 chunk = ids[start : start + 500]
                 await conn.execute(
                     sa.update(users).where(users.c.id.in_(chunk)).values(last_seen=when)
                 )
+
+    async def take_friend_request_slot(
+        self, user_id: int, limit: int, window_ms: int, now_ms: int
+    ) -> int | None:
+        """Count one friend request against the rolling window; None if allowed.
+
+        When the window is full nothing is recorded and the milliseconds until
+        the oldest counted request leaves it are returned.
+        """
+        times = friend_request_times
+        async with self.write() as conn:
+            await advisory_lock(conn, user_id)
+            await conn.execute(
+                sa.delete(times).where(
+                    times.c.user_id == user_id, times.c.at_ms <= now_ms - window_ms
+                )
+            )
+            count, oldest = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.min(times.c.at_ms)).where(
+                        times.c.user_id == user_id
+                    )
+                )
+            ).one()
+            if count >= limit:
+                return max(int(oldest) + window_ms - now_ms, 1)
+            await conn.execute(sa.insert(times).values(user_id=user_id, at_ms=now_ms))
+            return None
 
     # ------------------------------------------------------------ sessions
 
@@ -349,6 +395,7 @@ class Store:
         if the friendship has ended since.
         """
         async with self.write() as conn:
+            await advisory_lock(conn, sender)
             existing = (
                 await conn.execute(
                     sa.select(messages).where(
@@ -402,6 +449,7 @@ class Store:
     async def ack(self, user_id: int, seq: int) -> int:
         """Move the acknowledged mark forward (never back, never past the last seq)."""
         async with self.write() as conn:
+            await advisory_lock(conn, user_id)
             row = (
                 await conn.execute(
                     sa.select(users.c.next_seq, users.c.acked_seq).where(users.c.id == user_id)

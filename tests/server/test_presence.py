@@ -127,6 +127,7 @@ async def test_devices_merge_into_one_presence(login: Login) -> None:
     laptop = await login("alice", "laptop")
     await befriend(laptop, bob)
     desktop = await login("alice", "desktop")
+    await desktop.barrier()  # its first command runs after the device counts as online
     await laptop.ok(SetPresence(status=Status.AWAY, activity=CODING))
     await desktop.ok(SetPresence(status=Status.ONLINE))
     await desktop.ok(SetPresence(status=Status.DND))
