@@ -1,0 +1,62 @@
+"""The real presence server as a benchmark child: ``python -m benchmarks._server``.
+
+It is ``start_server`` (what the CLI runs) with three benchmark choices: the
+open-files limit raised to the hard limit, logging at WARNING (a log line per
+connection would be measured too), and optionally relaxed rate limits, so a
+fan-out run measures delivery rather than the presence coalescing window.
+Prints ``nofile SOFT HARD`` and then ``listening on ws://…``; SIGTERM stops it
+the way it stops in production (close with 4000, stamp last seen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from presence_server.config import ServerConfig, ServerLimits
+from presence_server.server import WIRE_LOG, start_server
+
+from ._common import raise_nofile
+
+RELAXED = ServerLimits(
+    presence_updates_per_window=1_000_000,
+    commands_per_minute=1_000_000,
+    send_queue_frames=1024,
+)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=args.port,
+        database_url=args.database,
+        dev_login=True,
+        limits=RELAXED if args.relaxed_limits else ServerLimits(),
+    )
+    server = await start_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"listening on {server.url}", flush=True)
+    await stop.wait()
+    await server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--relaxed-limits", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    WIRE_LOG.setLevel(logging.WARNING)  # as with --log-level WARNING
+    soft, hard = raise_nofile()
+    print(f"nofile {soft} {hard}", flush=True)
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""How many idle, authenticated connections one server process holds, and at what memory.
+
+    uv run python -m benchmarks.connections [--connections 15000] [--processes 4]
+
+Both servers run as child processes with their open-files limit raised to
+the hard limit; four load-generator processes hold the connections. First
+the ceiling (a bare ``websockets`` server, ``benchmarks._raw_server``), then
+the presence server (``benchmarks._server``) on a seeded SQLite database
+where every user has ``--friends`` friends and resumes a stored session
+(``auth``), like a desktop app at start-up. RSS is read from ``/proc`` after
+each step; the figure is (RSS at N - RSS empty) / N. Writes
+``benchmarks/results/connections.json`` and ``docs/plots/memory_vs_connections.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import (
+    BenchServer,
+    Figure,
+    cpu_seconds,
+    pyplot,
+    raise_nofile,
+    rss_kib,
+    save_plot,
+    thread_count,
+    write_results,
+)
+from ._loadgen import Workers
+from ._seed import seed
+
+SETTLE_S = 2.0
+
+
+def ramp(
+    server: BenchServer, users: int, steps: list[int], processes: int, ready: bytes
+) -> dict[str, Any]:
+    """Connect in steps; RSS after each. Returns the curve and the idle cost at the end."""
+    time.sleep(SETTLE_S)
+    empty = rss_kib(server.pid)
+    points: list[dict[str, Any]] = [{"connections": 0, "rss_kib": empty, "seconds": 0.0}]
+    workers = Workers(server.url, users, processes, ready_type=ready)
+    held = failures = 0
+    idle: dict[str, float] = {}
+    try:
+        for step in steps:
+            held, failed, seconds = workers.connect(step)
+            failures += failed
+            time.sleep(SETTLE_S)
+            rss = rss_kib(server.pid)
+            points.append({"connections": held, "rss_kib": rss, "seconds": round(seconds, 2)})
+            print(
+                f"  {held:6d} connections  RSS {rss / 1024:7.1f} MiB  "
+                f"(+{(rss - empty) / max(held, 1):5.1f} KiB/conn, step took {seconds:5.1f} s, "
+                f"{failed} failed)",
+                flush=True,
+            )
+            if failed:
+                break
+        # What holding them costs when nothing happens (keepalive pings only).
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        time.sleep(5.0)
+        idle = {
+            "cpu_percent": round(
+                100 * (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0), 2
+            ),
+            "threads": thread_count(server.pid),
+            "rss_kib_after_idle": rss_kib(server.pid),
+        }
+    finally:
+        workers.stop()
+    per_conn = (points[-1]["rss_kib"] - empty) / held if held else float("nan")
+    # Connect rate after the first step (which also waits for the workers to start).
+    later = points[2:]
+    rate = (
+        (points[-1]["connections"] - points[1]["connections"]) / sum(p["seconds"] for p in later)
+        if later
+        else float("nan")
+    )
+    return {
+        "connects_per_second": rate,
+        "empty_rss_kib": empty,
+        "points": points,
+        "held": held,
+        "failures": failures,
+        "kib_per_connection": per_conn,
+        "idle": idle,
+        "nofile": server.nofile,
+    }
+
+
+def plot(raw: dict[str, Any], ours: dict[str, Any]) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    for label, run, style in (
+        ("presence server", ours, "o-"),
+        ("bare websockets server (ceiling)", raw, "s--"),
+    ):
+        xs = [p["connections"] for p in run["points"]]
+        ys = [p["rss_kib"] / 1024 for p in run["points"]]
+        ax.plot(xs, ys, style, label=f"{label}: {run['kib_per_connection']:.1f} KiB/conn")
+    held = ours["held"] or 1
+    ax.plot(
+        [0, held],
+        [ours["empty_rss_kib"] / 1024, (ours["empty_rss_kib"] + 25 * held) / 1024],
+        ":",
+        color="grey",
+        label="target: 25 KiB/conn above empty",
+    )
+    ax.set_xlabel("idle authenticated connections")
+    ax.set_ylabel("server RSS (MiB)")
+    ax.set_title("Server memory vs connections (one process)")
+    ax.legend(loc="upper left")
+    save_plot(fig, "memory_vs_connections")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connections", type=int, default=15_000)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--friends", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=6, help="number of measuring steps")
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    soft, hard = raise_nofile()
+    n = args.connections
+    steps = sorted({max(1, round(n * (k + 1) / args.steps)) for k in range(args.steps)})
+    with tempfile.TemporaryDirectory(prefix="bench-conn-") as tmp:
+        url = seed(Path(tmp) / "bench.sqlite3", n, args.friends)
+        print(f"ceiling: bare websockets server, {n} connections")
+        raw_server = BenchServer("benchmarks._raw_server", "--users", str(n))
+        try:
+            raw = ramp(raw_server, n, steps, args.processes, b'{"type":"auth_ok"')
+        finally:
+            raw_server.stop()
+        print(f"presence server: {n} connections, {args.friends} friends each")
+        server = BenchServer("benchmarks._server", "--database", url)
+        try:
+            ours = ramp(server, n, steps, args.processes, b'{"type":"snapshot"')
+        finally:
+            server.stop()
+    figures = [
+        Figure(
+            "connections held",
+            ours["held"],
+            "connections",
+            target=15_000,
+            lower_is_better=False,
+            note=f"server open-files limit {ours['nofile']}",
+        ),
+        Figure(
+            "memory per connection above the empty server",
+            ours["kib_per_connection"],
+            "KiB",
+            target=25,
+            baseline=raw["kib_per_connection"],
+            baseline_name="bare websockets server",
+        ),
+        Figure(
+            "server CPU while idle with all connections (keepalives)",
+            ours["idle"].get("cpu_percent", float("nan")),
+            "% of one core",
+            target=None,
+            baseline=raw["idle"].get("cpu_percent"),
+            baseline_name="bare websockets server",
+        ),
+        Figure(
+            "connect + authenticate + snapshot rate (reconnect storm)",
+            ours["connects_per_second"],
+            "connections/s",
+            target=None,
+            baseline=raw["connects_per_second"],
+            baseline_name="bare websockets server (handshake only)",
+            lower_is_better=False,
+        ),
+    ]
+    write_results(
+        "connections",
+        figures,
+        {
+            "connections": n,
+            "friends": args.friends,
+            "load_processes": args.processes,
+            "client_nofile": [soft, hard],
+            "raw": raw,
+            "ours": ours,
+        },
+        started,
+    )
+    if not args.no_plot:
+        plot(raw, ours)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
