@@ -284,5 +284,6 @@ async def delete_account(conn: Connection, message: DeleteAccount) -> None:
         conn.send(Ok(id=message.id))
         if deleted is not None:
             gone = encode(RelationUpdate(user=deleted.user.wire(), relation=Relation.NONE))
-            await hub.fanout.publish(deleted.tell, Event(frame=gone))
+            event = Event(frame=gone, subject=me, friend=False)
+            await hub.fanout.publish(deleted.tell, event)
     await hub.fanout.publish([me], Event(account_deleted=True))

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MINUTE = 60.0
+HELD_PRESENCE = 64
+"""Presence deltas about non-friends kept per connection (see ``Connection.held``)."""
 CLOSE_WAIT_SECONDS = 10.0
 
 
@@ -83,12 +85,21 @@ class Connection:
         # Delivery of messages: what was sent to this connection, and whether
         # stored messages are still being replayed (live ones then wait).
         self.ready = False
-        self.early: list[bytes] = []
+        self.early: list[Event] = []
+        # What this client was told about others: friends (from the snapshot
+        # and relation frames) and the newest presence version sent per user.
+        # Presence about someone who is not (yet) a friend is never sent; the
+        # newest such delta is held in case a relation frame making them a
+        # friend arrives later with an older presence (cross-instance races).
+        self.friends: set[int] = set()
+        self.versions: dict[int, int] = {}
+        self.held: dict[int, Event] = {}
         self.acked_seq = 0
         self.last_sent_seq = 0
         self.replay_running = False
         self.replay_pending = False
         self.replay_dirty = False
+        self._replay_active = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._writer_task: asyncio.Task[None] | None = None
 
@@ -188,11 +199,48 @@ class Connection:
                 return
             self.last_sent_seq = event.seq
         if not self.ready:
-            self.early.append(event.frame)
+            self.early.append(event)
             if len(self.early) > self.limits.send_queue_frames:
                 self.abort(CloseCode.SLOW_CONSUMER, "you are not reading fast enough")
             return
+        self._forward(event)
+
+    def _forward(self, event: Event) -> None:
+        """Send a delta, unless it is about a non-friend or older than one already sent."""
+        assert event.frame is not None
+        subject = event.subject
+        if subject is None:
+            self.send_frame(event.frame)
+            return
+        if event.friend is None:  # a presence delta
+            if event.version and event.version <= self.versions.get(subject, 0):
+                return
+            if event.version:
+                self.versions[subject] = event.version
+            if subject not in self.friends:
+                self._hold(subject, event)
+                return
+            self.send_frame(event.frame)
+            return
+        if not event.friend:
+            self.friends.discard(subject)
+            self.held.pop(subject, None)
+            self.send_frame(event.frame)
+            return
+        self.friends.add(subject)
+        if event.version > self.versions.get(subject, 0):
+            self.versions[subject] = event.version
         self.send_frame(event.frame)
+        held = self.held.pop(subject, None)
+        if held is not None and held.version > event.version:
+            assert held.frame is not None
+            self.send_frame(held.frame)
+
+    def _hold(self, subject: int, event: Event) -> None:
+        self.held.pop(subject, None)
+        self.held[subject] = event
+        if len(self.held) > HELD_PRESENCE:
+            del self.held[next(iter(self.held))]
 
     # ------------------------------------------------------------ life cycle
 
@@ -316,16 +364,45 @@ class Connection:
         self.hub.connections.add(self)  # its session counts as used (retention)
         await self.hub.fanout.subscribe(user.id, self)
 
-    def mark_ready(self) -> None:
-        """The snapshot is queued; deltas that arrived meanwhile follow it."""
+    def mark_ready(self, versions: dict[int, int]) -> None:
+        """The snapshot is queued; deltas that arrived meanwhile follow it.
+
+        ``versions`` maps each friend in the snapshot to the presence version
+        it showed, so an older delta still in flight is dropped.
+        """
+        self.friends = set(versions)
+        self.versions = {uid: v for uid, v in versions.items() if v}
+        self.held.clear()
         self.ready = True
         early, self.early = self.early, []
-        for frame in early:
-            self.send_frame(frame)
+        for event in early:
+            self._forward(event)
+
+    async def resync(self) -> None:
+        """Send a fresh snapshot and whatever messages are missing.
+
+        After the fan-out lost events (Redis was unreachable), this brings the
+        client back to the truth; it applies a snapshot at any time.
+        """
+        if self.closing or self.user is None or not self.ready:
+            return  # still logging in: its own snapshot and replay are on their way
+        self.ready = False
+        try:
+            frame, versions = await handlers.snapshot(self.hub, self.user.id, self.device.status)
+            if frame is not None:
+                self.send(frame)
+        finally:
+            self.mark_ready(versions if frame is not None else {})
+        if not self.replay_pending:
+            await self.replay()
 
     async def replay(self) -> None:
         """Send stored unacknowledged messages in seq order, a batch at a time."""
         assert self.user is not None
+        if self._replay_active:
+            self.replay_dirty = True  # the running loop goes round once more
+            return
+        self._replay_active = True
         self.replay_running = True
         try:
             while True:
@@ -345,6 +422,7 @@ class Connection:
                     return
         finally:
             self.replay_running = False
+            self._replay_active = False
 
     def initial_device(self, user: UserRow, now: int) -> DeviceState:
         """A new device starts with the status last chosen on any device.

@@ -29,6 +29,12 @@ class Event:
     """Every connection of the user must close with 4502 (sign out everywhere)."""
     account_deleted: bool = False
     """The account is gone: every connection of the user must close with 4503."""
+    subject: int | None = None
+    """For ``presence`` and ``relation`` frames: the user the frame is about."""
+    friend: bool | None = None
+    """For ``relation`` frames: whether ``subject`` is now a friend (None: not a relation)."""
+    version: int = 0
+    """Registry version of the presence a frame carries (0: unordered)."""
 
 
 class Subscriber(Protocol):

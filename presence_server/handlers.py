@@ -53,10 +53,11 @@ from . import account, friends, presence, retention
 from .auth import Identity, IdentityKind, as_login_failure
 from .fanout import Event
 from .presence import DeviceState
-from .store import CommandError, UserRow
+from .store import CommandError, UserRow, fetch_user
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -151,27 +152,43 @@ async def _start(
     )
     device = conn.initial_device(user, hub.now())
     conn.device = device
-    rel = await friends.relations(hub.store, user.id)
-    seen = await hub.registry.seen(f.id for f in rel.friends)
-    conn.send(
-        Snapshot(
-            me=user.wire(),
-            status=device.status,
-            friends=[
-                Friend(user=f.wire(), presence=presence.presence(seen[f.id], f.last_seen))
-                for f in rel.friends
-            ],
-            incoming=[u.wire() for u in rel.incoming],
-            outgoing=[u.wire() for u in rel.outgoing],
-            blocked=[u.wire() for u in rel.blocked],
-            acked_seq=user.acked_seq,
-        )
-    )
-    conn.mark_ready()
+    frame, versions = await snapshot(hub, user.id, device.status, user)
+    assert frame is not None
+    conn.send(frame)
+    conn.mark_ready(versions)
     await conn.replay()
     await retention.send_notices(conn)
     await hub.set_device(user.id, conn.cid, device)
     _schedule_expiry(conn)
+
+
+async def snapshot(
+    hub: Hub, user_id: int, status: Status, user: UserRow | None = None
+) -> tuple[Snapshot | None, dict[int, int]]:
+    """The snapshot for a device, and the presence version it shows per friend.
+
+    None when the user no longer exists (deleted meanwhile).
+    """
+    if user is None:
+        async with hub.store.read() as db:
+            user = await fetch_user(db, user_id)
+        if user is None:
+            return None, {}
+    rel = await friends.relations(hub.store, user.id)
+    seen = await hub.registry.seen(f.id for f in rel.friends)
+    frame = Snapshot(
+        me=user.wire(),
+        status=status,
+        friends=[
+            Friend(user=f.wire(), presence=presence.presence(seen[f.id].seen, f.last_seen))
+            for f in rel.friends
+        ],
+        incoming=[u.wire() for u in rel.incoming],
+        outgoing=[u.wire() for u in rel.outgoing],
+        blocked=[u.wire() for u in rel.blocked],
+        acked_seq=user.acked_seq,
+    )
+    return frame, {f.id: seen[f.id].version for f in rel.friends}
 
 
 # ---------------------------------------------------------------- dispatch

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from presence_protocol import (
@@ -31,8 +31,8 @@ from . import presence
 from .config import ServerConfig
 from .fanout import Event, Fanout
 from .friends import Outcome
-from .presence import DeviceState, Seen
-from .registry import PresenceRegistry
+from .presence import DeviceState
+from .registry import Change, PresenceRegistry
 from .store import CommandError, Store
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class Hub:
         self.fanout = fanout
         self.registry = registry
         self.stopping = False
-        self._gone_at_stop: set[int] = set()
+        self._gone_at_stop: dict[int, Change] = {}
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         """Authenticated connections of this instance (the retention sweep keeps
@@ -107,31 +107,57 @@ class Hub:
 
     async def set_device(self, user_id: int, device: str, state: DeviceState) -> None:
         async with self.locked(user_id):
-            before, after = await self.registry.put(user_id, device, state)
-            await self._presence_changed(user_id, before, after)
+            change = await self.registry.put(user_id, device, state)
+            await self._presence_changed(user_id, change)
 
     async def drop_device(self, user_id: int, device: str) -> None:
         async with self.locked(user_id):
-            before, after, _left = await self.registry.remove(user_id, device)
-            await self._presence_changed(user_id, before, after)
+            change = await self.registry.remove(user_id, device)
+            await self._presence_changed(user_id, change)
 
-    async def _presence_changed(self, user_id: int, before: Seen, after: Seen) -> None:
+    async def _presence_changed(self, user_id: int, change: Change) -> None:
         """Tell friends; going from visible to offline (or invisible) stamps last seen."""
-        if before == after:
+        if not change.changed:
             return
-        if self.stopping and after.offline:
-            # Everyone is being disconnected (and told to reconnect): stamp
-            # last seen in one write at the end instead of one per user.
-            self._gone_at_stop.add(user_id)
+        if self.stopping and change.after.offline:
+            # Everyone here is being disconnected (and told to reconnect):
+            # stamp last seen in one write at the end instead of one per user,
+            # and tell friends elsewhere in one batch then.
+            self._gone_at_stop[user_id] = change
             return
         last_seen: int | None = None
-        if after.offline:
+        if change.after.offline:
             last_seen = self.now()
             await self.store.set_last_seen([user_id], last_seen)
         friends = await self.store.friend_ids(user_id)
         if friends:
-            frame = encode(presence.update(user_id, after, last_seen))
-            await self.fanout.publish(friends, Event(frame=frame))
+            frame = encode(presence.update(user_id, change.after, last_seen))
+            await self.fanout.publish(
+                friends, Event(frame=frame, subject=user_id, version=change.version)
+            )
+
+    async def apply_changes(self, changes: Mapping[int, Change]) -> None:
+        """Publish many users' presence changes at once (sweeps, re-sync, shutdown).
+
+        One write stamps last seen for everyone who went offline, and one read
+        finds all their friends.
+        """
+        changed = {uid: c for uid, c in changes.items() if c.changed}
+        if not changed:
+            return
+        now = self.now()
+        gone = [uid for uid, c in changed.items() if c.after.offline]
+        if gone:
+            await self.store.set_last_seen(gone, now)
+        friends = await self.store.friends_of(changed)
+        for uid, change in changed.items():
+            if not friends.get(uid):
+                continue
+            last_seen = now if change.after.offline else None
+            frame = encode(presence.update(uid, change.after, last_seen))
+            await self.fanout.publish(
+                friends[uid], Event(frame=frame, subject=uid, version=change.version)
+            )
 
     # ------------------------------------------------------------ relations
 
@@ -145,14 +171,21 @@ class Hub:
             seen = await self.registry.seen(befriended) if befriended else {}
             for notice in outcome.notices:
                 about = notice.about
+                friend = notice.relation is Relation.FRIEND
                 update = RelationUpdate(
                     user=about.wire(),
                     relation=notice.relation,
-                    presence=presence.presence(seen[about.id], about.last_seen)
-                    if notice.relation is Relation.FRIEND
+                    presence=presence.presence(seen[about.id].seen, about.last_seen)
+                    if friend
                     else None,
                 )
-                await self.fanout.publish([notice.to], Event(frame=encode(update)))
+                event = Event(
+                    frame=encode(update),
+                    subject=about.id,
+                    friend=friend,
+                    version=seen[about.id].version if friend else 0,
+                )
+                await self.fanout.publish([notice.to], event)
             return outcome
 
     async def check_friend_request_rate(self, user_id: int) -> None:
@@ -184,9 +217,12 @@ class Hub:
             await self.fanout.publish([user_id], Event(revoke=frozenset(session_ids)))
 
     async def close(self) -> None:
-        """After all connections closed: persist last seen, release resources."""
-        if self._gone_at_stop:
-            await self.store.set_last_seen(self._gone_at_stop, self.now())
-            self._gone_at_stop.clear()
+        """After all connections closed: persist last seen, tell friends, release resources."""
+        gone, self._gone_at_stop = self._gone_at_stop, {}
+        try:
+            await self.apply_changes(gone)
+        except Exception:
+            log.exception("recording last seen at shutdown failed")
+        await self.registry.close()
         await self.fanout.close()
         await self.store.close()

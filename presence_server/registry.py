@@ -1,69 +1,122 @@
 """Who is connected on which device, and with what presence.
 
 Handlers only use the ``PresenceRegistry`` protocol. ``InProcessRegistry``
-keeps it in a dict, which is enough for one server process; a shared
-implementation (Redis hashes, with the same ``presence.merge`` rules) can
-replace it for many instances without touching the handlers.
+keeps it in a dict, which is enough for one server process;
+``redis_registry.RedisRegistry`` shares it between instances with the same
+``presence.merge`` rules.
+
+Every change of a user's devices gets a version, increasing per user. A
+presence delta carries the version of the change it reports, so a connection
+that receives deltas about one friend from several instances (whose order
+pub/sub does not guarantee) can drop one that is older than what it already
+sent (see ``Connection.deliver``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterable
 from typing import Protocol
 
 from .presence import OFFLINE, DeviceState, Seen, merge
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    """A user's merged presence before and after one registry operation."""
+
+    before: Seen
+    after: Seen
+    version: int = 0
+    """Orders changes of one user; 0 means "no order known" (always applied)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Observed:
+    """A user's merged presence as read now, with the version it was last changed at."""
+
+    seen: Seen = OFFLINE
+    version: int = 0
+
+
 class PresenceRegistry(Protocol):
-    async def put(self, user_id: int, device: str, state: DeviceState) -> tuple[Seen, Seen]:
-        """Set one device's presence; returns the user's merged presence before and after."""
+    async def put(self, user_id: int, device: str, state: DeviceState) -> Change:
+        """Set one device's presence."""
         ...
 
-    async def remove(self, user_id: int, device: str) -> tuple[Seen, Seen, int]:
-        """Forget a device; returns merged before, after, and devices left."""
+    async def remove(self, user_id: int, device: str) -> Change:
+        """Forget a device (a no-op change if it is not there)."""
         ...
 
-    async def get(self, user_id: int, device: str) -> DeviceState | None: ...
-
-    async def seen(self, user_ids: Iterable[int]) -> dict[int, Seen]:
+    async def seen(self, user_ids: Iterable[int]) -> dict[int, Observed]:
         """Merged presence of each user; users with no device map to offline."""
+        ...
+
+    async def device_count(self, user_id: int) -> int:
+        """Connected devices of the user (on every instance, where shared)."""
         ...
 
     async def connected(self) -> list[int]:
         """Users with at least one device."""
         ...
 
+    async def close(self) -> None:
+        """After every local device was removed: release shared resources."""
+        ...
+
 
 class InProcessRegistry:
     def __init__(self) -> None:
         self._devices: dict[int, dict[str, DeviceState]] = {}
+        self._versions: dict[int, int] = {}
+        self._clock = itertools.count(1)
 
-    async def put(self, user_id: int, device: str, state: DeviceState) -> tuple[Seen, Seen]:
+    def _bump(self, user_id: int) -> int:
+        version = next(self._clock)
+        self._versions[user_id] = version
+        return version
+
+    async def put(self, user_id: int, device: str, state: DeviceState) -> Change:
         devices = self._devices.setdefault(user_id, {})
         before = merge(devices.values())
         devices[device] = state
-        return before, merge(devices.values())
+        return Change(before, merge(devices.values()), self._bump(user_id))
 
-    async def remove(self, user_id: int, device: str) -> tuple[Seen, Seen, int]:
+    async def remove(self, user_id: int, device: str) -> Change:
         devices = self._devices.get(user_id)
-        if not devices:
-            return OFFLINE, OFFLINE, 0
+        if not devices or device not in devices:
+            same = merge(devices.values()) if devices else OFFLINE
+            return Change(same, same)
         before = merge(devices.values())
-        devices.pop(device, None)
-        left = len(devices)
-        if not left:
+        del devices[device]
+        if not devices:
             del self._devices[user_id]
-        return before, merge(devices.values()), left
+        version = self._bump(user_id)
+        if user_id not in self._devices:
+            del self._versions[user_id]
+        return Change(before, merge(devices.values()), version)
 
-    async def get(self, user_id: int, device: str) -> DeviceState | None:
-        return self._devices.get(user_id, {}).get(device)
-
-    async def seen(self, user_ids: Iterable[int]) -> dict[int, Seen]:
-        result: dict[int, Seen] = {}
+    async def seen(self, user_ids: Iterable[int]) -> dict[int, Observed]:
+        result: dict[int, Observed] = {}
         for uid in user_ids:
             devices = self._devices.get(uid)
-            result[uid] = merge(devices.values()) if devices else OFFLINE
+            result[uid] = (
+                Observed(merge(devices.values()), self._versions.get(uid, 0))
+                if devices
+                else Observed()
+            )
         return result
+
+    async def device_count(self, user_id: int) -> int:
+        return len(self._devices.get(user_id, ()))
 
     async def connected(self) -> list[int]:
         return list(self._devices)
+
+    async def close(self) -> None:
+        return None

@@ -383,6 +383,21 @@ class Store:
             )
             return [r.friend_id for r in rows]
 
+    async def friends_of(self, user_ids: Iterable[int]) -> dict[int, list[int]]:
+        """Friends of many users in one read (chunked)."""
+        ids = sorted(user_ids)
+        result: dict[int, list[int]] = {}
+        async with self.read() as conn:
+            for start in range(0, len(ids), 500):
+                rows = await conn.execute(
+                    sa.select(friendships.c.user_id, friendships.c.friend_id).where(
+                        friendships.c.user_id.in_(ids[start : start + 500])
+                    )
+                )
+                for row in rows:
+                    result.setdefault(row.user_id, []).append(row.friend_id)
+        return result
+
     # ------------------------------------------------------------ messages
 
     async def store_message(
