@@ -28,6 +28,7 @@ from .events import Signal
 log = logging.getLogger(__name__)
 
 DEFAULT_AWAY_MINUTES = 10
+_SLACK = 0.05
 
 
 class IdleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
@@ -166,8 +167,9 @@ class IdleWatcher:
             self._schedule(self._away_poll)
         else:
             self._rules.set_idle(False)
-            # Wake exactly when the threshold would be crossed without input.
-            self._schedule(max(threshold - idle, 0.05))
+            # Wake when the threshold would be crossed without input; the slack
+            # covers timers that fire a hair early against the system's clock.
+            self._schedule(max(threshold - idle, 0.0) + _SLACK)
 
     def _schedule(self, delay: float) -> None:
         self._timer = self._scheduler.call_later(delay, self.check)

@@ -115,6 +115,8 @@ class EditorActivity:
             self._start_titles()
 
     async def aclose(self) -> None:
+        # Going away is not news to send: disconnecting makes me offline anyway.
+        self.me.changed.disconnect(self._on_message)
         if self._titles is not None:
             self._titles.stop()
         if self._watcher is not None:

@@ -186,6 +186,12 @@ async def test_editor_activity_reaches_a_friend_filtered_and_no_path_is_sent(
         # The editor says goodbye: Bob sees Alice online with no activity.
         await window.send({"type": "bye"})
         await until(lambda: seen().activity is None, *changed)
+
+        # Alice quits; once Bob sees her offline the server has finished with her.
+        await editors.aclose()
+        editors = None
+        await alice.controller.stop()
+        await until(lambda: seen().status is SeenStatus.OFFLINE, *changed)
     finally:
         if editors is not None:
             await editors.aclose()
