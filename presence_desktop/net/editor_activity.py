@@ -67,7 +67,7 @@ class EditorActivity:
 
     @property
     def preview(self) -> Preview:
-        """"What friends see" right now, from the exact message that would be sent."""
+        """What friends see right now, from the exact message that would be sent."""
         return self.me.preview()
 
     def start(self) -> None:
