@@ -38,7 +38,8 @@ def run_selftest(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-RUN = "import sys; from presence_desktop import selftest; sys.exit(selftest.run())"
+RUN = "import sys; from presence_desktop.__main__ import main; sys.exit(main(['--self-test']))"
+"""Through the entry point's flag, as ``presence-desktop --self-test`` runs it."""
 
 
 def test_passes_from_source_with_every_check_reported(tmp_path: Path) -> None:
