@@ -17,18 +17,25 @@ import socket
 import time
 import webbrowser
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 from presence_protocol import (
+    AccountExport,
     Activity,
     Block,
     ClientMessage,
+    DeleteAccount,
+    Error,
+    ExportAccount,
     FriendAccept,
     FriendCancel,
     FriendDecline,
     FriendRemove,
     FriendRequest,
     GitHubConfig,
+    MessageExpired,
+    Ok,
     SendMessage,
     SetPresence,
     Status,
@@ -36,6 +43,7 @@ from presence_protocol import (
     limits,
 )
 
+from .core import account_export
 from .core.api import Alert, ConnectionEvents, ConnectionInfo, Link, UserError
 from .core.backoff import backoff_delays
 from .core.credentials import Credentials
@@ -87,6 +95,10 @@ class Controller:
         """A desktop notification to show now (already coalesced and filtered)."""
         self.quit_requested = Signal[None]()
         """The person chose Quit; the app shell stops the loop."""
+        self.account_exported = Signal[str]()
+        """The account export was written to this path."""
+        self.account_deleted = Signal[None]()
+        """The server deleted the account; this app is signed out."""
         # GitHub sign-in (issue 4).
         self.sign_in_started = Signal[GitHubSignIn]()
         """A sign-in attempt began; the ui shows its window (``ui.sign_in``)."""
@@ -250,6 +262,24 @@ class Controller:
     def quit(self) -> None:
         self.quit_requested.emit(None)
 
+    # Account export and deletion (issue 7), from the settings dialog.
+
+    def export_account(self, path: str) -> None:
+        """Ask the server for everything it holds about me and save it to ``path``."""
+        self._spawn(self._export_account(Path(path)))
+
+    def delete_account(self, confirm_login: str) -> None:
+        """Delete my account on the server; ``confirm_login`` must be my login."""
+        me = self.state.me
+        if me is None or confirm_login.strip().lower() != me.login.lower():
+            self._error(
+                "Account not deleted",
+                "Type your own login exactly to confirm. Nothing was deleted.",
+                "confirm_mismatch",
+            )
+            return
+        self._spawn(self._delete_account(confirm_login.strip()))
+
     # ---------------------------------------------------------- extras for the ui
 
     def update_settings(self, **changes: Any) -> bool:
@@ -278,6 +308,7 @@ class Controller:
         )
         client.errors.connect(self.errors.emit)
         client.outbox_changed.connect(lambda _: self._save_pending())
+        client.expired.connect(self._message_expired)
         return client
 
     def _connect(self) -> None:
@@ -384,6 +415,73 @@ class Controller:
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
         self._send_presence()
         self._connect()
+
+    def _message_expired(self, notice: MessageExpired) -> None:
+        sent = time.strftime("%Y-%m-%d %H:%M", time.localtime(notice.sent_at))
+        self._error(
+            "Message not delivered",
+            f"Your message to {self.state.login_of(notice.to)} of {sent} was never "
+            "received, and the server deleted it. Send it again if it still matters.",
+            "message_expired",
+        )
+
+    async def _export_account(self, path: Path) -> None:
+        pages: list[AccountExport] = []
+        after: str | None = None
+        try:
+            while True:
+                reply = await self.client.call(ExportAccount(after=after))
+                if not isinstance(reply, AccountExport):
+                    detail = reply.message if isinstance(reply, Error) else type(reply).__name__
+                    self._error("Cannot export your data", f"The server said: {detail}", "export")
+                    return
+                pages.append(reply)
+                if reply.next is None:
+                    break
+                after = reply.next
+            document = account_export.assemble(pages, self.server_url, int(self._clock()))
+            await asyncio.to_thread(account_export.save, path, document)
+        except (ConnectionError, TimeoutError):
+            self._error(
+                "Cannot export your data",
+                "The connection to the server is not up. Try again once you are online.",
+                "offline",
+            )
+            return
+        except (OSError, ValueError) as exc:
+            self._error("Cannot export your data", f"{exc}", "export")
+            return
+        self.account_exported.emit(str(path))
+
+    async def _delete_account(self, confirm_login: str) -> None:
+        # Like a sign-out: the close that follows must not open the sign-in window.
+        self._signing_out = True
+        try:
+            try:
+                reply = await self.client.call(DeleteAccount(confirm_login=confirm_login))
+            except (ConnectionError, TimeoutError):
+                self._error(
+                    "Account not deleted",
+                    "The connection to the server is not up. Try again once you are online.",
+                    "offline",
+                )
+                return
+            if not isinstance(reply, Ok):
+                detail = reply.message if isinstance(reply, Error) else type(reply).__name__
+                self._error("Account not deleted", f"The server said: {detail}", "delete")
+                return
+            await self.client.forget(
+                ConnectionInfo(
+                    Link.SIGNED_OUT,
+                    title="Account deleted",
+                    message="Your account and everything about it were deleted from the server.",
+                )
+            )
+        finally:
+            self._signing_out = False
+        self.rules.clear()
+        self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+        self.account_deleted.emit(None)
 
     async def _sign_out(self) -> None:
         self._signing_out = True

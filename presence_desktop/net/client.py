@@ -44,6 +44,8 @@ from presence_desktop.core.events import Signal
 from presence_desktop.core.state import PresenceState
 from presence_protocol import (
     Ack,
+    AckExpired,
+    AnyServerMessage,
     Auth,
     AuthOk,
     Block,
@@ -61,6 +63,7 @@ from presence_protocol import (
     LoginGitHubCode,
     LoginGitHubToken,
     Message,
+    MessageExpired,
     MessageSent,
     Ok,
     PresenceUpdate,
@@ -97,6 +100,9 @@ AUTO_RETRY_LIMIT = 60.0
 """A rate limit up to this long is waited out silently; longer ones are shown."""
 
 INTERNAL_ERROR_RETRIES = 5
+
+CALL_TIMEOUT = 30.0
+"""Seconds ``call`` waits for a reply (an export page of a large account)."""
 
 _SAME_AS_DONE: dict[type[ClientMessage], frozenset[str]] = {
     FriendRequest: frozenset({ErrorCode.REQUEST_EXISTS, ErrorCode.ALREADY_FRIENDS}),
@@ -228,6 +234,10 @@ class PresenceClient:
         """A queued command was confirmed by the server."""
         self.outbox_changed = Signal[int]()
         """The number of commands waiting for a reply changed."""
+        self.expired = Signal[MessageExpired]()
+        """A message I sent was never delivered and the server deleted it (retention)."""
+        self._calls: dict[int, asyncio.Future[AnyServerMessage]] = {}
+        """Replies awaited by ``call``, by request id."""
 
         self._ids = itertools.count(1)
         self._outbox: dict[int, OutboxEntry] = {}
@@ -335,6 +345,27 @@ class PresenceClient:
         self.send(SendMessage(to=to, text=text, client_msg_id=cmid))
         return cmid
 
+    async def call(self, command: ClientMessage, within: float = CALL_TIMEOUT) -> AnyServerMessage:
+        """Send one command now and return its reply (``error`` included).
+
+        Not queued: for requests that only make sense while connected
+        (account export and deletion). Raises ``ConnectionError`` when not
+        online, or when the connection drops before the reply.
+        """
+        ws = self._ws
+        if ws is None or not self.online:
+            raise ConnectionError("not connected to the server")
+        rid = next(self._ids)
+        reply: asyncio.Future[AnyServerMessage] = asyncio.get_running_loop().create_future()
+        self._calls[rid] = reply
+        try:
+            await ws.send(encode_text(msgspec.structs.replace(command, id=rid)))
+            return await asyncio.wait_for(reply, within)
+        except ConnectionClosed:
+            raise ConnectionError("the connection to the server dropped") from None
+        finally:
+            self._calls.pop(rid, None)
+
     def pending(self) -> list[ClientMessage]:
         """Commands still waiting for the server, oldest first."""
         return [e.command for e in self._outbox.values()]
@@ -358,6 +389,10 @@ class PresenceClient:
                 log.info("sign-out reply not received (%s); forgetting the session anyway", exc)
             finally:
                 self._sign_out_reply = None
+        await self.forget(ConnectionInfo(Link.SIGNED_OUT))
+
+    async def forget(self, info: ConnectionInfo) -> None:
+        """Stop, and drop the session, the outbox and what was received (signed out)."""
         await self.stop()
         self._forget_token()
         self._outbox.clear()
@@ -365,7 +400,7 @@ class PresenceClient:
         self._presence_sent_on = None
         self._ack_wanted = self._ack_sent = 0
         self.state.clear()
-        self.connection.set(ConnectionInfo(Link.SIGNED_OUT))
+        self.connection.set(info)
 
     # ---------------------------------------------------------- connection loop
 
@@ -470,6 +505,9 @@ class PresenceClient:
                 await asyncio.wait([writer])
             if self._sign_out_reply is not None and not self._sign_out_reply.done():
                 self._sign_out_reply.set_result(None)
+            for call in self._calls.values():
+                if not call.done():
+                    call.set_exception(ConnectionError("the connection to the server dropped"))
         stable = online_since is not None and time.monotonic() - online_since >= self._stable_after
         return self._after_close(ws.close_code, ws.close_reason or "", stable)
 
@@ -602,6 +640,11 @@ class PresenceClient:
             # A newer server may send types we do not know: skip, stay connected.
             log.warning("ignoring a frame from the server: %s", exc.message)
             return
+        call = self._calls.get(rid) if isinstance(rid := getattr(msg, "id", None), int) else None
+        if call is not None:
+            if not call.done():
+                call.set_result(msg)
+            return
         if isinstance(msg, PresenceUpdate):
             self.state.apply_presence(msg)
         elif isinstance(msg, RelationUpdate):
@@ -617,6 +660,9 @@ class PresenceClient:
             self._refused(msg)
         elif isinstance(msg, Snapshot):
             self.state.apply_snapshot(msg)
+        elif isinstance(msg, MessageExpired):
+            self.expired.emit(msg)
+            self.send(AckExpired(message_ids=[msg.message_id]))
         else:
             log.debug("unhandled %s", type(msg).__name__)
 

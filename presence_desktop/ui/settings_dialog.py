@@ -7,15 +7,20 @@ form and nothing is saved, so the dialog never needs its own rules.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -25,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.api import AppActions
+from ..core.events import Signal
 from ..core.settings import OnlineAlerts, Settings, SettingsError, SettingsStore
 from ..core.state import PresenceState
 
@@ -33,6 +39,33 @@ _ONLINE_ALERT_LABELS = {
     OnlineAlerts.STARRED: "Starred friends only",
     OnlineAlerts.OFF: "Nobody",
 }
+
+
+@runtime_checkable
+class AccountActions(Protocol):
+    """Export and deletion of my account on the server (the controller has them)."""
+
+    account_exported: Signal[str]
+
+    def export_account(self, path: str) -> None: ...
+    def delete_account(self, confirm_login: str) -> None: ...
+
+
+def _ask_export_path(parent: QWidget, suggested: str) -> str:
+    path, _filter = QFileDialog.getSaveFileName(
+        parent, "Export my data", suggested, "JSON files (*.json)"
+    )
+    return path
+
+
+def _ask_delete_confirmation(parent: QWidget, login: str) -> str:
+    text, ok = QInputDialog.getText(
+        parent,
+        "Delete my account",
+        "This deletes your account on this server: friends, requests, messages and "
+        f"sessions, on every device. It cannot be undone.\n\nType {login} to confirm:",
+    )
+    return text if ok else ""
 
 
 class SettingsDialog(QDialog):
@@ -92,6 +125,33 @@ class SettingsDialog(QDialog):
         self.blocked_box = QGroupBox("Blocked users")
         self._blocked_layout = QVBoxLayout(self.blocked_box)
         layout.addWidget(self.blocked_box)
+
+        self.ask_export_path: Callable[[QWidget, str], str] = _ask_export_path
+        self.ask_delete_confirmation: Callable[[QWidget, str], str] = _ask_delete_confirmation
+        """Replaceable so tests answer the file and confirmation prompts."""
+        self._account = actions if isinstance(actions, AccountActions) else None
+        self.account_box = QGroupBox("Your account on this server")
+        aform = QVBoxLayout(self.account_box)
+        row = QHBoxLayout()
+        self.export_button = QPushButton("Export my data…")
+        self.export_button.setToolTip("Save everything the server keeps about you as a JSON file")
+        self.export_button.clicked.connect(self._export)
+        self.delete_button = QPushButton("Delete my account…")
+        self.delete_button.setToolTip("Delete your account and everything about it on the server")
+        self.delete_button.setStyleSheet("color: #e5534b;")
+        self.delete_button.clicked.connect(self._delete)
+        row.addWidget(self.export_button)
+        row.addWidget(self.delete_button)
+        row.addStretch(1)
+        aform.addLayout(row)
+        self.account_status = QLabel()
+        self.account_status.setWordWrap(True)
+        self.account_status.hide()
+        aform.addWidget(self.account_status)
+        self.account_box.setVisible(self._account is not None and state is not None)
+        if self._account is not None:
+            self._account.account_exported.connect(self._exported)
+        layout.addWidget(self.account_box)
 
         self.error = QLabel()
         self.error.setWordWrap(True)
@@ -187,7 +247,37 @@ class SettingsDialog(QDialog):
     def _on_requests_changed(self, _none: None) -> None:
         self._rebuild_blocked()
 
+    def _export(self) -> None:
+        me = self._state.me if self._state is not None else None
+        if self._account is None or me is None:
+            self._show_account_status("Sign in first: the data live on the server.")
+            return
+        suggested = str(Path.home() / f"presence-{me.login}.json")
+        path = self.ask_export_path(self, suggested)
+        if path:
+            self._account.export_account(path)
+            self._show_account_status("Exporting…")
+
+    def _exported(self, path: str) -> None:
+        self._show_account_status(f"Your data were saved to {path}.")
+
+    def _delete(self) -> None:
+        me = self._state.me if self._state is not None else None
+        if self._account is None or me is None:
+            self._show_account_status("Sign in first: the account lives on the server.")
+            return
+        typed = self.ask_delete_confirmation(self, me.login)
+        if typed:
+            self._account.delete_account(typed)
+
+    def _show_account_status(self, text: str) -> None:
+        self.account_status.setText(text)
+        self.account_status.show()
+
     def _disconnect(self, _result: int) -> None:
         if self._state is not None:
             with contextlib.suppress(ValueError):
                 self._state.requests_changed.disconnect(self._on_requests_changed)
+        if self._account is not None:
+            with contextlib.suppress(ValueError):
+                self._account.account_exported.disconnect(self._exported)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,27 @@ def rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     """Read the server's SQLite file directly, as an operator (or a thief) would."""
     with sqlite3.connect(db_path) as conn:
         return list(conn.execute(sql, args))
+
+
+# ---------------------------------------------------------------- Qt (desktop tests here)
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+_QT_TESTS = ("test_desktop_account.py",)
+
+
+def _qasync_loop() -> asyncio.AbstractEventLoop:
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
+    return loop
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The settings dialog runs on the qasync loop, like in the app."""
+    if Path(str(item.path)).name in _QT_TESTS:
+        return {"qasync": _qasync_loop}
+    return {"asyncio": asyncio.new_event_loop}
