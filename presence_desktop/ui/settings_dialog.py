@@ -1,7 +1,8 @@
 """Settings: edits a copy of the settings and saves it through ``SettingsStore.update``.
 
 The store validates (server address, ranges); a refusal is shown under the
-form and nothing is saved, so the dialog never needs its own rules.
+form and nothing is saved, so the dialog never needs its own rules. Two
+pages: "General", and "Privacy & activity" (``privacy_settings.PrivacyPage``).
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core.api import AppActions
 from ..core.events import Signal
+from ..core.my_presence import MyPresence
 from ..core.settings import OnlineAlerts, Settings, SettingsError, SettingsStore
 from ..core.state import PresenceState
+from .privacy_settings import PrivacyPage
 
 _ONLINE_ALERT_LABELS = {
     OnlineAlerts.ALL: "Every friend (except muted)",
@@ -76,6 +80,7 @@ class SettingsDialog(QDialog):
         actions: AppActions | None = None,
         *,
         server_locked: str = "",
+        presence: MyPresence | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -83,7 +88,15 @@ class SettingsDialog(QDialog):
         self._store = store
         self._state = state
         self._actions = actions
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        outer.addWidget(self.tabs)
+        general = QWidget()
+        layout = QVBoxLayout(general)
+        self.tabs.addTab(general, "General")
+        self.privacy = PrivacyPage(presence)
+        """Rules, idle and the "What friends see" preview (``presence`` feeds the preview)."""
+        self.tabs.addTab(self.privacy, "Privacy && activity")
 
         form = QFormLayout()
         self.server_url = QLineEdit()
@@ -152,19 +165,20 @@ class SettingsDialog(QDialog):
         if self._account is not None:
             self._account.account_exported.connect(self._exported)
         layout.addWidget(self.account_box)
+        layout.addStretch(1)
 
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #e5534b;")
         self.error.hide()
-        layout.addWidget(self.error)
+        outer.addWidget(self.error)
 
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
-        layout.addWidget(self.buttons)
+        outer.addWidget(self.buttons)
 
         self.load(store.settings)
         self._rebuild_blocked()
@@ -182,6 +196,7 @@ class SettingsDialog(QDialog):
         self.notify_on_requests.setChecked(settings.notify_on_requests)
         self.notify_on_messages.setChecked(settings.notify_on_messages)
         self.flap_minutes.setValue(settings.flap_minutes)
+        self.privacy.load(settings)
         self._update_enabled()
 
     def changes(self) -> dict[str, object]:
@@ -196,7 +211,11 @@ class SettingsDialog(QDialog):
             changes["server_url"] = self.server_url.text()
         if self.autostart.isEnabled():
             changes["autostart"] = self.autostart.isChecked()
+        changes.update(self.privacy.changes())  # SettingsError for rules it cannot save
         return changes
+
+    def show_privacy(self) -> None:
+        self.tabs.setCurrentWidget(self.privacy)
 
     def save(self) -> bool:
         try:
