@@ -136,7 +136,12 @@ class Worker:
                     client.send_text(
                         b'{"type":"auth","id":1,"session":"' + token.encode() + b'"}'
                     )
-                    await asyncio.wait_for(fut, 60)
+                    await asyncio.wait(
+                        [fut, client.closed], timeout=60, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if not fut.done():
+                        client.close()
+                        return None
                     return client
                 except (OSError, TimeoutError, ConnectionError):
                     return None

@@ -1,0 +1,282 @@
+"""Presence fan-out: throughput against a bare ``websockets.broadcast`` ceiling, and latency vs load.
+
+    uv run python -m benchmarks.fanout [--users 2000] [--friends 50] [--profile]
+
+Every user is one connection and has ``--friends`` friends (a ring); each
+presence change reaches all of them. Load-generator processes publish the
+typical delta (``benchmarks._deltas``) with the send time in the project label.
+
+1. Saturation, closed loop: a fixed number of ``set_presence`` commands in
+   flight; throughput is the number of deltas received per second by all
+   clients in the measuring window.
+2. Latency vs load, open loop: publish at fractions of the presence server's
+   saturation rate; p50/p99 of receive time minus send time.
+
+Both phases run first against the ceiling (``benchmarks._raw_server``: for
+each frame from user i, ``websockets.broadcast`` of the same bytes to i's
+friends) and then against the presence server with the same clients, the
+same connection count and the same delta size. The server under test runs
+with relaxed rate limits (the coalescing window is not what is measured).
+``--profile`` records the presence server at saturation with py-spy.
+Writes ``benchmarks/results/fanout.json`` and ``docs/plots/fanout_latency_vs_load.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import (
+    RESULTS_DIR,
+    BenchServer,
+    Figure,
+    cpu_seconds,
+    percentile,
+    pyplot,
+    raise_nofile,
+    save_plot,
+    write_results,
+)
+from ._deltas import stamped_templates
+from ._loadgen import PublishResult, PublishSpec, Workers
+from ._seed import seed
+from ._wsclient import frame_size
+
+LOAD_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
+SECOND = 1_000_000_000
+
+
+def _specs(
+    workers: Workers,
+    template: bytes,
+    seconds: float,
+    warmup: float,
+    *,
+    rate: float = 0.0,
+    in_flight: int = 0,
+) -> list[PublishSpec]:
+    start = time.monotonic_ns() + SECOND // 2
+    end = start + int(seconds * SECOND)
+    n = len(workers.pipes)
+    return [
+        PublishSpec(
+            template=template,
+            start_ns=start,
+            end_ns=end,
+            measure_from_ns=start + int(warmup * SECOND),
+            measure_to_ns=end,
+            rate=rate / n,
+            in_flight=in_flight,
+        )
+        for _ in range(n)
+    ]
+
+
+def _summary(results: list[PublishResult], spec: PublishSpec, friends: int) -> dict[str, Any]:
+    window_s = (spec.measure_to_ns - spec.measure_from_ns) / SECOND
+    lat = array.array("q")
+    for r in results:
+        lat.frombytes(r.latencies_ns)
+    lat_ms = [x / 1e6 for x in lat]
+    sent = sum(r.sent_in_window for r in results)
+    received = sum(r.deliveries_in_window for r in results)
+    return {
+        "deliveries_per_s": received / window_s,
+        "updates_per_s": sent / window_s,
+        "expected_deliveries_per_s": sent * friends / window_s,
+        "p50_ms": percentile(lat_ms, 50),
+        "p90_ms": percentile(lat_ms, 90),
+        "p99_ms": percentile(lat_ms, 99),
+        "max_ms": max(lat_ms) if lat_ms else float("nan"),
+        "samples": len(lat_ms),
+        "closed_connections": sum(r.closed_connections for r in results),
+    }
+
+
+def run_server(
+    server: BenchServer,
+    label: str,
+    args: argparse.Namespace,
+    template: bytes,
+    ready: bytes,
+    rates: list[float] | None,
+    profile: bool = False,
+) -> dict[str, Any]:
+    workers = Workers(server.url, args.users, args.processes, ready_type=ready)
+    out: dict[str, Any] = {"label": label}
+    try:
+        held, failed, seconds = workers.connect(args.users)
+        print(f"  {held} connections in {seconds:.1f} s ({failed} failed)", flush=True)
+        if failed:
+            raise RuntimeError(f"{failed} of {args.users} users could not connect to {label}")
+        out["connections"] = held
+        time.sleep(2.0)  # the "came online" deltas of the connect phase settle
+        # Saturation.
+        specs = _specs(
+            workers, template, args.seconds, 2.0, in_flight=args.in_flight // args.processes
+        )
+        spy = None
+        if profile and shutil.which("py-spy"):
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(server.pid),
+                    "--duration",
+                    str(int(args.seconds)),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "speedscope",
+                    "--output",
+                    str(RESULTS_DIR / "fanout_profile.speedscope.json"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        cpu0 = cpu_seconds(server.pid)
+        sat = _summary(workers.publish(specs, args.seconds + 30), specs[0], args.friends)
+        sat["server_cpu_s"] = cpu_seconds(server.pid) - cpu0
+        if spy is not None:
+            spy.wait(60)
+        out["saturation"] = sat
+        print(
+            f"  saturation: {sat['deliveries_per_s']:9.0f} deliveries/s "
+            f"({sat['updates_per_s']:.0f} updates/s), p50 {sat['p50_ms']:.1f} ms, "
+            f"p99 {sat['p99_ms']:.1f} ms",
+            flush=True,
+        )
+        levels = []
+        for rate in rates or [sat["updates_per_s"] * f for f in LOAD_FRACTIONS]:
+            specs = _specs(workers, template, args.level_seconds, 1.0, rate=rate)
+            level = _summary(
+                workers.publish(specs, args.level_seconds + 30), specs[0], args.friends
+            )
+            level["offered_updates_per_s"] = rate
+            levels.append(level)
+            print(
+                f"  {rate:7.0f} updates/s offered: {level['deliveries_per_s']:8.0f} deliveries/s, "
+                f"p50 {level['p50_ms']:6.2f} ms, p99 {level['p99_ms']:6.2f} ms",
+                flush=True,
+            )
+        out["levels"] = levels
+    finally:
+        workers.stop()
+    return out
+
+
+def plot(ours: dict[str, Any], raw: dict[str, Any], ceiling: float) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    for run, color, name in ((ours, "C0", "presence server"), (raw, "C1", "bare broadcast")):
+        xs = [lv["deliveries_per_s"] / 1000 for lv in run["levels"]]
+        ax.plot(xs, [lv["p50_ms"] for lv in run["levels"]], "o--", color=color, label=f"{name} p50")
+        ax.plot(xs, [lv["p99_ms"] for lv in run["levels"]], "o-", color=color, label=f"{name} p99")
+    ax.axhline(50, color="grey", linestyle=":", label="target p99 50 ms")
+    ax.axvline(ceiling / 1000, color="C1", linestyle=":", alpha=0.6, label="ceiling throughput")
+    ax.set_yscale("log")
+    ax.set_xlabel("deltas delivered per second (thousands)")
+    ax.set_ylabel("delivery latency (ms)")
+    ax.set_title("Presence fan-out: latency vs load (one server process)")
+    ax.legend(fontsize=7, loc="upper left")
+    save_plot(fig, "fanout_latency_vs_load")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--friends", type=int, default=50)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--in-flight", type=int, default=64, help="closed-loop commands in flight")
+    parser.add_argument("--seconds", type=float, default=8.0, help="saturation phase")
+    parser.add_argument("--level-seconds", type=float, default=5.0, help="each latency level")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server at saturation")
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    raise_nofile()
+    command, delta = stamped_templates()
+    delta_bytes = frame_size(len(delta.replace(b"USERID", b"12345678")), masked=False)
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        url = seed(Path(tmp) / "bench.sqlite3", args.users, args.friends)
+        print(f"presence server: {args.users} users x {args.friends} friends")
+        server = BenchServer("benchmarks._server", "--database", url, "--relaxed-limits")
+        try:
+            ours = run_server(
+                server, "presence server", args, command, b'{"type":"snapshot"', None, args.profile
+            )
+        finally:
+            server.stop()
+        rates = [lv["offered_updates_per_s"] for lv in ours["levels"]]
+        print("ceiling: bare websockets server, websockets.broadcast")
+        raw_server = BenchServer(
+            "benchmarks._raw_server", "--users", str(args.users), "--friends", str(args.friends)
+        )
+        try:
+            raw = run_server(raw_server, "bare broadcast", args, delta, b'{"type":"auth_ok"', rates)
+        finally:
+            raw_server.stop()
+    ceiling = raw["saturation"]["deliveries_per_s"]
+    throughput = ours["saturation"]["deliveries_per_s"]
+    half = ours["levels"][LOAD_FRACTIONS.index(0.5)]
+    raw_half = raw["levels"][LOAD_FRACTIONS.index(0.5)]
+    figures = [
+        Figure(
+            "fan-out throughput",
+            throughput,
+            "deltas/s",
+            target=0.5,
+            target_on="ratio",
+            baseline=ceiling,
+            baseline_name="websockets.broadcast ceiling",
+            lower_is_better=False,
+            note=f"{args.users} users x {args.friends} friends, delta frame {delta_bytes} bytes",
+        ),
+        Figure(
+            "p50 delivery latency at half load",
+            half["p50_ms"],
+            "ms",
+            target=None,
+            baseline=raw_half["p50_ms"],
+            baseline_name="ceiling at the same offered load",
+            note=f"{half['deliveries_per_s']:.0f} deltas/s",
+        ),
+        Figure(
+            "p99 delivery latency at half load",
+            half["p99_ms"],
+            "ms",
+            target=50,
+            baseline=raw_half["p99_ms"],
+            baseline_name="ceiling at the same offered load",
+            note=f"{half['deliveries_per_s']:.0f} deltas/s",
+        ),
+    ]
+    write_results(
+        "fanout",
+        figures,
+        {
+            "users": args.users,
+            "friends": args.friends,
+            "processes": args.processes,
+            "in_flight": args.in_flight,
+            "delta_frame_bytes": delta_bytes,
+            "ours": ours,
+            "raw": raw,
+        },
+        started,
+    )
+    if not args.no_plot:
+        plot(ours, raw, ceiling)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
