@@ -163,6 +163,7 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
     from .core.state import PresenceState
     from .net.editor_activity import EditorActivity
     from .ui.app import DesktopUi, early_tray_icon
+    from .ui.extension import ExtensionInstaller
     from .ui.icons import IconFactory
 
     stop = asyncio.Event()
@@ -220,17 +221,7 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         server_url=server_url,
         dev_login=dev_login,
     )
-    ui = DesktopUi(
-        controller,
-        controller,
-        cache_dir=app_paths.cache_dir,
-        settings=settings,
-        server_locked="The demo runs its own server." if demo is not None else "",
-        icons=icons,
-        tray_icon=early_icon,
-    )
-    controller.quit_requested.connect(lambda _none: stop.set())
-    # Editor activity, idle and privacy (issue 5).
+    # Editor activity, idle and privacy (issue 5); saved settings re-apply at once.
     editors = EditorActivity(
         state,
         controller.set_editor_presence,
@@ -239,6 +230,18 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         activity=settings.settings.activity,
     )
     settings.changed.connect(lambda s: editors.apply_settings(s.privacy, s.idle, s.activity))
+    ui = DesktopUi(
+        controller,
+        controller,
+        cache_dir=app_paths.cache_dir,
+        settings=settings,
+        server_locked="The demo runs its own server." if demo is not None else "",
+        icons=icons,
+        tray_icon=early_icon,
+        editors=editors,
+        extension=ExtensionInstaller(),
+    )
+    controller.quit_requested.connect(lambda _none: stop.set())
     ui.quit_requested.connect(stop.set)
     instance.show_requested.connect(ui.on_show_requested)
     for problem in settings.load_problems:

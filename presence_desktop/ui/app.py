@@ -18,7 +18,7 @@ from typing import Protocol
 import httpx
 from PySide6.QtCore import QObject, QRect, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon, QWidget
 
 from ..core.api import Alert, AlertKind, AppActions, ConnectionEvents
 from ..core.events import Signal as CoreSignal
@@ -26,9 +26,11 @@ from ..core.format import activity_line
 from ..core.settings import SettingsStore, WindowGeometry
 from ..core.state import PresenceState
 from ..platform.bundle import resources_dir
+from ..platform.vscode import InstallResult
 from .avatars import AvatarStore
 from .countdown import Countdown
 from .delegate import FriendDelegate
+from .extension import ExtensionInstaller
 from .friends_model import FriendsModel
 from .icons import IconFactory
 from .menus import AppMenu
@@ -43,6 +45,7 @@ from .panel import FriendsPanel
 from .popup import MainWindow, PopupWindow
 from .present import Badge
 from .settings_dialog import SettingsDialog
+from .sharing import SharingService
 from .sign_in import SignInWindows
 from .tray import Tray
 
@@ -89,6 +92,8 @@ class DesktopUi(QObject):
         backends: list[Backend] | None = None,
         icons: IconFactory | None = None,
         tray_icon: QSystemTrayIcon | None = None,
+        editors: SharingService | None = None,
+        extension: ExtensionInstaller | None = None,
         avatar_client: Callable[[], httpx.AsyncClient] | None = None,
         server_locked: str = "",
         clock: Callable[[], float] = time.time,
@@ -99,7 +104,11 @@ class DesktopUi(QObject):
         self.core = core
         self.actions = actions
         self.settings = settings
+        self.editors = editors
+        """The editor activity service (issue 5): the "Friends see" previews read it."""
+        self.extension = extension
         self._server_locked = server_locked
+        self._message_boxes: set[QMessageBox] = set()
         state, connection = core.state, core.connection
         if tray_available is None:
             tray_available = QSystemTrayIcon.isSystemTrayAvailable()
@@ -117,7 +126,9 @@ class DesktopUi(QObject):
         )
         self.avatars.ready.connect(self.model.refresh)
         self.delegate = FriendDelegate(self.avatars)
-        self.menu = AppMenu(state, connection, actions, self, clock=clock)
+        self.menu = AppMenu(state, connection, actions, self, clock=clock, extension=extension)
+        if extension is not None:
+            extension.finished.connect(self.show_install_result)
         self.panel = FriendsPanel(
             state,
             connection,
@@ -125,9 +136,11 @@ class DesktopUi(QObject):
             self.model,
             self.delegate,
             app_menu=self.menu,
+            presence=editors.me if editors is not None else None,
             clock=clock,
             monotonic=monotonic,
         )
+        self.panel.settings_requested.connect(lambda: self.open_settings(privacy=True))
         self.delegate.setParent(self.panel)
         self.countdown = Countdown(connection, monotonic=monotonic, parent=self)
         self.countdown.tick.connect(self.panel.update_connection)
@@ -198,6 +211,10 @@ class DesktopUi(QObject):
             self.popup.hide()
         if self._settings_dialog is not None:
             self._settings_dialog.close()
+        for box in list(self._message_boxes):
+            box.close()
+        if self.extension is not None and self.extension.task is not None:
+            self.extension.task.cancel()
         if self.sign_in_windows is not None:
             self.sign_in_windows.close()
 
@@ -239,7 +256,8 @@ class DesktopUi(QObject):
         self.show_panel()
         self.panel.show_add_friend()
 
-    def open_settings(self) -> None:
+    def open_settings(self, *, privacy: bool = False) -> None:
+        """Show the settings window; ``privacy`` turns to the "Privacy & activity" page."""
         if self.settings is None:
             return
         if self._settings_dialog is None:
@@ -248,14 +266,28 @@ class DesktopUi(QObject):
                 self.core.state,
                 self.actions,
                 server_locked=self._server_locked,
+                presence=self.editors.me if self.editors is not None else None,
             )
             dialog.setWindowIcon(self.icons.icon(None))
             dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             dialog.destroyed.connect(lambda _o=None: self._forget_settings_dialog())
             self._settings_dialog = dialog
+        if privacy:
+            self._settings_dialog.show_privacy()
         self._settings_dialog.show()
         self._settings_dialog.raise_()
         self._settings_dialog.activateWindow()
+
+    def show_install_result(self, result: InstallResult) -> QMessageBox:
+        """A modeless box with the outcome: the menu closed long ago, so say it here."""
+        icon = QMessageBox.Icon.Information if result.ok else QMessageBox.Icon.Warning
+        box = QMessageBox(icon, result.title, result.message, QMessageBox.StandardButton.Ok)
+        box.setWindowIcon(self.icons.icon(None))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._message_boxes.add(box)
+        box.destroyed.connect(lambda _o=None, b=box: self._message_boxes.discard(b))
+        box.show()
+        return box
 
     def request_quit(self) -> None:
         self.actions.quit()

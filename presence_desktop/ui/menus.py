@@ -21,6 +21,7 @@ from ..core.api import AppActions, ConnectionEvents, Link
 from ..core.format import status_label
 from ..core.state import PresenceState
 from ..core.status import StatusDuration, until_for
+from .extension import ExtensionInstaller
 from .present import STATUS_COLOURS
 
 
@@ -98,7 +99,9 @@ class StatusMenu(QMenu):
 
 
 class AppMenu(QMenu):
-    """Open friends · My status ▸ · Add friend… · Settings… · Sign in/out · Quit."""
+    """Open friends · My status ▸ · Add friend… · Settings… · [Install VS Code extension] ·
+    Sign in/out · Quit. The install entry exists only with an ``ExtensionInstaller`` and
+    shows only while VS Code and the bundled package are both found."""
 
     def __init__(
         self,
@@ -108,16 +111,24 @@ class AppMenu(QMenu):
         navigator: Navigator,
         *,
         clock: Callable[[], float] = time.time,
+        extension: ExtensionInstaller | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._connection = connection
         self._actions = actions
+        self._extension = extension
         self.open_friends = self._add("Open friends", navigator.open_friends)
         self.status_menu = StatusMenu(state, actions, clock=clock, parent=self)
         self.addMenu(self.status_menu)
         self.add_friend = self._add("Add friend…", navigator.open_add_friend)
         self.settings = self._add("Settings…", navigator.open_settings)
+        self.install_extension: QAction | None = None
+        if extension is not None:
+            self.install_extension = self._add("Install VS Code extension", self._install)
+            self.install_extension.setToolTip("Lets VS Code tell Presence what you work on")
+            extension.started.connect(self.refresh)
+            extension.finished.connect(lambda _result: self.refresh())
         self.addSeparator()
         self.sign = self._add("Sign out", self._sign_in_or_out)
         self.quit = self._add("Quit", navigator.request_quit)
@@ -136,6 +147,17 @@ class AppMenu(QMenu):
         self.status_menu.setEnabled(not signed_out)
         self.add_friend.setEnabled(not signed_out)
         self.status_menu.refresh()
+        if self.install_extension is not None and self._extension is not None:
+            running = self._extension.running
+            self.install_extension.setVisible(running or self._extension.available())
+            self.install_extension.setEnabled(not running)
+            self.install_extension.setText(
+                "Installing VS Code extension…" if running else "Install VS Code extension"
+            )
+
+    def _install(self) -> None:
+        if self._extension is not None:
+            self._extension.start()
 
     def _sign_in_or_out(self) -> None:
         if self._connection.current.link is Link.SIGNED_OUT:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ..core.api import AppActions, ConnectionEvents, ConnectionInfo, Link, UserError
 from ..core.format import connection_text, my_status_text
+from ..core.my_presence import MyPresence
 from ..core.state import PresenceState
 from .delegate import FriendDelegate
 from .dialogs import SendMessageDialog, confirm
@@ -38,6 +39,7 @@ from .inbox import InboxPage
 from .menus import StatusMenu, status_dot
 from .present import ADD_FRIEND_ERRORS, Section
 from .requests import AddFriendBar, RequestsPanel
+from .sharing import SharingLine
 
 RELATIVE_TIME_REFRESH_MS = 60_000
 """"12 min" lines move on while the panel is visible; nothing ticks while hidden."""
@@ -46,6 +48,8 @@ RELATIVE_TIME_REFRESH_MS = 60_000
 class FriendsPanel(QWidget):
     page_changed = Signal(str)
     """"friends", "inbox" or "signed_out"."""
+    settings_requested = Signal()
+    """The "Friends see" line was clicked: open the privacy settings."""
 
     def __init__(
         self,
@@ -56,12 +60,14 @@ class FriendsPanel(QWidget):
         delegate: FriendDelegate,
         *,
         app_menu: QMenu | None = None,
+        presence: MyPresence | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("FriendsPanel")
+        self._presence = presence
         self._state = state
         self._connection = connection
         self._actions = actions
@@ -181,6 +187,12 @@ class FriendsPanel(QWidget):
         self.offline_detail.setWordWrap(True)
         self.offline_detail.hide()
         v.addWidget(self.offline_detail)
+        # What my friends receive (issue 5), from the exact outgoing message.
+        self.sharing_line: SharingLine | None = None
+        if self._presence is not None:
+            self.sharing_line = SharingLine(self._presence)
+            self.sharing_line.clicked.connect(self.settings_requested.emit)
+            v.addWidget(self.sharing_line)
         return header
 
     def _build_friends_page(self, model: FriendsModel, delegate: FriendDelegate) -> QWidget:
