@@ -40,10 +40,8 @@ class ExtensionInstaller(QObject):
         self._vsix = vsix
         self._install = install
         self.task: asyncio.Task[InstallResult] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.task is not None and not self.task.done()
+        self.running = False
+        """From ``start`` until ``finished`` is emitted (the menu greys the entry)."""
 
     def targets(self) -> tuple[list[Editor], Path | None]:
         """The editors found and the bundled package, asked afresh."""
@@ -62,19 +60,23 @@ class ExtensionInstaller(QObject):
         if self.running:
             return None
         loop = asyncio.get_running_loop()
+        self.running = True
         self.task = loop.create_task(self.run())
         self.started.emit()
         return self.task
 
     async def run(self) -> InstallResult:
-        editors, vsix = self.targets()
-        if not editors or vsix is None:
-            result = InstallResult(
-                False, TITLE, "No VS Code installation or extension package was found."
-            )
-        else:
-            results = [await self._install(editor, vsix) for editor in editors]
-            result = results[0] if len(results) == 1 else _combine(results)
+        try:
+            editors, vsix = self.targets()
+            if not editors or vsix is None:
+                result = InstallResult(
+                    False, TITLE, "No VS Code installation or extension package was found."
+                )
+            else:
+                results = [await self._install(editor, vsix) for editor in editors]
+                result = results[0] if len(results) == 1 else _combine(results)
+        finally:
+            self.running = False
         log.info("extension install: %s — %s", result.title, result.message)
         self.finished.emit(result)
         return result

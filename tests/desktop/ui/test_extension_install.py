@@ -1,0 +1,116 @@
+"""The tray's "Install VS Code extension": shown only when it can work, and it runs
+the found ``code`` for real (a recording script on PATH)."""
+
+from __future__ import annotations
+
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from presence_desktop.platform.vscode import Editor, bundled_vsix, find_editors
+from presence_desktop.ui.app import DesktopUi
+from presence_desktop.ui.extension import ExtensionInstaller
+from presence_desktop.ui.menus import AppMenu
+from presence_desktop.ui.notifications import LogBackend
+
+from .fakes import FakeCore, snapshot
+from .helpers import next_emit
+from .test_panel import Nav
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell scripts")
+
+
+def fake_code(bindir: Path, body: str) -> Path:
+    bindir.mkdir(parents=True, exist_ok=True)
+    path = bindir / "code"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def only_code_on(bindir: Path, home: Path) -> list[Editor]:
+    """The real finder on a private PATH, limited to ``code`` so no real editor is touched."""
+    return [
+        e for e in find_editors({"PATH": str(bindir), "HOME": str(home)}) if e.command == "code"
+    ]
+
+
+@pytest.fixture
+def core() -> FakeCore:
+    core = FakeCore()
+    core.state.apply_snapshot(snapshot())
+    core.go_online()
+    return core
+
+
+def test_entry_shows_only_with_an_editor_and_a_package(core: FakeCore, tmp_path: Path) -> None:
+    found: list[Editor] = []
+    package: list[Path] = [tmp_path / "presence-bridge.vsix"]
+    installer = ExtensionInstaller(
+        find=lambda: list(found), vsix=lambda: package[0] if package else None
+    )
+    menu = AppMenu(core.state, core.connection, core.actions, Nav(), extension=installer)
+    entry = menu.install_extension
+    assert entry is not None and entry.text() == "Install VS Code extension"
+    assert not entry.isVisible()
+    found.append(Editor("code", tmp_path / "code"))
+    menu.aboutToShow.emit()  # asked afresh each time the menu opens
+    assert entry.isVisible() and entry.isEnabled()
+    package.clear()
+    menu.aboutToShow.emit()
+    assert not entry.isVisible()
+    # Without an installer (tests, other front ends) there is no entry at all.
+    plain = AppMenu(core.state, core.connection, core.actions, Nav())
+    assert plain.install_extension is None
+    assert "Install VS Code extension" not in [a.text() for a in plain.actions()]
+
+
+async def test_install_runs_code_from_path_and_reports_success(
+    core: FakeCore, tmp_path: Path
+) -> None:
+    vsix = bundled_vsix()
+    assert vsix is not None, "the repository ships a packaged extension"
+    argv_file = tmp_path / "argv.txt"
+    bindir = tmp_path / "bin"
+    fake_code(bindir, f'printf "%s\\n" "$@" > "{argv_file}"\necho "installed"\n')
+    installer = ExtensionInstaller(find=lambda: only_code_on(bindir, tmp_path / "home"))
+    ui = DesktopUi(
+        core, core.actions, cache_dir=tmp_path / "c", backends=[LogBackend()], extension=installer
+    )
+    entry = ui.menu.install_extension
+    assert entry is not None
+    ui.menu.aboutToShow.emit()
+    assert entry.isVisible()
+
+    entry.trigger()
+    assert not entry.isEnabled() and entry.text() == "Installing VS Code extension…"
+    (result,) = await next_emit(installer.finished)
+    assert result.ok, result.message
+    assert argv_file.read_text().splitlines() == ["--install-extension", str(vsix), "--force"]
+    assert entry.isEnabled() and entry.text() == "Install VS Code extension"
+    (box,) = ui._message_boxes
+    assert box.isVisible()
+    assert box.windowTitle() == "Install extension in Visual Studio Code"
+    assert box.text().startswith("Installed.")
+    assert box.icon() is QMessageBox.Icon.Information
+    await ui.aclose()
+
+
+async def test_a_refusing_editor_is_reported_as_a_warning(core: FakeCore, tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    fake_code(bindir, 'echo "Failed Installing Extensions: corrupt package" >&2\nexit 1\n')
+    installer = ExtensionInstaller(find=lambda: only_code_on(bindir, tmp_path / "home"))
+    ui = DesktopUi(
+        core, core.actions, cache_dir=tmp_path / "c", backends=[LogBackend()], extension=installer
+    )
+    assert ui.menu.install_extension is not None
+    ui.menu.install_extension.trigger()
+    (result,) = await next_emit(installer.finished)
+    assert not result.ok
+    (box,) = ui._message_boxes
+    assert box.icon() is QMessageBox.Icon.Warning
+    assert "corrupt package" in box.text()
+    await ui.aclose()
