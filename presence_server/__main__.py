@@ -2,8 +2,9 @@
 
 Every flag has an environment variable, so a container or a service unit can
 be configured without a command line. Logs go to stderr; stdout carries
-exactly one line, ``listening on ws://HOST:PORT``, once the server accepts
-connections (scripts and tests wait for it and read the port from it).
+exactly one line, ``listening on ws://HOST:PORT`` (``wss://`` with TLS), once
+the server accepts connections (scripts and tests wait for it and read the
+port from it).
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy.engine import make_url
-
-from . import github
+from . import github, logs
 from .config import (
     DAY,
     DEFAULT_HOST,
@@ -29,7 +29,14 @@ from .config import (
     ServerConfig,
     validate,
 )
-from .database import create_engine, current_revision, default_database_url, migrate
+from .database import (
+    create_engine,
+    current_revision,
+    default_database_url,
+    migrate,
+    normalize_url,
+    safe_url,
+)
 from .server import WIRE_LOG, start_server
 
 log = logging.getLogger("presence_server")
@@ -99,6 +106,140 @@ def _retention_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]
         )
 
 
+def _env_number(env: Mapping[str, str], name: str, default: float, kind: type = float) -> Any:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"${name} must be {what}, not {value!r}") from None
+
+
+def _env_list(env: Mapping[str, str], name: str) -> list[str]:
+    """A comma- or space-separated list."""
+    return [item for item in env.get(name, "").replace(",", " ").split() if item]
+
+
+def _production_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """Scale-out, TLS, edge limits and logs (see docs/deployment.md)."""
+    defaults = ServerConfig()
+    group = parser.add_argument_group("scale-out (several instances on PostgreSQL and Redis)")
+    group.add_argument(
+        "--redis",
+        metavar="URL",
+        default=env.get("PRESENCE_REDIS") or "",
+        help="Redis for fan-out and presence across instances, e.g. redis://host:6379/0 "
+        "($PRESENCE_REDIS; default: none, this process alone)",
+    )
+    group.add_argument(
+        "--presence-ttl",
+        type=float,
+        metavar="SECONDS",
+        default=_env_number(env, "PRESENCE_TTL", defaults.presence_ttl),
+        help="a crashed instance's users turn offline for friends within 1.25 x this "
+        f"($PRESENCE_TTL; default {defaults.presence_ttl:g})",
+    )
+    group.add_argument(
+        "--redis-prefix",
+        metavar="PREFIX",
+        default=env.get("PRESENCE_REDIS_PREFIX") or defaults.redis_prefix,
+        help="prefix of every Redis key and channel "
+        f"($PRESENCE_REDIS_PREFIX; default {defaults.redis_prefix!r})",
+    )
+    group.add_argument(
+        "--instance-id",
+        metavar="NAME",
+        default=env.get("PRESENCE_INSTANCE_ID") or "",
+        help="this instance's name in Redis and logs "
+        "($PRESENCE_INSTANCE_ID; default: host name and a random suffix)",
+    )
+    group.add_argument(
+        "--db-pool-size",
+        type=int,
+        metavar="N",
+        default=_env_number(env, "PRESENCE_DB_POOL_SIZE", defaults.db_pool_size, int),
+        help="PostgreSQL connections per instance, as many again in bursts "
+        f"($PRESENCE_DB_POOL_SIZE; default {defaults.db_pool_size})",
+    )
+    edge = parser.add_argument_group("TLS and edges")
+    edge.add_argument(
+        "--certfile",
+        metavar="PEM",
+        default=env.get("PRESENCE_CERTFILE") or "",
+        help="serve wss:// with this certificate chain ($PRESENCE_CERTFILE)",
+    )
+    edge.add_argument(
+        "--keyfile",
+        metavar="PEM",
+        default=env.get("PRESENCE_KEYFILE") or "",
+        help="the certificate's private key, if not in --certfile ($PRESENCE_KEYFILE)",
+    )
+    edge.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="CIDR",
+        default=_env_list(env, "PRESENCE_TRUSTED_PROXIES"),
+        help="a reverse proxy whose X-Forwarded-For names the client; repeatable "
+        "($PRESENCE_TRUSTED_PROXIES, comma-separated)",
+    )
+    edge.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        default=_env_list(env, "PRESENCE_ALLOWED_ORIGINS"),
+        help="a web page origin (https://host) allowed to connect, or *; clients that send "
+        "no Origin are always allowed; repeatable ($PRESENCE_ALLOWED_ORIGINS)",
+    )
+    edge.add_argument(
+        "--handshakes-per-minute",
+        type=int,
+        metavar="N",
+        default=_env_number(
+            env, "PRESENCE_HANDSHAKES_PER_MINUTE", defaults.handshakes_per_minute, int
+        ),
+        help="connection attempts per client IP (IPv6: per /64); 0 = unlimited "
+        f"($PRESENCE_HANDSHAKES_PER_MINUTE; default {defaults.handshakes_per_minute})",
+    )
+    edge.add_argument(
+        "--max-connections-per-user",
+        type=int,
+        metavar="N",
+        default=_env_number(
+            env, "PRESENCE_MAX_CONNECTIONS_PER_USER", defaults.max_connections_per_user, int
+        ),
+        help="connected devices per account on all instances; more are closed with 4004; "
+        f"0 = unlimited ($PRESENCE_MAX_CONNECTIONS_PER_USER; default "
+        f"{defaults.max_connections_per_user})",
+    )
+    edge.add_argument(
+        "--drain-seconds",
+        type=float,
+        metavar="SECONDS",
+        default=_env_number(env, "PRESENCE_DRAIN_SECONDS", defaults.drain_seconds),
+        help="on SIGTERM, how long connections may take to flush before they are cut "
+        f"($PRESENCE_DRAIN_SECONDS; default {defaults.drain_seconds:g})",
+    )
+
+
+def _production(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "redis_url": args.redis,
+        "presence_ttl": args.presence_ttl,
+        "redis_prefix": args.redis_prefix,
+        "instance_id": args.instance_id,
+        "db_pool_size": args.db_pool_size,
+        "certfile": args.certfile,
+        "keyfile": args.keyfile,
+        "trusted_proxies": tuple(args.trusted_proxy),
+        "allowed_origins": tuple(args.allowed_origin),
+        "handshakes_per_minute": args.handshakes_per_minute,
+        "max_connections_per_user": args.max_connections_per_user,
+        "drain_seconds": args.drain_seconds,
+    }
+
+
 def _retention(args: argparse.Namespace) -> RetentionPolicy:
     return RetentionPolicy(
         delivered_messages=round(args.keep_delivered_days * DAY),
@@ -152,13 +293,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=(env.get("PRESENCE_LOG_LEVEL") or "INFO").upper(),
         help="($PRESENCE_LOG_LEVEL; default INFO)",
     )
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=logs.FORMATS,
+        default=(env.get("PRESENCE_LOG_FORMAT") or "text").lower(),
+        help="text for people, json for log pipelines: one object per line "
+        "($PRESENCE_LOG_FORMAT; default text)",
+    )
+    _production_arguments(parser, env)
     _retention_arguments(parser, env)
     github.add_arguments(parser)
     return parser
-
-
-def _safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 async def _migrate(database_url: str) -> int:
@@ -168,7 +314,7 @@ async def _migrate(database_url: str) -> int:
         revision = await current_revision(engine)
     finally:
         await engine.dispose()
-    print(f"database {_safe_url(database_url)} is at revision {revision}", flush=True)
+    print(f"database {safe_url(database_url)} is at revision {revision}", flush=True)
     return 0
 
 
@@ -183,6 +329,9 @@ async def _serve(config: ServerConfig, settings: github.GitHubSettings | None) -
                 file=sys.stderr,
             )
             return 1
+        except ConfigError as exc:
+            print(f"presence-server: error: {exc}", file=sys.stderr)
+            return 2
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -190,10 +339,17 @@ async def _serve(config: ServerConfig, settings: github.GitHubSettings | None) -
                 loop.add_signal_handler(sig, stop.set)
             except NotImplementedError:  # Windows: no loop signal handlers
                 signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
-        log.info("database %s", _safe_url(config.database_url))
+        log.info(
+            "database %s",
+            safe_url(config.database_url),
+            extra={"event": "database", "database": safe_url(config.database_url)},
+        )
         print(f"listening on {server.url}", flush=True)
         await stop.wait()
-        log.info("shutting down: closing connections with 4000 (reconnect)")
+        log.info(
+            "shutting down: closing connections with 4000 (reconnect)",
+            extra={"event": "draining"},
+        )
         await server.stop()
         return 0
     finally:
@@ -209,15 +365,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"presence-server: error: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.log_level, args.log_format)
     # The wire logger stays above DEBUG (frame dumps would hold token bytes)
     # but follows a quieter level when one is asked for.
     WIRE_LOG.setLevel(max(logging.INFO, logging.getLevelName(args.log_level)))
     database_url = args.database or default_database_url()
+    try:
+        database_url = normalize_url(database_url)
+    except ConfigError as exc:
+        print(f"presence-server: error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "migrate":
         return asyncio.run(_migrate(database_url))
     config = ServerConfig(
@@ -226,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         database_url=database_url,
         dev_login=args.dev_login,
         retention=_retention(args),
+        **_production(args),
     )
     try:
         validate(config)

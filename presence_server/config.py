@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
+from pathlib import Path
 
 from presence_protocol import Limits, Retention, limits
 
@@ -12,6 +14,7 @@ from .auth import GitHubAuth
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 SERVER_NAME = "presence-server/0.1"
+DEFAULT_PRESENCE_TTL = 20.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,6 +86,33 @@ class ServerConfig:
     limits: ServerLimits = dataclasses.field(default_factory=ServerLimits)
     retention: RetentionPolicy = dataclasses.field(default_factory=RetentionPolicy)
     server_name: str = SERVER_NAME
+    # -- scale-out (docs/deployment.md)
+    redis_url: str = ""
+    """Redis for fan-out and presence across instances; empty: this process alone."""
+    redis_prefix: str = "presence:"
+    """Prefix of every Redis key and channel (several deployments can share a Redis)."""
+    presence_ttl: float = DEFAULT_PRESENCE_TTL
+    """Seconds after which a silent instance's users count as offline (with Redis)."""
+    instance_id: str = ""
+    """This instance's name in Redis and logs; empty: host name plus a random suffix."""
+    db_pool_size: int = 5
+    """PostgreSQL connections per instance (as many again during bursts)."""
+    # -- edges
+    certfile: str = ""
+    """PEM certificate (chain) for serving wss:// directly; empty: plain ws://."""
+    keyfile: str = ""
+    """PEM private key; empty: the key is in ``certfile``."""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of reverse proxies whose X-Forwarded-For names the real client."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins of web pages allowed to open a connection ("*": any). Requests
+    without an Origin header (every non-browser client) are always allowed."""
+    handshakes_per_minute: int = 60
+    """WebSocket handshakes per client IP (IPv6: per /64) per minute; 0: unlimited."""
+    max_connections_per_user: int = 20
+    """Connected devices per user across instances; 0: unlimited."""
+    drain_seconds: float = 10.0
+    """On stop: how long closing connections may take to flush before they are cut."""
 
 
 class ConfigError(ValueError):
@@ -106,6 +136,7 @@ def validate(config: ServerConfig) -> None:
         )
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"port {config.port} is out of range 0-65535")
+    _validate_production(config)
     keep = config.retention
     if min(keep.delivered_messages, keep.undelivered_messages, keep.idle_sessions) < 1:
         raise ConfigError("retention periods must be at least one second")
@@ -114,3 +145,52 @@ def validate(config: ServerConfig) -> None:
             "undelivered messages must be kept at least as long as delivered ones "
             "(their recipients may still come back)"
         )
+
+
+def parse_networks(
+    cidrs: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"--trusted-proxy {cidr!r} is not an address or CIDR (like 10.0.0.0/8 or ::1)"
+            ) from None
+    return tuple(networks)
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]`` in lower case, without a trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
+def _validate_production(config: ServerConfig) -> None:
+    if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("--redis must be a URL like redis://host:6379/0 (or rediss:// for TLS)")
+    if not 1 <= config.presence_ttl <= 3600:
+        raise ConfigError("--presence-ttl must be between 1 and 3600 seconds")
+    if config.keyfile and not config.certfile:
+        raise ConfigError("--keyfile needs --certfile (the certificate that goes with the key)")
+    for label, path in (("--certfile", config.certfile), ("--keyfile", config.keyfile)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{label} {path!r}: no such file")
+    parse_networks(config.trusted_proxies)
+    for origin in config.allowed_origins:
+        value = normalize_origin(origin)
+        if value != "*" and not re.fullmatch(r"https?://[^/\s]+", value):
+            raise ConfigError(
+                f"--allowed-origin {origin!r} must be scheme://host[:port] "
+                "(like https://example.com) or *"
+            )
+    for label, number in (
+        ("--handshakes-per-minute", config.handshakes_per_minute),
+        ("--max-connections-per-user", config.max_connections_per_user),
+    ):
+        if number < 0:
+            raise ConfigError(f"{label} must be 0 (unlimited) or more")
+    if config.db_pool_size < 1:
+        raise ConfigError("--db-pool-size must be at least 1")
+    if config.drain_seconds < 0:
+        raise ConfigError("--drain-seconds must not be negative")

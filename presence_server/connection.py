@@ -59,13 +59,24 @@ class _Close:
     reason: str
 
 
+def message_type(message: AnyClientMessage) -> str:
+    """The protocol ``type`` of a message (a bounded label for metrics)."""
+    tag = type(message).__struct_config__.tag
+    return tag if isinstance(tag, str) else type(message).__name__
+
+
 class Connection:
-    def __init__(self, hub: Hub, ws: ServerConnection) -> None:
+    def __init__(self, hub: Hub, ws: ServerConnection, ip: str = "") -> None:
         self.hub = hub
         self.ws = ws
+        self.ip = ip
+        """The client's address (behind a trusted proxy: from X-Forwarded-For), for logs."""
+        self.metrics = hub.metrics
         self.limits = hub.limits
         self.cid = secrets.token_hex(4)
         """Log label and presence-registry device key of this connection."""
+        self.finished = asyncio.Event()
+        """Set when the connection is over and cleaned up (a drain waits for it)."""
         self.queue: asyncio.Queue[bytes | _Close] = asyncio.Queue(
             maxsize=self.limits.send_queue_frames
         )
@@ -124,6 +135,7 @@ class Connection:
         request_id: RequestId | None = None,
         retry_after: float | None = None,
     ) -> None:
+        self.metrics.errors.labels(str(code)).inc()
         self.send(Error(id=request_id, code=str(code), message=message, retry_after=retry_after))
 
     def close(self, code: int, reason: str) -> None:
@@ -140,6 +152,7 @@ class Connection:
             self.abort(code, reason)
             return
         self.closing = True
+        self._closed_by_server(code)
         self.spawn(self._cleanup())
 
     def abort(self, code: int, reason: str) -> None:
@@ -147,12 +160,29 @@ class Connection:
         if self.closing:
             return
         self.closing = True
+        self._closed_by_server(code)
         while not self.queue.empty():
             self.queue.get_nowait()
         if self._writer_task is not None:
             self._writer_task.cancel()
         self.spawn(self.ws.close(code, reason))
         self.spawn(self._cleanup())
+
+    def _closed_by_server(self, code: int) -> None:
+        self.metrics.closes.labels(str(code)).inc()
+        log.log(
+            logging.DEBUG if code == CloseCode.SERVER_RESTART else logging.INFO,
+            "connection %s: closing with %d",
+            self.cid,
+            code,
+            extra={
+                "event": "close",
+                "cid": self.cid,
+                "code": int(code),
+                "user": self.user.id if self.user is not None else 0,
+                "ip": self.ip,
+            },
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -176,6 +206,7 @@ class Connection:
                     await self.ws.close(item.code, item.reason)
                     return
                 await self.ws.send(item, text=True)
+                self.metrics.messages_out.inc()
         except ConnectionClosed:
             pass
 
@@ -262,6 +293,7 @@ class Connection:
             for task in list(self._tasks):
                 if not task.done():
                     await asyncio.wait([task], timeout=CLOSE_WAIT_SECONDS)
+            self.finished.set()
 
     async def _cleanup(self) -> None:
         """Leave fan-out and registry; safe to run more than once."""
@@ -282,6 +314,7 @@ class Connection:
         try:
             message = decode_client(data)
         except ProtocolError as exc:
+            self.metrics.messages_in.labels("invalid").inc()
             self.bad_frames += 1
             self.commands.allow()  # invalid frames use up the command budget too
             self.reply_error(exc.code, exc.message, exc.request_id)
@@ -289,6 +322,7 @@ class Connection:
                 self.close(CloseCode.TOO_MANY_ERRORS, "too many invalid frames")
             return None
         self.bad_frames = 0
+        self.metrics.messages_in.labels(message_type(message)).inc()
         if not isinstance(message, Ack):
             wait = self.commands.allow()
             if wait is not None:

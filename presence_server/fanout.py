@@ -3,16 +3,20 @@
 Handlers publish to user ids, never to sockets: a frame is encoded once and
 the same bytes go to every recipient's devices. ``InProcessFanout`` serves
 one process; a Redis pub/sub implementation of ``Fanout`` (channel per user)
-can replace it without touching the handlers, which is why events are plain
-data (a frame, or a request to close revoked sessions).
+(``redis_fanout.RedisFanout``) replaces it for many instances without touching
+the handlers, which is why events are plain data (a frame, or a request to
+close revoked sessions).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable
 from typing import Protocol
+
+from .metrics import AnyMetrics, NullMetrics
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +56,16 @@ class Fanout(Protocol):
 
     async def close(self) -> None: ...
 
+    @property
+    def local_users(self) -> int:
+        """Users with at least one subscriber on this instance."""
+        ...
+
 
 class InProcessFanout:
-    def __init__(self) -> None:
+    def __init__(self, metrics: AnyMetrics | None = None) -> None:
         self._subscribers: dict[int, set[Subscriber]] = {}
+        self.metrics = metrics or NullMetrics()
 
     async def subscribe(self, user_id: int, subscriber: Subscriber) -> None:
         self._subscribers.setdefault(user_id, set()).add(subscriber)
@@ -68,12 +78,22 @@ class InProcessFanout:
                 del self._subscribers[user_id]
 
     async def publish(self, user_ids: Iterable[int], event: Event) -> None:
+        start = time.time()
+        delivered = 0
         for user_id in set(user_ids):
             for subscriber in list(self._subscribers.get(user_id, ())):
+                delivered += 1
                 try:
                     subscriber.deliver(event)
                 except Exception:
                     log.exception("delivering an event to user %s failed", user_id)
+        if delivered:
+            self.metrics.deliveries.labels("local").inc(delivered)
+            self.metrics.fanout_latency.labels("local").observe(max(time.time() - start, 0.0))
 
     async def close(self) -> None:
         self._subscribers.clear()
+
+    @property
+    def local_users(self) -> int:
+        return len(self._subscribers)

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken
+CONNECTION_CAP_RETRY_SECONDS = 30.0
 
 
 # ---------------------------------------------------------------- login
@@ -83,15 +84,51 @@ async def login(conn: Connection, message: LoginMessage) -> bool:
             conn.close(CloseCode.AUTH_FAILED, "sign in again")
             return False
         session_id, user = resumed
+        if await _too_many_devices(conn, user, message):
+            return False
     else:
         identity = await _identity(conn, message)
         if identity is None:
             return False
         user = await hub.store.upsert_identity(identity, now)
+        if await _too_many_devices(conn, user, message):
+            return False
         session_id, token = await hub.store.create_session(user.id, message.device, now)
         if identity.following:
             suggestions = await hub.store.github_users(identity.following)
     await _start(conn, user, session_id, token, message, suggestions)
+    log.info(
+        "connection %s: user %s signed in",
+        conn.cid,
+        user.id,
+        extra={
+            "event": "login",
+            "cid": conn.cid,
+            "user": user.id,
+            "method": type(message).__struct_config__.tag,
+            "resumed": token is None,
+            "ip": conn.ip,
+        },
+    )
+    return True
+
+
+async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessage) -> bool:
+    """Refuse a connection beyond the per-user cap: error, then close 4004.
+
+    Counted over every instance (the shared registry), before a new session
+    is created, so a refused login leaves nothing behind.
+    """
+    cap = conn.hub.config.max_connections_per_user
+    if cap <= 0 or await conn.hub.registry.device_count(user.id) < cap:
+        return False
+    conn.reply_error(
+        ErrorCode.RATE_LIMITED,
+        f"at most {cap} devices of one account can be connected at once",
+        message.id,
+        retry_after=CONNECTION_CAP_RETRY_SECONDS,
+    )
+    conn.close(CloseCode.TRY_AGAIN_LATER, "too many connections for this account")
     return True
 
 

@@ -31,6 +31,7 @@ from . import presence
 from .config import ServerConfig
 from .fanout import Event, Fanout
 from .friends import Outcome
+from .metrics import AnyMetrics, NullMetrics
 from .presence import DeviceState
 from .registry import Change, PresenceRegistry
 from .store import CommandError, Store
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HOUR = 3600.0
+RESYNC_CONCURRENCY = 16
 
 
 class Hub:
@@ -50,18 +52,22 @@ class Hub:
         store: Store,
         fanout: Fanout,
         registry: PresenceRegistry,
+        metrics: AnyMetrics | None = None,
     ) -> None:
         self.config = config
         self.limits = config.limits
         self.store = store
         self.fanout = fanout
         self.registry = registry
+        self.metrics = metrics or NullMetrics()
+        self.metrics.users.set_function(lambda: fanout.local_users)
         self.stopping = False
+        self._resync: asyncio.Task[None] | None = None
         self._gone_at_stop: dict[int, Change] = {}
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         """Authenticated connections of this instance (the retention sweep keeps
-        their sessions alive)."""
+        their sessions alive; a drain closes them; a re-sync refreshes them)."""
         self.hello_frame = encode(self._hello())
 
     @staticmethod
@@ -216,6 +222,41 @@ class Hub:
         elif session_ids:
             await self.fanout.publish([user_id], Event(revoke=frozenset(session_ids)))
 
+    # ------------------------------------------------------------ re-sync
+
+    async def resync_all(self) -> None:
+        """After a Redis outage: a fresh snapshot and missing messages for everyone here.
+
+        Runs in the background (the link must keep its heartbeat going) and
+        replaces a re-sync still running from an earlier outage.
+        """
+        if self._resync is not None:
+            self._resync.cancel()
+        self._resync = asyncio.get_running_loop().create_task(self._resync_all(), name="resync")
+
+    async def _resync_all(self) -> None:
+        connections = [c for c in list(self.connections) if c.ready and not c.closing]
+        if not connections:
+            return
+        started = time.monotonic()
+        gate = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+        async def one(conn: Connection) -> None:
+            async with gate:
+                try:
+                    await conn.resync()
+                    self.metrics.resyncs.inc()
+                except Exception:
+                    log.exception("re-sync of connection %s failed", conn.cid)
+
+        await asyncio.gather(*(one(c) for c in connections))
+        log.info(
+            "re-synced %d connections in %.2f s",
+            len(connections),
+            time.monotonic() - started,
+            extra={"event": "resynced", "connections": len(connections)},
+        )
+
     async def close(self) -> None:
         """After all connections closed: persist last seen, tell friends, release resources."""
         gone, self._gone_at_stop = self._gone_at_stop, {}
@@ -223,6 +264,10 @@ class Hub:
             await self.apply_changes(gone)
         except Exception:
             log.exception("recording last seen at shutdown failed")
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
         await self.registry.close()
         await self.fanout.close()
         await self.store.close()

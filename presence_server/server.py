@@ -6,23 +6,32 @@ what they run is exactly what production runs.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import http
 import logging
+import ssl
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
 
 from presence_protocol import CloseCode, limits
 
-from .config import ServerConfig, validate
+from .config import ConfigError, ServerConfig, validate
 from .connection import Connection
-from .database import create_engine, default_database_url, migrate
+from .database import create_engine, default_database_url, migrate, safe_url
+from .edge import Edge
 from .fanout import Fanout, InProcessFanout
 from .hub import Hub
+from .metrics import AnyMetrics
+from .metrics import create as create_metrics
 from .registry import InProcessRegistry, PresenceRegistry
 from .retention import Sweeper
 from .store import Store
+
+if TYPE_CHECKING:
+    # Imported when --redis is used: the desktop binary's embedded demo
+    # server is built without redis-py.
+    from .redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,8 @@ log = logging.getLogger(__name__)
 # token; the connection logger is pinned at INFO so a debug run leaks none.
 WIRE_LOG = logging.getLogger("presence_server.wire")
 WIRE_LOG.setLevel(logging.INFO)
+
+READY_TIMEOUT_SECONDS = 3.0
 
 
 def _select_subprotocol(_connection: ServerConnection, offered: object) -> str | None:
@@ -44,25 +55,26 @@ def _select_subprotocol(_connection: ServerConnection, offered: object) -> str |
     return limits.SUBPROTOCOL if limits.SUBPROTOCOL in offered else None
 
 
-def _process_request(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path.split("?", 1)[0] == "/healthz":
-        return connection.respond(http.HTTPStatus.OK, "ok\n")
-    return None
-
-
 class RunningServer:
     """A started server. ``stop()`` is what SIGTERM does."""
 
     def __init__(
-        self, config: ServerConfig, hub: Hub, ws_server: Server, sweeper: Sweeper | None = None
+        self,
+        config: ServerConfig,
+        hub: Hub,
+        ws_server: Server,
+        sweeper: Sweeper | None = None,
+        link: RedisLink | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
         self.sweeper = sweeper
+        self.link = link
         self._ws_server = ws_server
         sockname = ws_server.sockets[0].getsockname()
         self.port: int = sockname[1]
         self.host: str = config.host
+        self.tls = bool(config.certfile)
         self._stopped = False
 
     @property
@@ -70,20 +82,50 @@ class RunningServer:
         host = self.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}"
+
+    @property
+    def metrics(self) -> AnyMetrics:
+        return self.hub.metrics
 
     async def stop(self) -> None:
-        """Close every connection with 4000 (reconnect), record last seen, release the DB."""
+        """Drain: stop accepting, close every connection with 4000 after what is
+        queued for it, tell friends elsewhere, record last seen, release everything."""
         if self._stopped:
             return
         self._stopped = True
-        self.hub.stopping = True
+        hub = self.hub
+        hub.stopping = True
         if self.sweeper is not None:
             await self.sweeper.stop()
+        self._ws_server.close(close_connections=False)  # no new connections
+        live = list(hub.connections)
+        for conn in live:
+            conn.close(CloseCode.SERVER_RESTART, "server restarting")
+        finished = [asyncio.ensure_future(c.finished.wait()) for c in live]
+        if finished:
+            await asyncio.wait(finished, timeout=self.config.drain_seconds)
+            for waiter in finished:
+                waiter.cancel()
+        # Whatever is left (logins in progress, connections that did not flush in time).
         self._ws_server.close(code=CloseCode.SERVER_RESTART, reason="server restarting")
         await self._ws_server.wait_closed()
-        await self.hub.close()
-        log.info("server stopped")
+        await hub.close()
+        if self.link is not None:
+            await self.link.close()
+        log.info("server stopped", extra={"event": "stopped", "connections": len(live)})
+
+
+def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not config.certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.certfile, config.keyfile or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use the TLS certificate or key: {exc}") from None
+    return context
 
 
 async def start_server(
@@ -92,40 +134,76 @@ async def start_server(
     fanout: Fanout | None = None,
     registry: PresenceRegistry | None = None,
 ) -> RunningServer:
-    """Migrate the database, bind the socket and start serving."""
+    """Migrate the database, connect Redis (if configured), bind and start serving."""
     validate(config)
     if not config.database_url:
         config = dataclasses.replace(config, database_url=default_database_url())
-    engine = create_engine(config.database_url)
+    ssl_context = _ssl_context(config)
+    metrics = create_metrics()
+    engine = create_engine(config.database_url, pool_size=config.db_pool_size)
     try:
         await migrate(engine)
     except BaseException:
         await engine.dispose()
         raise
     store = Store(engine)
-    hub = Hub(config, store, fanout or InProcessFanout(), registry or InProcessRegistry())
+    link: RedisLink | None = None
+    if config.redis_url and fanout is None and registry is None:
+        from .redis_fanout import RedisFanout
+        from .redis_link import RedisLink
+        from .redis_registry import RedisRegistry
+
+        link = RedisLink(
+            config.redis_url,
+            ttl=config.presence_ttl,
+            prefix=config.redis_prefix,
+            instance=config.instance_id or None,
+            metrics=metrics,
+        )
+        fanout = RedisFanout(link, metrics)
+        registry = RedisRegistry(link, metrics)
+    hub = Hub(
+        config,
+        store,
+        fanout or InProcessFanout(metrics),
+        registry or InProcessRegistry(),
+        metrics=metrics,
+    )
+    if link is not None:
+        assert isinstance(registry, RedisRegistry)
+        registry.on_changes = hub.apply_changes
+        link.on_up(hub.resync_all)
+        await link.start()
+        registry.start()
+    edge = Edge(config, metrics, lambda: readiness(hub, link))
 
     async def handler(ws: ServerConnection) -> None:
-        offered = ws.request.headers.get_all("Sec-WebSocket-Protocol") if ws.request else []
-        if ws.subprotocol is None and offered:
-            await ws.close(
-                CloseCode.UNSUPPORTED_PROTOCOL,
-                f"this server speaks {limits.SUBPROTOCOL}; update the app",
-            )
-            return
-        if hub.stopping:
-            await ws.close(CloseCode.SERVER_RESTART, "server restarting")
-            return
-        await Connection(hub, ws).run()
+        metrics.connections.inc()
+        try:
+            offered = ws.request.headers.get_all("Sec-WebSocket-Protocol") if ws.request else []
+            if ws.subprotocol is None and offered:
+                await ws.close(
+                    CloseCode.UNSUPPORTED_PROTOCOL,
+                    f"this server speaks {limits.SUBPROTOCOL}; update the app",
+                )
+                return
+            if hub.stopping:
+                await ws.close(CloseCode.SERVER_RESTART, "server restarting")
+                return
+            ip = edge.client_ip(ws.remote_address, ws.request.headers if ws.request else None)
+            await Connection(hub, ws, ip).run()
+        finally:
+            metrics.connections.dec()
 
     try:
         ws_server = await serve(
             handler,
             config.host,
             config.port,
+            ssl=ssl_context,
             subprotocols=[limits.SUBPROTOCOL],  # type: ignore[list-item]
             select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
-            process_request=_process_request,
+            process_request=edge.process_request,
             compression=None,
             max_size=limits.MAX_FRAME_BYTES,
             server_header=config.server_name,
@@ -133,9 +211,42 @@ async def start_server(
         )
     except BaseException:
         await hub.close()
+        if link is not None:
+            await link.close()
         raise
     sweeper = Sweeper(hub)
     sweeper.start()
-    server = RunningServer(config, hub, ws_server, sweeper)
-    log.info("listening on %s", server.url)
+    server = RunningServer(config, hub, ws_server, sweeper, link)
+    log.info(
+        "listening on %s",
+        server.url,
+        extra={
+            "event": "listening",
+            "instance": link.instance if link is not None else "",
+            "redis": safe_url(config.redis_url) if config.redis_url else "",
+        },
+    )
     return server
+
+
+async def readiness(hub: Hub, link: RedisLink | None) -> dict[str, Any]:
+    """What /readyz reports: each dependency, and whether this instance takes traffic."""
+    report: dict[str, Any] = {"draining": hub.stopping}
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await hub.store.ping()
+        report["database"] = "ok"
+    except Exception as exc:
+        report["database"] = f"unreachable ({type(exc).__name__})"
+    if link is None:
+        report["redis"] = "not configured"
+    elif await link.ping():
+        report["redis"] = "ok"
+    else:
+        report["redis"] = f"unreachable ({link.last_error})"
+    report["ready"] = (
+        not hub.stopping
+        and report["database"] == "ok"
+        and report["redis"] in ("ok", "not configured")
+    )
+    return report

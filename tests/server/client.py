@@ -173,8 +173,10 @@ class Client:
         await self._reader
 
 
-async def login_dev(url: str, login: str, device: str = "test") -> Client:
-    client = await Client.open(url)
+async def login_dev(url: str, login: str, device: str = "test", **connect: Any) -> Client:
+    """Open, log in with ``login_dev`` and take the snapshot; ``connect`` goes to
+    ``websockets.connect`` (e.g. ``ssl=`` or ``additional_headers=``)."""
+    client = await Client.open(url, **connect)
     await client.expect(Hello)
     ok = await client.request(LoginDev(login=login, device=device))
     assert isinstance(ok, AuthOk), ok
