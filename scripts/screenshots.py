@@ -1,9 +1,14 @@
-"""Screenshots of the real demo on a virtual screen: tray menu, popup, notification.
+"""Screenshots of the real demo on a virtual screen: tray menu, popup, notification,
+settings.
 
 Runs ``presence-desktop --demo`` as a subprocess on Xvfb with trayer as the
 tray host, inside a private D-Bus session with dunst as the notification
 daemon, waits for each state (icon docked, popup mapped, Notify seen on the
-bus, menu mapped) and writes docs/screenshots/{popup,notification,tray-menu}.png.
+bus, menu mapped) and writes docs/screenshots/{popup,notification,tray-menu,
+settings}.png. A fake editor window speaks the bridge protocol to the app, so
+the "Friends see" lines have an activity to show; the settings shot adds a
+privacy rule with the keyboard, as a person would, and captures the page
+with the rule and its live preview.
 Also reports cold start to icon-docked time and the app's RSS.
 
     uv run python scripts/screenshots.py [--out docs/screenshots] [--command ...]
@@ -19,6 +24,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +61,48 @@ DUNSTRC = """\
 """
 
 Rect = tuple[int, int, int, int]
+
+EDITOR_ACTIVITY = {
+    "type": "activity",
+    "workspace": "api",
+    "folder": "/home/ada/src/api",
+    "git_remote": "git@github.com:acme/api.git",
+    "file": "handlers.py",
+    "language": "python",
+    "kind": "coding",
+    "focused": True,
+}
+
+
+def connect_editor(path: Path) -> socket.socket:
+    """A VS Code window as the bridge sees it: hello, then one activity; kept open."""
+
+    def attempt() -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    sock = wait_for(attempt, "the editor bridge")
+    assert isinstance(sock, socket.socket)
+    sock.settimeout(10)
+    hello = {"type": "hello", "bridge": 1, "editor": "Visual Studio Code", "window": "1"}
+    sock.sendall(json.dumps(hello).encode() + b"\n")
+    reply = sock.makefile("rb").readline()
+    assert json.loads(reply)["type"] == "hello", reply
+    sock.sendall(json.dumps(EDITOR_ACTIVITY).encode() + b"\n")
+    return sock
+
+
+def keys(desktop: Desktop, *names: str) -> None:
+    subprocess.run(["xdotool", "key", "--delay", "60", *names], env=desktop.env, check=True)
+
+
+def type_text(desktop: Desktop, text: str) -> None:
+    subprocess.run(["xdotool", "type", "--delay", "20", text], env=desktop.env, check=True)
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = WAIT) -> object:
@@ -207,6 +255,7 @@ def inner(args: argparse.Namespace) -> int:
         for var in ("CONFIG", "DATA", "STATE", "CACHE"):
             (scratch / var.lower()).mkdir()
             env[f"XDG_{var}_HOME"] = str(scratch / var.lower())
+        env["PRESENCE_BRIDGE_SOCKET"] = str(scratch / "bridge.sock")
         screen_w, screen_h = map(int, args.screen.split("x")[:2])
         screen = (0, 0, screen_w, screen_h)
         (scratch / "dunstrc").write_text(DUNSTRC)
@@ -234,6 +283,7 @@ def inner(args: argparse.Namespace) -> int:
         log = (scratch / "app.log").open("w")
         started = time.monotonic()
         app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        editor: socket.socket | None = None
         try:
             panel = wait_for(
                 lambda: (p := tray_panel(desktop)) and p[2] > before[2] + 8 and p,
@@ -245,6 +295,7 @@ def inner(args: argparse.Namespace) -> int:
                 f"  icon docked after {figures['cold_start_to_icon_docked_ms']} ms: panel {panel}"
             )
 
+            editor = connect_editor(scratch / "bridge.sock")
             popup = wait_for(lambda: named(desktop, "Presence friends"), "the popup")
             assert isinstance(popup, tuple)
             # The demo's opening: a message, then a friend request (two notifications).
@@ -266,6 +317,7 @@ def inner(args: argparse.Namespace) -> int:
             )
             wait_for(lambda: named(desktop, "Presence friends") is None, "the popup to close")
             ids = window_ids(desktop)
+            window_ids_before_menu = ids
             subprocess.run(["xdotool", "click", "3"], env=env, check=True)
             menu = wait_for(lambda: new_popup_windows(desktop, ids), "the tray menu")
             assert isinstance(menu, list)
@@ -292,8 +344,39 @@ def inner(args: argparse.Namespace) -> int:
             assert isinstance(durations, list)
             rects += durations
             save(desktop, out / "tray-menu.png", clamp(union(*rects), screen))
-            subprocess.run(["xdotool", "key", "Escape", "key", "Escape"], env=env, check=False)
+            keys(desktop, "Escape", "Escape", "Escape")  # durations, status, menu
+            wait_for(
+                lambda: menu_rect not in new_popup_windows(desktop, window_ids_before_menu),
+                "the menus to close",
+            )
+
+            # Settings: from the tray menu with the keyboard, then a rule on the privacy page.
+            ids = window_ids(desktop)
+            subprocess.run(
+                ["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "3"],
+                env=env, check=True,
+            )  # fmt: skip
+            wait_for(lambda: new_popup_windows(desktop, ids), "the tray menu again")
+            keys(desktop, "Down", "Down", "Down", "Down", "Return")  # 4th entry: Settings…
+            wait_for(lambda: named(desktop, "Presence settings"), "the settings window")
+            keys(desktop, "alt+p", "alt+a")  # the Privacy tab, then Add…
+            wait_for(lambda: named(desktop, "Add rule"), "the rule dialog")
+            type_text(desktop, "github.com/acme/*")
+            keys(desktop, "Tab", "Tab", "Tab")  # folder, level (kept: project), shown name
+            type_text(desktop, "Acme API")
+            keys(desktop, "Return")
+            wait_for(lambda: named(desktop, "Add rule") is None, "the rule dialog to close")
+            # The demo's notifications stay (timeout 0) and may overlap the window.
+            subprocess.run(["dunstctl", "close-all"], env=env, check=False)
+            wait_for(lambda: named(desktop, "Dunst") is None, "the notifications to close")
+            time.sleep(0.3)  # one paint after the table and the preview changed
+            settings = named(desktop, "Presence settings")
+            assert settings is not None
+            save(desktop, out / "settings.png", clamp(union(settings, pad=8), screen))
+            keys(desktop, "Escape")
         finally:
+            if editor is not None:
+                editor.close()
             app.send_signal(signal.SIGTERM)
             try:
                 figures["exit_code"] = app.wait(timeout=15)

@@ -83,8 +83,8 @@ class RuleDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(
             _hint(
-                "Fill in a repository, a folder, or both (then both must match). "
-                "* matches anything, and a pattern without * covers everything below it."
+                "Fill in a repository, a folder, or both (then both must match). A star"
+                " matches anything; a pattern without one covers everything below it."
             )
         )
         form = QFormLayout()
@@ -105,7 +105,7 @@ class RuleDialog(QDialog):
         self.label.setPlaceholderText("the repository name")
         form.addRow("Show the project as", self.label)
         layout.addLayout(form)
-        self.use_current = QPushButton("Use the project open now")
+        self.use_current = QPushButton("&Use the project open now")
         self.use_current.clicked.connect(self.fill_from_current)
         self.use_current.setVisible(presence is not None and presence.current is not None)
         layout.addWidget(self.use_current, 0, Qt.AlignmentFlag.AlignLeft)
@@ -170,6 +170,7 @@ class PrivacyPage(QWidget):
         self.rules: list[PrivacyRule] = []
         self.last_preview: Preview | None = None
         self.rule_dialog: RuleDialog | None = None
+        self.setMinimumWidth(580)  # the rules table's three columns without clipping
         layout = QVBoxLayout(self)
 
         self.preview_box = QGroupBox("What friends see")
@@ -217,15 +218,15 @@ class PrivacyPage(QWidget):
         self.table.cellDoubleClicked.connect(lambda _r, _c: self.edit_rule())
         layout.addWidget(self.table)
         buttons = QHBoxLayout()
-        self.add_button = QPushButton("Add…")
+        self.add_button = QPushButton("&Add…")
         self.add_button.clicked.connect(lambda: self.add_rule())
-        self.edit_button = QPushButton("Edit…")
+        self.edit_button = QPushButton("&Edit…")
         self.edit_button.clicked.connect(lambda: self.edit_rule())
-        self.remove_button = QPushButton("Remove")
+        self.remove_button = QPushButton("&Remove")
         self.remove_button.clicked.connect(self.remove_rule)
-        self.up_button = QPushButton("Move up")
+        self.up_button = QPushButton("Move &up")
         self.up_button.clicked.connect(lambda: self.move_rule(-1))
-        self.down_button = QPushButton("Move down")
+        self.down_button = QPushButton("Move &down")
         self.down_button.clicked.connect(lambda: self.move_rule(1))
         for button in (
             self.add_button,
@@ -441,6 +442,8 @@ class PrivacyPage(QWidget):
         why = decided_by(privacy, self._presence)
         if not self.share_activity.isChecked():
             why = "Sharing is off: friends see only your status."
+        if shown.message != self._presence.message:
+            why += " Not saved yet: friends see this after Save."
         self.preview_why.setText(why)
 
     def _changed(self, *_args: object) -> None:

@@ -93,10 +93,10 @@ class SettingsDialog(QDialog):
         outer.addWidget(self.tabs)
         general = QWidget()
         layout = QVBoxLayout(general)
-        self.tabs.addTab(general, "General")
+        self.tabs.addTab(general, "&General")
         self.privacy = PrivacyPage(presence)
         """Rules, idle and the "What friends see" preview (``presence`` feeds the preview)."""
-        self.tabs.addTab(self.privacy, "Privacy && activity")
+        self.tabs.addTab(self.privacy, "&Privacy && activity")
 
         form = QFormLayout()
         self.server_url = QLineEdit()

@@ -164,6 +164,7 @@ async def test_popup_line_is_rendered_from_the_payload_and_follows_saved_rules(r
     page = dialog.privacy
     assert page.preview_line.text() == "Friends see: Coding · Python · a private project"
     assert "No rule matches" in page.preview_why.text()
+    assert "Not saved yet" not in page.preview_why.text()
 
     # A rule for the repository, tried before saving: only the dialog's preview moves.
     rule = page.add_rule()
@@ -175,6 +176,7 @@ async def test_popup_line_is_rendered_from_the_payload_and_follows_saved_rules(r
     assert page.last_preview.message.activity is not None
     assert page.last_preview.message.activity.file == "handlers.py"
     assert "Rule 1 (github.com/acme/*) decides" in page.preview_why.text()
+    assert "Not saved yet" in page.preview_why.text()
     assert rig.line == "Friends see: Coding · Python · a private project"
     assert rig.sent[-1] == activity
 
