@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from presence_desktop.platform.vscode import Editor, bundled_vsix, find_editors
+from presence_desktop.platform.vscode import Editor, InstallResult, bundled_vsix, find_editors
 from presence_desktop.ui.app import DesktopUi
 from presence_desktop.ui.extension import ExtensionInstaller
 from presence_desktop.ui.menus import AppMenu
@@ -114,3 +114,22 @@ async def test_a_refusing_editor_is_reported_as_a_warning(core: FakeCore, tmp_pa
     assert box.icon() is QMessageBox.Icon.Warning
     assert "corrupt package" in box.text()
     await ui.aclose()
+
+
+async def test_every_editor_found_gets_the_extension_and_one_message(tmp_path: Path) -> None:
+    installed: list[str] = []
+
+    async def install(editor: Editor, vsix: Path) -> InstallResult:
+        installed.append(editor.command)
+        ok = editor.command == "code"
+        return InstallResult(ok, f"Install extension in {editor.name}", "done" if ok else "no")
+
+    editors = [Editor("code", tmp_path / "code"), Editor("codium", tmp_path / "codium")]
+    installer = ExtensionInstaller(
+        find=lambda: editors, vsix=lambda: tmp_path / "x.vsix", install=install
+    )
+    result = await installer.run()
+    assert installed == ["code", "codium"]
+    assert not result.ok
+    assert result.title == "Install VS Code extension"
+    assert result.message.splitlines() == ["Visual Studio Code: done", "VSCodium: no"]

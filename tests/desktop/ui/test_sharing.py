@@ -60,7 +60,8 @@ class FakeEditor:
         await self.writer.drain()
 
     async def close(self) -> None:
-        self.writer.close()
+        if not self.writer.is_closing():
+            self.writer.close()
         await self.writer.wait_closed()
 
 
@@ -77,6 +78,22 @@ class Rig:
     def line(self) -> str:
         assert self.ui.panel.sharing_line is not None
         return self.ui.panel.sharing_line.full_text
+
+    async def report_gone(self) -> None:
+        """Wait until no editor window is left (after the fake editor hung up)."""
+        merged = self.editors.me.merger.changed
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def seen(current: object) -> None:
+            if current is None and not done.done():
+                done.set_result(None)
+
+        merged.connect(seen)
+        try:
+            if self.editors.me.current is not None:
+                await asyncio.wait_for(done, 5)
+        finally:
+            merged.disconnect(seen)
 
     async def report(self, **changes: Any) -> None:
         """Send an activity and wait until what friends see has been recomputed."""
@@ -234,3 +251,20 @@ async def test_settings_preview_follows_my_activity_while_open(
     await rig.report(file="lib.rs", language="python")
     assert rig.line == "Friends see: Coding · Python · a private project"
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_a_rule_for_the_project_open_now_is_one_click(rig: Rig) -> None:
+    await rig.report()
+    dialog = SettingsDialog(rig.store, presence=rig.editors.me)
+    rule = dialog.privacy.add_rule()
+    assert rule.use_current.isVisibleTo(rule)
+    rule.use_current.click()
+    # The remote as rules match it: no scheme, user, password or .git.
+    assert (rule.remote.text(), rule.folder.text()) == ("github.com/acme/api", "")
+    assert rule.confirm()
+    assert dialog.privacy.preview_line.text() == "Friends see: Coding · Python · api"
+    await rig.editor.close()
+    await rig.report_gone()
+    assert dialog.privacy.preview_line.text() == "Friends see: Online"
+    assert "No editor is reporting" in dialog.privacy.preview_why.text()
+    dialog.deleteLater()
