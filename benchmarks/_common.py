@@ -65,23 +65,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
-def context_switches(pid: int) -> tuple[int, int]:
-    """(voluntary, involuntary) context switches summed over all threads.
-
-    A voluntary switch is the process going to sleep, so each wake-up from
-    a timer or a socket counts once.
-    """
-    voluntary = involuntary = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            fields = _status_task(pid, tid)
-        except FileNotFoundError:
-            continue
-        voluntary += int(fields["voluntary_ctxt_switches"])
-        involuntary += int(fields["nonvoluntary_ctxt_switches"])
-    return voluntary, involuntary
-
-
 def _status_task(pid: int, tid: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as fh:
@@ -89,6 +72,57 @@ def _status_task(pid: int, tid: str) -> dict[str, str]:
             key, _, value = line.partition(":")
             fields[key] = value.strip()
     return fields
+
+
+def thread_stats(pid: int) -> dict[int, tuple[int, int, int]]:
+    """Per thread: (CPU ns, voluntary, involuntary context switches).
+
+    Per thread, because threads come and go (Qt's pool threads retire after
+    30 s idle) and a thread's counters vanish with it: a window's figure is
+    the sum of per-thread differences (``thread_deltas``).
+    A voluntary switch is the thread going to sleep, so each wake-up from a
+    timer or a socket counts once.
+    """
+    stats: dict[int, tuple[int, int, int]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
+                cpu_ns = int(fh.read().split()[0])
+            fields = _status_task(pid, tid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        stats[int(tid)] = (
+            cpu_ns,
+            int(fields["voluntary_ctxt_switches"]),
+            int(fields["nonvoluntary_ctxt_switches"]),
+        )
+    return stats
+
+
+def thread_deltas(
+    before: dict[int, tuple[int, int, int]], after: dict[int, tuple[int, int, int]]
+) -> dict[str, float]:
+    """CPU seconds and switches in a window; threads born inside it count from zero.
+
+    Threads that ended inside the window are lost (reported as ``threads_ended``).
+    """
+    cpu = vol = invol = 0
+    for tid, (c, v, i) in after.items():
+        c0, v0, i0 = before.get(tid, (0, 0, 0))
+        cpu, vol, invol = cpu + c - c0, vol + v - v0, invol + i - i0
+    return {
+        "cpu_s": cpu / 1e9,
+        "voluntary": vol,
+        "involuntary": invol,
+        "threads_started": len(set(after) - set(before)),
+        "threads_ended": len(set(before) - set(after)),
+    }
+
+
+def context_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the live threads."""
+    stats = thread_stats(pid).values()
+    return sum(s[1] for s in stats), sum(s[2] for s in stats)
 
 
 def thread_count(pid: int) -> int:

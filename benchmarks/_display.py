@@ -3,9 +3,10 @@
 "Icon shown" is read from the X server, the same way for the bare baseline
 and for the real app, without changing either: a window owned by the
 process (``_NET_WM_PID``, which Qt sets on its windows) has been reparented
-out of the root window into the tray host, and is viewable. Polling is a
-walk of the (small) window tree through libX11 every few milliseconds, far
-cheaper than starting ``xwininfo``.
+out of the root window into the tray host, is viewable, and has been painted
+(its pixels hold more than the tray's flat background). Polling is a walk of
+the (small) window tree through libX11 every few milliseconds, far cheaper
+than starting ``xwininfo`` or ``import``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,30 @@ class _XWindowAttributes(ctypes.Structure):
     ]
 
 
+class _XImage(ctypes.Structure):
+    """The leading fields of Xlib's XImage (enough to read a ZPixmap)."""
+
+    _fields_ = [
+        ("width", ctypes.c_int),
+        ("height", ctypes.c_int),
+        ("xoffset", ctypes.c_int),
+        ("format", ctypes.c_int),
+        ("data", ctypes.c_void_p),
+        ("byte_order", ctypes.c_int),
+        ("bitmap_unit", ctypes.c_int),
+        ("bitmap_bit_order", ctypes.c_int),
+        ("bitmap_pad", ctypes.c_int),
+        ("depth", ctypes.c_int),
+        ("bytes_per_line", ctypes.c_int),
+        ("bits_per_pixel", ctypes.c_int),
+    ]
+
+
+Z_PIXMAP = 2
+ALL_PLANES = 0xFFFFFFFF
+MIN_COLOURS = 3
+"""A painted icon has its art plus antialiasing; an unpainted one is one flat colour."""
+
 _ERROR_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 _ignore_errors = _ERROR_HANDLER(lambda _d, _e: 0)
 """Windows vanish between two requests; Xlib's default handler would exit the process."""
@@ -96,6 +121,17 @@ class XProbe:
             ctypes.c_void_p,
             ctypes.c_ulong,
             ctypes.POINTER(_XWindowAttributes),
+        ]
+        x.XGetImage.restype = ctypes.POINTER(_XImage)
+        x.XGetImage.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_ulong,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_ulong,
+            ctypes.c_int,
         ]
         x.XFree.argtypes = [ctypes.c_void_p]
         x.XCloseDisplay.argtypes = [ctypes.c_void_p]
@@ -154,20 +190,43 @@ class XProbe:
         finally:
             self.x.XFree(data)
 
-    def _viewable(self, window: int) -> bool:
+    def _painted(self, window: int) -> bool:
+        """Viewable, and its pixels show more than one flat colour."""
         attrs = _XWindowAttributes()
         if not self.x.XGetWindowAttributes(self.dpy, window, ctypes.byref(attrs)):
             return False
-        return attrs.map_state == IS_VIEWABLE
+        if attrs.map_state != IS_VIEWABLE or attrs.width < 2 or attrs.height < 2:
+            return False
+        image = self.x.XGetImage(
+            self.dpy, window, 0, 0, attrs.width, attrs.height, ALL_PLANES, Z_PIXMAP
+        )
+        if not image:
+            return False
+        try:
+            img = image.contents
+            if img.bits_per_pixel != 32 or not img.data:
+                return True  # cannot judge the pixels; viewable is the best we know
+            raw = ctypes.string_at(img.data, img.bytes_per_line * img.height)
+            colours: set[bytes] = set()
+            for row in range(img.height):
+                line = raw[row * img.bytes_per_line : row * img.bytes_per_line + img.width * 4]
+                colours.update(line[i : i + 3] for i in range(0, len(line), 4))
+                if len(colours) >= MIN_COLOURS:
+                    return True
+            return False
+        finally:
+            if img.data:
+                self.x.XFree(img.data)
+            self.x.XFree(image)
 
     def docked_icon(self, pid: int) -> bool:
-        """A viewable window of ``pid`` sits inside another client's window (the tray)."""
+        """A painted window of ``pid`` sits inside another client's window (the tray)."""
         stack = [(self.root, 0)]
         while stack:
             window, depth = stack.pop()
             _parent, children = self._children(window)
             for child in children:
-                if depth >= 1 and self._pid(child) == pid and self._viewable(child):
+                if depth >= 1 and self._pid(child) == pid and self._painted(child):
                     return True
                 stack.append((child, depth + 1))
         return False
@@ -214,9 +273,9 @@ def wait_docked(probe: XProbe, proc: subprocess.Popen[bytes], t0: float, timeout
         if probe.docked_icon(proc.pid):
             return time.perf_counter() - t0
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before its icon showed")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before its icon showed")
         time.sleep(0.003)
-    raise TimeoutError(f"no tray icon from {proc.args} within {timeout} s")
+    raise TimeoutError(f"no tray icon from {proc.args!r} within {timeout} s")
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import multiprocessing
@@ -130,12 +131,11 @@ class Worker:
                 fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self.ready[index] = fut
                 try:
-                    client = await connect(self.host, self.port, self.on_text)
+                    async with asyncio.timeout(30):
+                        client = await connect(self.host, self.port, self.on_text)
                     client.user = index
                     token = token_for(index)
-                    client.send_text(
-                        b'{"type":"auth","id":1,"session":"' + token.encode() + b'"}'
-                    )
+                    client.send_text(b'{"type":"auth","id":1,"session":"' + token.encode() + b'"}')
                     await asyncio.wait(
                         [fut, client.closed], timeout=60, return_when=asyncio.FIRST_COMPLETED
                     )
@@ -281,10 +281,8 @@ class Workers:
         return self._all("publish", specs, timeout)
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError, OSError, EOFError):
             self._all("stop", [None] * len(self.pipes), 20.0)
-        except (TimeoutError, OSError, EOFError):
-            pass
         for proc in self.procs:
             proc.join(5)
             if proc.is_alive():

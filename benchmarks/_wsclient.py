@@ -147,12 +147,11 @@ class WsClient(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(
-    host: str, port: int, on_text: Callable[[WsClient, bytes], None], timeout: float = 30.0
-) -> WsClient:
+async def connect(host: str, port: int, on_text: Callable[[WsClient, bytes], None]) -> WsClient:
+    """Open and upgrade one connection (callers bound the time with ``asyncio.timeout``)."""
     loop = asyncio.get_running_loop()
-    _transport, client = await asyncio.wait_for(
-        loop.create_connection(lambda: WsClient(host, port, on_text), host, port), timeout
+    _transport, client = await loop.create_connection(
+        lambda: WsClient(host, port, on_text), host, port
     )
-    await asyncio.wait_for(client.open, timeout)
+    await client.open
     return client

@@ -1,4 +1,4 @@
-"""Desktop cold start: process start to tray icon shown, and RSS after start, against a bare tray app.
+"""Desktop cold start (to tray icon shown) and RSS after start, against a bare tray app.
 
     uv run python -m benchmarks.desktop_start [--runs 5]
 

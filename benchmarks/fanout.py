@@ -1,4 +1,4 @@
-"""Presence fan-out: throughput against a bare ``websockets.broadcast`` ceiling, and latency vs load.
+"""Presence fan-out: throughput against a ``websockets.broadcast`` ceiling; latency vs load.
 
     uv run python -m benchmarks.fanout [--users 2000] [--friends 50] [--profile]
 
