@@ -273,7 +273,7 @@ def wait_docked(probe: XProbe, proc: subprocess.Popen[bytes], t0: float, timeout
         if probe.docked_icon(proc.pid):
             return time.perf_counter() - t0
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before its icon showed")
+            raise RuntimeError(f"{proc.args!r} exited ({proc.returncode}) before its icon showed")
         time.sleep(0.003)
     raise TimeoutError(f"no tray icon from {proc.args!r} within {timeout} s")
 
