@@ -45,8 +45,8 @@ class Counters:
         return self.payload + IP_TCP_HEADER_BYTES * (self.segs_out + self.segs_in)
 
 
-def server_side(port: int) -> list[Counters]:
-    """Counters of every established connection whose local port is ``port``."""
+def server_side(port: int) -> dict[int, Counters]:
+    """Counters of every established connection on local port ``port``, by peer port."""
     out = subprocess.run(
         ["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
         capture_output=True,
@@ -54,16 +54,21 @@ def server_side(port: int) -> list[Counters]:
         check=True,
         timeout=10,
     ).stdout
-    found = []
-    for block in out.split("\n"):
-        fields = dict(_FIELD.findall(block))
-        if "segs_out" in fields:
-            found.append(
-                Counters(
-                    int(fields.get("bytes_acked", 0)),
-                    int(fields.get("bytes_received", 0)),
-                    int(fields["segs_out"]),
-                    int(fields["segs_in"]),
-                )
+    found: dict[int, Counters] = {}
+    peer: int | None = None
+    for line in out.split("\n"):
+        fields = dict(_FIELD.findall(line))
+        if "segs_out" in fields and peer is not None:
+            found[peer] = Counters(
+                int(fields.get("bytes_acked", 0)),
+                int(fields.get("bytes_received", 0)),
+                int(fields["segs_out"]),
+                int(fields["segs_in"]),
             )
+            peer = None
+        elif line.strip():
+            # Recv-Q Send-Q Local:Port Peer:Port
+            columns = line.split()
+            if len(columns) >= 4 and ":" in columns[3]:
+                peer = int(columns[3].rsplit(":", 1)[1])
     return found

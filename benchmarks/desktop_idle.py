@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise RuntimeError(f"expected the app's one connection, found {len(sockets)}")
                 time.sleep(SETTLE_S)
                 before = {name: _sample(p.pid) for name, p in procs.items()}
-                sock_before = server_side(server.port)[0]
+                sock_before = next(iter(server_side(server.port).values()))
                 time.sleep(args.seconds)
                 after = {name: _sample(p.pid) for name, p in procs.items()}
                 sock_after = server_side(server.port)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(sock_after) != 1:
         raise RuntimeError("the app's connection did not stay up for the whole minute")
     rates = {name: _rates(before[name], after[name]) for name in before}
-    moved: Counters = sock_after[0] - sock_before
+    moved: Counters = next(iter(sock_after.values())) - sock_before
     minutes = rates["app"]["minutes"]
     data.update(
         rates=rates,
