@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from presence_protocol import PresenceUpdate, SeenStatus, encode
+from presence_protocol import Activity, PresenceUpdate, SeenStatus, encode
 
 from ._common import BenchServer, Figure, write_results
 from ._deltas import TYPICAL_USER_ID, typical_delta, typical_set_presence
