@@ -138,6 +138,9 @@ def decode_line(line: bytes) -> ClientLine:
             kind = _envelope.decode(line).type
         except msgspec.ValidationError:
             raise LineError(ErrorCode.BAD_LINE, "a line must be one JSON object") from None
+        except (msgspec.DecodeError, RecursionError, ValueError):
+            # Skipping a deeply nested unknown field recurses too (issue 7 fuzz).
+            raise LineError(ErrorCode.BAD_LINE, "not JSON: nested too deeply") from None
         if kind is None:
             raise LineError(ErrorCode.INVALID, "missing 'type' field") from None
         if kind not in _KNOWN:
