@@ -10,8 +10,10 @@ one of the files that scan reads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,28 @@ def debug_logging() -> Iterator[None]:
     yield
     for logger, level in zip([root, *quiet], old, strict=True):
         logger.setLevel(level)
+
+
+QT_TESTS = ("test_fuzz_bridge.py",)
+"""Modules whose tests run on the qasync loop (the bridge is a QLocalServer)."""
+
+
+def _qasync_loop() -> asyncio.AbstractEventLoop:
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
+    return loop
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if item.path.name in QT_TESTS:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        return {"qasync": _qasync_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture
