@@ -19,6 +19,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from presence_protocol import limits
+
 from . import github, logs
 from .config import (
     DAY,
@@ -27,6 +29,7 @@ from .config import (
     ConfigError,
     RetentionPolicy,
     ServerConfig,
+    ServerLimits,
     validate,
 )
 from .database import (
@@ -214,6 +217,14 @@ def _production_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str
         f"{defaults.max_connections_per_user})",
     )
     edge.add_argument(
+        "--commands-per-minute",
+        type=int,
+        metavar="N",
+        default=_env_number(env, "PRESENCE_COMMANDS_PER_MINUTE", limits.COMMANDS_PER_MINUTE, int),
+        help="commands one connection may send per rolling minute (announced in hello) "
+        f"($PRESENCE_COMMANDS_PER_MINUTE; default {limits.COMMANDS_PER_MINUTE})",
+    )
+    edge.add_argument(
         "--drain-seconds",
         type=float,
         metavar="SECONDS",
@@ -383,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         database_url=database_url,
         dev_login=args.dev_login,
         retention=_retention(args),
+        limits=ServerLimits(commands_per_minute=args.commands_per_minute),
         **_production(args),
     )
     try:

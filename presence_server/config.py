@@ -137,6 +137,8 @@ def validate(config: ServerConfig) -> None:
     if not 0 <= config.port <= 65535:
         raise ConfigError(f"port {config.port} is out of range 0-65535")
     _validate_production(config)
+    if config.limits.commands_per_minute < 1:
+        raise ConfigError("--commands-per-minute must be at least 1")
     keep = config.retention
     if min(keep.delivered_messages, keep.undelivered_messages, keep.idle_sessions) < 1:
         raise ConfigError("retention periods must be at least one second")
