@@ -19,6 +19,8 @@ import platformdirs
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError as AlembicCommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
@@ -146,7 +148,28 @@ def _upgrade(connection: Connection) -> None:
         # Held until this transaction commits: a second instance starting at
         # the same moment waits here, then finds nothing left to do.
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-    command.upgrade(_alembic_config(connection), "head")
+    config = _alembic_config(connection)
+    current = _current(connection)
+    if current is not None and not _known(config, current):
+        # A newer version of the server migrated this database (a rolling
+        # deploy, or a rollback of the code). Migrations only ever add, so
+        # this version still runs on it; refusing to start would turn a
+        # rollback into an outage.
+        log.warning(
+            "the database schema is at revision %s, newer than this version of the server "
+            "knows; running without migrating",
+            current,
+            extra={"event": "schema_newer", "revision": current},
+        )
+        return
+    command.upgrade(config, "head")
+
+
+def _known(config: Config, revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except AlembicCommandError:
+        return False
 
 
 async def migrate(engine: AsyncEngine) -> None:
