@@ -220,6 +220,8 @@ class Connection:
         if event.revoke_all or (self.session_id is not None and self.session_id in event.revoke):
             self.close(CloseCode.SESSION_REVOKED, "this session was signed out")
             return
+        if event.friend is not None and self.user is not None:
+            self.hub.forget_friends(self.user.id)
         if event.frame is None:
             return
         if event.seq is not None:

@@ -65,6 +65,12 @@ class Hub:
         self._resync: asyncio.Task[None] | None = None
         self._gone_at_stop: dict[int, Change] = {}
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._friend_ids: dict[int, list[int]] = {}
+        """Friends of users whose presence may change here, so a presence change
+        costs no database read. Dropped when a relation of the user changes
+        (``forget_friends``, called on every relation event delivered here, from
+        any instance) and when the user goes offline."""
+        self._friends_epoch = 0
         self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         """Authenticated connections of this instance (the retention sweep keeps
         their sessions alive; a drain closes them; a re-sync refreshes them)."""
@@ -135,7 +141,15 @@ class Hub:
         if change.after.offline:
             last_seen = self.now()
             await self.store.set_last_seen([user_id], last_seen)
-        friends = await self.store.friend_ids(user_id)
+        friends = self._friend_ids.get(user_id)
+        if friends is None:
+            epoch = self._friends_epoch
+            friends = await self.store.friend_ids(user_id)
+            # A relation event during the read may mean the read is stale: use it once.
+            if not change.after.offline and epoch == self._friends_epoch:
+                self._friend_ids[user_id] = friends
+        if change.after.offline:
+            self._friend_ids.pop(user_id, None)
         if friends:
             frame = encode(presence.update(user_id, change.after, last_seen))
             await self.fanout.publish(
@@ -173,6 +187,7 @@ class Hub:
         """Apply a relation change and publish one ``relation`` frame per side."""
         async with self.locked(me, other):
             outcome = await operation()
+            self.forget_friends(me, other)
             befriended = [n.about.id for n in outcome.notices if n.relation is Relation.FRIEND]
             seen = await self.registry.seen(befriended) if befriended else {}
             for notice in outcome.notices:
@@ -193,6 +208,12 @@ class Hub:
                 )
                 await self.fanout.publish([notice.to], event)
             return outcome
+
+    def forget_friends(self, *user_ids: int) -> None:
+        """The friends of these users may have changed: read them again next time."""
+        self._friends_epoch += 1
+        for uid in user_ids:
+            self._friend_ids.pop(uid, None)
 
     async def check_friend_request_rate(self, user_id: int) -> None:
         """Friend requests per rolling hour per user, across all their devices.
