@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 WIRE_LOG = logging.getLogger("presence_server.wire")
 WIRE_LOG.setLevel(logging.INFO)
 
+KEEPALIVE_SECONDS = 30.0
+"""Ping interval: a client that vanished without closing (a laptop put to
+sleep) shows as offline within 50 s (this plus the 20 s pong timeout), and
+an idle connection stays under 1 KB a minute on the wire together with the
+client's own pings (docs/performance.md)."""
+
 READY_TIMEOUT_SECONDS = 3.0
 
 
@@ -107,8 +113,13 @@ class RunningServer:
             await asyncio.wait(finished, timeout=self.config.drain_seconds)
             for waiter in finished:
                 waiter.cancel()
-        # Whatever is left (logins in progress, connections that did not flush in time).
-        self._ws_server.close(code=CloseCode.SERVER_RESTART, reason="server restarting")
+        # Whatever is left: logins in progress, connections that did not flush in time.
+        rest = [
+            ws.close(CloseCode.SERVER_RESTART, "server restarting")
+            for ws in self._ws_server.connections
+        ]
+        if rest:
+            await asyncio.gather(*rest, return_exceptions=True)
         await self._ws_server.wait_closed()
         await hub.close()
         if self.link is not None:
@@ -206,6 +217,7 @@ async def start_server(
             process_request=edge.process_request,
             compression=None,
             max_size=limits.MAX_FRAME_BYTES,
+            ping_interval=KEEPALIVE_SECONDS,
             server_header=config.server_name,
             logger=WIRE_LOG,
         )

@@ -94,6 +94,12 @@ MAX_INCOMING_FRAME = limits.MAX_SERVER_FRAME_BYTES
 HANDSHAKE_TIMEOUT = 15.0
 """Seconds for hello, login reply and snapshot after the socket opened."""
 
+KEEPALIVE_SECONDS = 30.0
+"""Ping interval: a dead server or a dropped NAT mapping is noticed within
+50 s (this plus the 20 s pong timeout), traffic every 30 s keeps proxies
+with a 60 s idle timeout open, and an idle connection stays under 1 KB a
+minute on the wire together with the server's own pings (docs/performance.md)."""
+
 SIGN_OUT_TIMEOUT = 5.0
 
 AUTO_RETRY_LIMIT = 60.0
@@ -447,6 +453,7 @@ class PresenceClient:
                 max_size=MAX_INCOMING_FRAME,
                 open_timeout=self._open_timeout,
                 close_timeout=2.0,
+                ping_interval=KEEPALIVE_SECONDS,
                 proxy=None if _is_loopback_url(self.url) else True,
                 user_agent_header=f"presence-desktop/{__version__}",
                 logger=WIRE_LOG,
