@@ -177,7 +177,7 @@ class RedisLink:
                 await self.client.ping()
                 self.generation += 1
                 epoch = f"{self.instance}.{self.generation}"
-                await self._beat(epoch)
+                await self._beat(epoch, create=True)
                 await self.client.sadd(self.epochs_key, epoch)
         except REDIS_ERRORS as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -192,6 +192,13 @@ class RedisLink:
         for callback in self._on_up:
             try:
                 await callback()
+                # Re-registering a large instance takes a while: keep the
+                # new epoch alive meanwhile, or others would sweep it.
+                async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                    alive = await self._beat(epoch)
+                if not alive:
+                    self.mark_down("heartbeat expired while re-registering")
+                    return False
             except REDIS_ERRORS as exc:
                 self.mark_down(exc)
                 return False
@@ -208,8 +215,12 @@ class RedisLink:
         self.recovered.set()
         return True
 
-    async def _beat(self, epoch: str) -> None:
-        await self.client.set(self.heartbeat_key(epoch), b"1", px=max(int(self.ttl * 1000), 1))
+    async def _beat(self, epoch: str, create: bool = False) -> bool:
+        """Refresh the heartbeat; False if it had expired (the epoch may be swept)."""
+        done = await self.client.set(
+            self.heartbeat_key(epoch), b"1", px=max(int(self.ttl * 1000), 1), xx=not create
+        )
+        return bool(done)
 
     async def _supervise(self) -> None:
         delay = RETRY_MIN_SECONDS
@@ -231,9 +242,15 @@ class RedisLink:
                     continue
                 try:
                     async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                        await self._beat(self.epoch)
+                        alive = await self._beat(self.epoch)
                 except REDIS_ERRORS as exc:
                     self.mark_down(exc)
+                    continue
+                if not alive:
+                    # This process stalled for longer than the TTL: other
+                    # instances may have swept its devices. Start a new epoch
+                    # and re-register everything, as after an outage.
+                    self.mark_down(f"heartbeat of epoch {self.epoch} expired (stalled > TTL?)")
             else:
                 if await self._connect():
                     continue
