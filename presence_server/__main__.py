@@ -287,8 +287,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--database",
         metavar="URL",
         default=env.get("PRESENCE_DATABASE") or "",
-        help="SQLAlchemy async URL, e.g. sqlite+aiosqlite:///path.sqlite3 ($PRESENCE_DATABASE; "
-        "default: a SQLite file in the user data directory)",
+        help="postgresql://user:password@host/dbname (or postgres://) or "
+        "sqlite:///path.sqlite3 ($PRESENCE_DATABASE; default: a SQLite file in the user "
+        "data directory)",
     )
     parser.add_argument(
         "--dev-login",
