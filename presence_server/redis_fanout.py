@@ -110,7 +110,8 @@ class RedisFanout:
         self._local: dict[int, set[Subscriber]] = {}
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
-        self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._confirmations: dict[bytes, collections.deque[asyncio.Future[None]]] = {}
+        """Per channel, one future per SUBSCRIBE sent and not yet confirmed (in order)."""
         self._backlog: collections.deque[tuple[tuple[int, ...], Event]] = collections.deque(
             maxlen=BACKLOG_EVENTS
         )
@@ -131,8 +132,20 @@ class RedisFanout:
         subs = self._local.setdefault(user_id, set())
         first = not subs
         subs.add(subscriber)
-        if first and self.link.up and self._pubsub is not None:
+        if not self.link.up or self._pubsub is None:
+            return
+        if first:
             await self._subscribe([user_id])
+            return
+        # Another device of this user subscribed a moment ago: wait for the
+        # same confirmation, so this one too reads state only afterwards.
+        pending = self._confirmations.get(self.channel(user_id))
+        if pending:
+            try:
+                async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                    await asyncio.shield(pending[-1])
+            except TimeoutError as exc:
+                self.link.mark_down(exc)
 
     async def unsubscribe(self, user_id: int, subscriber: Subscriber) -> None:
         subs = self._local.get(user_id)
@@ -157,23 +170,14 @@ class RedisFanout:
         channels = [self.channel(uid) for uid in user_ids]
         for channel in channels:
             future: asyncio.Future[None] = loop.create_future()
-            self._confirmations.setdefault(channel, []).append(future)
+            self._confirmations.setdefault(channel, collections.deque()).append(future)
             waits.append(future)
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
                 await pubsub.subscribe(*channels)
-                await asyncio.gather(*waits)
+                await asyncio.gather(*(asyncio.shield(w) for w in waits))
         except REDIS_ERRORS as exc:
-            self.link.mark_down(exc)
-        finally:
-            for channel, future in zip(channels, waits, strict=True):
-                pending = self._confirmations.get(channel)
-                if pending is not None and future in pending:
-                    pending.remove(future)
-                    if not pending:
-                        del self._confirmations[channel]
-                if not future.done():
-                    future.cancel()
+            self.link.mark_down(exc)  # clears every pending confirmation
 
     # ------------------------------------------------------------ publishing
 
@@ -234,10 +238,7 @@ class RedisFanout:
                     continue
                 kind = message.get("type")
                 if kind == b"subscribe" or kind == "subscribe":
-                    channel = message["channel"]
-                    for future in self._confirmations.pop(channel, []):
-                        if not future.done():
-                            future.set_result(None)
+                    self._confirmed(message["channel"])
                     continue
                 if kind not in (b"message", "message"):
                     continue
@@ -249,6 +250,16 @@ class RedisFanout:
         except Exception:
             log.exception("redis listener failed")
             self.link.mark_down("listener failed")
+
+    def _confirmed(self, channel: bytes) -> None:
+        pending = self._confirmations.get(channel)
+        if not pending:
+            return
+        future = pending.popleft()
+        if not pending:
+            del self._confirmations[channel]
+        if not future.done():
+            future.set_result(None)
 
     def _received(self, channel: bytes, payload: bytes) -> None:
         try:
@@ -276,10 +287,12 @@ class RedisFanout:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             asyncio.get_running_loop().create_task(self._discard(pubsub))
+        # Release whoever waits for a confirmation: with Redis gone there is
+        # nothing to wait for, and the re-sync after it returns repairs the rest.
         for futures in self._confirmations.values():
             for future in futures:
                 if not future.done():
-                    future.cancel()
+                    future.set_result(None)
         self._confirmations.clear()
 
     @staticmethod
