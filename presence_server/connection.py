@@ -31,6 +31,7 @@ from presence_protocol import (
     RequestId,
     ServerMessage,
     SetPresence,
+    Snapshot,
     Status,
     decode_client,
     encode,
@@ -423,6 +424,8 @@ class Connection:
         if self.closing or self.user is None or not self.ready:
             return  # still logging in: its own snapshot and replay are on their way
         self.ready = False
+        frame: Snapshot | None = None
+        versions: dict[int, int] = {}
         try:
             frame, versions = await handlers.snapshot(self.hub, self.user.id, self.device.status)
             if frame is not None:

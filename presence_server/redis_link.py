@@ -46,6 +46,8 @@ DEFAULT_PREFIX = "presence:"
 RETRY_MIN_SECONDS = 0.5
 RETRY_MAX_SECONDS = 2.0
 COMMAND_TIMEOUT_SECONDS = 3.0
+POOL_CONNECTIONS = 100
+"""Redis connections per instance (besides the pub/sub one); more commands wait."""
 
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """What a Redis call raises when Redis is unreachable or answers too slowly."""
@@ -74,12 +76,20 @@ class RedisLink:
         self.prefix = prefix
         self.instance = instance or new_instance_id()
         self.metrics = metrics or NullMetrics()
-        self.client: Any = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
-            socket_timeout=COMMAND_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=False,
+        # A burst of presence changes needs more commands in flight than the
+        # pool has connections: they wait for one (up to the command timeout)
+        # instead of failing with "too many connections", which would take
+        # this instance off Redis under load.
+        self.client: Any = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=POOL_CONNECTIONS,
+                timeout=COMMAND_TIMEOUT_SECONDS,
+                socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
+                socket_timeout=COMMAND_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 0),
+                decode_responses=False,
+            )
         )
         self.up = False
         self.generation = 0
