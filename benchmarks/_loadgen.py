@@ -28,13 +28,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._common import raise_nofile
-from ._seed import token_for
+from ._seed import FIRST_ID, token_for
 from ._wsclient import WsClient, connect
 
 PRESENCE_PREFIX = b'{"type":"presence"'
 OK_PREFIX = b'{"type":"ok"'
 PROJECT_KEY = b'"project":"'
 STAMP = b"STAMP"
+USER_ID_KEY = b'"user_id":'
 
 
 @dataclasses.dataclass
@@ -63,16 +64,20 @@ class PublishResult:
     deliveries_total: int = 0
     latencies_ns: bytes = b""
     """``array('q')`` bytes: receive minus send time of deltas sent within the window."""
+    cross_latencies_ns: bytes = b""
+    """The same for deltas whose subject is connected to another server instance."""
     closed_connections: int = 0
 
 
 class Worker:
     """The worker side: runs in its own process."""
 
-    def __init__(self, url: str, indexes: Sequence[int], ready_type: bytes) -> None:
-        parts = urlsplit(url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
+    def __init__(self, urls: Sequence[str], indexes: Sequence[int], ready_type: bytes) -> None:
+        self.servers: list[tuple[str, int]] = []
+        """User ``i`` connects to ``servers[i % len(servers)]``."""
+        for url in urls:
+            parts = urlsplit(url)
+            self.servers.append((parts.hostname or "127.0.0.1", parts.port or 80))
         self.indexes = list(indexes)
         self.ready_type = ready_type
         self.clients: list[WsClient] = []
@@ -80,6 +85,7 @@ class Worker:
         self.phase: PublishSpec | None = None
         self.result = PublishResult()
         self.latencies = array.array("q")
+        self.cross_latencies = array.array("q")
         self.last_delivery = 0
         self.on_ok: Any = None
 
@@ -87,7 +93,7 @@ class Worker:
 
     def on_text(self, client: WsClient, payload: bytes) -> None:
         if payload.startswith(PRESENCE_PREFIX):
-            self._delivery(payload)
+            self._delivery(client, payload)
         elif payload.startswith(OK_PREFIX):
             if self.on_ok is not None:
                 self.on_ok(client)
@@ -96,7 +102,7 @@ class Worker:
             if fut is not None and not fut.done():
                 fut.set_result(None)
 
-    def _delivery(self, payload: bytes) -> None:
+    def _delivery(self, receiver: WsClient, payload: bytes) -> None:
         phase = self.phase
         if phase is None:
             return
@@ -116,7 +122,18 @@ class Worker:
         except ValueError:
             return
         if phase.measure_from_ns <= stamp <= phase.measure_to_ns:
-            self.latencies.append(now - stamp)
+            if len(self.servers) > 1 and self._cross(receiver, payload):
+                self.cross_latencies.append(now - stamp)
+            else:
+                self.latencies.append(now - stamp)
+
+    def _cross(self, receiver: WsClient, payload: bytes) -> bool:
+        """The delta's subject is connected to another instance than its receiver."""
+        i = payload.find(USER_ID_KEY) + len(USER_ID_KEY)
+        j = payload.find(b",", i)
+        sender = int(payload[i:j]) - FIRST_ID
+        n = len(self.servers)
+        return sender % n != receiver.user % n
 
     # ------------------------------------------------------------ phases
 
@@ -132,7 +149,8 @@ class Worker:
                 self.ready[index] = fut
                 try:
                     async with asyncio.timeout(30):
-                        client = await connect(self.host, self.port, self.on_text)
+                        host, port = self.servers[index % len(self.servers)]
+                        client = await connect(host, port, self.on_text)
                     client.user = index
                     token = token_for(index)
                     client.send_text(b'{"type":"auth","id":1,"session":"' + token.encode() + b'"}')
@@ -159,6 +177,7 @@ class Worker:
         self.phase = spec
         self.result = res = PublishResult()
         self.latencies = array.array("q")
+        self.cross_latencies = array.array("q")
         clients = [c for c in self.clients if not c.closed.done()]
         res.closed_connections = len(self.clients) - len(clients)
         head, _, tail = spec.template.partition(STAMP)
@@ -200,6 +219,7 @@ class Worker:
         self.on_ok = None
         self.phase = None
         res.latencies_ns = self.latencies.tobytes()
+        res.cross_latencies_ns = self.cross_latencies.tobytes()
         res.closed_connections = sum(1 for c in self.clients if c.closed.done())
         return res
 
@@ -211,14 +231,14 @@ class Worker:
 
 def _worker_main(
     conn: multiprocessing.connection.Connection,
-    url: str,
+    urls: Sequence[str],
     indexes: Sequence[int],
     ready_type: bytes,
 ) -> None:
     raise_nofile()
 
     async def main() -> None:
-        worker = Worker(url, indexes, ready_type)
+        worker = Worker(urls, indexes, ready_type)
         loop = asyncio.get_running_loop()
         while True:
             command, arg = await loop.run_in_executor(None, conn.recv)
@@ -238,8 +258,15 @@ class Workers:
     """The parent side: start, command and stop a set of worker processes."""
 
     def __init__(
-        self, url: str, users: int, processes: int, *, ready_type: bytes = b'{"type":"snapshot"'
+        self,
+        url: str | Sequence[str],
+        users: int,
+        processes: int,
+        *,
+        ready_type: bytes = b'{"type":"snapshot"',
     ) -> None:
+        """``url``: one server, or several (user ``i`` goes to ``url[i % len(url)]``)."""
+        urls = [url] if isinstance(url, str) else list(url)
         ctx = multiprocessing.get_context("spawn")
         self.pipes: list[multiprocessing.connection.Connection] = []
         self.procs: list[Any] = []
@@ -248,7 +275,7 @@ class Workers:
             indexes = list(range(p, users, processes))
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_worker_main, args=(child, url, indexes, ready_type), daemon=True
+                target=_worker_main, args=(child, urls, indexes, ready_type), daemon=True
             )
             proc.start()
             self.pipes.append(parent)

@@ -34,6 +34,9 @@ async def serve(args: argparse.Namespace) -> None:
         database_url=args.database,
         dev_login=True,
         limits=RELAXED if args.relaxed_limits else ServerLimits(),
+        redis_url=args.redis,
+        presence_ttl=args.presence_ttl,
+        instance_id=args.instance_id,
     )
     server = await start_server(config)
     stop = asyncio.Event()
@@ -50,6 +53,9 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--relaxed-limits", action="store_true")
+    parser.add_argument("--redis", default="", help="Redis URL: fan-out across instances")
+    parser.add_argument("--presence-ttl", type=float, default=ServerConfig().presence_ttl)
+    parser.add_argument("--instance-id", default="")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     WIRE_LOG.setLevel(logging.WARNING)  # as with --log-level WARNING
