@@ -11,8 +11,11 @@ send", and the backoff wait is an ``Event`` with a timeout so "reconnect now"
 ends it at once.
 
 Friend actions and chat messages go through an outbox: each entry keeps its
-request id until the reply arrives. Entries queue while offline, go out in
-order on every new connection, and a resend after a drop is harmless —
+request id until the reply arrives. Entries queue while offline and go out
+in order on every new connection, one at a time: the next is sent when the
+previous one is answered, so a message refused for a moment (rate limit,
+server error) and retried can never be overtaken by a later one that the
+server accepted. A resend after a drop is harmless —
 messages carry a ``client_msg_id`` the server deduplicates, and a friend action
 whose resend is answered with "already done" counts as done.
 """
@@ -680,6 +683,7 @@ class PresenceClient:
         entry = self._outbox.pop(rid, None) if isinstance(rid, int) else None
         if entry is None:
             return  # a reply to set_presence, or a duplicate reply
+        self._kick.set()  # the next command may go
         self.outbox_changed.emit(len(self._outbox))
         self.delivered.emit(entry.command)
 
@@ -702,6 +706,7 @@ class PresenceClient:
             asyncio.get_running_loop().call_later(wait, self._kick.set)
             return
         del self._outbox[entry.request_id]
+        self._kick.set()
         self.outbox_changed.emit(len(self._outbox))
         self.errors.emit(explain(entry.command, error, self.state.login_of))
 
@@ -722,13 +727,16 @@ class PresenceClient:
                 await ws.send(encode_text(msgspec.structs.replace(presence, id=next(self._ids))))
             now = time.monotonic()
             for entry in list(self._outbox.values()):
-                if entry.sent_on == conn_no or entry.not_before > now:
-                    continue
                 if entry.request_id not in self._outbox:
-                    continue  # answered while we were sending the previous one
+                    continue  # answered while we were sending
+                if entry.sent_on == conn_no or entry.not_before > now:
+                    # One command in flight, oldest first: a refused or retried
+                    # message is never overtaken by a later one (issue 7).
+                    break
                 entry.sent_on = conn_no
                 entry.attempts += 1
                 await ws.send(encode_text(entry.command))
+                break
 
     # ---------------------------------------------------------- helpers
 
