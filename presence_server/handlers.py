@@ -430,8 +430,14 @@ async def send_message(conn: Connection, message: SendMessage) -> None:
 
 
 async def ack(conn: Connection, message: Ack) -> None:
+    """Acks are outside the command limit, so one that records nothing new must
+    cost nothing: only what this connection was sent can be acknowledged, and
+    a mark already reached needs no write (an ack flood was a write per frame)."""
     me = _me(conn)
-    conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, message.seq))
+    seq = min(message.seq, conn.last_sent_seq)
+    if seq <= conn.acked_seq:
+        return
+    conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, seq))
     if conn.replay_pending and conn.acked_seq >= conn.last_sent_seq:
         await conn.replay()
 
