@@ -16,23 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.qt_loop import qasync_loop
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 _UI_DIR = Path(__file__).resolve().parent / "ui"
-
-
-def _qasync_loop() -> asyncio.AbstractEventLoop:
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])
-    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
-    return loop
 
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     if _UI_DIR in Path(str(item.path)).resolve().parents:
-        return {"qasync": _qasync_loop}
+        return {"qasync": qasync_loop}
     return {"asyncio": asyncio.new_event_loop}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from presence_server import RunningServer, ServerConfig, start_server
+from tests.qt_loop import qasync_loop
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 
@@ -54,19 +55,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _QT_TESTS = ("test_desktop_account.py",)
 
 
-def _qasync_loop() -> asyncio.AbstractEventLoop:
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])
-    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
-    return loop
-
-
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     """The settings dialog runs on the qasync loop, like in the app."""
     if Path(str(item.path)).name in _QT_TESTS:
-        return {"qasync": _qasync_loop}
+        return {"qasync": qasync_loop}
     return {"asyncio": asyncio.new_event_loop}

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from presence_server import RunningServer, ServerConfig, start_server
+from tests.qt_loop import qasync_loop
 
 from . import issued
 
@@ -82,21 +83,12 @@ QT_TESTS = ("test_fuzz_bridge.py",)
 """Modules whose tests run on the qasync loop (the bridge is a QLocalServer)."""
 
 
-def _qasync_loop() -> asyncio.AbstractEventLoop:
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])
-    loop: asyncio.AbstractEventLoop = qasync.QEventLoop(app)
-    return loop
-
-
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     if item.path.name in QT_TESTS:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        return {"qasync": _qasync_loop}
+        return {"qasync": qasync_loop}
     return {"asyncio": asyncio.new_event_loop}
 
 
