@@ -13,7 +13,6 @@ and adds a migration from the previous version to ``*_MIGRATIONS``.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import urllib.parse
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ import msgspec
 from presence_protocol import Status
 
 from .activity import ActivitySettings
+from .addresses import is_loopback_host
 from .events import Signal
 from .idle import IdleSettings
 from .jsonfile import LoadResult, Migration, load_versioned, save_atomic
@@ -128,18 +128,6 @@ class RuntimeState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """Geometry per window name (e.g. "popup", "main")."""
 
 
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def normalize_server_url(url: str) -> str:
     """Check a server address and return it in canonical ``ws(s)://`` form.
 
@@ -165,7 +153,7 @@ def normalize_server_url(url: str) -> str:
         raise SettingsError("the server address must not contain a user name or password")
     if parts.query or parts.fragment:
         raise SettingsError("the server address must not contain ?query or #fragment")
-    if scheme == "ws" and not _is_loopback(host):
+    if scheme == "ws" and not is_loopback_host(host):
         raise SettingsError(
             "use wss:// for a server on another machine; ws:// would send your session unencrypted"
         )

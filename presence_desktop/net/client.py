@@ -25,12 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import itertools
 import logging
 import secrets
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,6 +38,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
 from presence_desktop import __version__
+from presence_desktop.core.addresses import is_loopback_url
 from presence_desktop.core.api import ConnectionEvents, ConnectionInfo, Link, UserError
 from presence_desktop.core.backoff import STABLE_AFTER, backoff_delays
 from presence_desktop.core.credentials import Credentials
@@ -195,16 +194,6 @@ class _Retry(Exception):
 def new_client_msg_id() -> str:
     """Unique per sender; URL-safe base64 fits the protocol's pattern."""
     return secrets.token_urlsafe(12)
-
-
-def _is_loopback_url(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class PresenceClient:
@@ -457,7 +446,7 @@ class PresenceClient:
                 open_timeout=self._open_timeout,
                 close_timeout=2.0,
                 ping_interval=KEEPALIVE_SECONDS,
-                proxy=None if _is_loopback_url(self.url) else True,
+                proxy=None if is_loopback_url(self.url) else True,
                 user_agent_header=f"presence-desktop/{__version__}",
                 logger=WIRE_LOG,
             ) as ws:

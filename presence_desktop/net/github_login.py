@@ -12,9 +12,7 @@ never sees it.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import urllib.parse
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -34,6 +32,7 @@ from presence_protocol import (
     limits,
 )
 
+from ..core.addresses import is_loopback_url
 from .client import WIRE_LOG, LoginRefused, PresenceClient
 from .oauth import GitHubSignIn, SignInError
 
@@ -44,16 +43,6 @@ SERVER_ANSWER_TIMEOUT: Final = 60.0
 """How long the server may take to check a login with GitHub before we give up."""
 
 SignInFactory = Callable[[GitHubConfig, UserError | None], GitHubSignIn]
-
-
-def _is_loopback(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _unreachable(url: str) -> SignInError:
@@ -80,7 +69,7 @@ async def fetch_hello(url: str) -> Hello:
                 max_size=limits.MAX_SERVER_FRAME_BYTES,
                 open_timeout=timeout,
                 close_timeout=1.0,
-                proxy=None if _is_loopback(url) else True,
+                proxy=None if is_loopback_url(url) else True,
                 logger=WIRE_LOG,
             ) as ws,
         ):
