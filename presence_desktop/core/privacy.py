@@ -44,7 +44,7 @@ class ShareLevel(enum.StrEnum):
     CODING = "coding"
     """The kind of activity: coding, reading or debugging."""
     LANGUAGE = "language"
-    """… plus the language and the editor; the project appears as the private label."""
+    """… plus the language; the project appears as the private label."""
     PROJECT = "project"
     """… plus the project name."""
     FILE = "file"
@@ -221,7 +221,8 @@ def filter_activity(settings: PrivacySettings, current: Current | None) -> Activ
     activity = Activity(kind=kind, since=max(0, current.since))
     if not level.allows(ShareLevel.LANGUAGE):
         return activity
-    activity.editor = clean_label(report.editor)
+    # No editor label: no friend's app shows it, and at 30 bytes it was the
+    # largest field of every delta (docs/performance.md).
     activity.language = clean_label(display_name(report.language)) if report.language else None
     has_project = bool(report.workspace or report.folder or report.git_remote)
     if level.allows(ShareLevel.PROJECT):

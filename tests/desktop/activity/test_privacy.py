@@ -57,7 +57,6 @@ def variant(**changes: Any) -> EditorReport:
 
 PY_PRIVATE = act(
     kind=ActivityKind.CODING,
-    editor="Visual Studio Code",
     language="Python",
     project="a private project",
 )
@@ -68,7 +67,7 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
         "default without any project: no private label",
         PrivacySettings(),
         variant(workspace="", folder="", git_remote="", file="notes.py"),
-        act(kind=ActivityKind.CODING, editor="Visual Studio Code", language="Python"),
+        act(kind=ActivityKind.CODING, language="Python"),
     ),
     (
         "default level nothing: status only",
@@ -88,7 +87,6 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
         REPORT,
         act(
             kind=ActivityKind.CODING,
-            editor="Visual Studio Code",
             language="Python",
             project="api",
             file="handlers.py",
@@ -100,7 +98,6 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
         variant(git_remote="https://x-access-token:s3cr3t@github.com/ACME/api", workspace=""),
         act(
             kind=ActivityKind.CODING,
-            editor="Visual Studio Code",
             language="Python",
             project="api",
             file="handlers.py",
@@ -126,7 +123,6 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
         ),
         act(
             kind=ActivityKind.CODING,
-            editor="Visual Studio Code",
             language="Rust",
             project="Open source",
         ),
@@ -156,7 +152,6 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
         variant(workspace="", git_remote="", folder="C:\\Users\\ada\\src\\tool\\"),
         act(
             kind=ActivityKind.CODING,
-            editor="Visual Studio Code",
             language="Python",
             project="tool",
         ),
@@ -167,7 +162,6 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
         variant(workspace="/srv/clients/bigbank/ledger", file="C:\\secret\\plan.md"),
         act(
             kind=ActivityKind.CODING,
-            editor="Visual Studio Code",
             language="Python",
             project="ledger",
             file="plan.md",
@@ -179,7 +173,6 @@ TABLE: list[tuple[str, PrivacySettings, EditorReport, Activity | None]] = [
         REPORT,
         act(
             kind=ActivityKind.CODING,
-            editor="Visual Studio Code",
             language="Python",
             project="work stuff",
         ),
