@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "benchmarks" / "results"
-PLOTS_DIR = ROOT / "docs" / "plots"
+RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR") or ROOT / "benchmarks" / "results")
+"""``$BENCH_RESULTS_DIR`` moves results elsewhere (the smoke tests use a temporary dir)."""
+PLOTS_DIR = Path(os.environ.get("BENCH_PLOTS_DIR") or ROOT / "docs" / "plots")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -251,7 +252,7 @@ def write_results(
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
     for figure in figures:
         print(figure.line())
-    print(f"results: {path.relative_to(ROOT)}")
+    print(f"results: {path}")
     return path
 
 
@@ -370,5 +371,5 @@ def save_plot(fig: Any, name: str) -> Path:
     path = PLOTS_DIR / f"{name}.png"
     fig.tight_layout()
     fig.savefig(path, dpi=90, metadata={"Software": None})
-    print(f"plot: {path.relative_to(ROOT)}")
+    print(f"plot: {path}")
     return path

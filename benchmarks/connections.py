@@ -38,10 +38,16 @@ SETTLE_S = 2.0
 
 
 def ramp(
-    server: BenchServer, users: int, steps: list[int], processes: int, ready: bytes
+    server: BenchServer,
+    users: int,
+    steps: list[int],
+    processes: int,
+    ready: bytes,
+    settle: float = SETTLE_S,
+    idle_s: float = 5.0,
 ) -> dict[str, Any]:
     """Connect in steps; RSS after each. Returns the curve and the idle cost at the end."""
-    time.sleep(SETTLE_S)
+    time.sleep(settle)
     empty = rss_kib(server.pid)
     points: list[dict[str, Any]] = [{"connections": 0, "rss_kib": empty, "seconds": 0.0}]
     workers = Workers(server.url, users, processes, ready_type=ready)
@@ -51,7 +57,7 @@ def ramp(
         for step in steps:
             held, failed, seconds = workers.connect(step)
             failures += failed
-            time.sleep(SETTLE_S)
+            time.sleep(settle)
             rss = rss_kib(server.pid)
             points.append({"connections": held, "rss_kib": rss, "seconds": round(seconds, 2)})
             print(
@@ -64,7 +70,7 @@ def ramp(
                 break
         # What holding them costs when nothing happens (keepalive pings only).
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-        time.sleep(5.0)
+        time.sleep(idle_s)
         idle = {
             "cpu_percent": round(
                 100 * (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0), 2
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--friends", type=int, default=10)
     parser.add_argument("--steps", type=int, default=6, help="number of measuring steps")
+    parser.add_argument("--settle", type=float, default=SETTLE_S, help="seconds before RSS")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -136,13 +144,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ceiling: bare websockets server, {n} connections")
         raw_server = BenchServer("benchmarks._raw_server", "--users", str(n))
         try:
-            raw = ramp(raw_server, n, steps, args.processes, b'{"type":"auth_ok"')
+            raw = ramp(
+                raw_server, n, steps, args.processes, b'{"type":"auth_ok"', args.settle, args.idle
+            )
         finally:
             raw_server.stop()
         print(f"presence server: {n} connections, {args.friends} friends each")
         server = BenchServer("benchmarks._server", "--database", url)
         try:
-            ours = ramp(server, n, steps, args.processes, b'{"type":"snapshot"')
+            ours = ramp(
+                server, n, steps, args.processes, b'{"type":"snapshot"', args.settle, args.idle
+            )
         finally:
             server.stop()
     figures = [

@@ -34,13 +34,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import BenchServer, Figure, percentile, write_results
+from ._common import BenchServer, Figure, percentile, pyplot, save_plot, write_results
 from ._deltas import stamped_templates
 from ._loadgen import PublishResult, PublishSpec, Workers
 from ._seed import seed, token_for, user_id
 from ._wsclient import WsClient, connect
 
 SECOND = 1_000_000_000
+LOAD_FRACTIONS = (0.1, 0.25, 0.5)
+"""Offered rates, as fractions of one instance's saturation."""
 
 
 def free_port() -> int:
@@ -118,7 +120,7 @@ def _stats(ms: list[float]) -> dict[str, float]:
 
 def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, Any]:
     command, _delta = stamped_templates()
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"fractions": args.fractions, "single": [], "pair": []}
     print("one instance, in-process fan-out")
     single = BenchServer("benchmarks._server", "--database", url, "--relaxed-limits")
     try:
@@ -131,13 +133,15 @@ def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, 
             specs = _specs(n, command, args.seconds, in_flight=64)
             res = workers.publish(specs, args.seconds + 30)
             window = (specs[0].measure_to_ns - specs[0].measure_from_ns) / SECOND
-            saturation = sum(r.sent_in_window for r in res) / window
-            rate = args.rate or saturation / 2
-            print(f"  saturation {saturation:.0f} updates/s; measuring at {rate:.0f}/s", flush=True)
-            res = workers.publish(_specs(n, command, args.seconds, rate=rate), args.seconds + 30)
-            out["single"] = _stats(_latencies(res, "latencies_ns"))
+            saturation = args.rate or sum(r.sent_in_window for r in res) / window
+            rates = [saturation * f for f in args.fractions]
+            print(f"  saturation {saturation:.0f} updates/s", flush=True)
+            for rate in rates:
+                res = workers.publish(_specs(n, command, args.seconds, rate=rate), 60)
+                level = {"rate": rate, **_stats(_latencies(res, "latencies_ns"))}
+                out["single"].append(level)
+                print(f"  {rate:6.0f}/s  p50 {level['p50_ms']:7.2f}  p99 {level['p99_ms']:7.2f} ms")
             out["saturation_updates_per_s"] = saturation
-            out["rate_updates_per_s"] = rate
         finally:
             workers.stop()
     finally:
@@ -156,18 +160,46 @@ def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, 
             print(f"  {held} connections in {secs:.1f} s ({failed} failed)", flush=True)
             time.sleep(2)
             n = len(workers.pipes)
-            res = workers.publish(_specs(n, command, args.seconds, rate=rate), args.seconds + 30)
-            out["pair_same"] = _stats(_latencies(res, "latencies_ns"))
-            out["pair_cross"] = _stats(_latencies(res, "cross_latencies_ns"))
+            for rate in rates:
+                res = workers.publish(_specs(n, command, args.seconds, rate=rate), 60)
+                same = _stats(_latencies(res, "latencies_ns"))
+                cross = _stats(_latencies(res, "cross_latencies_ns"))
+                out["pair"].append({"rate": rate, "same": same, "cross": cross})
+                print(
+                    f"  {rate:6.0f}/s  same p99 {same['p99_ms']:7.2f} ms,"
+                    f"  cross p50 {cross['p50_ms']:7.2f}  p99 {cross['p99_ms']:7.2f} ms"
+                )
         finally:
             workers.stop()
     finally:
         a.stop()
         b.stop()
-    for key in ("single", "pair_same", "pair_cross"):
-        s = out[key]
-        print(f"  {key:10s} p50 {s['p50_ms']:7.2f} ms  p99 {s['p99_ms']:7.2f} ms  ({s['samples']})")
     return out
+
+
+def plot(lat: dict[str, Any], friends: int) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    xs = [lv["rate"] * friends / 1000 for lv in lat["single"]]
+    ax.plot(xs, [lv["p99_ms"] for lv in lat["single"]], "o-", label="one instance p99")
+    ax.plot(
+        xs,
+        [lv["same"]["p99_ms"] for lv in lat["pair"]],
+        "s--",
+        label="Redis pair, same instance p99",
+    )
+    ax.plot(
+        xs,
+        [lv["cross"]["p99_ms"] for lv in lat["pair"]],
+        "^-",
+        label="Redis pair, across instances p99",
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("offered deltas per second (thousands)")
+    ax.set_ylabel("delivery latency (ms)")
+    ax.set_title("Cross-instance delivery (two instances + Redis, one 2-core machine)")
+    ax.legend(fontsize=7, loc="upper left")
+    save_plot(fig, "cross_instance_latency_vs_load")
 
 
 async def _offline_once(url_a: str, url_b: str, victim: BenchServer) -> float:
@@ -233,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0, help="updates/s (default: half of max)")
     parser.add_argument("--presence-ttl", type=float, default=0, help="default: the server's")
     parser.add_argument("--offline-runs", type=int, default=2)
+    parser.add_argument(
+        "--fractions",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=list(LOAD_FRACTIONS),
+        help="offered rates as fractions of one instance's saturation (must include 0.5)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-cross-") as tmp:
@@ -245,39 +283,50 @@ def main(argv: list[str] | None = None) -> int:
             offline = offline_runs(args, url, redis)
         finally:
             redis.stop()
+    half = args.fractions.index(0.5)
+    half_single = lat["single"][half]
+    half_pair = lat["pair"][half]
     figures = [
         Figure(
-            "p99 delivery latency across instances (Redis)",
-            lat["pair_cross"]["p99_ms"],
+            "p99 delivery latency across instances (Redis), half load",
+            half_pair["cross"]["p99_ms"],
             "ms",
             target=2,
             target_on="ratio",
-            baseline=lat["single"]["p99_ms"],
+            baseline=half_single["p99_ms"],
             baseline_name="one instance, same load",
-            note=f"{lat['rate_updates_per_s']:.0f} updates/s x {args.friends} friends",
+            note=f"{half_single['rate']:.0f} updates/s x {args.friends} friends; "
+            + "; ".join(
+                f"at {f:.0%}: {p['cross']['p99_ms']:.1f} vs {s1['p99_ms']:.1f} ms"
+                for f, p, s1 in zip(args.fractions, lat["pair"], lat["single"], strict=True)
+            ),
         ),
         Figure(
-            "p99 delivery latency, same instance of a Redis pair",
-            lat["pair_same"]["p99_ms"],
+            "p99 delivery latency, same instance of a Redis pair, half load",
+            half_pair["same"]["p99_ms"],
             "ms",
             target=None,
-            baseline=lat["single"]["p99_ms"],
+            baseline=half_single["p99_ms"],
             baseline_name="one instance, same load",
         ),
-        Figure(
-            "offline detection after kill -9 (worst run)",
-            max(offline),
-            "s",
-            target=30,
-            note=", ".join(f"{t:.1f}" for t in offline),
-        ),
     ]
+    if offline:
+        figures.append(
+            Figure(
+                "offline detection after kill -9 (worst run)",
+                max(offline),
+                "s",
+                target=30,
+                note=", ".join(f"{t:.1f}" for t in offline),
+            )
+        )
     write_results(
         "cross_instance",
         figures,
         {"users": args.users, "friends": args.friends, "latency": lat, "offline_s": offline},
         started,
     )
+    plot(lat, args.friends)
     return 0
 
 

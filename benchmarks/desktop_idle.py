@@ -77,6 +77,7 @@ def _rates(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--settle", type=float, default=SETTLE_S, help="seconds before watching")
     args = parser.parse_args(argv)
     gone = missing("desktop")
     if gone:
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 sockets = server_side(server.port)
                 if len(sockets) != 1:
                     raise RuntimeError(f"expected the app's one connection, found {len(sockets)}")
-                time.sleep(SETTLE_S)
+                time.sleep(args.settle)
                 before = {name: _sample(p.pid) for name, p in procs.items()}
                 sock_before = next(iter(server_side(server.port).values()))
                 time.sleep(args.seconds)

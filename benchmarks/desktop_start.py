@@ -31,12 +31,14 @@ from ._seed import seed, token_for
 SETTLE_S = 3.0
 
 
-def one_start(probe: XProbe, argv: list[str], env: dict[str, str]) -> dict[str, float]:
+def one_start(
+    probe: XProbe, argv: list[str], env: dict[str, str], settle: float = SETTLE_S
+) -> dict[str, float]:
     t0 = time.perf_counter()
     proc = launch(argv, env)
     try:
         shown = wait_docked(probe, proc, t0, timeout=60)
-        time.sleep(SETTLE_S)
+        time.sleep(settle)
         return {"shown_s": shown, "rss_kib": rss_kib(proc.pid)}
     finally:
         stop(proc)
@@ -45,6 +47,7 @@ def one_start(probe: XProbe, argv: list[str], env: dict[str, str]) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=SETTLE_S, help="seconds before RSS")
     args = parser.parse_args(argv)
     gone = missing("desktop")
     if gone:
@@ -62,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                 env = app_env(desktop.env, root / "home", token_for(0))
                 commands = {"baseline": baseline_argv(), "app": app_argv(server.url)}
                 for name, command in commands.items():
-                    warmup[name] = one_start(probe, command, env)
+                    warmup[name] = one_start(probe, command, env, args.settle)
                 for i in range(args.runs):
                     for name, command in commands.items():
-                        result = one_start(probe, command, env)
+                        result = one_start(probe, command, env, args.settle)
                         runs[name].append(result)
                         print(
                             f"  run {i + 1} {name:8s} icon shown {result['shown_s'] * 1000:6.0f} ms"

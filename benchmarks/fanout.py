@@ -155,7 +155,7 @@ def run_server(
             flush=True,
         )
         levels = []
-        for rate in rates or [sat["updates_per_s"] * f for f in LOAD_FRACTIONS]:
+        for rate in rates or [sat["updates_per_s"] * f for f in args.fractions]:
             specs = _specs(workers, template, args.level_seconds, 1.0, rate=rate)
             level = _summary(
                 workers.publish(specs, args.level_seconds + 30), specs[0], args.friends
@@ -198,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=64, help="closed-loop commands in flight")
     parser.add_argument("--seconds", type=float, default=8.0, help="saturation phase")
     parser.add_argument("--level-seconds", type=float, default=5.0, help="each latency level")
+    parser.add_argument(
+        "--fractions",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=list(LOAD_FRACTIONS),
+        help="latency levels as fractions of saturation (must include 0.5)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the server at saturation")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
@@ -226,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             raw_server.stop()
     ceiling = raw["saturation"]["deliveries_per_s"]
     throughput = ours["saturation"]["deliveries_per_s"]
-    half = ours["levels"][LOAD_FRACTIONS.index(0.5)]
-    raw_half = raw["levels"][LOAD_FRACTIONS.index(0.5)]
+    half = ours["levels"][args.fractions.index(0.5)]
+    raw_half = raw["levels"][args.fractions.index(0.5)]
     figures = [
         Figure(
             "fan-out throughput",

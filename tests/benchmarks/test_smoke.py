@@ -1,0 +1,123 @@
+"""Every benchmark runs from its one command in a tiny configuration and writes
+results a script can read: figures with a value, a target verdict and the
+machine they ran on. The real runs take minutes; these keep the harness from
+rotting between them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(module: str, *args: str, tmp_path: Path, timeout: float = 100.0) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "BENCH_RESULTS_DIR": str(tmp_path / "results"),
+        "BENCH_PLOTS_DIR": str(tmp_path / "plots"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data: dict[str, Any] = json.loads((tmp_path / "results" / f"{module}.json").read_text())
+    assert data["benchmark"] == module
+    assert data["machine"]["cpus"] >= 1
+    assert data["figures"], "a benchmark without figures"
+    for figure in data["figures"]:
+        assert isinstance(figure["value"], int | float), figure
+        assert figure["met"] in (True, False, None), figure
+        if figure["target"] is not None:
+            assert isinstance(figure["met"], bool), figure
+    return data
+
+
+def test_wire_bytes_measures_the_typical_delta_on_a_real_socket(tmp_path: Path) -> None:
+    data = run("wire_bytes", tmp_path=tmp_path)
+    live = data["data"]["through_server"]
+    computed = data["data"]["variants"]["typical (default privacy)"]["frame_bytes"]
+    # What the real server sent is exactly the frame the real code builds.
+    assert live["frame_bytes"] == computed
+    assert live["wire_bytes"] > live["frame_bytes"]
+
+
+def test_connections_ramp_reports_memory_per_connection(tmp_path: Path) -> None:
+    data = run(
+        "connections",
+        *("--connections", "60", "--processes", "2", "--steps", "2"),
+        *("--settle", "0.3", "--idle", "0.5"),
+        tmp_path=tmp_path,
+    )
+    ours = data["data"]["ours"]
+    assert ours["held"] == 60
+    assert ours["failures"] == 0
+    assert [p["connections"] for p in ours["points"]] == [0, 30, 60]
+    assert (tmp_path / "plots" / "memory_vs_connections.png").stat().st_size > 1000
+
+
+def test_fanout_compares_with_the_broadcast_ceiling(tmp_path: Path) -> None:
+    data = run(
+        "fanout",
+        *("--users", "40", "--friends", "4", "--processes", "1", "--in-flight", "8"),
+        *("--seconds", "2.5", "--level-seconds", "1.5", "--fractions", "0.5"),
+        tmp_path=tmp_path,
+    )
+    throughput = data["figures"][0]
+    assert throughput["baseline"] > 0
+    assert throughput["ratio"] == pytest.approx(throughput["value"] / throughput["baseline"])
+    # Deliveries happened, and each one was measured for latency.
+    assert data["data"]["ours"]["levels"][0]["samples"] > 0
+
+
+def test_popup_benchmark_counts_rows_per_delta(tmp_path: Path) -> None:
+    data = run("popup_1000", "--friends", "60", "--runs", "1", tmp_path=tmp_path)
+    rows = next(f for f in data["figures"] if f["name"].startswith("friend rows"))
+    assert rows["value"] <= 1
+    assert data["data"]["delta_resets"] == 0
+
+
+def _display_tools() -> bool:
+    return all(shutil.which(p) for p in ("Xvfb", "trayer", "xwininfo", "dbus-daemon", "ss"))
+
+
+def test_desktop_start_against_the_bare_tray(tmp_path: Path, require: Any) -> None:
+    require(_display_tools(), "needs Xvfb, trayer, xwininfo, dbus-daemon and ss")
+    data = run("desktop_start", "--runs", "1", "--settle", "0.5", tmp_path=tmp_path)
+    runs = data["data"]["runs"]
+    assert runs["app"][0]["shown_s"] > 0
+    assert runs["baseline"][0]["rss_kib"] > 10_000
+
+
+def test_desktop_idle_counts_wakeups_and_socket_bytes(tmp_path: Path, require: Any) -> None:
+    require(_display_tools(), "needs Xvfb, trayer, xwininfo, dbus-daemon and ss")
+    data = run("desktop_idle", "--seconds", "2", "--settle", "0.5", tmp_path=tmp_path)
+    assert set(data["data"]["rates"]) == {"baseline", "app"}
+    assert data["data"]["socket"]["wire_bytes"] >= data["data"]["socket"]["payload_bytes"]
+
+
+def test_cross_instance_two_servers_and_a_kill(tmp_path: Path, require: Any) -> None:
+    require(shutil.which("redis-server") is not None, "needs redis-server")
+    data = run(
+        "cross_instance",
+        *("--users", "40", "--friends", "4", "--processes", "1", "--seconds", "2"),
+        *("--fractions", "0.5", "--presence-ttl", "1", "--offline-runs", "1"),
+        tmp_path=tmp_path,
+        timeout=110,
+    )
+    offline = data["data"]["offline_s"]
+    assert len(offline) == 1
+    assert 0 < offline[0] < 10  # a 1 s presence TTL: offline within a few seconds
+    assert data["data"]["latency"]["pair"][0]["cross"]["samples"] > 0
