@@ -30,6 +30,10 @@ from .auth import Identity, IdentityKind
 from .database import DEV_ID_LOCK, advisory_lock
 from .schema import friend_request_times, friendships, messages, sessions, users
 
+SESSION_USE_GRANULARITY = 3600
+"""Seconds: ``last_used_at`` is refreshed at most this often (a tenth of the idle
+period when that is shorter; idle expiry is in days)."""
+
 DEV_ID_BASE = 2**52
 """Dev users get ids above this. GitHub ids are far below it (hundreds of
 millions), and the wire allows ids up to 2**53, so the ranges cannot meet."""
@@ -321,11 +325,15 @@ class Store:
         self, token: str, now: int, idle_since: int = 0
     ) -> tuple[str, UserRow] | None:
         """The session and user behind a token, or None if unknown, revoked or
-        unused since before ``idle_since`` (expired, even if not purged yet)."""
-        async with self.write() as conn:
+        unused since before ``idle_since`` (expired, even if not purged yet).
+
+        Use is recorded at most once per ``SESSION_USE_GRANULARITY``: a reconnect
+        storm is then thousands of reads, not thousands of serialized writes.
+        """
+        async with self.read() as conn:
             row = (
                 await conn.execute(
-                    sa.select(sessions.c.id, sessions.c.user_id).where(
+                    sa.select(sessions.c.id, sessions.c.user_id, sessions.c.last_used_at).where(
                         sessions.c.token_hash == auth.hash_token(token),
                         sessions.c.revoked_at.is_(None),
                         sessions.c.last_used_at >= idle_since,
@@ -334,13 +342,16 @@ class Store:
             ).first()
             if row is None:
                 return None
-            await conn.execute(
-                sa.update(sessions).where(sessions.c.id == row.id).values(last_used_at=now)
-            )
             user = await fetch_user(conn, row.user_id)
-            if user is None:
-                return None
-            return row.id, user
+        if user is None:
+            return None
+        granularity = min(SESSION_USE_GRANULARITY, max((now - idle_since) // 10, 0))
+        if row.last_used_at < now - granularity:
+            async with self.write() as conn:
+                await conn.execute(
+                    sa.update(sessions).where(sessions.c.id == row.id).values(last_used_at=now)
+                )
+        return row.id, user
 
     async def list_sessions(self, user_id: int) -> list[SessionRow]:
         async with self.read() as conn:
