@@ -147,14 +147,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("already running: asked the running instance to show itself")
         print("presence-desktop is already running; it was asked to show its window.")
         return 0
+    early_icon = show_early_icon(app)
     try:
         with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-            return runner.run(run_app(args, paths, instance))
+            return runner.run(run_app(args, paths, instance, early_icon))
     finally:
         instance.close()
 
 
-async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> int:
+EARLY_DOCK_WAIT_S = 0.5
+
+
+def show_early_icon(app: Any) -> Any:
+    """The tray icon, shown before the rest of the app is imported and built.
+
+    Loading the core, the network client and the ui takes most of a second;
+    the icon (the plain glyph, drawn by Qt's SVG icon engine at the size the
+    tray asks for) shows at once and ``DesktopUi`` adopts it. Events are
+    processed until the tray host has docked it (bounded: docking has no
+    signal) so it is painted now, not when the event loop first runs.
+    """
+    from PySide6.QtCore import QDeadlineTimer, QEventLoop
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from .platform.bundle import resources_dir
+
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        return None
+    icon = QSystemTrayIcon(QIcon(str(resources_dir() / "icons" / "presence.svg")))
+    icon.setToolTip("Presence\nStarting…")
+    icon.show()
+    deadline = QDeadlineTimer(round(EARLY_DOCK_WAIT_S * 1000))
+    while not deadline.hasExpired():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 10)
+        rect = icon.geometry()
+        if rect.isValid() and (rect.x(), rect.y()) != (0, 0):
+            app.processEvents()  # the expose that follows docking: paint now
+            break
+    return icon
+
+
+async def run_app(
+    args: argparse.Namespace, paths: AppPaths, instance: Any, early_icon: Any = None
+) -> int:
     """Build core and ui, run until Quit (or SIGINT/SIGTERM), then shut down in order."""
     from .controller import Controller
     from .core.api import ConnectionEvents, ConnectionInfo, Link, UserError
@@ -174,7 +210,6 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
             loop.add_signal_handler(sig, stop.set)
 
     icons = IconFactory()
-    early_icon = None
     demo: Any = None
     scratch: tempfile.TemporaryDirectory[str] | None = None
     credentials: Credentials
@@ -184,7 +219,10 @@ async def run_app(args: argparse.Namespace, paths: AppPaths, instance: Any) -> i
         from .demo import start_demo
 
         # The embedded server takes a few seconds to start: show the icon now.
-        early_icon = early_tray_icon(icons, "Presence\nStarting the demo…")
+        if early_icon is not None:
+            early_icon.setToolTip("Presence\nStarting the demo…")
+        else:
+            early_icon = early_tray_icon(icons, "Presence\nStarting the demo…")
         scratch = tempfile.TemporaryDirectory(prefix="presence-demo-")
         root = Path(scratch.name)
         try:
