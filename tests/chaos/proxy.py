@@ -74,9 +74,13 @@ class _Link:
 
 
 class ChaosProxy:
-    def __init__(self, target_port: int, seed: int = 0) -> None:
-        self.target_port = target_port
+    """``target_ports``: one server, or several instances behind it like a load
+    balancer (each new connection goes to the next instance that answers)."""
+
+    def __init__(self, target_ports: int | list[int], seed: int = 0) -> None:
+        self.targets = [target_ports] if isinstance(target_ports, int) else list(target_ports)
         self.rng = random.Random(seed)
+        self._next = 0
         self.delay = 0.0
         self.jitter = 0.0
         self.gate = asyncio.Event()
@@ -106,12 +110,16 @@ class ChaosProxy:
             await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            upstream = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            _abort(writer)  # the server is down: the client sees a refused/reset connection
+        for _ in range(len(self.targets)):
+            port = self.targets[self._next % len(self.targets)]
+            self._next += 1
+            try:
+                upstream = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                continue  # that instance is down: try the next one
+            self.links.add(_Link(self, (reader, writer), upstream))
             return
-        self.links.add(_Link(self, (reader, writer), upstream))
+        _abort(writer)  # every instance is down: the client sees a reset connection
 
     def cut_all(self, first: Side) -> int:
         links = list(self.links)

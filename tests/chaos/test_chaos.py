@@ -21,7 +21,7 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -101,10 +101,12 @@ class Desktops:
             await app.controller.stop()
 
 
-async def send_all(desktops: Desktops, sender: str, to: str, rng: random.Random) -> None:
+async def send_all(
+    desktops: Desktops, sender: str, to: str, rng: random.Random, per_sender: int
+) -> None:
     sent = 0
     friend = desktops.ids[to]
-    while sent < PER_SENDER:
+    while sent < per_sender:
         app = desktops.apps[sender]
         # After an app restart the friend list comes back with the first snapshot.
         try:
@@ -119,7 +121,7 @@ async def send_all(desktops: Desktops, sender: str, to: str, rng: random.Random)
                 f"{sender} has no friend list: {app.connection.current}, "
                 f"friends {list(app.state.friends)}, errors {app.errors[-3:]}"
             ) from None
-        for _ in range(min(rng.randint(1, 20), PER_SENDER - sent)):
+        for _ in range(min(rng.randint(1, 20), per_sender - sent)):
             app.controller.send_message(friend, f"{sender}->{to} #{sent:04d}")
             sent += 1
         # Spread the messages over about 40 s, so chaos hits them all along.
@@ -130,10 +132,11 @@ async def chaos(
     stop: asyncio.Event,
     rng: random.Random,
     proxy: ChaosProxy,
-    server: ServerProcess,
+    servers: list[ServerProcess],
     desktops: Desktops,
     counts: dict[str, int],
 ) -> None:
+    """Random faults until ``stop``; with several instances, kills hit one at a time."""
     actions = [
         ("cut one at the client", 20),
         ("cut one at the server", 15),
@@ -171,10 +174,12 @@ async def chaos(
             if ws is not None:
                 ws.transport.abort()
         elif action == "kill -9 and restart":
+            server = rng.choice(servers)
             await server.kill9()
             await asyncio.sleep(rng.uniform(0.1, 1.0))  # the server stays down a while
             await server.start()
         elif action == "SIGTERM restart":
+            server = rng.choice(servers)
             await server.stop()
             await server.start()
         elif action == "restart an app":
@@ -207,14 +212,23 @@ async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     await process.stop()
 
 
-async def test_two_thousand_messages_through_chaos_arrive_exactly_once_in_order(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+StoredCount = Callable[[], Awaitable[tuple[int, int, int]]]
+"""(messages stored, distinct texts stored, friendship rows) read from the database."""
+
+
+async def exchange_through_chaos(
+    servers: list[ServerProcess],
+    root: Path,
+    per_sender: int,
+    stored_counts: StoredCount,
+    converge_within: float = 30.0,
+) -> str:
+    """The whole run against these instances; returns the report line."""
     rng = random.Random(SEED)
-    proxy = ChaosProxy(server.port, seed=SEED)
+    proxy = ChaosProxy([s.port for s in servers], seed=SEED)
     await proxy.start()
     tally = Tally()
-    desktops = Desktops(tmp_path / "apps", proxy.url, tally)
+    desktops = Desktops(root / "apps", proxy.url, tally)
     alice = await desktops.open("alice")
     bob = await desktops.open("bob")
     await alice.wait_online()
@@ -225,11 +239,11 @@ async def test_two_thousand_messages_through_chaos_arrive_exactly_once_in_order(
     started = time.monotonic()
     stop = asyncio.Event()
     counts: dict[str, int] = {}
-    chaos_task = asyncio.ensure_future(chaos(stop, rng, proxy, server, desktops, counts))
+    chaos_task = asyncio.ensure_future(chaos(stop, rng, proxy, servers, desktops, counts))
     try:
         await asyncio.gather(
-            send_all(desktops, "alice", "bob", random.Random(1)),
-            send_all(desktops, "bob", "alice", random.Random(2)),
+            send_all(desktops, "alice", "bob", random.Random(1), per_sender),
+            send_all(desktops, "bob", "alice", random.Random(2), per_sender),
         )
     finally:
         stop.set()
@@ -239,8 +253,8 @@ async def test_two_thousand_messages_through_chaos_arrive_exactly_once_in_order(
     # Calm returns: no delay, every connection free to come back.
     proxy.delay = proxy.jitter = 0.0
     expected = {
-        "bob": [f"alice->bob #{i:04d}" for i in range(PER_SENDER)],
-        "alice": [f"bob->alice #{i:04d}" for i in range(PER_SENDER)],
+        "bob": [f"alice->bob #{i:04d}" for i in range(per_sender)],
+        "alice": [f"bob->alice #{i:04d}" for i in range(per_sender)],
     }
 
     def complete() -> bool:
@@ -286,13 +300,8 @@ async def test_two_thousand_messages_through_chaos_arrive_exactly_once_in_order(
             "duplicate frames absorbed by the app": tally.absorbed[user],
         }
 
-    # The server stored each message exactly once.
-    db = Path(server.database_url.removeprefix("sqlite+aiosqlite:///"))
-    with sqlite3.connect(db) as conn:
-        stored = conn.execute("SELECT count(*), count(DISTINCT text) FROM messages").fetchone()
-        friendships = conn.execute("SELECT count(*) FROM friendships").fetchone()[0]
-    assert stored == (2 * PER_SENDER, 2 * PER_SENDER)
-    assert friendships == 2
+    # The server stored each message exactly once; the friendship is intact.
+    assert await stored_counts() == (2 * per_sender, 2 * per_sender, 2)
 
     # Friends and presence converge on both sides.
     alice, bob = desktops.apps["alice"], desktops.apps["bob"]
@@ -313,13 +322,33 @@ async def test_two_thousand_messages_through_chaos_arrive_exactly_once_in_order(
             and a_sees.activity.project == "after-the-storm"
         )
 
-    await until(converged, alice.state.friend_changed, bob.state.friend_changed, within=30)
+    await until(
+        converged, alice.state.friend_changed, bob.state.friend_changed, within=converge_within
+    )
     assert alice.connection.current.link is Link.ONLINE
     await desktops.close()
     await proxy.close()
+    starts = sum(s.starts for s in servers)
+    return (
+        f"{2 * per_sender} messages sent in {sending:.1f}s, all delivered after "
+        f"{drained:.1f}s; {report}; server starts {starts}; actions {counts}; "
+        f"connections cut {proxy.cuts}"
+    )
+
+
+async def test_two_thousand_messages_through_chaos_arrive_exactly_once_in_order(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = Path(server.database_url.removeprefix("sqlite+aiosqlite:///"))
+
+    async def stored() -> tuple[int, int, int]:
+        with sqlite3.connect(db) as conn:
+            count, texts = conn.execute(
+                "SELECT count(*), count(DISTINCT text) FROM messages"
+            ).fetchone()
+            friendships = conn.execute("SELECT count(*) FROM friendships").fetchone()[0]
+        return count, texts, friendships
+
+    line = await exchange_through_chaos([server], tmp_path, PER_SENDER, stored)
     with capsys.disabled():
-        print(
-            f"\nchaos: {2 * PER_SENDER} messages sent in {sending:.1f}s, all delivered after "
-            f"{drained:.1f}s; {report}; server starts {server.starts}; actions {counts}; "
-            f"connections cut {proxy.cuts}"
-        )
+        print(f"\nchaos (one instance, SQLite): {line}")

@@ -1,0 +1,80 @@
+"""The chaos run on three instances sharing PostgreSQL and Redis.
+
+The proxy spreads connections over the instances like a load balancer (a
+reconnect may land on any instance that answers); kill -9 and SIGTERM hit
+one instance at a time. Presence of devices on a killed instance expires
+through the presence TTL (3 s here), so the final presence check converges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.production.conftest import postgres_url, redis_prefix, redis_url
+
+from .serverproc import ServerProcess
+from .test_chaos import exchange_through_chaos
+
+__all__ = ["postgres_url", "redis_prefix", "redis_url"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(400)]
+
+INSTANCES = 3
+PER_SENDER = 500
+
+
+@pytest.fixture
+async def cluster(
+    tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
+) -> AsyncIterator[list[ServerProcess]]:
+    servers = [
+        ServerProcess(
+            tmp_path / f"instance{n}",
+            database_url=postgres_url,
+            name=f"instance{n}",
+            extra=(
+                "--redis",
+                redis_url,
+                "--redis-prefix",
+                redis_prefix,
+                "--instance-id",
+                f"chaos{n}",
+                "--presence-ttl",
+                "3",
+                "--commands-per-minute",
+                "1000000",
+            ),
+        )
+        for n in range(INSTANCES)
+    ]
+    for server in servers:
+        await server.start()
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+async def test_messages_through_chaos_across_instances_arrive_exactly_once_in_order(
+    cluster: list[ServerProcess],
+    postgres_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def stored() -> tuple[int, int, int]:
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            count, texts = await conn.fetchrow(
+                "SELECT count(*), count(DISTINCT text) FROM messages"
+            )
+            friendships = await conn.fetchval("SELECT count(*) FROM friendships")
+        finally:
+            await conn.close()
+        return int(count), int(texts), int(friendships)
+
+    line = await exchange_through_chaos(cluster, tmp_path, PER_SENDER, stored)
+    with capsys.disabled():
+        print(f"\nchaos ({INSTANCES} instances, PostgreSQL + Redis): {line}")
