@@ -483,7 +483,7 @@ class World:
 async def test_every_pair_sees_exactly_what_the_rules_allow(
     start: StartServer, db_path: Path, seed: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server = await start(limits=NO_LIMITS)
+    server = await start(limits=NO_LIMITS, handshakes_per_minute=0)
     world = World(server, db_path, random.Random(seed))
     for n in range(USERS):
         await world.connect(f"user{n}", "first")

@@ -46,6 +46,18 @@ async def try_token(server: RunningServer, token: str) -> tuple[Error | AuthOk, 
     return reply, await client.closed()
 
 
+async def try_token_at(url: str, token: str) -> int | None:
+    """The close code a sign-in with ``token`` gets (None: it was accepted)."""
+    client = await Client.open(url)
+    await client.expect(Hello)
+    reply = await client.request(Auth(session=token))
+    if isinstance(reply, AuthOk):
+        await client.close()
+        return None
+    assert isinstance(reply, Error) and reply.code == ErrorCode.AUTH_FAILED, reply
+    return await client.closed()
+
+
 def counts(db: Path) -> tuple[int, int]:
     with sqlite3.connect(db) as conn:
         users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
