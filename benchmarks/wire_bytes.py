@@ -68,7 +68,9 @@ def variants() -> dict[str, dict[str, Any]]:
 
     cases = {
         "typical (default privacy)": typical,
-        "VS Code Insiders": with_activity(editor="Visual Studio Code - Insiders"),
+        "with an editor label (other clients may send one)": with_activity(
+            editor="Visual Studio Code"
+        ),
         "project shared": with_activity(project="presence-desktop"),
         "project and file shared": with_activity(project="presence-desktop", file="hub.py"),
         "dev-login id (16 digits)": msgspec.structs.replace(typical, user_id=2**52 + 17),
@@ -76,7 +78,6 @@ def variants() -> dict[str, dict[str, Any]]:
             user_id=TYPICAL_USER_ID, status=SeenStatus.AWAY
         ),
         "went offline": PresenceUpdate(user_id=TYPICAL_USER_ID, last_seen=now),
-        "coding, no editor label": with_activity(editor=None),
     }
     out = {}
     for name, update in cases.items():
