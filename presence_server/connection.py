@@ -229,7 +229,17 @@ class Connection:
             if self.replay_running or self.replay_pending:
                 self.replay_dirty = True
                 return
-            if event.seq <= self.last_sent_seq:
+            delivered = max(self.acked_seq, self.last_sent_seq)
+            if event.seq <= delivered:
+                return
+            if event.seq > delivered + 1:
+                # A gap: an earlier message's event is still on its way from
+                # another instance, or never comes (that instance died between
+                # storing and publishing). Everything up to this seq is in the
+                # database (seqs are allocated in commit order), so fetch the
+                # run in order instead of skipping past the missing one.
+                self.replay_dirty = True
+                self.spawn(self.replay())
                 return
             self.last_sent_seq = event.seq
         if not self.ready:

@@ -413,7 +413,7 @@ async def send_message(conn: Connection, message: SendMessage) -> None:
     me = _me(conn)
     if message.to == me:
         raise CommandError(ErrorCode.NOT_FRIENDS.value, "you can only message friends")
-    row, stored = await hub.store.store_message(
+    row, _stored = await hub.store.store_message(
         me, message.to, message.client_msg_id, message.text, hub.now()
     )
     conn.send(
@@ -424,9 +424,11 @@ async def send_message(conn: Connection, message: SendMessage) -> None:
             sent_at=row.sent_at,
         )
     )
-    if stored:
-        frame = encode(row.wire())
-        await hub.fanout.publish([row.recipient_id], Event(frame=frame, seq=row.seq))
+    # A repeated send (same client_msg_id) publishes again: the instance that
+    # stored the first one may have died before publishing it, and connections
+    # drop a seq they already sent, so a recipient never sees it twice.
+    frame = encode(row.wire())
+    await hub.fanout.publish([row.recipient_id], Event(frame=frame, seq=row.seq))
 
 
 async def ack(conn: Connection, message: Ack) -> None:

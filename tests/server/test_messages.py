@@ -204,3 +204,45 @@ async def test_ack_is_cumulative_and_bounded(login: Login) -> None:
     await send(alice, bob, "two", "2")
     assert (await second.expect(Message)).seq == 2
     assert isinstance(second.snapshot, Snapshot)
+
+
+async def store_without_publishing(
+    server: RunningServer, sender: Client, to: Client, cmid: str
+) -> None:
+    """What an instance leaves behind when it dies between storing a message and
+    publishing it (kill -9): the row, and no event."""
+    hub = server.hub
+    await hub.store.store_message(sender.me, to.me, cmid, f"text of {cmid}", hub.now())
+
+
+async def test_a_message_whose_event_was_lost_arrives_before_the_next_one(
+    server: RunningServer, login: Login
+) -> None:
+    alice = await login("alice")
+    bob = await login("bob")
+    await befriend(alice, bob)
+    await store_without_publishing(server, alice, bob, "m-1")
+    await send(alice, bob, "text of m-2", "m-2")
+    first = await bob.expect(Message)
+    second = await bob.expect(Message, seq=2)
+    assert [(m.seq, m.text) for m in (first, second)] == [(1, "text of m-1"), (2, "text of m-2")]
+    await bob.barrier()
+    assert bob.take(Message) == []  # each once
+
+
+async def test_sending_again_delivers_a_stored_message_whose_event_was_lost(
+    server: RunningServer, login: Login
+) -> None:
+    alice = await login("alice")
+    bob = await login("bob")
+    await befriend(alice, bob)
+    await store_without_publishing(server, alice, bob, "m-1")
+    # The sender never got message_sent (the instance died) and sends again.
+    await send(alice, bob, "text of m-1", "m-1")
+    message = await bob.expect(Message)
+    assert (message.seq, message.text) == (1, "text of m-1")
+    await send(alice, bob, "text of m-1", "m-1")  # and once more: still one copy
+    await send(alice, bob, "text of m-2", "m-2")
+    assert (await bob.expect(Message)).seq == 2
+    await bob.barrier()
+    assert bob.take(Message) == []  # each once
