@@ -99,6 +99,10 @@ class Controller:
         """The account export was written to this path."""
         self.account_deleted = Signal[None]()
         """The server deleted the account; this app is signed out."""
+        self.account_delete_failed = Signal[UserError]()
+        """Nothing was deleted, and why (the confirmation dialog shows it inline)."""
+        self.account_export_failed = Signal[UserError]()
+        """No export was written, and why (the settings dialog shows it inline)."""
         # GitHub sign-in (issue 4).
         self.sign_in_started = Signal[GitHubSignIn]()
         """A sign-in attempt began; the ui shows its window (``ui.sign_in``)."""
@@ -156,7 +160,7 @@ class Controller:
             await asyncio.wait(list(self._tasks))
 
     def reconnect_now(self) -> None:
-        """Skip the backoff wait (tray menu "Reconnect")."""
+        """Skip the backoff wait once, or try again after a stop ("Reconnect now")."""
         self._connect()
 
     # ---------------------------------------------------------- AppActions
@@ -272,8 +276,7 @@ class Controller:
         """Delete my account on the server; ``confirm_login`` must be my login."""
         me = self.state.me
         if me is None or confirm_login.strip().lower() != me.login.lower():
-            self._error(
-                "Account not deleted",
+            self._delete_failed(
                 "Type your own login exactly to confirm. Nothing was deleted.",
                 "confirm_mismatch",
             )
@@ -433,7 +436,7 @@ class Controller:
                 reply = await self.client.call(ExportAccount(after=after))
                 if not isinstance(reply, AccountExport):
                     detail = reply.message if isinstance(reply, Error) else type(reply).__name__
-                    self._error("Cannot export your data", f"The server said: {detail}", "export")
+                    self._export_failed(f"The server said: {detail}", "export")
                     return
                 pages.append(reply)
                 if reply.next is None:
@@ -442,16 +445,20 @@ class Controller:
             document = account_export.assemble(pages, self.server_url, int(self._clock()))
             await asyncio.to_thread(account_export.save, path, document)
         except (ConnectionError, TimeoutError):
-            self._error(
-                "Cannot export your data",
+            self._export_failed(
                 "The connection to the server is not up. Try again once you are online.",
                 "offline",
             )
             return
         except (OSError, ValueError) as exc:
-            self._error("Cannot export your data", f"{exc}", "export")
+            self._export_failed(f"{exc}", "export")
             return
         self.account_exported.emit(str(path))
+
+    def _export_failed(self, message: str, code: str) -> None:
+        error = UserError("Cannot export your data", message, code)
+        self.errors.emit(error)
+        self.account_export_failed.emit(error)
 
     async def _delete_account(self, confirm_login: str) -> None:
         # Like a sign-out: the close that follows must not open the sign-in window.
@@ -460,15 +467,20 @@ class Controller:
             try:
                 reply = await self.client.call(DeleteAccount(confirm_login=confirm_login))
             except (ConnectionError, TimeoutError):
-                self._error(
-                    "Account not deleted",
-                    "The connection to the server is not up. Try again once you are online.",
+                self._delete_failed(
+                    "The connection to the server is not up. Nothing was deleted. "
+                    "Try again once you are online.",
                     "offline",
                 )
                 return
             if not isinstance(reply, Ok):
-                detail = reply.message if isinstance(reply, Error) else type(reply).__name__
-                self._error("Account not deleted", f"The server said: {detail}", "delete")
+                if isinstance(reply, Error):
+                    self._delete_failed(
+                        f"The server said: {reply.message or reply.code}. Nothing was deleted.",
+                        reply.code,
+                    )
+                else:
+                    self._delete_failed(f"Unexpected reply {type(reply).__name__}.", "delete")
                 return
             await self.client.forget(
                 ConnectionInfo(
@@ -482,6 +494,11 @@ class Controller:
         self.rules.clear()
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
         self.account_deleted.emit(None)
+
+    def _delete_failed(self, message: str, code: str) -> None:
+        error = UserError("Account not deleted", message, code)
+        self.errors.emit(error)
+        self.account_delete_failed.emit(error)
 
     async def _sign_out(self) -> None:
         self._signing_out = True

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,7 +22,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -31,11 +31,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.api import AppActions
+from ..core.api import AppActions, UserError
 from ..core.events import Signal
 from ..core.my_presence import MyPresence
 from ..core.settings import OnlineAlerts, Settings, SettingsError, SettingsStore
 from ..core.state import PresenceState
+from .delete_account import DeleteAccountDialog
 from .privacy_settings import PrivacyPage
 
 _ONLINE_ALERT_LABELS = {
@@ -50,26 +51,12 @@ class AccountActions(Protocol):
     """Export and deletion of my account on the server (the controller has them)."""
 
     account_exported: Signal[str]
+    account_export_failed: Signal[UserError]
+    account_deleted: Signal[None]
+    account_delete_failed: Signal[UserError]
 
     def export_account(self, path: str) -> None: ...
     def delete_account(self, confirm_login: str) -> None: ...
-
-
-def _ask_export_path(parent: QWidget, suggested: str) -> str:
-    path, _filter = QFileDialog.getSaveFileName(
-        parent, "Export my data", suggested, "JSON files (*.json)"
-    )
-    return path
-
-
-def _ask_delete_confirmation(parent: QWidget, login: str) -> str:
-    text, ok = QInputDialog.getText(
-        parent,
-        "Delete my account",
-        "This deletes your account on this server: friends, requests, messages and "
-        f"sessions, on every device. It cannot be undone.\n\nType {login} to confirm:",
-    )
-    return text if ok else ""
 
 
 class SettingsDialog(QDialog):
@@ -139,9 +126,12 @@ class SettingsDialog(QDialog):
         self._blocked_layout = QVBoxLayout(self.blocked_box)
         layout.addWidget(self.blocked_box)
 
-        self.ask_export_path: Callable[[QWidget, str], str] = _ask_export_path
-        self.ask_delete_confirmation: Callable[[QWidget, str], str] = _ask_delete_confirmation
-        """Replaceable so tests answer the file and confirmation prompts."""
+        self.ask_export_path: Callable[[QWidget, str], str] | None = None
+        self.ask_delete_confirmation: Callable[[QWidget, str], str] | None = None
+        """Synchronous answers to the file and confirmation prompts, for tests that
+        skip the windows; None (the app) opens the non-blocking dialogs below."""
+        self.export_file_dialog: QFileDialog | None = None
+        self.delete_dialog: DeleteAccountDialog | None = None
         self._account = actions if isinstance(actions, AccountActions) else None
         self.account_box = QGroupBox("Your account on this server")
         aform = QVBoxLayout(self.account_box)
@@ -164,6 +154,7 @@ class SettingsDialog(QDialog):
         self.account_box.setVisible(self._account is not None and state is not None)
         if self._account is not None:
             self._account.account_exported.connect(self._exported)
+            self._account.account_export_failed.connect(self._export_failed)
         layout.addWidget(self.account_box)
         layout.addStretch(1)
 
@@ -272,25 +263,63 @@ class SettingsDialog(QDialog):
             self._show_account_status("Sign in first: the data live on the server.")
             return
         suggested = str(Path.home() / f"presence-{me.login}.json")
-        path = self.ask_export_path(self, suggested)
-        if path:
+        if self.ask_export_path is not None:
+            self._export_to(self.ask_export_path(self, suggested))
+            return
+        if self.export_file_dialog is not None:
+            self.export_file_dialog.raise_()
+            return
+        # open(), not the static getSaveFileName: that one runs a nested event loop.
+        chooser = QFileDialog(self, "Export my data", suggested, "JSON files (*.json)")
+        chooser.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        chooser.setFileMode(QFileDialog.FileMode.AnyFile)
+        chooser.setDefaultSuffix("json")
+        chooser.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        chooser.fileSelected.connect(self._export_to)
+        chooser.finished.connect(lambda _result: self._forget_export_dialog())
+        self.export_file_dialog = chooser
+        chooser.open()
+
+    def _forget_export_dialog(self) -> None:
+        self.export_file_dialog = None
+
+    def _export_to(self, path: str) -> None:
+        if path and self._account is not None:
             self._account.export_account(path)
             self._show_account_status("Exporting…")
 
     def _exported(self, path: str) -> None:
         self._show_account_status(f"Your data were saved to {path}.")
 
+    def _export_failed(self, error: UserError) -> None:
+        self._show_account_status(f"Nothing was exported. {error.message}", error=True)
+
     def _delete(self) -> None:
         me = self._state.me if self._state is not None else None
         if self._account is None or me is None:
             self._show_account_status("Sign in first: the account lives on the server.")
             return
-        typed = self.ask_delete_confirmation(self, me.login)
-        if typed:
-            self._account.delete_account(typed)
+        if self.ask_delete_confirmation is not None:
+            typed = self.ask_delete_confirmation(self, me.login)
+            if typed:
+                self._account.delete_account(typed)
+            return
+        if self.delete_dialog is not None:
+            self.delete_dialog.raise_()
+            self.delete_dialog.activateWindow()
+            return
+        dialog = DeleteAccountDialog(self._account, me.login, self.server_url.text(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(lambda _result: self._forget_delete_dialog())
+        self.delete_dialog = dialog
+        dialog.open()
 
-    def _show_account_status(self, text: str) -> None:
+    def _forget_delete_dialog(self) -> None:
+        self.delete_dialog = None
+
+    def _show_account_status(self, text: str, *, error: bool = False) -> None:
         self.account_status.setText(text)
+        self.account_status.setStyleSheet("color: #e5534b;" if error else "")
         self.account_status.show()
 
     def _disconnect(self, _result: int) -> None:
@@ -300,3 +329,5 @@ class SettingsDialog(QDialog):
         if self._account is not None:
             with contextlib.suppress(ValueError):
                 self._account.account_exported.disconnect(self._exported)
+            with contextlib.suppress(ValueError):
+                self._account.account_export_failed.disconnect(self._export_failed)
