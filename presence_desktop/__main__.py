@@ -251,12 +251,16 @@ async def run_app(
     settings = SettingsStore(app_paths.config_dir, app_paths.state_dir)
     state = PresenceState()
     connection = ConnectionEvents()
+    # Only --server (or the demo) pins the address for this run; otherwise the
+    # Settings field decides, and a change there switches server and keychain entry.
+    pinned = demo is not None or bool(args.server)
     controller = Controller(
         state=state,
         connection=connection,
         settings=settings,
         credentials=credentials,
-        server_url=server_url,
+        credentials_for=None if demo is not None else _credentials_for,
+        server_url=server_url if pinned else None,
         dev_login=dev_login,
     )
     # Editor activity, idle and privacy (issue 5); saved settings re-apply at once.
@@ -273,7 +277,13 @@ async def run_app(
         controller,
         cache_dir=app_paths.cache_dir,
         settings=settings,
-        server_locked="The demo runs its own server." if demo is not None else "",
+        server_locked=(
+            "The demo runs its own server."
+            if demo is not None
+            else "Set by --server for this run."
+            if args.server
+            else ""
+        ),
         icons=icons,
         tray_icon=early_icon,
         editors=editors,

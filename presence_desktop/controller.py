@@ -46,7 +46,7 @@ from presence_protocol import (
 from .core import account_export
 from .core.api import Alert, ConnectionEvents, ConnectionInfo, Link, UserError
 from .core.backoff import backoff_delays
-from .core.credentials import Credentials
+from .core.credentials import Credentials, MemoryCredentials
 from .core.events import Signal
 from .core.notify_rules import NotifyRules, watch_state
 from .core.settings import PendingMessage, Settings, SettingsError, SettingsStore, StoredMessage
@@ -71,6 +71,7 @@ class Controller:
         connection: ConnectionEvents,
         settings: SettingsStore,
         credentials: Credentials,
+        credentials_for: Callable[[str], Credentials] | None = None,
         server_url: str | None = None,
         dev_login: str | None = None,
         device: str | None = None,
@@ -83,6 +84,8 @@ class Controller:
         self.connection = connection
         self.settings = settings
         self.credentials = credentials
+        self._credentials_for = credentials_for
+        """The store for another server's session (keychain entries are keyed by URL)."""
         self.dev_login = dev_login
         self._clock = clock
         self._backoff = backoff
@@ -120,6 +123,8 @@ class Controller:
         self._expiry: ExpiryTimer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        self._switching = asyncio.Lock()
+        """One server switch at a time; a later one waits and then compares again."""
         self.client = self._make_client(self.server_url)
 
         watch_state(self.rules, state, self._schedule_flush)
@@ -407,12 +412,33 @@ class Controller:
             self._spawn(self._switch_server(settings.server_url))
 
     async def _switch_server(self, url: str) -> None:
-        """Another server is another account: start from a clean slate there."""
+        """Another server is another account: start from a clean slate there.
+
+        The old server's session stays in the keychain under its own URL (see
+        docs/decisions.md), so switching back signs in again without a browser;
+        the new server gets its own entry, or the sign-in window when it has none.
+        """
+        async with self._switching:
+            if url != self.client.url:
+                await self._switch_to(url)
+
+    async def _switch_to(self, url: str) -> None:
+        if self._sign_in_task is not None and not self._sign_in_task.done():
+            self._sign_in_task.cancel()  # it signs in to the old server
         old = self.client
+        old.withdraw_login()
         await old.stop()
         if old.pending():
             log.warning("dropping %d unsent commands meant for %s", len(old.pending()), old.url)
+        if self._credentials_for is not None:
+            self.credentials = self._credentials_for(url)
+        else:
+            # Never offer one server's token to another: without a way to find the
+            # new server's entry, start signed out there.
+            log.info("no credential store per server: the new server starts signed out")
+            self.credentials = MemoryCredentials()
         self.client = self._make_client(url)
+        log.info("switched server from %s to %s", old.url, url)
         self.state.clear()
         self.rules.clear()
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
