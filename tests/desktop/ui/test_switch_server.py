@@ -88,9 +88,11 @@ async def test_a_new_server_address_switches_server_and_keychain_entry(
         dialog.server_url.setText(server_b.url)
         assert dialog.save()
         await until(
-            lambda: controller.client.url == server_b.url
-            and online()
-            and friend_logins(state) == {"bob"},
+            lambda: (
+                controller.client.url == server_b.url
+                and online()
+                and friend_logins(state) == {"bob"}
+            ),
             connection.changed,
             state.reset,
             state.friend_added,
@@ -108,9 +110,11 @@ async def test_a_new_server_address_switches_server_and_keychain_entry(
         # Back to A: the stored session signs in (no new session replaces it).
         settings.update(server_url=server_a.url)
         await until(
-            lambda: controller.client.url == server_a.url
-            and online()
-            and friend_logins(state) == {"carol"},
+            lambda: (
+                controller.client.url == server_a.url
+                and online()
+                and friend_logins(state) == {"carol"}
+            ),
             connection.changed,
             state.reset,
             state.friend_added,
@@ -156,9 +160,12 @@ async def test_a_server_without_a_saved_session_shows_signed_out(
 
         settings.update(server_url=server_b.url)
         info = await until(
-            lambda: connection.current
-            if connection.current.link is Link.SIGNED_OUT and controller.client.url == server_b.url
-            else None,
+            lambda: (
+                connection.current
+                if connection.current.link is Link.SIGNED_OUT
+                and controller.client.url == server_b.url
+                else None
+            ),
             connection.changed,
         )
         assert info.title == "Not signed in"  # type: ignore[union-attr]
