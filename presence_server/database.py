@@ -38,6 +38,8 @@ MIGRATION_LOCK = int.from_bytes(b"presence", "big")
 so it never meets the per-user keys of ``advisory_lock``."""
 DEV_ID_LOCK = int.from_bytes(b"presdevs", "big")
 """Advisory lock key held while a new dev-login id is allocated."""
+RETENTION_LOCK = int.from_bytes(b"presswep", "big")
+"""Advisory lock key held by the one instance whose retention sweep runs now."""
 
 _POSTGRES_NAMES = {"postgres", "postgresql"}
 
@@ -123,17 +125,24 @@ def create_engine(url: str, pool_size: int = 5) -> AsyncEngine:
     )
 
 
-async def advisory_lock(conn: AsyncConnection, *keys: int) -> None:
+async def advisory_lock(conn: AsyncConnection, *keys: int, wait: bool = True) -> bool:
     """Serialize this transaction with other instances' on the same keys (PostgreSQL).
 
     Keys are taken in ascending order, so two transactions locking the same
     users cannot deadlock. Released at commit or rollback. On SQLite it does
     nothing: the store already runs one write transaction at a time.
+    With ``wait=False`` a key another transaction holds is not waited for:
+    the result is False and the caller should give up its turn (keys taken
+    before it stay held until the transaction ends).
     """
     if conn.dialect.name != "postgresql":
-        return
+        return True
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     for key in sorted(set(keys)):
-        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        taken = await conn.scalar(sa.text(f"SELECT {function}(:key)"), {"key": key})
+        if not wait and not taken:
+            return False
+    return True
 
 
 def _alembic_config(connection: Connection) -> Config:
