@@ -33,7 +33,12 @@ class ServerLimits:
     auth_deadline_seconds: float = limits.AUTH_DEADLINE_SECONDS
     max_replay_messages: int = limits.MAX_REPLAY_MESSAGES
     max_bad_frames: int = 20
-    """Consecutive invalid frames before the connection is closed with 4002."""
+    """Consecutive invalid frames before the connection is closed with 4002.
+    Before login every frame that is not a login counts, and nothing resets the count."""
+    max_login_frames: int = 10
+    """Frames read before login; if the last of them does not log in, close 4002.
+    A client needs one (a failed GitHub login may be retried a few times), so
+    this keeps a stranger from holding a socket busy for the whole auth window."""
     send_queue_frames: int = 1024
     """Frames waiting for one slow reader before it is closed with 4003."""
 
@@ -139,6 +144,8 @@ def validate(config: ServerConfig) -> None:
     _validate_production(config)
     if config.limits.commands_per_minute < 1:
         raise ConfigError("--commands-per-minute must be at least 1")
+    if min(config.limits.max_bad_frames, config.limits.max_login_frames) < 1:
+        raise ConfigError("max_bad_frames and max_login_frames must be at least 1")
     keep = config.retention
     if min(keep.delivered_messages, keep.undelivered_messages, keep.idle_sessions) < 1:
         raise ConfigError("retention periods must be at least one second")

@@ -294,6 +294,8 @@ class Connection:
             self.send_frame(self.hub.hello_frame)
             if await self._login_phase():
                 await self._command_loop()
+            else:
+                await self._discard_input()
         except ConnectionClosed:
             pass
         finally:
@@ -322,21 +324,24 @@ class Connection:
         except Exception:
             log.exception("connection %s: cleanup failed", self.cid)
 
-    def _decode(self, data: str | bytes) -> AnyClientMessage | None:
-        """A valid message, or None after answering with the decode error."""
+    def _decode(self, data: str | bytes, *, logged_in: bool = True) -> AnyClientMessage | None:
+        """A valid message, or None after answering with the decode error.
+
+        Before login a valid frame does not reset the invalid-frame count and
+        an ``ack`` is not free: only a login is of use then (see ``_login_phase``).
+        """
         try:
             message = decode_client(data)
         except ProtocolError as exc:
             self.metrics.messages_in.labels("invalid").inc()
-            self.bad_frames += 1
             self.commands.allow()  # invalid frames use up the command budget too
             self.reply_error(exc.code, exc.message, exc.request_id)
-            if self.bad_frames >= self.limits.max_bad_frames:
-                self.close(CloseCode.TOO_MANY_ERRORS, "too many invalid frames")
+            self._count_bad_frame()
             return None
-        self.bad_frames = 0
+        if logged_in:
+            self.bad_frames = 0
         self.metrics.messages_in.labels(message_type(message)).inc()
-        if not isinstance(message, Ack):
+        if not logged_in or not isinstance(message, Ack):
             wait = self.commands.allow()
             if wait is not None:
                 self.reply_error(
@@ -348,9 +353,22 @@ class Connection:
                 return None
         return message
 
+    def _count_bad_frame(self) -> None:
+        self.bad_frames += 1
+        if self.bad_frames >= self.limits.max_bad_frames:
+            self.close(CloseCode.TOO_MANY_ERRORS, "too many invalid frames")
+
     async def _login_phase(self) -> bool:
+        """Read frames until one logs in, for at most the auth deadline.
+
+        Before login only a login message is of any use, so every other frame
+        (an ``ack`` too) is answered with an error and counts as invalid, and
+        at most ``max_login_frames`` frames are read at all: a stranger cannot
+        keep the server busy with well-formed junk until the deadline.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.auth_deadline_seconds
+        frames = 0
         while not self.closing:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -360,23 +378,42 @@ class Connection:
                 return False
             if self.closing:
                 return False
-            message = self._decode(data)
-            if message is None:
-                continue
-            if not isinstance(message, LOGIN_MESSAGES):
-                self.reply_error(
-                    ErrorCode.NOT_AUTHENTICATED,
-                    "log in first (auth or a login message)",
-                    message.id,
-                )
-                continue
-            try:
-                if await handlers.login(self, message):
-                    return True
-            except Exception:
-                log.exception("connection %s: login failed", self.cid)
-                self.reply_error(ErrorCode.INTERNAL_ERROR, "the server failed", message.id)
+            frames += 1
+            if await self._login_frame(data):
+                return True
+            if frames >= self.limits.max_login_frames:
+                self.close(CloseCode.TOO_MANY_ERRORS, "too many frames before login")
         return False
+
+    async def _discard_input(self) -> None:
+        """Read and drop frames until the connection is closed.
+
+        The close frame we sent is answered only if we keep reading: frames
+        the client sent meanwhile would otherwise fill the receive buffer,
+        reading would pause, and the close would hang until its timeout.
+        """
+        while True:
+            await self.ws.recv()
+
+    async def _login_frame(self, data: str | bytes) -> bool:
+        """Handle one frame before login; True once it logged in."""
+        message = self._decode(data, logged_in=False)
+        if message is None:
+            return False
+        if not isinstance(message, LOGIN_MESSAGES):
+            self.reply_error(
+                ErrorCode.NOT_AUTHENTICATED,
+                "log in first (auth or a login message)",
+                message.id,
+            )
+            self._count_bad_frame()
+            return False
+        try:
+            return await handlers.login(self, message)
+        except Exception:
+            log.exception("connection %s: login failed", self.cid)
+            self.reply_error(ErrorCode.INTERNAL_ERROR, "the server failed", message.id)
+            return False
 
     async def _command_loop(self) -> None:
         while True:
