@@ -1,8 +1,15 @@
 """What the server keeps, and for how long.
 
-The server is a relay, not an archive. A periodic sweep (every instance runs
-one; each step is idempotent, so several instances sweeping the same database
-only repeat no-ops) enforces ``RetentionPolicy``:
+The server is a relay, not an archive. A periodic sweep enforces
+``RetentionPolicy``. Every instance runs one on its own schedule; on
+PostgreSQL they take turns: a sweep first tries the advisory lock
+``RETENTION_LOCK`` and, if another instance holds it, skips that round (the
+other is doing the same work). Two sweeps at once would otherwise cross:
+each records its own connected sessions as used, then deletes idle sessions,
+the other's among them, and the database aborts one as a deadlock. Taking
+turns also means each expired message is reported by exactly one instance
+(the ``expired_at IS NULL`` guard keeps sweeps one after another from
+repeating it). SQLite has a single server process and needs no lock.
 
 * A message its recipient acknowledged is deleted ``delivered_messages``
   after it was sent: the recipient's devices hold it now.
@@ -31,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from presence_protocol import AckExpired, MessageExpired, Ok, encode
 
+from .database import RETENTION_LOCK, advisory_lock
 from .fanout import Event
 from .schema import friend_request_times, messages, sessions, users
 from .store import Store
@@ -83,71 +91,86 @@ def _acked_seq_of_recipient() -> sa.ScalarSelect[int]:
     )
 
 
-async def _touch(conn: AsyncConnection, session_ids: list[str], now: int) -> None:
+async def _touch(
+    conn: AsyncConnection, session_ids: list[str], now: int, *, skip_locked: bool = False
+) -> None:
+    """Record sessions as used. ``skip_locked`` (PostgreSQL) passes over rows
+    another transaction holds instead of waiting, so a touch beside another
+    instance's sweep never waits on it and cannot deadlock with it."""
     for start in range(0, len(session_ids), CHUNK):
-        await conn.execute(
-            sa.update(sessions)
-            .where(sessions.c.id.in_(session_ids[start : start + CHUNK]))
-            .values(last_used_at=now)
-        )
+        chunk = sessions.c.id.in_(session_ids[start : start + CHUNK])
+        if skip_locked:
+            chunk = sessions.c.id.in_(
+                sa.select(sessions.c.id).where(chunk).with_for_update(skip_locked=True)
+            )
+        await conn.execute(sa.update(sessions).where(chunk).values(last_used_at=now))
 
 
 async def sweep(
     store: Store, policy: RetentionPolicy, now: int, live_sessions: frozenset[str] = frozenset()
-) -> SweepResult:
-    """Apply the policy once, as of ``now``; one transaction."""
+) -> SweepResult | None:
+    """Apply the policy once, as of ``now``, in one transaction; None if another
+    instance's sweep holds the turn."""
     async with store.write() as conn:
-        await _touch(conn, sorted(live_sessions), now)
-        sessions_deleted = (
-            await conn.execute(
-                sa.delete(sessions).where(
-                    sa.or_(
-                        sessions.c.revoked_at.is_not(None),
-                        sessions.c.last_used_at < now - policy.idle_sessions,
-                    )
-                )
-            )
-        ).rowcount
-        delivered = (
-            await conn.execute(
-                sa.delete(messages).where(
-                    messages.c.expired_at.is_(None),
-                    messages.c.sent_at < now - policy.delivered_messages,
-                    messages.c.seq <= _acked_seq_of_recipient(),
-                )
-            )
-        ).rowcount
-        expired_rows = await conn.execute(
-            sa.update(messages)
-            .where(
-                messages.c.expired_at.is_(None),
-                messages.c.sent_at < now - policy.undelivered_messages,
-                messages.c.seq > _acked_seq_of_recipient(),
-            )
-            .values(expired_at=now, text="")
-            .returning(
-                messages.c.id,
-                messages.c.sender_id,
-                messages.c.recipient_id,
-                messages.c.client_msg_id,
-                messages.c.sent_at,
-            )
-        )
-        expired = tuple(
-            Expired(r.id, r.sender_id, r.recipient_id, r.client_msg_id, r.sent_at, now)
-            for r in expired_rows
-        )
-        tombstones = (
-            await conn.execute(
-                sa.delete(messages).where(messages.c.expired_at < now - policy.undelivered_messages)
-            )
-        ).rowcount
-        # Friend-request times only matter for an hour (the rate limit's window).
+        if await advisory_lock(conn, RETENTION_LOCK, wait=False):
+            await _touch(conn, sorted(live_sessions), now)
+            return await _purge(conn, policy, now)
+        # Not our turn, but our connected sessions still count as used (the
+        # other instance cannot know them). A row its sweep is deleting right
+        # now is left to it: it was idle before this round.
+        await _touch(conn, sorted(live_sessions), now, skip_locked=True)
+    return None
+
+
+async def _purge(conn: AsyncConnection, policy: RetentionPolicy, now: int) -> SweepResult:
+    sessions_deleted = (
         await conn.execute(
-            sa.delete(friend_request_times).where(
-                friend_request_times.c.at_ms < (now - 3600) * 1000
+            sa.delete(sessions).where(
+                sa.or_(
+                    sessions.c.revoked_at.is_not(None),
+                    sessions.c.last_used_at < now - policy.idle_sessions,
+                )
             )
         )
+    ).rowcount
+    delivered = (
+        await conn.execute(
+            sa.delete(messages).where(
+                messages.c.expired_at.is_(None),
+                messages.c.sent_at < now - policy.delivered_messages,
+                messages.c.seq <= _acked_seq_of_recipient(),
+            )
+        )
+    ).rowcount
+    expired_rows = await conn.execute(
+        sa.update(messages)
+        .where(
+            messages.c.expired_at.is_(None),
+            messages.c.sent_at < now - policy.undelivered_messages,
+            messages.c.seq > _acked_seq_of_recipient(),
+        )
+        .values(expired_at=now, text="")
+        .returning(
+            messages.c.id,
+            messages.c.sender_id,
+            messages.c.recipient_id,
+            messages.c.client_msg_id,
+            messages.c.sent_at,
+        )
+    )
+    expired = tuple(
+        Expired(r.id, r.sender_id, r.recipient_id, r.client_msg_id, r.sent_at, now)
+        for r in expired_rows
+    )
+    tombstones = (
+        await conn.execute(
+            sa.delete(messages).where(messages.c.expired_at < now - policy.undelivered_messages)
+        )
+    ).rowcount
+    # Friend-request times only matter for an hour (the rate limit's window).
+    await conn.execute(
+        sa.delete(friend_request_times).where(friend_request_times.c.at_ms < (now - 3600) * 1000)
+    )
     return SweepResult(
         delivered_deleted=delivered,
         expired=expired,
@@ -214,7 +237,11 @@ async def ack_expired(conn: Connection, message: AckExpired) -> None:
 
 
 class Sweeper:
-    """Runs ``sweep`` every ``policy.sweep_interval`` and tells senders at once."""
+    """Runs ``sweep`` every ``policy.sweep_interval`` and tells senders at once.
+
+    One timer per interval, whether the round swept or skipped: a skipped
+    round is not retried early, the instance holding the turn did the work.
+    """
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -223,6 +250,7 @@ class Sweeper:
         self.swept = asyncio.Event()
         """Set after each sweep (tests wait on it instead of sleeping)."""
         self.last: SweepResult | None = None
+        """The latest round's result; None before the first and after a skipped one."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
@@ -234,7 +262,8 @@ class Sweeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def run_once(self) -> SweepResult:
+    async def run_once(self) -> SweepResult | None:
+        """One round; None when another instance's sweep had the turn."""
         hub = self.hub
         live = frozenset(
             c.session_id
@@ -242,8 +271,19 @@ class Sweeper:
             if c.session_id is not None and not c.closing
         )
         result = await sweep(hub.store, self.policy, hub.now(), live)
+        self.last = result
+        if result is None:
+            log.debug("retention: another instance is sweeping; skipping this round")
+        else:
+            await self._report(result)
+        self.swept.set()
+        return result
+
+    async def _report(self, result: SweepResult) -> None:
         for expired in result.expired:
-            await hub.fanout.publish([expired.sender_id], Event(frame=encode(expired.notice())))
+            await self.hub.fanout.publish(
+                [expired.sender_id], Event(frame=encode(expired.notice()))
+            )
         if result != SweepResult():
             log.info(
                 "retention: %d delivered and %d expired messages, %d notices, %d sessions removed",
@@ -252,9 +292,6 @@ class Sweeper:
                 result.tombstones_deleted,
                 result.sessions_deleted,
             )
-        self.last = result
-        self.swept.set()
-        return result
 
     async def _loop(self) -> None:
         while True:

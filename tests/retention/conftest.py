@@ -1,9 +1,15 @@
-"""A real server on a SQLite file in tmp_path, and a raw view of its database."""
+"""A real server on a SQLite file in tmp_path, and a raw view of its database.
+
+Tests of several instances sharing a database ask for ``postgres_url`` (a
+fresh PostgreSQL database) and ``redis_url``; without the services they skip
+locally and fail in CI (the ``require`` fixture).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -13,8 +19,10 @@ import pytest
 
 from presence_server import RunningServer, ServerConfig, start_server
 from tests.qt_loop import qasync_loop
+from tests.server.conftest import fresh_postgres_database
 
 StartServer = Callable[..., Awaitable[RunningServer]]
+Require = Callable[[bool, str], None]
 
 
 @pytest.fixture
@@ -41,6 +49,28 @@ async def start(db_path: Path) -> AsyncIterator[StartServer]:
     yield _start
     for server in reversed(started):
         await server.stop()
+
+
+@pytest.fixture
+async def postgres_url(require: Require) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database, dropped after the test."""
+    dsn = os.environ.get("TEST_PG_DSN", "")
+    require(bool(dsn), "needs PostgreSQL: set $TEST_PG_DSN (scripts/start_services.sh)")
+    async for url in fresh_postgres_database(dsn):
+        yield url
+
+
+@pytest.fixture
+def redis_url(require: Require) -> str:
+    url = os.environ.get("TEST_REDIS_URL", "")
+    require(bool(url), "needs Redis: set $TEST_REDIS_URL (scripts/start_services.sh)")
+    return url
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """Keys of this test only, so tests sharing one Redis never meet."""
+    return f"t{secrets.token_hex(4)}:"
 
 
 def rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
