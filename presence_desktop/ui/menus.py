@@ -100,8 +100,9 @@ class StatusMenu(QMenu):
 
 class AppMenu(QMenu):
     """Open friends · My status ▸ · Add friend… · Settings… · [Install VS Code extension] ·
-    Sign in/out · Quit. The install entry exists only with an ``ExtensionInstaller`` and
-    shows only while VS Code and the bundled package are both found."""
+    [Reconnect now / Try again, while waiting or stopped] · Sign in/out · Quit. The install
+    entry exists only with an ``ExtensionInstaller`` and shows only while VS Code and the
+    bundled package are both found."""
 
     def __init__(
         self,
@@ -130,6 +131,8 @@ class AppMenu(QMenu):
             extension.started.connect(self.refresh)
             extension.finished.connect(lambda _result: self.refresh())
         self.addSeparator()
+        self.reconnect = self._add("Reconnect now", self._reconnect)
+        self.reconnect.setToolTip("Skip the wait and connect to the server now")
         self.sign = self._add("Sign out", self._sign_in_or_out)
         self.quit = self._add("Quit", navigator.request_quit)
         self.aboutToShow.connect(self.refresh)
@@ -142,7 +145,10 @@ class AppMenu(QMenu):
         return act
 
     def refresh(self) -> None:
-        signed_out = self._connection.current.link is Link.SIGNED_OUT
+        link = self._connection.current.link
+        signed_out = link is Link.SIGNED_OUT
+        self.reconnect.setVisible(link in (Link.RECONNECTING, Link.OFFLINE))
+        self.reconnect.setText("Reconnect now" if link is Link.RECONNECTING else "Try again")
         self.sign.setText("Sign in" if signed_out else "Sign out")
         self.status_menu.setEnabled(not signed_out)
         self.add_friend.setEnabled(not signed_out)
@@ -154,6 +160,9 @@ class AppMenu(QMenu):
             self.install_extension.setText(
                 "Installing VS Code extension…" if running else "Install VS Code extension"
             )
+
+    def _reconnect(self) -> None:
+        self._actions.reconnect_now()
 
     def _install(self) -> None:
         if self._extension is not None:

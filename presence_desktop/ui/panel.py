@@ -182,6 +182,17 @@ class FriendsPanel(QWidget):
         self.connection_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.connection_label.setTextFormat(Qt.TextFormat.PlainText)
         row2.addWidget(self.connection_label)
+        # While waiting to reconnect (or stopped), one click skips the wait once.
+        self.reconnect_button = QToolButton()
+        self.reconnect_button.setObjectName("ReconnectNow")
+        self.reconnect_button.setAutoRaise(True)
+        self.reconnect_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.reconnect_button.setStyleSheet(
+            "QToolButton { color: #388bfd; text-decoration: underline; border: none; }"
+        )
+        self.reconnect_button.clicked.connect(lambda _checked=False: self._actions.reconnect_now())
+        self.reconnect_button.hide()
+        row2.addWidget(self.reconnect_button)
         v.addLayout(row2)
         self.offline_detail = QLabel()
         self.offline_detail.setWordWrap(True)
@@ -412,6 +423,16 @@ class FriendsPanel(QWidget):
         if info.link is Link.OFFLINE:
             text = f"Offline: {text}"
         self.connection_label.setText(text)
+        waiting = info.link in (Link.RECONNECTING, Link.OFFLINE)
+        self.reconnect_button.setText(
+            "Reconnect now" if info.link is Link.RECONNECTING else "Try again"
+        )
+        self.reconnect_button.setToolTip(
+            "Skip the wait and connect to the server now"
+            if info.link is Link.RECONNECTING
+            else "Connect to the server again"
+        )
+        self.reconnect_button.setVisible(waiting)
         self.offline_detail.setText(info.message)
         self.offline_detail.setVisible(info.link is Link.OFFLINE and bool(info.message))
 

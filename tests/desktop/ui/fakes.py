@@ -91,6 +91,9 @@ class FakeActions:
     def sign_out(self) -> None:
         self._record("sign_out")
 
+    def reconnect_now(self) -> None:
+        self._record("reconnect_now")
+
     def quit(self) -> None:
         self._record("quit")
 

@@ -33,7 +33,7 @@ def core() -> FakeCore:
 
 
 def entries(menu: QMenu) -> list[str]:
-    return [a.text() for a in menu.actions() if not a.isSeparator()]
+    return [a.text() for a in menu.actions() if not a.isSeparator() and a.isVisible()]
 
 
 def test_menu_has_the_documented_entries_and_they_reach_their_targets(core: FakeCore) -> None:
@@ -54,6 +54,26 @@ def test_menu_has_the_documented_entries_and_they_reach_their_targets(core: Fake
     assert nav.calls == ["friends", "add_friend", "settings", "quit"]
     menu.sign.trigger()
     assert core.actions.calls[-1] == ("sign_out", ())
+
+
+@pytest.mark.parametrize(
+    ("info", "label"),
+    [
+        (ConnectionInfo(Link.RECONNECTING, retry_at=1e9), "Reconnect now"),
+        (ConnectionInfo(Link.OFFLINE, title="Update needed"), "Try again"),
+    ],
+)
+def test_reconnect_entry_shows_only_while_waiting_or_stopped(
+    core: FakeCore, info: ConnectionInfo, label: str
+) -> None:
+    menu = AppMenu(core.state, core.connection, core.actions, Nav())
+    assert label not in entries(menu)
+    core.connection.set(info)
+    assert entries(menu)[-3:] == [label, "Sign out", "Quit"]
+    menu.reconnect.trigger()
+    assert core.actions.calls[-1] == ("reconnect_now", ())
+    core.connection.set(ConnectionInfo(Link.ONLINE))
+    assert label not in entries(menu)
 
 
 def test_sign_in_replaces_sign_out_when_signed_out(core: FakeCore) -> None:
