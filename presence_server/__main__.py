@@ -206,6 +206,15 @@ def _production_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str
         f"($PRESENCE_HANDSHAKES_PER_MINUTE; default {defaults.handshakes_per_minute})",
     )
     edge.add_argument(
+        "--limit-loopback",
+        action="store_true",
+        default=_env_flag(env, "PRESENCE_LIMIT_LOOPBACK"),
+        help="apply --handshakes-per-minute to loopback clients too; by default this "
+        "machine's own connections are never limited, which also lifts the limit for "
+        "everyone behind a local proxy that sends no X-Forwarded-For "
+        "($PRESENCE_LIMIT_LOOPBACK=1)",
+    )
+    edge.add_argument(
         "--max-connections-per-user",
         type=int,
         metavar="N",
@@ -246,6 +255,7 @@ def _production(args: argparse.Namespace) -> dict[str, Any]:
         "trusted_proxies": tuple(args.trusted_proxy),
         "allowed_origins": tuple(args.allowed_origin),
         "handshakes_per_minute": args.handshakes_per_minute,
+        "limit_loopback": args.limit_loopback,
         "max_connections_per_user": args.max_connections_per_user,
         "drain_seconds": args.drain_seconds,
     }

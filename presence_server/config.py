@@ -114,6 +114,9 @@ class ServerConfig:
     without an Origin header (every non-browser client) are always allowed."""
     handshakes_per_minute: int = 60
     """WebSocket handshakes per client IP (IPv6: per /64) per minute; 0: unlimited."""
+    limit_loopback: bool = False
+    """Apply the handshake limit to loopback client addresses too (by default this
+    machine's own connections are exempt; see ``edge.py`` for the trap that hides)."""
     max_connections_per_user: int = 20
     """Connected devices per user across instances; 0: unlimited."""
     drain_seconds: float = 10.0

@@ -2,7 +2,8 @@
 
 * ``GET /healthz`` — the process is alive (no dependency checked).
 * ``GET /readyz`` — the database answers and, with ``--redis``, Redis does,
-  and the instance is not draining: 200, else 503. A JSON body says which.
+  and the instance is not draining: 200, else 503. A JSON body says which,
+  plus ``warnings`` (never failing readiness) about the configuration.
 * ``GET /metrics`` — Prometheus text format.
 * Every other request is a WebSocket handshake and passes two checks:
   its ``Origin`` (browsers send one; other clients do not and are always
@@ -16,11 +17,19 @@ because its own address is not trusted. Without ``--trusted-proxy`` the
 loopback addresses are trusted (a proxy on the same machine, like Caddy on
 a single VM); giving the option replaces that default.
 
-Handshakes from a loopback client IP are not rate limited: they come from
-this machine (the desktop demo, tests, a local proxy that sends no
-X-Forwarded-For), and limiting them would throttle everyone behind such a
-proxy at once. IPv6 clients are counted per /64, the block one subscriber
-usually holds.
+Handshakes from a loopback client IP are not rate limited unless
+``--limit-loopback`` is given: they come from this machine (the desktop
+demo, tests, local tools). That exemption is also a trap: a proxy on the
+same machine that sends no X-Forwarded-For makes every client look like
+127.0.0.1, and per-address limits silently stop for everyone. Nothing at
+the edge can tell such a proxy from a local client, so the edge says so
+instead of guessing: a handshake from a trusted proxy without a usable
+X-Forwarded-For is counted (``presence_handshakes_unforwarded_total``),
+logged as a warning at most once per ``WARN_INTERVAL`` naming the fix
+(make the proxy send the header), and listed in ``/readyz`` ``warnings``
+while it keeps happening. With ``--limit-loopback`` such a proxy's clients
+share one budget instead (loud, not silent). IPv6 clients are counted per
+/64, the block one subscriber usually holds.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import http
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,6 +55,9 @@ log = logging.getLogger(__name__)
 MINUTE = 60.0
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 MAX_TRACKED_ADDRESSES = 50_000
+WARN_INTERVAL = 600.0
+"""Seconds between two warnings about a proxy without X-Forwarded-For, and how
+long ``/readyz`` keeps listing it after the last such handshake."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Readiness = Callable[[], Awaitable[dict[str, Any]]]
@@ -71,7 +84,14 @@ class Edge:
         self.any_origin = "*" in origins
         self.origins = origins - {"*"}
         self.per_minute = config.handshakes_per_minute
+        self.limit_loopback = config.limit_loopback
         self._windows: dict[str, SlidingWindow] = {}
+        self._unforwarded_at: float | None = None
+        """When a trusted proxy last sent a handshake without X-Forwarded-For."""
+        self._unforwarded_peer = ""
+        self._warned_at: float | None = None
+        self._unwarned = 0
+        """Such handshakes since the last warning (the warning reports the count)."""
 
     # ------------------------------------------------------------ client address
 
@@ -80,23 +100,29 @@ class Edge:
 
     def client_ip(self, peer: Any, headers: Headers | None) -> str:
         """The client's address as the edge sees it (see the module docstring)."""
+        return self._resolve(peer, headers)[0]
+
+    def _resolve(self, peer: Any, headers: Headers | None) -> tuple[str, bool]:
+        """The client's address, and whether it is a trusted proxy's own
+        address because the proxy named no client in X-Forwarded-For."""
         host = peer[0] if isinstance(peer, tuple) and peer else str(peer or "")
         address = _parse_ip(str(host))
         if address is None:
-            return str(host) or "unknown"
-        if not self.proxies or not self._trusted(address) or headers is None:
-            return str(address)
+            return str(host) or "unknown", False
+        if not self.proxies or not self._trusted(address):
+            return str(address), False
         entries: list[str] = []
-        for value in headers.get_all("X-Forwarded-For"):
+        for value in headers.get_all("X-Forwarded-For") if headers is not None else ():
             entries += value.split(",")
+        forwarded = False
         for entry in reversed(entries):
             hop = _parse_ip(entry)
             if hop is None:
                 break
-            address = hop
+            address, forwarded = hop, True
             if not self._trusted(hop):
                 break
-        return str(address)
+        return str(address), not forwarded
 
     @staticmethod
     def bucket(ip: str) -> str:
@@ -117,7 +143,7 @@ class Edge:
         if self.per_minute <= 0:
             return None
         address = _parse_ip(ip)
-        if address is not None and address.is_loopback:
+        if address is not None and address.is_loopback and not self.limit_loopback:
             return None
         key = self.bucket(ip)
         window = self._windows.get(key)
@@ -127,6 +153,50 @@ class Edge:
             window = SlidingWindow(self.per_minute, MINUTE)
             self._windows[key] = window
         return window.allow()
+
+    def _unforwarded(self, proxy: str) -> None:
+        """A trusted proxy named no client: count it, and warn now and then."""
+        self.metrics.handshakes_unforwarded.inc()
+        now = time.monotonic()
+        self._unforwarded_at = now
+        self._unforwarded_peer = proxy
+        self._unwarned += 1
+        if self._warned_at is not None and now - self._warned_at < WARN_INTERVAL:
+            return
+        self._warned_at = now
+        count, self._unwarned = self._unwarned, 0
+        address = _parse_ip(proxy)
+        limits = (
+            "and connections from loopback are never rate limited"
+            if address is not None and address.is_loopback and not self.limit_loopback
+            else "and all its clients share one handshake budget"
+        )
+        log.warning(
+            "%d handshake(s) from trusted proxy %s carried no usable X-Forwarded-For: every "
+            "client behind it looks like %s to per-address limits and logs, %s. Configure the "
+            "proxy to send X-Forwarded-For (nginx: proxy_set_header X-Forwarded-For "
+            "$proxy_add_x_forwarded_for). If clients connect directly instead (no proxy), set "
+            "--trusted-proxy to your real proxy's address. Next warning in %d minutes at the "
+            "earliest; see presence_handshakes_unforwarded_total and /readyz.",
+            count,
+            proxy,
+            proxy,
+            limits,
+            WARN_INTERVAL // 60,
+            extra={"event": "proxy_unforwarded", "ip": proxy},
+        )
+
+    def warnings(self) -> list[str]:
+        """What ``/readyz`` lists under ``warnings`` (readiness does not depend on it)."""
+        found: list[str] = []
+        seen = self._unforwarded_at
+        if seen is not None and time.monotonic() - seen < WARN_INTERVAL:
+            found.append(
+                f"trusted proxy {self._unforwarded_peer} sends handshakes without "
+                "X-Forwarded-For: per-address limits see the proxy, not its clients; "
+                "configure it to send X-Forwarded-For"
+            )
+        return found
 
     def _reject(
         self, connection: ServerConnection, status: http.HTTPStatus, reason: str, text: str
@@ -144,6 +214,9 @@ class Edge:
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/readyz":
             report = await self.readiness()
+            warnings = self.warnings()
+            if warnings:
+                report = {**report, "warnings": warnings}
             status = http.HTTPStatus.OK if report["ready"] else http.HTTPStatus.SERVICE_UNAVAILABLE
             return _json(connection, status, report)
         if path == "/metrics":
@@ -154,7 +227,9 @@ class Edge:
             _set_header(response, "Content-Type", content_type)
             return response
         origin = request.headers.get("Origin")
-        ip = self.client_ip(connection.remote_address, request.headers)
+        ip, unforwarded = self._resolve(connection.remote_address, request.headers)
+        if unforwarded:
+            self._unforwarded(ip)
         if not self._origin_allowed(origin):
             log.info(
                 "refused a handshake from origin %r (not in --allowed-origin)",

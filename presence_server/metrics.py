@@ -97,6 +97,11 @@ class Metrics:
             "WebSocket handshakes refused before the upgrade, by reason.",
             ("reason",),
         )
+        self.handshakes_unforwarded = counter(
+            "presence_handshakes_unforwarded",
+            "WebSocket handshakes from a trusted proxy that named no client in "
+            "X-Forwarded-For (the proxy's address stood in for the client's).",
+        )
         histogram: Any = Histogram(
             "presence_fanout_latency_seconds",
             "From publishing an event to handing it to a connection's send queue.",
@@ -135,6 +140,7 @@ class NullMetrics:
         self.errors: Metric = null
         self.closes: Metric = null
         self.handshakes_rejected: Metric = null
+        self.handshakes_unforwarded: Metric = null
         self.fanout_latency: Metric = null
         self.redis_up: Metric = null
         self.devices_swept: Metric = null
