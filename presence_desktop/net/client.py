@@ -417,10 +417,12 @@ class PresenceClient:
             if outcome.stable:
                 delays = self._backoff()
             delay = 0.0 if outcome.immediate else max(next(delays), outcome.min_delay)
+            # Cleared before announcing the wait, so a "Reconnect now" from a
+            # listener of that announcement is not lost.
+            self._wake.clear()
             self.connection.set(
                 ConnectionInfo(Link.RECONNECTING, retry_at=time.monotonic() + delay)
             )
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
