@@ -5,10 +5,12 @@ Runs ``presence-desktop --demo`` as a subprocess on Xvfb with trayer as the
 tray host, inside a private D-Bus session with dunst as the notification
 daemon, waits for each state (icon docked, popup mapped, Notify seen on the
 bus, menu mapped) and writes docs/screenshots/{popup,notification,tray-menu,
-settings}.png. A fake editor window speaks the bridge protocol to the app, so
+settings,delete-account}.png. A fake editor window speaks the bridge protocol to the app, so
 the "Friends see" lines have an activity to show; the settings shot adds a
 privacy rule with the keyboard, as a person would, and captures the page
-with the rule and its live preview.
+with the rule and its live preview; then "Delete my account…" on the General
+page, with the login typed so Delete is enabled (never clicked).
+``--only delete-account`` skips the other shots.
 Also reports cold start to icon-docked time and the app's RSS.
 
     uv run python scripts/screenshots.py [--out docs/screenshots] [--command ...]
@@ -32,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -295,6 +298,15 @@ def inner(args: argparse.Namespace) -> int:
                 f"  icon docked after {figures['cold_start_to_icon_docked_ms']} ms: panel {panel}"
             )
 
+            icon_x, icon_y = panel[0] + panel[2] - panel[3] // 2 - 2, panel[1] + panel[3] // 2
+            if args.only == "delete-account":
+                wait_for(lambda: named(desktop, "Presence friends"), "the popup")
+                wait_for(lambda: bus.count() >= args.notifications, "the demo's notifications")
+                subprocess.run(["dunstctl", "close-all"], env=env, check=False)
+                open_settings(desktop, icon_x, icon_y)
+                shoot_delete_dialog(desktop, out, screen)
+                return finish(app, figures, args, scratch, out, editor, bus, dunst, log)
+
             editor = connect_editor(scratch / "bridge.sock")
             popup = wait_for(lambda: named(desktop, "Presence friends"), "the popup")
             assert isinstance(popup, tuple)
@@ -309,7 +321,6 @@ def inner(args: argparse.Namespace) -> int:
             save(desktop, out / "notification.png", clamp(union(note, pad=24), screen))
 
             # Close the popup (left click toggles it), then open the tray menu.
-            icon_x, icon_y = panel[0] + panel[2] - panel[3] // 2 - 2, panel[1] + panel[3] // 2
             subprocess.run(
                 ["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "1"],
                 env=env,
@@ -351,14 +362,7 @@ def inner(args: argparse.Namespace) -> int:
             )
 
             # Settings: from the tray menu with the keyboard, then a rule on the privacy page.
-            ids = window_ids(desktop)
-            subprocess.run(
-                ["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "3"],
-                env=env, check=True,
-            )  # fmt: skip
-            wait_for(lambda: new_popup_windows(desktop, ids), "the tray menu again")
-            keys(desktop, "Down", "Down", "Down", "Down", "Return")  # 4th entry: Settings…
-            wait_for(lambda: named(desktop, "Presence settings"), "the settings window")
+            open_settings(desktop, icon_x, icon_y)
             keys(desktop, "alt+p", "alt+a")  # the Privacy tab, then Add…
             wait_for(lambda: named(desktop, "Add rule"), "the rule dialog")
             type_text(desktop, "github.com/acme/*")
@@ -373,23 +377,73 @@ def inner(args: argparse.Namespace) -> int:
             settings = named(desktop, "Presence settings")
             assert settings is not None
             save(desktop, out / "settings.png", clamp(union(settings, pad=8), screen))
+            shoot_delete_dialog(desktop, out, screen)
             keys(desktop, "Escape")
-        finally:
-            if editor is not None:
-                editor.close()
-            app.send_signal(signal.SIGTERM)
-            try:
-                figures["exit_code"] = app.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                app.kill()
-                figures["exit_code"] = "killed"
-            bus.stop()
-            dunst.terminate()
-            dunst.wait(timeout=5)
-            log.close()
-            if args.keep_log:
-                shutil.copy(scratch / "app.log", out.parent / "screenshots-app.log")
-            shutil.rmtree(scratch, ignore_errors=True)
+        except BaseException:
+            finish(app, figures, args, scratch, out, editor, bus, dunst, log)
+            raise
+        return finish(app, figures, args, scratch, out, editor, bus, dunst, log)
+
+
+def open_settings(desktop: Desktop, icon_x: int, icon_y: int) -> None:
+    """Settings… from the tray menu, with the keyboard as a person would."""
+    ids = window_ids(desktop)
+    subprocess.run(
+        ["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "3"],
+        env=desktop.env, check=True,
+    )  # fmt: skip
+    wait_for(lambda: new_popup_windows(desktop, ids), "the tray menu")
+    keys(desktop, "Down", "Down", "Down", "Down", "Return")  # 4th entry: Settings…
+    wait_for(lambda: named(desktop, "Presence settings"), "the settings window")
+
+
+def shoot_delete_dialog(desktop: Desktop, out: Path, screen: Rect) -> None:
+    """The General page's "Delete my account…", the login typed; Delete is never clicked."""
+    # No window manager: after the rule dialog closed, nothing has the keyboard.
+    subprocess.run(
+        ["xdotool", "search", "--name", "^Presence settings$", "windowfocus", "--sync"],
+        env=desktop.env, check=True, timeout=10,
+    )  # fmt: skip
+    keys(desktop, "alt+g", "alt+l")  # General, then De&lete my account…
+    wait_for(lambda: named(desktop, "Delete my account"), "the delete dialog")
+    type_text(desktop, "mona")
+    time.sleep(0.3)  # one paint after the button was enabled
+    dialog = named(desktop, "Delete my account")
+    assert dialog is not None
+    save(desktop, out / "delete-account.png", clamp(union(dialog, pad=0), screen))
+    keys(desktop, "Escape")
+    wait_for(lambda: named(desktop, "Delete my account") is None, "the delete dialog to close")
+
+
+def finish(
+    app: subprocess.Popen[bytes],
+    figures: dict[str, object],
+    args: argparse.Namespace,
+    scratch: Path,
+    out: Path,
+    editor: socket.socket | None,
+    bus: BusWatch,
+    dunst: subprocess.Popen[bytes],
+    log: IO[str],
+) -> int:
+    """Stop the app (SIGTERM, as a session ending would) and everything around it."""
+    if editor is not None:
+        editor.close()
+    if app.poll() is None:
+        app.send_signal(signal.SIGTERM)
+        try:
+            figures["exit_code"] = app.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            figures["exit_code"] = "killed"
+    bus.stop()
+    if dunst.poll() is None:
+        dunst.terminate()
+        dunst.wait(timeout=5)
+    log.close()
+    if args.keep_log:
+        shutil.copy(scratch / "app.log", out.parent / "screenshots-app.log")
+    shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(figures))
     return 0 if figures.get("exit_code") == 0 else 1
 
@@ -403,6 +457,9 @@ def main() -> int:
     parser.add_argument("--keep-log", action="store_true")
     parser.add_argument(
         "--notifications", type=int, default=2, help="Notify calls to wait for before shooting"
+    )
+    parser.add_argument(
+        "--only", choices=["all", "delete-account"], default="all", help="which shots to take"
     )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

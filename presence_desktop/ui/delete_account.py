@@ -29,7 +29,7 @@ from ..core.api import UserError
 from ..core.events import Signal
 
 WHAT_GOES = (
-    "Deleting your account removes from the server at {server}:",
+    "Deleting your account on {server} removes:",
     "your friendships and friend requests, sent and received",
     "your messages, delivered or waiting",
     "your sessions: every device you signed in on is signed out",

@@ -136,10 +136,10 @@ class SettingsDialog(QDialog):
         self.account_box = QGroupBox("Your account on this server")
         aform = QVBoxLayout(self.account_box)
         row = QHBoxLayout()
-        self.export_button = QPushButton("Export my data…")
+        self.export_button = QPushButton("E&xport my data…")
         self.export_button.setToolTip("Save everything the server keeps about you as a JSON file")
         self.export_button.clicked.connect(self._export)
-        self.delete_button = QPushButton("Delete my account…")
+        self.delete_button = QPushButton("De&lete my account…")
         self.delete_button.setToolTip("Delete your account and everything about it on the server")
         self.delete_button.setStyleSheet("color: #e5534b;")
         self.delete_button.clicked.connect(self._delete)
@@ -308,7 +308,8 @@ class SettingsDialog(QDialog):
             self.delete_dialog.raise_()
             self.delete_dialog.activateWindow()
             return
-        dialog = DeleteAccountDialog(self._account, me.login, self.server_url.text(), self)
+        server = getattr(self._account, "server_url", "") or self._store.settings.server_url
+        dialog = DeleteAccountDialog(self._account, me.login, str(server), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.finished.connect(lambda _result: self._forget_delete_dialog())
         self.delete_dialog = dialog

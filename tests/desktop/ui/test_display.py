@@ -95,7 +95,7 @@ def test_the_demo_shows_tray_popup_and_notifications_and_quits_cleanly(tmp_path:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     assert figures["exit_code"] == 0  # SIGTERM shuts the demo down cleanly
-    for name in ("popup", "notification", "tray-menu"):
+    for name in ("popup", "notification", "tray-menu", "settings", "delete-account"):
         image = tmp_path / f"{name}.png"
         assert image.stat().st_size > 1000, f"{name}.png is empty"
     print(f"demo: {figures}")
