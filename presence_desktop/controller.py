@@ -58,6 +58,9 @@ from .net.oauth import GitHubSignIn, Opener, SignInError
 
 log = logging.getLogger(__name__)
 
+SIGN_IN_STOP_TIMEOUT = 2.0
+"""Seconds a cancelled sign-in gets to close its listener before its task is cancelled."""
+
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9]))*$")
 
 
@@ -112,6 +115,9 @@ class Controller:
         self._opener = opener
         self._make_sign_in = make_sign_in or self._default_sign_in
         self._sign_in_task: asyncio.Task[None] | None = None
+        self._sign_in: GitHubSignIn | None = None
+        """The attempt whose window is open (a server switch cancels it)."""
+        self.sign_in_started.connect(self._remember_sign_in)
         self._signing_out = False
         self._last_link = connection.current.link
 
@@ -379,6 +385,9 @@ class Controller:
 
     # GitHub sign-in (issue 4).
 
+    def _remember_sign_in(self, sign_in: GitHubSignIn) -> None:
+        self._sign_in = sign_in
+
     def _default_sign_in(self, config: GitHubConfig, reason: UserError | None) -> GitHubSignIn:
         return GitHubSignIn(config, opener=self._opener, open_browser=reason is None, reason=reason)
 
@@ -423,8 +432,15 @@ class Controller:
                 await self._switch_to(url)
 
     async def _switch_to(self, url: str) -> None:
-        if self._sign_in_task is not None and not self._sign_in_task.done():
-            self._sign_in_task.cancel()  # it signs in to the old server
+        task = self._sign_in_task
+        if task is not None and not task.done():
+            # It signs in to the old server. Cancelled like the person would, its
+            # window says so and "Try again" starts over on the new server.
+            if self._sign_in is not None:
+                self._sign_in.cancel()
+            _done, pending = await asyncio.wait([task], timeout=SIGN_IN_STOP_TIMEOUT)
+            for stuck in pending:
+                stuck.cancel()
         old = self.client
         old.withdraw_login()
         await old.stop()
