@@ -10,6 +10,7 @@ replies come back in request order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -391,9 +392,13 @@ class Connection:
         The close frame we sent is answered only if we keep reading: frames
         the client sent meanwhile would otherwise fill the receive buffer,
         reading would pause, and the close would hang until its timeout.
+        Bounded, like the wait for the writer: a client that never completes
+        the close is cut when the handler returns.
         """
-        while True:
-            await self.ws.recv()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                while True:
+                    await self.ws.recv()
 
     async def _login_frame(self, data: str | bytes) -> bool:
         """Handle one frame before login; True once it logged in."""
