@@ -108,6 +108,9 @@ class DeleteAccountDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
 
+        # Enter in the field means "delete" once the login matches, never "cancel".
+        self.cancel_button.setAutoDefault(False)
+        self.confirm.returnPressed.connect(self._on_delete)
         self.confirm.textChanged.connect(self._update)
         on_deleted, on_failed = self._on_deleted, self._on_failed
         actions.account_deleted.connect(on_deleted)

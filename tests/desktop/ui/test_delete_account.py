@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from presence_desktop.core.api import Link, UserError
@@ -44,11 +45,13 @@ def test_delete_is_enabled_only_by_the_exact_login(qtbot: QtBot) -> None:
         dialog.confirm.setText(typed)
         assert not dialog.delete_button.isEnabled(), typed
     dialog.delete_button.click()  # disabled: nothing happens
+    qtbot.keyClick(dialog.confirm, Qt.Key.Key_Return)
     assert actions.requests == []
+    assert dialog.isVisible()  # Enter did not cancel either
 
     dialog.confirm.setText("mona")
     assert dialog.delete_button.isEnabled()
-    dialog.delete_button.click()
+    qtbot.keyClick(dialog.confirm, Qt.Key.Key_Return)
     assert actions.requests == ["mona"]
     # In flight: progress shown, no second request, the text locked.
     assert dialog.progress.isVisible()
