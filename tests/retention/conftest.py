@@ -11,17 +11,22 @@ import asyncio
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from presence_server import RunningServer, ServerConfig, start_server
 from tests.qt_loop import qasync_loop
-from tests.server.conftest import fresh_postgres_database
+from tests.server.helpers import (
+    StartServer,
+    fresh_postgres_database,
+    running_servers,
+    sqlite_url,
+)
 
-StartServer = Callable[..., Awaitable[RunningServer]]
+__all__ = ["StartServer", "rows"]  # the suite's tests import them from here
+
 Require = Callable[[bool, str], None]
 
 
@@ -32,23 +37,10 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def start(db_path: Path) -> AsyncIterator[StartServer]:
-    started: list[RunningServer] = []
-
-    async def _start(**overrides: Any) -> RunningServer:
-        options: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "database_url": f"sqlite+aiosqlite:///{db_path}",
-            "dev_login": True,
-        }
-        options.update(overrides)
-        server = await start_server(ServerConfig(**options))
-        started.append(server)
-        return server
-
-    yield _start
-    for server in reversed(started):
-        await server.stop()
+    """In-process servers on this test's SQLite file (or the ``database_url``
+    a test passes); stopped at teardown."""
+    async with running_servers(sqlite_url(db_path)) as start:
+        yield start
 
 
 @pytest.fixture

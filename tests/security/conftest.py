@@ -13,18 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from presence_server import RunningServer, ServerConfig, start_server
 from tests.qt_loop import qasync_loop
+from tests.server.helpers import StartServer, running_servers, sqlite_url
 
 from . import issued
 
-StartServer = Callable[..., Awaitable[RunningServer]]
+__all__ = ["StartServer"]  # the suite's tests import it from here
 QUIET = ("websockets", "aiosqlite", "asyncio")
 """Kept at INFO: the test's own raw clients' frame dumps and library chatter."""
 
@@ -100,20 +99,5 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def start(db_path: Path) -> AsyncIterator[StartServer]:
     """In-process servers on this test's SQLite file; stopped at teardown."""
-    started: list[RunningServer] = []
-
-    async def _start(**overrides: Any) -> RunningServer:
-        options: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "database_url": f"sqlite+aiosqlite:///{db_path}",
-            "dev_login": True,
-        }
-        options.update(overrides)
-        server = await start_server(ServerConfig(**options))
-        started.append(server)
-        return server
-
-    yield _start
-    for server in reversed(started):
-        await server.stop()
+    async with running_servers(sqlite_url(db_path)) as start:
+        yield start

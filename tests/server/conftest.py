@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from presence_server import RunningServer, ServerConfig, start_server
+from presence_server import RunningServer
 from presence_server.database import normalize_url
 from tests.conftest import require
 
 from .client import Client, login_dev
+from .helpers import StartServer, fresh_postgres_database, running_servers, sqlite_url
 
-StartServer = Callable[..., Awaitable[RunningServer]]
+__all__ = ["StartServer", "fresh_postgres_database"]  # imported from here by other suites
+
 Login = Callable[..., Awaitable[Client]]
 
 PG_DSN_VARIABLE = "TEST_PG_DSN"
@@ -46,10 +45,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("database", backends, indirect=True)
 
 
-def database_url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
 @dataclasses.dataclass(frozen=True)
 class Database:
     backend: str
@@ -65,26 +60,10 @@ class Database:
             await engine.dispose()
 
 
-async def fresh_postgres_database(dsn: str) -> AsyncIterator[str]:
-    """A new, empty database on the server of ``dsn``; dropped afterwards."""
-    name = f"presence_t_{secrets.token_hex(6)}"
-    admin_dsn = make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = make_url(dsn).set(database=name).render_as_string(hide_password=False)
-            yield url
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     if request.param == "sqlite":
-        yield Database("sqlite", database_url(tmp_path / "presence.sqlite3"))
+        yield Database("sqlite", sqlite_url(tmp_path / "presence.sqlite3"))
         return
     dsn = os.environ.get(PG_DSN_VARIABLE, "")
     require(bool(dsn), f"PostgreSQL tests need ${PG_DSN_VARIABLE} (scripts/start_services.sh)")
@@ -101,23 +80,8 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def start(database: Database) -> AsyncIterator[StartServer]:
     """Start servers on the test's database; all are stopped at teardown."""
-    started: list[RunningServer] = []
-
-    async def _start(**overrides: Any) -> RunningServer:
-        options: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "database_url": database.url,
-            "dev_login": True,
-        }
-        options.update(overrides)
-        server = await start_server(ServerConfig(**options))
-        started.append(server)
-        return server
-
-    yield _start
-    for server in reversed(started):
-        await server.stop()
+    async with running_servers(database.url) as start:
+        yield start
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from presence_desktop.net.bridge_protocol import (
     BridgeSession,
 )
 from presence_protocol import ActivityKind
-
-from .fakes import FakeClock
+from tests.fakes.clock import FakeClock
 
 HELLO = b'{"type":"hello","bridge":1,"editor":"Neovim","version":"0.10","window":"1"}\n'
 

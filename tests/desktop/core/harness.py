@@ -18,8 +18,7 @@ from presence_protocol import (
     Snapshot,
     User,
 )
-
-from .fakes import FakeLoop, FakeTimer
+from tests.fakes.clock import FakeClock, FakeTimer
 
 ME = User(id=1, login="me")
 
@@ -34,7 +33,7 @@ ID = {v: k for k, v in NAMES.items()}
 
 class Harness:
     def __init__(self, settings: Settings | None = None) -> None:
-        self.loop = FakeLoop()
+        self.loop = FakeClock()
         self.state = PresenceState()
         self.rules = NotifyRules(settings, clock=self.loop)
         self.alerts: list[Alert] = []

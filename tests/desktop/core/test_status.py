@@ -10,8 +10,7 @@ from presence_desktop.core.status import (
     until_for,
 )
 from presence_protocol import Status
-
-from .fakes import FakeLoop
+from tests.fakes.clock import FakeClock
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -94,7 +93,7 @@ def test_a_timed_status_that_ended_is_online(
 
 
 def test_expiry_timer_fires_once_at_the_exact_time() -> None:
-    loop = FakeLoop()
+    loop = FakeClock()
     fired: list[float] = []
     timer = ExpiryTimer(loop, lambda: fired.append(loop.now), loop)
     until = int(loop.now) + 3600
@@ -110,7 +109,7 @@ def test_expiry_timer_fires_once_at_the_exact_time() -> None:
 
 
 def test_rearming_replaces_the_old_timer() -> None:
-    loop = FakeLoop()
+    loop = FakeClock()
     fired: list[float] = []
     timer = ExpiryTimer(loop, lambda: fired.append(loop.now), loop)
     timer.arm(int(loop.now) + 100)
@@ -125,7 +124,7 @@ def test_rearming_replaces_the_old_timer() -> None:
 
 
 def test_an_until_in_the_past_fires_right_away() -> None:
-    loop = FakeLoop()
+    loop = FakeClock()
     fired: list[float] = []
     timer = ExpiryTimer(loop, lambda: fired.append(loop.now), loop)
     timer.arm(int(loop.now) - 60)
@@ -134,7 +133,7 @@ def test_an_until_in_the_past_fires_right_away() -> None:
 
 
 def test_check_after_sleep_ends_a_status_whose_timer_is_late() -> None:
-    loop = FakeLoop()
+    loop = FakeClock()
     fired: list[float] = []
     timer = ExpiryTimer(loop, lambda: fired.append(loop.now), loop)
     timer.arm(int(loop.now) + 600)
@@ -147,7 +146,7 @@ def test_check_after_sleep_ends_a_status_whose_timer_is_late() -> None:
 
 
 def test_check_before_the_end_does_nothing() -> None:
-    loop = FakeLoop()
+    loop = FakeClock()
     fired: list[float] = []
     timer = ExpiryTimer(loop, lambda: fired.append(loop.now), loop)
     timer.arm(int(loop.now) + 600)

@@ -1,4 +1,8 @@
-"""A virtual clock with ``call_later``: time moves only when the test says so."""
+"""A virtual clock with ``call_later``: time moves only when the test says so.
+
+Timer rules (idle, notification batching, status expiry) are then tested
+exactly, and "one timer, no polling" can be asserted from ``pending()``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ class FakeTimer:
         self.cancelled = True
 
 
-class FakeLoop:
+class FakeClock:
+    """Reads as ``clock()`` or ``clock.now``; runs due callbacks on ``advance``."""
+
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self.now = start
         self._queue: list[tuple[float, int, FakeTimer, Callable[[], object]]] = []
@@ -31,6 +37,7 @@ class FakeLoop:
         return timer
 
     def pending(self) -> list[float]:
+        """When each timer still armed is due, earliest first."""
         return sorted(t.when for _, _, t, _ in self._queue if not t.cancelled)
 
     def advance(self, seconds: float) -> None:
