@@ -147,11 +147,8 @@ class Controller:
         """Restore what the last run left, then connect."""
         loop = asyncio.get_running_loop()
         self._expiry = ExpiryTimer(loop, self._status_expired, self._clock)
+        self._restore_server_runtime()
         runtime = self.settings.runtime
-        self.state.load_inbox(_from_stored(m) for m in runtime.inbox)
-        self.client.note_acked(runtime.acked_seq)
-        for pending in runtime.pending_messages:
-            self.client.send_message(pending.to, pending.text, pending.client_msg_id)
         status = effective_status(runtime.my_status, runtime.my_status_until, self._clock())
         until = runtime.my_status_until if status is runtime.my_status else None
         self._apply_status(status, until)
@@ -421,11 +418,13 @@ class Controller:
             self._spawn(self._switch_server(settings.server_url))
 
     async def _switch_server(self, url: str) -> None:
-        """Another server is another account: start from a clean slate there.
+        """Another server is another account: show that server's own data there.
 
         The old server's session stays in the keychain under its own URL (see
         docs/decisions.md), so switching back signs in again without a browser;
         the new server gets its own entry, or the sign-in window when it has none.
+        Its inbox, acked seq and unsent messages stay in the runtime state under
+        its URL, and come back (the messages are sent) when the person returns.
         """
         async with self._switching:
             if url != self.client.url:
@@ -444,8 +443,13 @@ class Controller:
         old = self.client
         old.withdraw_login()
         await old.stop()
-        if old.pending():
-            log.warning("dropping %d unsent commands meant for %s", len(old.pending()), old.url)
+        # Its queued messages and inbox stay on disk under its address (the
+        # runtime switch below); friend actions are not kept, as across a restart.
+        self._save_pending()
+        self._save_inbox()
+        others = [c for c in old.pending() if not isinstance(c, SendMessage)]
+        if others:
+            log.warning("dropping %d unsent friend actions meant for %s", len(others), old.url)
         if self._credentials_for is not None:
             self.credentials = self._credentials_for(url)
         else:
@@ -457,7 +461,7 @@ class Controller:
         log.info("switched server from %s to %s", old.url, url)
         self.state.clear()
         self.rules.clear()
-        self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+        self._restore_server_runtime()
         self._send_presence()
         self._connect()
 
@@ -584,6 +588,20 @@ class Controller:
         except OSError as exc:
             self._error("Cannot save messages", f"{exc}. Check free disk space.", "disk")
             raise
+
+    def _restore_server_runtime(self) -> None:
+        """Load the current server's inbox, acked seq and unsent messages."""
+        try:
+            self.settings.switch_runtime(self.client.url)
+        except OSError as exc:
+            # Switched in memory all the same: never send one server's queue to another.
+            log.warning("cannot save runtime state: %s", exc)
+            self._error("Cannot save app state", f"{exc}. Check free disk space.", "disk")
+        runtime = self.settings.runtime
+        self.state.load_inbox(_from_stored(m) for m in runtime.inbox)
+        self.client.note_acked(runtime.acked_seq)
+        for pending in runtime.pending_messages:
+            self.client.send_message(pending.to, pending.text, pending.client_msg_id)
 
     def _save_inbox(self) -> None:
         self._save_runtime(inbox=[_to_stored(m) for m in self.state.inbox])

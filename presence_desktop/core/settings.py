@@ -13,9 +13,11 @@ and adds a migration from the previous version to ``*_MIGRATIONS``.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
+import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +35,7 @@ from .privacy import PrivacySettings
 log = logging.getLogger(__name__)
 
 SETTINGS_VERSION = 1
-RUNTIME_VERSION = 1
+RUNTIME_VERSION = 2
 
 SETTINGS_FILE = "settings.json"
 RUNTIME_FILE = "state.json"
@@ -41,8 +43,18 @@ RUNTIME_FILE = "state.json"
 INBOX_CACHE_SIZE = 200
 """Received messages kept on disk; older ones are dropped from the cache."""
 
+SERVERS_KEPT = 10
+"""Servers whose inbox, acked seq and queued messages are kept: the current one
+and the most recently left others. A server with unsent messages is never dropped."""
+
 SETTINGS_MIGRATIONS: dict[int, Migration] = {}
-RUNTIME_MIGRATIONS: dict[int, Migration] = {}
+
+
+def runtime_v1_to_v2(raw: dict[str, Any], *, server_url: str) -> dict[str, Any]:
+    """Version 1 held one server's inbox without saying which: the configured one."""
+    raw["server_url"] = server_url
+    raw["servers"] = {}
+    return raw
 
 
 class SettingsError(ValueError):
@@ -113,10 +125,27 @@ class PendingMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     client_msg_id: str
 
 
+class ServerRuntime(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """A server the app left, kept so that switching back loses nothing."""
+
+    acked_seq: int = 0
+    inbox: tuple[StoredMessage, ...] = ()
+    pending_messages: tuple[PendingMessage, ...] = ()
+    left_at: int = 0
+    """Unix time the app switched away; the oldest go first beyond ``SERVERS_KEPT``."""
+
+
 class RuntimeState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
-    """What the app remembers between runs, version 1."""
+    """What the app remembers between runs, version 2.
+
+    ``acked_seq``, ``inbox`` and ``pending_messages`` belong to ``server_url``
+    (another server is another account); other servers' are in ``servers``.
+    Version 1 had no ``server_url``: its fields belonged to the configured server.
+    """
 
     version: int = RUNTIME_VERSION
+    server_url: str = ""
+    """Normalized address the per-server fields belong to; empty before any server."""
     acked_seq: int = 0
     """Highest message seq acknowledged to the server after storing it."""
     inbox: tuple[StoredMessage, ...] = ()
@@ -126,6 +155,8 @@ class RuntimeState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     pending_messages: tuple[PendingMessage, ...] = ()
     windows: dict[str, WindowGeometry] = msgspec.field(default_factory=dict)
     """Geometry per window name (e.g. "popup", "main")."""
+    servers: dict[str, ServerRuntime] = msgspec.field(default_factory=dict)
+    """Servers switched away from, by normalized address (never ``server_url``)."""
 
 
 def normalize_server_url(url: str) -> str:
@@ -176,7 +207,8 @@ class SettingsStore:
         state_dir: Path,
         *,
         settings_migrations: Mapping[int, Migration] = SETTINGS_MIGRATIONS,
-        runtime_migrations: Mapping[int, Migration] = RUNTIME_MIGRATIONS,
+        runtime_migrations: Mapping[int, Migration] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings_path = config_dir / SETTINGS_FILE
         self.runtime_path = state_dir / RUNTIME_FILE
@@ -186,12 +218,18 @@ class SettingsStore:
         """Emitted after runtime state was saved with different content."""
         self.settings: Settings
         self.runtime: RuntimeState
+        self._clock = clock
         self.settings, self.settings_load = load_versioned(
             self.settings_path,
             Settings,
             version=SETTINGS_VERSION,
             migrations=settings_migrations,
         )
+        if runtime_migrations is None:
+            # Read after the settings: an old runtime file belongs to their server.
+            runtime_migrations = {
+                1: functools.partial(runtime_v1_to_v2, server_url=self.settings.server_url)
+            }
         self.runtime, self.runtime_load = load_versioned(
             self.runtime_path,
             RuntimeState,
@@ -246,6 +284,8 @@ class SettingsStore:
         """Replace some runtime fields and save. Values must already be typed."""
         if "inbox" in changes:
             changes["inbox"] = tuple(changes["inbox"])[-INBOX_CACHE_SIZE:]
+        if "pending_messages" in changes:
+            changes["pending_messages"] = tuple(changes["pending_messages"])
         try:
             new = msgspec.structs.replace(self.runtime, **changes)
         except TypeError as exc:
@@ -255,3 +295,69 @@ class SettingsStore:
             self.runtime = new
             self.runtime_changed.emit(new)
         return new
+
+    def switch_runtime(self, server_url: str) -> RuntimeState:
+        """Make ``server_url``'s inbox, acked seq and queued messages the current ones.
+
+        The current server's are kept under its address for switching back
+        (within ``SERVERS_KEPT``). State that belongs to no server yet (first
+        run, or an old file without a configured server) goes to the first
+        server that has none. The switch happens in memory even when saving
+        fails (the error is raised after it), so one server's messages are
+        never sent to another; the next successful save writes it down.
+        """
+        key = server_key(server_url)
+        current = self.runtime
+        if key == current.server_url:
+            return current
+        servers = dict(current.servers)
+        adopt = current.server_url == "" and key not in servers
+        if adopt:
+            entry = ServerRuntime(
+                acked_seq=current.acked_seq,
+                inbox=current.inbox,
+                pending_messages=current.pending_messages,
+            )
+        else:
+            if current.acked_seq or current.inbox or current.pending_messages:
+                servers[current.server_url] = ServerRuntime(
+                    acked_seq=current.acked_seq,
+                    inbox=current.inbox,
+                    pending_messages=current.pending_messages,
+                    left_at=int(self._clock()),
+                )
+            entry = servers.pop(key, ServerRuntime())
+        _drop_oldest(servers)
+        new = msgspec.structs.replace(
+            current,
+            server_url=key,
+            acked_seq=entry.acked_seq,
+            inbox=entry.inbox,
+            pending_messages=entry.pending_messages,
+            servers=servers,
+        )
+        self.runtime = new
+        self.runtime_changed.emit(new)
+        save_atomic(self.runtime_path, new)
+        return new
+
+
+def server_key(url: str) -> str:
+    """The address runtime state is filed under (``--server`` and Settings agree)."""
+    try:
+        return normalize_server_url(url)
+    except SettingsError:
+        return url.strip()
+
+
+def _drop_oldest(servers: dict[str, ServerRuntime]) -> None:
+    """Keep ``SERVERS_KEPT - 1`` left servers, except that unsent messages always stay."""
+    excess = len(servers) - (SERVERS_KEPT - 1)
+    if excess <= 0:
+        return
+    droppable = sorted(
+        (entry.left_at, url) for url, entry in servers.items() if not entry.pending_messages
+    )
+    for _left_at, url in droppable[:excess]:
+        log.info("forgetting the cached inbox of %s (more than %d servers)", url, SERVERS_KEPT)
+        del servers[url]
