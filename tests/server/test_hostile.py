@@ -166,28 +166,33 @@ async def test_a_client_that_does_not_read_is_closed_with_4003(start: StartServe
     assert (await carol.expect(PresenceUpdate)).status is SeenStatus.OFFLINE
 
     # A socket with a tiny receive buffer, and a client that reads nothing.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
-    ws = await connect(server.url, sock=sock, subprotocols=[limits.SUBPROTOCOL], max_queue=1)  # type: ignore[list-item]
-    await ws.send(f'{{"type":"auth","session":"{token}"}}')
-    assert (await carol.expect(PresenceUpdate)).status is SeenStatus.ONLINE
-    requests = 3000  # about 15 MB of replies, far more than socket buffers hold
-    for _ in range(requests):
-        await ws.send('{"type":"list_sessions"}')
-    # The server gives up on mallory (friends see her leave at once) while
-    # carol is served as usual.
-    assert (await carol.expect(PresenceUpdate)).status is SeenStatus.OFFLINE
-    assert isinstance(await carol.request(ListSessions()), Sessions)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+        async with connect(
+            server.url,
+            sock=sock,
+            subprotocols=[limits.SUBPROTOCOL],  # type: ignore[list-item]
+            max_queue=1,
+        ) as ws:
+            await ws.send(f'{{"type":"auth","session":"{token}"}}')
+            assert (await carol.expect(PresenceUpdate)).status is SeenStatus.ONLINE
+            requests = 3000  # about 15 MB of replies, far more than socket buffers hold
+            for _ in range(requests):
+                await ws.send('{"type":"list_sessions"}')
+            # The server gives up on mallory (friends see her leave at once) while
+            # carol is served as usual.
+            assert (await carol.expect(PresenceUpdate)).status is SeenStatus.OFFLINE
+            assert isinstance(await carol.request(ListSessions()), Sessions)
 
-    replies = 0
-    try:
-        async for data in ws:
-            if isinstance(decode_server(data), Sessions):
-                replies += 1
-    except ConnectionClosed:
-        pass
+            replies = 0
+            try:
+                async for data in ws:
+                    if isinstance(decode_server(data), Sessions):
+                        replies += 1
+            except ConnectionClosed:
+                pass
     assert ws.close_code == CloseCode.SLOW_CONSUMER
     assert replies < requests  # dropped rather than queued without bound
     await carol.close()
