@@ -25,6 +25,7 @@ from presence_protocol import (
     Activity,
     Block,
     ClientMessage,
+    CloseCode,
     DeleteAccount,
     Error,
     ExportAccount,
@@ -369,13 +370,14 @@ class Controller:
         if info.link is Link.ONLINE and self._expiry is not None:
             self._expiry.check()  # a timer may be late after the machine slept
         previous, self._last_link = self._last_link, info.link
-        if (
-            info.link is Link.SIGNED_OUT
-            and previous is not Link.SIGNED_OUT
-            and info.title
-            and not self._signing_out
-            and self.dev_login is None
-        ):
+        if info.link is not Link.SIGNED_OUT or previous is Link.SIGNED_OUT or self._signing_out:
+            return
+        if info.close_code == CloseCode.ACCOUNT_DELETED:
+            # Deleted from another device: nothing to sign in to, so no window; the
+            # tray still offers Sign in (a new account) when the person wants one.
+            self._spawn(self._account_deleted_elsewhere(self.client, info))
+            return
+        if info.title and self.dev_login is None:
             # The server ended the session (revoked, expired): ask to sign in again,
             # without opening a browser nobody asked for.
             self._start_github_sign_in(UserError(info.title, info.message, "signed_out"))
@@ -539,6 +541,18 @@ class Controller:
             self._signing_out = False
         self.rules.clear()
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+        self.account_deleted.emit(None)
+
+    async def _account_deleted_elsewhere(
+        self, client: PresenceClient, info: ConnectionInfo
+    ) -> None:
+        """Like a deletion from here: this server's local data of the account goes."""
+        async with self._switching:
+            if client is not self.client:
+                return  # switched away first; that server says 4503 again on return
+            await client.forget(info)
+            self.rules.clear()
+            self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
         self.account_deleted.emit(None)
 
     def _delete_failed(self, message: str, code: str) -> None:

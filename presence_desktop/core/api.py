@@ -35,6 +35,8 @@ class ConnectionInfo:
     title: str = ""
     message: str = ""
     """For OFFLINE: what happened and what the user can do about it."""
+    close_code: int | None = None
+    """The server's terminal close code (4500–4999) that ended the connection, if any."""
 
 
 class ConnectionEvents:

@@ -538,7 +538,7 @@ class PresenceClient:
                 "Reconnect from the tray menu when the problem is solved.",
             ),
         )
-        return _Outcome(stop=ConnectionInfo(link, title=title, message=message))
+        return _Outcome(stop=ConnectionInfo(link, title=title, message=message, close_code=code))
 
     async def _handshake(self, ws: ClientConnection, token: str | None) -> None:
         hello = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
