@@ -241,6 +241,14 @@ def _production_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str
         help="on SIGTERM, how long connections may take to flush before they are cut "
         f"($PRESENCE_DRAIN_SECONDS; default {defaults.drain_seconds:g})",
     )
+    edge.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        default=_env_flag(env, "PRESENCE_NO_GC_FREEZE"),
+        help="leave Python's garbage collector as it is; by default long-lived objects "
+        "are frozen so that full collections do not pause thousands of connections "
+        "($PRESENCE_NO_GC_FREEZE=1)",
+    )
 
 
 def _production(args: argparse.Namespace) -> dict[str, Any]:
@@ -258,6 +266,7 @@ def _production(args: argparse.Namespace) -> dict[str, Any]:
         "limit_loopback": args.limit_loopback,
         "max_connections_per_user": args.max_connections_per_user,
         "drain_seconds": args.drain_seconds,
+        "gc_freeze": not args.no_gc_freeze,
     }
 
 

@@ -121,6 +121,11 @@ class ServerConfig:
     """Connected devices per user across instances; 0: unlimited."""
     drain_seconds: float = 10.0
     """On stop: how long closing connections may take to flush before they are cut."""
+    gc_freeze: bool = False
+    """Run the garbage-collector policy (``gc_policy.py``: freeze long-lived objects
+    so full collections stay short). The CLI turns it on; off by default because
+    the collector is process-wide and an embedded server (the desktop demo, tests)
+    would keep its host's garbage frozen."""
 
 
 class ConfigError(ValueError):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 FANOUT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -118,6 +119,26 @@ class Metrics:
         self.resyncs = counter(
             "presence_resyncs", "Connections sent a fresh snapshot after a Redis outage."
         )
+        pauses: Any = Histogram(
+            "presence_gc_pause_seconds",
+            "Garbage collections of this process, by generation (2: full), and how long "
+            "each stopped the event loop.",
+            ("generation",),
+            buckets=GC_PAUSE_BUCKETS,
+            registry=registry,
+        )
+        self.gc_pause: Metric = pauses
+        self.gc_freezes = counter(
+            "presence_gc_freezes",
+            "gc.freeze() calls by the GC policy (objects alive then are skipped by collections).",
+        )
+        self.gc_full_collections = counter(
+            "presence_gc_full_collections",
+            "Unfreeze-collect-freeze rounds of the GC policy (frozen garbage reclaimed).",
+        )
+        self.gc_frozen_objects = gauge(
+            "presence_gc_frozen_objects", "Objects in the garbage collector's frozen generation."
+        )
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -145,6 +166,10 @@ class NullMetrics:
         self.redis_up: Metric = null
         self.devices_swept: Metric = null
         self.resyncs: Metric = null
+        self.gc_pause: Metric = null
+        self.gc_freezes: Metric = null
+        self.gc_full_collections: Metric = null
+        self.gc_frozen_objects: Metric = null
 
     def render(self) -> tuple[bytes, str]:
         return b"", "text/plain"

@@ -21,6 +21,7 @@ from .connection import Connection
 from .database import create_engine, default_database_url, migrate, safe_url
 from .edge import Edge
 from .fanout import Fanout, InProcessFanout
+from .gc_policy import GcPolicy
 from .hub import Hub
 from .metrics import AnyMetrics
 from .metrics import create as create_metrics
@@ -228,6 +229,8 @@ async def start_server(
         raise
     sweeper = Sweeper(hub)
     sweeper.start()
+    if config.gc_freeze:
+        GcPolicy(metrics, lambda: len(hub.connections)).start().stop_when(ws_server.wait_closed())
     server = RunningServer(config, hub, ws_server, sweeper, link)
     log.info(
         "listening on %s",
