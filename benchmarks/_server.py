@@ -1,6 +1,7 @@
 """The real presence server as a benchmark child: ``python -m benchmarks._server``.
 
-It is ``start_server`` (what the CLI runs) with three benchmark choices: the
+It is ``start_server`` (what the CLI runs, GC policy included unless
+``--no-gc-freeze``) with three benchmark choices: the
 open-files limit raised to the hard limit, logging at WARNING (a log line per
 connection would be measured too), and optionally relaxed rate limits, so a
 fan-out run measures delivery rather than the presence coalescing window.
@@ -12,8 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import logging
 import signal
+import time
+from pathlib import Path
+from typing import Any
 
 from presence_server.config import ServerConfig, ServerLimits
 from presence_server.server import WIRE_LOG, start_server
@@ -27,6 +33,25 @@ RELAXED = ServerLimits(
 )
 
 
+class PauseLog:
+    """Every garbage collection of 1 ms or more: (end, CLOCK_MONOTONIC ns; generation; ms).
+
+    Benchmark instrumentation, independent of the server's GC policy, so a run
+    without the policy is measured the same way.
+    """
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, int, float]] = []
+        self._start = 0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        now = time.monotonic_ns()
+        if phase == "start":
+            self._start = now
+        elif now - self._start >= 1_000_000:
+            self.pauses.append((now, int(info["generation"]), (now - self._start) / 1e6))
+
+
 async def serve(args: argparse.Namespace) -> None:
     config = ServerConfig(
         host="127.0.0.1",
@@ -37,6 +62,7 @@ async def serve(args: argparse.Namespace) -> None:
         redis_url=args.redis,
         presence_ttl=args.presence_ttl,
         instance_id=args.instance_id,
+        gc_freeze=not args.no_gc_freeze,
     )
     server = await start_server(config)
     stop = asyncio.Event()
@@ -48,6 +74,17 @@ async def serve(args: argparse.Namespace) -> None:
     await server.stop()
 
 
+def run(args: argparse.Namespace) -> None:
+    pauses = PauseLog()
+    if args.gc_log:
+        gc.callbacks.append(pauses)
+    try:
+        asyncio.run(serve(args))
+    finally:
+        if args.gc_log:
+            Path(args.gc_log).write_text(json.dumps(pauses.pauses))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", required=True)
@@ -56,12 +93,16 @@ def main() -> None:
     parser.add_argument("--redis", default="", help="Redis URL: fan-out across instances")
     parser.add_argument("--presence-ttl", type=float, default=ServerConfig().presence_ttl)
     parser.add_argument("--instance-id", default="")
+    parser.add_argument("--gc-log", default="", help="write GC pauses here (JSON) on exit")
+    parser.add_argument(
+        "--no-gc-freeze", action="store_true", help="as the CLI's flag: no GC policy"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     WIRE_LOG.setLevel(logging.WARNING)  # as with --log-level WARNING
     soft, hard = raise_nofile()
     print(f"nofile {soft} {hard}", flush=True)
-    asyncio.run(serve(args))
+    run(args)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import json
 import shutil
 import subprocess
 import tempfile
@@ -96,7 +97,29 @@ def _summary(results: list[PublishResult], spec: PublishSpec, friends: int) -> d
         "max_ms": max(lat_ms) if lat_ms else float("nan"),
         "samples": len(lat_ms),
         "closed_connections": sum(r.closed_connections for r in results),
+        "window_ns": [spec.measure_from_ns, spec.measure_to_ns],
     }
+
+
+def gc_pauses(run: dict[str, Any], pauses: list[list[float]], half_index: int) -> None:
+    """Add the server's garbage-collection pauses inside each measuring window."""
+    for phase in [run["saturation"], *run["levels"]]:
+        inside = [p for p in pauses if phase["window_ns"][0] <= p[0] <= phase["window_ns"][1]]
+        full = [p[2] for p in inside if p[1] == 2]
+        phase["gc"] = {
+            "pauses_ge_1ms": len(inside),
+            "full_collections": len(full),
+            "max_full_ms": max(full, default=0.0),
+            "max_ms": max((p[2] for p in inside), default=0.0),
+            "total_ms": sum(p[2] for p in inside),
+        }
+    half = run["levels"][half_index]["gc"]
+    print(
+        f"  GC pauses: {sum(p[1] == 2 for p in pauses)} full collections in all, "
+        f"{half['full_collections']} in the half-load window (max {half['max_full_ms']:.0f} ms), "
+        f"longest pause there {half['max_ms']:.0f} ms",
+        flush=True,
+    )
 
 
 def run_server(
@@ -205,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         help="latency levels as fractions of saturation (must include 0.5)",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the server at saturation")
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="run the presence server without its GC policy (the figures before it existed)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -214,13 +242,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         url = seed(Path(tmp) / "bench.sqlite3", args.users, args.friends)
         print(f"presence server: {args.users} users x {args.friends} friends")
-        server = BenchServer("benchmarks._server", "--database", url, "--relaxed-limits")
+        gc_log = Path(tmp) / "gc.json"
+        gc_flag = ["--no-gc-freeze"] if args.no_gc_freeze else []
+        server = BenchServer(
+            "benchmarks._server",
+            "--database",
+            url,
+            "--relaxed-limits",
+            "--gc-log",
+            str(gc_log),
+            *gc_flag,
+        )
         try:
             ours = run_server(
                 server, "presence server", args, command, b'{"type":"snapshot"', None, args.profile
             )
         finally:
             server.stop()
+        pauses = json.loads(gc_log.read_text()) if gc_log.exists() else []
+        gc_pauses(ours, pauses, args.fractions.index(0.5))
         rates = [lv["offered_updates_per_s"] for lv in ours["levels"]]
         print("ceiling: bare websockets server, websockets.broadcast")
         raw_server = BenchServer(
@@ -274,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             "processes": args.processes,
             "in_flight": args.in_flight,
             "delta_frame_bytes": delta_bytes,
+            "gc_freeze": not args.no_gc_freeze,
             "ours": ours,
             "raw": raw,
         },

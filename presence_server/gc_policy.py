@@ -71,6 +71,8 @@ class GcPolicy:
         self.full_collections = 0
         self.full_collected = asyncio.Event()
         """Set after each of the policy's own full collections (tests await it)."""
+        self.froze = asyncio.Event()
+        """Set after each freeze."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._frozen_after_full = 0
@@ -177,6 +179,7 @@ class GcPolicy:
         self._freeze_pending = False
         self.freezes += 1
         self.metrics.gc_freezes.inc()
+        self.froze.set()
         return gc.get_freeze_count()
 
     def _metrics_frozen(self) -> None:
