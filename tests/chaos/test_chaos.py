@@ -17,17 +17,17 @@ presence agree on both sides.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from presence_desktop.core.api import Link
+from presence_desktop.core.events import Signal
 from presence_desktop.core.state import InboxMessage
 from presence_protocol import Activity, Message, SeenStatus, Status
 from tests.desktop.net.helpers import until
@@ -37,7 +37,7 @@ from tests.security import issued
 from .proxy import ChaosProxy
 from .serverproc import ServerProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_log")]
 
 PER_SENDER = 1000
 SEED = int(os.environ.get("PRESENCE_CHAOS_SEED", "11"))
@@ -82,6 +82,8 @@ class Desktops:
         self.apps: dict[str, App] = {}
         self.ids: dict[str, int] = {}
         self.restarts = 0
+        self.replaced: Signal[str] = Signal()
+        """A user's app was quit (it leaves ``apps``) or its successor opened."""
 
     async def open(self, login: str) -> App:
         app = App(self.root / login, self.url, login)
@@ -89,10 +91,14 @@ class Desktops:
         self.tally.watch(login, app)
         self.apps[login] = app
         await app.controller.start()
+        self.replaced.emit(login)
         return app
 
     async def restart(self, login: str) -> None:
-        old = self.apps[login]
+        # The quitting app leaves ``apps`` first: nobody types into an app
+        # that is closing (what it already holds is its own to keep or lose).
+        old = self.apps.pop(login)
+        self.replaced.emit(login)
         await old.controller.stop()
         self.tally.persisted_at_restart[login] |= {m.message_id for m in old.settings.runtime.inbox}
         await self.open(login)
@@ -109,20 +115,31 @@ async def send_all(
     sent = 0
     friend = desktops.ids[to]
     while sent < per_sender:
-        app = desktops.apps[sender]
-        # After an app restart the friend list comes back with the first snapshot.
+        # During an app restart, wait for the new app; after it, the friend
+        # list comes back with the first snapshot.
         try:
+            await until(lambda: sender in desktops.apps, desktops.replaced, within=60)
+            app = desktops.apps[sender]
             await until(
-                lambda a=app: friend in a.state.friends,
+                lambda a=app: friend in a.state.friends or desktops.apps.get(sender) is not a,
                 app.state.friend_added,
                 app.state.reset,  # a snapshot replaces the list without friend_added
+                desktops.replaced,
                 within=60,
             )
         except TimeoutError:
+            app = desktops.apps.get(sender)
             raise AssertionError(
-                f"{sender} has no friend list: {app.connection.current}, "
-                f"friends {list(app.state.friends)}, errors {app.errors[-3:]}"
+                f"{sender} has no friend list: "
+                + (
+                    f"{app.connection.current}, friends {list(app.state.friends)}, "
+                    f"errors {app.errors[-3:]}"
+                    if app is not None
+                    else "its app never came back"
+                )
             ) from None
+        if desktops.apps.get(sender) is not app:
+            continue
         for _ in range(min(rng.randint(1, 20), per_sender - sent)):
             app.controller.send_message(friend, f"{sender}->{to} #{sent:04d}")
             sent += 1
@@ -189,21 +206,6 @@ async def chaos(
                 continue
             await desktops.restart("bob")
         counts[action] = counts.get(action, 0) + 1
-
-
-@pytest.fixture(autouse=True)
-def app_log(tmp_path: Path) -> Iterator[None]:
-    """The apps' own log, at DEBUG, in a file (read by the final secret scan too)."""
-    handler = logging.FileHandler(tmp_path / "apps.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("presence_desktop")
-    old = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    yield
-    logger.removeHandler(handler)
-    logger.setLevel(old)
-    handler.close()
 
 
 @pytest.fixture

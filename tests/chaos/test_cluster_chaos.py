@@ -21,7 +21,13 @@ from .test_chaos import exchange_through_chaos
 
 __all__ = ["postgres_url", "redis_prefix", "redis_url"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(400)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("app_log"),
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.timeout(400),
+]
 
 INSTANCES = 3
 PER_SENDER = 500
