@@ -72,12 +72,14 @@ class RunningServer:
         ws_server: Server,
         sweeper: Sweeper | None = None,
         link: RedisLink | None = None,
+        handlers: set[asyncio.Task[Any]] | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
         self.sweeper = sweeper
         self.link = link
         self._ws_server = ws_server
+        self._handlers = handlers if handlers is not None else set()
         sockname = ws_server.sockets[0].getsockname()
         self.port: int = sockname[1]
         self.host: str = config.host
@@ -121,11 +123,29 @@ class RunningServer:
         ]
         if rest:
             await asyncio.gather(*rest, return_exceptions=True)
+        await self._cancel_stuck_handlers()
         await self._ws_server.wait_closed()
-        await hub.close()
+        await hub.close()  # waits for the writes in flight, then releases the database
         if self.link is not None:
             await self.link.close()
         log.info("server stopped", extra={"event": "stopped", "connections": len(live)})
+
+    async def _cancel_stuck_handlers(self) -> None:
+        """Handlers still running after the drain are inside a command waiting on
+        something slow (a locked database, GitHub). They are cancelled so the
+        drain keeps its bound; a write they started is not lost with them: the
+        store runs it to its end and ``hub.close()`` waits for it."""
+        stuck = [task for task in self._handlers if not task.done()]
+        if not stuck:
+            return
+        log.warning(
+            "cancelling %d connection handlers still busy after the drain",
+            len(stuck),
+            extra={"event": "drain_cancelled", "connections": len(stuck)},
+        )
+        for task in stuck:
+            task.cancel()
+        await asyncio.wait(stuck)
 
 
 def _ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
@@ -189,8 +209,14 @@ async def start_server(
         registry.start()
     edge = Edge(config, metrics, lambda: readiness(hub, link))
 
+    handlers: set[asyncio.Task[Any]] = set()
+
     async def handler(ws: ServerConnection) -> None:
         metrics.connections.inc()
+        task = asyncio.current_task()
+        if task is not None:
+            handlers.add(task)
+            task.add_done_callback(handlers.discard)
         try:
             offered = ws.request.headers.get_all("Sec-WebSocket-Protocol") if ws.request else []
             if ws.subprotocol is None and offered:
@@ -231,7 +257,7 @@ async def start_server(
     sweeper.start()
     if config.gc_freeze:
         GcPolicy(metrics, lambda: len(hub.connections)).start().stop_when(ws_server.wait_closed())
-    server = RunningServer(config, hub, ws_server, sweeper, link)
+    server = RunningServer(config, hub, ws_server, sweeper, link, handlers)
     log.info(
         "listening on %s",
         server.url,

@@ -10,6 +10,13 @@ idempotency check, a friend change) first takes advisory locks on the users
 it concerns (``database.advisory_lock``), so two instances cannot both pass
 the same check. Friend relations live in ``friends.py`` and use ``write()`` /
 ``read()`` directly.
+
+A write a user asked for is not given up because the asking task went away
+(the client disconnected, the server is stopping): each durable write runs
+as its own task (``finish``), the caller awaits it through ``asyncio.shield``
+and ``close()`` waits for every such task before releasing the pool. A
+connection is opened and handed back under the same protection, so a
+cancellation can never leave one checked out for the garbage collector.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,6 +37,11 @@ from . import auth
 from .auth import Identity, IdentityKind
 from .database import DEV_ID_LOCK, advisory_lock
 from .schema import friend_request_times, friendships, messages, sessions, users
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 SESSION_USE_GRANULARITY = 3600
 """Seconds: ``last_used_at`` is refreshed at most this often (a tenth of the idle
@@ -142,37 +155,118 @@ async def fetch_user(conn: AsyncConnection, user_id: int) -> UserRow | None:
     return user_row(row) if row else None
 
 
+class StoreClosed(RuntimeError):
+    """The store was closed (the server stopped); nothing more is read or written."""
+
+
+def durable(
+    method: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Store, P], Coroutine[Any, Any, T]]:
+    """Mark a store method as a write that finishes even if its caller is cancelled."""
+
+    async def run(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.finish(method(self, *args, **kwargs))
+
+    run.__name__ = method.__name__
+    run.__qualname__ = method.__qualname__
+    run.__doc__ = method.__doc__
+    return run
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._running: set[asyncio.Future[Any]] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------ tasks
+
+    def _track(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return task
+
+    async def finish(self, work: Awaitable[T]) -> T:
+        """Run ``work`` to its end as its own task, whatever happens to the caller.
+
+        The caller still gets the result or the exception when it is there to
+        receive it; a cancelled caller gets ``CancelledError`` at once while the
+        write goes on, and ``close()`` waits for it.
+        """
+        task = self._track(work)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_report_orphan)
+            raise
+
+    async def _connect(self) -> AsyncConnection:
+        """A pooled connection; if the caller is cancelled meanwhile, it goes back."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        task = self._track(self.engine.connect().start())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._close_unclaimed)
+            raise
+
+    def _close_unclaimed(self, task: asyncio.Future[AsyncConnection]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self._track(task.result().close())
+
+    async def _release(self, conn: AsyncConnection) -> None:
+        """Close (rolling back what was not committed) even if cancelled meanwhile."""
+        await asyncio.shield(self._track(conn.close()))
+
+    # ------------------------------------------------------------ transactions
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction; an exception inside rolls everything back."""
-        if self._lock is None:
-            async with self.engine.begin() as conn:
+        """A write transaction; an exception inside rolls everything back.
+
+        The commit and the return of the connection are shielded; the body is
+        not (use ``finish``/``durable`` for a write that must not be cut short).
+        """
+        async with self._lock or contextlib.nullcontext():
+            conn = await self._connect()
+            try:
+                await conn.begin()
                 yield conn
-            return
-        async with self._lock, self.engine.begin() as conn:
-            yield conn
+                await asyncio.shield(self._track(conn.commit()))
+            finally:
+                await self._release(conn)
 
     async def ping(self) -> None:
         """Raise unless the database answers (for /readyz)."""
-        async with self.engine.connect() as conn:
+        async with self.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        conn = await self._connect()
+        try:
             yield conn
+        finally:
+            await self._release(conn)
+
+    async def drain(self) -> None:
+        """Wait until every write in flight has finished (and its connection is back)."""
+        while self._running:
+            await asyncio.wait(list(self._running))
 
     async def close(self) -> None:
+        """Finish the writes in flight, then release every pooled connection."""
+        await self.drain()
+        self._closed = True
         await self.engine.dispose()
 
     # ------------------------------------------------------------ users
 
+    @durable
     async def upsert_identity(self, identity: Identity, now: int) -> UserRow:
         """The user row for a login; created on first sign-in, labels refreshed after."""
         async with self.write() as conn:
@@ -247,6 +341,7 @@ class Store:
             )
             return [user_row(r) for r in rows]
 
+    @durable
     async def set_status(self, user_id: int, status: Status, until: int | None) -> None:
         """Remember the status last chosen, so a newly connected device starts with it."""
         async with self.write() as conn:
@@ -256,6 +351,7 @@ class Store:
                 .values(status=status.value, status_until=until)
             )
 
+    @durable
     async def expire_status(self, user_id: int, until: int) -> None:
         """Revert a timed status to online, unless a newer choice replaced it."""
         async with self.write() as conn:
@@ -265,6 +361,7 @@ class Store:
                 .values(status=Status.ONLINE.value, status_until=None)
             )
 
+    @durable
     async def set_last_seen(self, user_ids: Iterable[int], when: int) -> None:
         ids = sorted(user_ids)  # the same row order in every instance: no deadlock
         async with self.write() as conn:
@@ -274,6 +371,7 @@ class Store:
                     sa.update(users).where(users.c.id.in_(chunk)).values(last_seen=when)
                 )
 
+    @durable
     async def take_friend_request_slot(
         self, user_id: int, limit: int, window_ms: int, now_ms: int
     ) -> int | None:
@@ -304,6 +402,7 @@ class Store:
 
     # ------------------------------------------------------------ sessions
 
+    @durable
     async def create_session(self, user_id: int, device: str, now: int) -> tuple[str, str]:
         """A new session for a device: returns (session id, token). Only the hash is kept."""
         token = auth.new_session_token()
@@ -321,6 +420,7 @@ class Store:
             )
         return session_id, token
 
+    @durable
     async def resume_session(
         self, token: str, now: int, idle_since: int = 0
     ) -> tuple[str, UserRow] | None:
@@ -370,6 +470,7 @@ class Store:
                 SessionRow(r.id, r.user_id, r.device, r.created_at, r.last_used_at) for r in rows
             ]
 
+    @durable
     async def revoke_sessions(
         self, user_id: int, session_ids: Sequence[str] | None, now: int
     ) -> list[str]:
@@ -411,6 +512,7 @@ class Store:
 
     # ------------------------------------------------------------ messages
 
+    @durable
     async def store_message(
         self, sender: int, recipient: int, client_msg_id: str, text: str, now: int
     ) -> tuple[MessageRow, bool]:
@@ -472,6 +574,7 @@ class Store:
             )
             return [_message_row(r) for r in rows]
 
+    @durable
     async def ack(self, user_id: int, seq: int) -> int:
         """Move the acknowledged mark forward (never back, never past the last seq)."""
         async with self.write() as conn:
@@ -488,6 +591,15 @@ class Store:
                 )
                 return int(target)
             return int(row.acked_seq)
+
+
+def _report_orphan(task: asyncio.Future[Any]) -> None:
+    """A write whose caller had gone failed: nobody else will hear of it."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, CommandError):
+        log.error("a write failed after its caller had gone", exc_info=exc)
 
 
 async def _are_friends(conn: AsyncConnection, a: int, b: int) -> bool:
