@@ -280,7 +280,7 @@ async def delete_account(conn: Connection, message: DeleteAccount) -> None:
         )
     related = await related_ids(hub.store, me)
     async with hub.locked(me, *related):
-        deleted = await delete(hub.store, me)
+        deleted = await hub.store.finish(delete(hub.store, me))  # durable
         conn.send(Ok(id=message.id))
         if deleted is not None:
             gone = encode(RelationUpdate(user=deleted.user.wire(), relation=Relation.NONE))

@@ -186,7 +186,7 @@ class Hub:
     ) -> Outcome:
         """Apply a relation change and publish one ``relation`` frame per side."""
         async with self.locked(me, other):
-            outcome = await operation()
+            outcome = await self.store.finish(operation())  # durable: see Store.finish
             self.forget_friends(me, other)
             befriended = [n.about.id for n in outcome.notices if n.relation is Relation.FRIEND]
             seen = await self.registry.seen(befriended) if befriended else {}
