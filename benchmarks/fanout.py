@@ -103,6 +103,7 @@ def _summary(results: list[PublishResult], spec: PublishSpec, friends: int) -> d
 
 def gc_pauses(run: dict[str, Any], pauses: list[list[float]], half_index: int) -> None:
     """Add the server's garbage-collection pauses inside each measuring window."""
+    run["gc_pauses"] = pauses
     for phase in [run["saturation"], *run["levels"]]:
         inside = [p for p in pauses if phase["window_ns"][0] <= p[0] <= phase["window_ns"][1]]
         full = [p[2] for p in inside if p[1] == 2]
@@ -110,13 +111,15 @@ def gc_pauses(run: dict[str, Any], pauses: list[list[float]], half_index: int) -
             "pauses_ge_1ms": len(inside),
             "full_collections": len(full),
             "max_full_ms": max(full, default=0.0),
+            "max_full_cpu_ms": max((p[3] for p in inside if p[1] == 2), default=0.0),
             "max_ms": max((p[2] for p in inside), default=0.0),
             "total_ms": sum(p[2] for p in inside),
         }
     half = run["levels"][half_index]["gc"]
     print(
         f"  GC pauses: {sum(p[1] == 2 for p in pauses)} full collections in all, "
-        f"{half['full_collections']} in the half-load window (max {half['max_full_ms']:.0f} ms), "
+        f"{half['full_collections']} in the half-load window (max {half['max_full_ms']:.0f} ms, "
+        f"{half['max_full_cpu_ms']:.0f} ms of CPU), "
         f"longest pause there {half['max_ms']:.0f} ms",
         flush=True,
     )
