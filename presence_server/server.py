@@ -179,34 +179,11 @@ async def start_server(
         await engine.dispose()
         raise
     store = Store(engine)
-    link: RedisLink | None = None
-    if config.redis_url and fanout is None and registry is None:
-        from .redis_fanout import RedisFanout
-        from .redis_link import RedisLink
-        from .redis_registry import RedisRegistry
-
-        link = RedisLink(
-            config.redis_url,
-            ttl=config.presence_ttl,
-            prefix=config.redis_prefix,
-            instance=config.instance_id or None,
-            metrics=metrics,
-        )
-        fanout = RedisFanout(link, metrics)
-        registry = RedisRegistry(link, metrics)
-    hub = Hub(
-        config,
-        store,
-        fanout or InProcessFanout(metrics),
-        registry or InProcessRegistry(),
-        metrics=metrics,
-    )
-    if link is not None:
-        assert isinstance(registry, RedisRegistry)
-        registry.on_changes = hub.apply_changes
-        link.on_up(hub.resync_all)
-        await link.start()
-        registry.start()
+    try:
+        hub, link = await _open_hub(config, store, metrics, fanout, registry)
+    except BaseException:
+        await store.close()  # a failed start leaves no pooled connection behind
+        raise
     edge = Edge(config, metrics, lambda: readiness(hub, link))
 
     handlers: set[asyncio.Task[Any]] = set()
@@ -268,6 +245,49 @@ async def start_server(
         },
     )
     return server
+
+
+async def _open_hub(
+    config: ServerConfig,
+    store: Store,
+    metrics: AnyMetrics,
+    fanout: Fanout | None,
+    registry: PresenceRegistry | None,
+) -> tuple[Hub, RedisLink | None]:
+    """The hub, on Redis when configured (and no fan-out or registry is given)."""
+    link: RedisLink | None = None
+    if config.redis_url and fanout is None and registry is None:
+        from .redis_fanout import RedisFanout
+        from .redis_link import RedisLink
+        from .redis_registry import RedisRegistry
+
+        link = RedisLink(
+            config.redis_url,
+            ttl=config.presence_ttl,
+            prefix=config.redis_prefix,
+            instance=config.instance_id or None,
+            metrics=metrics,
+        )
+        fanout = RedisFanout(link, metrics)
+        registry = RedisRegistry(link, metrics)
+    hub = Hub(
+        config,
+        store,
+        fanout or InProcessFanout(metrics),
+        registry or InProcessRegistry(),
+        metrics=metrics,
+    )
+    if link is not None:
+        assert isinstance(registry, RedisRegistry)
+        try:
+            registry.on_changes = hub.apply_changes
+            link.on_up(hub.resync_all)
+            await link.start()
+            registry.start()
+        except BaseException:
+            await link.close()
+            raise
+    return hub, link
 
 
 async def readiness(hub: Hub, link: RedisLink | None) -> dict[str, Any]:
