@@ -80,6 +80,7 @@ class GcPolicy:
         self._pauses: list[tuple[int, float]] = []
         self._flush_pending = False
         self._freeze_pending = False
+        self._own_collection = False
         self._stopper: asyncio.Task[None] | None = None
 
     @property
@@ -93,7 +94,11 @@ class GcPolicy:
         self._loop = asyncio.get_running_loop()
         _observed.add(self)
         _install_callback()
-        gc.collect()
+        self._own_collection = True
+        try:
+            gc.collect()
+        finally:
+            self._own_collection = False
         self._frozen_after_full = self._freeze()
         self._peak = self.connections()
         self._metrics_frozen()
@@ -133,7 +138,11 @@ class GcPolicy:
         Returns the number of unreachable objects found.
         """
         gc.unfreeze()
-        found = gc.collect()
+        self._own_collection = True
+        try:
+            found = gc.collect()
+        finally:
+            self._own_collection = False
         self._frozen_after_full = self._freeze()
         self._peak = self.connections()
         self.full_collections += 1
@@ -176,6 +185,17 @@ class GcPolicy:
 
     def _freeze(self) -> int:
         gc.freeze()
+        # The interpreter starts a full collection once the objects promoted since
+        # the last one exceed a quarter of what that one kept, and freezing does not
+        # lower that count: the next full collection would walk a quarter of
+        # everything frozen. A full collection now walks nothing (all is frozen) and
+        # resets the count, so the next one comes soon and walks only what was
+        # promoted since; its survivors are frozen right after it, and so on.
+        self._own_collection = True
+        try:
+            gc.collect()
+        finally:
+            self._own_collection = False
         self._freeze_pending = False
         self.freezes += 1
         self.metrics.gc_freezes.inc()
@@ -197,7 +217,7 @@ class GcPolicy:
         if loop is None or len(self._pauses) >= MAX_PENDING_PAUSES:
             return
         self._pauses.append((generation, seconds))
-        if generation == 2:
+        if generation == 2 and not self._own_collection:
             self._freeze_pending = True
         if self._flush_pending:
             return
