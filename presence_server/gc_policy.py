@@ -13,8 +13,9 @@ policy has three moves, all on timers of the event loop (nothing polls):
 
 - at start: collect once (nothing is connected yet, so it is cheap) and freeze;
 - every ``freeze_every`` seconds, and right after any full collection the
-  interpreter ran by itself: freeze again (O(1), no pause), so a wave of new
-  connections is walked by at most one full collection;
+  interpreter ran by itself: freeze again (O(1), no pause) and reset the
+  interpreter's trigger for the next full collection (see ``_freeze``), so full
+  collections stay frequent and small and each object is walked by about one;
 - every ``full_every`` seconds: if the server is quiet (at most
   ``quiet_fraction`` of the most connections seen since the last time) or the
   frozen set has grown by ``growth`` since then, unfreeze, collect everything
