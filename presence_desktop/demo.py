@@ -276,6 +276,7 @@ async def start_demo(workdir: Path) -> Demo:
             port=0,
             database_url=f"sqlite+aiosqlite:///{workdir / 'demo.sqlite'}",
             dev_login=True,
+            trusted_proxies=("none",),  # the demo's clients connect directly
         )
     )
     bots = {p.login: Bot(server.url, p.login) for p in PERSONAS}

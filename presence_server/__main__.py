@@ -184,7 +184,8 @@ def _production_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str
         action="append",
         metavar="CIDR",
         default=_env_list(env, "PRESENCE_TRUSTED_PROXIES"),
-        help="a reverse proxy whose X-Forwarded-For names the client; repeatable "
+        help="a reverse proxy whose X-Forwarded-For names the client; repeatable; "
+        "'none' when clients connect directly (default: loopback) "
         "($PRESENCE_TRUSTED_PROXIES, comma-separated)",
     )
     edge.add_argument(

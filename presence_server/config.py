@@ -108,7 +108,8 @@ class ServerConfig:
     keyfile: str = ""
     """PEM private key; empty: the key is in ``certfile``."""
     trusted_proxies: tuple[str, ...] = ()
-    """CIDRs of reverse proxies whose X-Forwarded-For names the real client."""
+    """CIDRs of reverse proxies whose X-Forwarded-For names the real client;
+    empty: loopback; ``("none",)``: no proxy, X-Forwarded-For is never read."""
     allowed_origins: tuple[str, ...] = ()
     """Origins of web pages allowed to open a connection ("*": any). Requests
     without an Origin header (every non-browser client) are always allowed."""
@@ -164,16 +165,23 @@ def validate(config: ServerConfig) -> None:
         )
 
 
+NO_PROXY = "none"
+"""``--trusted-proxy none``: there is no proxy; every client connects directly."""
+
+
 def parse_networks(
     cidrs: tuple[str, ...],
 ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
     for cidr in cidrs:
+        if cidr.strip().lower() == NO_PROXY:
+            continue  # clients connect directly: trust nobody's X-Forwarded-For
         try:
             networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
         except ValueError:
             raise ConfigError(
-                f"--trusted-proxy {cidr!r} is not an address or CIDR (like 10.0.0.0/8 or ::1)"
+                f"--trusted-proxy {cidr!r} is not an address or CIDR (like 10.0.0.0/8 or ::1) "
+                f"or {NO_PROXY!r}"
             ) from None
     return tuple(networks)
 

@@ -175,9 +175,10 @@ class Edge:
             "%d handshake(s) from trusted proxy %s carried no usable X-Forwarded-For: every "
             "client behind it looks like %s to per-address limits and logs, %s. Configure the "
             "proxy to send X-Forwarded-For (nginx: proxy_set_header X-Forwarded-For "
-            "$proxy_add_x_forwarded_for). If clients connect directly instead (no proxy), set "
-            "--trusted-proxy to your real proxy's address. Next warning in %d minutes at the "
-            "earliest; see presence_handshakes_unforwarded_total and /readyz.",
+            "$proxy_add_x_forwarded_for). If clients connect directly instead, set "
+            "--trusted-proxy to your real proxy's address, or to 'none' without a proxy. "
+            "Next warning in %d minutes at the earliest; see "
+            "presence_handshakes_unforwarded_total and /readyz.",
             count,
             proxy,
             proxy,

@@ -203,3 +203,17 @@ async def test_without_the_flag_the_real_server_keeps_the_loopback_exemption(
     finally:
         assert await process.stop() == 0
     assert process.log_path.read_text().count(WARNING_TEXT) == 1
+
+
+async def test_no_proxy_means_no_warning_and_no_header_trusted(
+    start: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "presence_server")
+    server = await start(handshakes_per_minute=3, trusted_proxies=("none",))
+    assert [await knock(server.url) for _ in range(4)] == [101] * 4  # loopback: exempt
+    assert warnings_logged(caplog) == []
+    assert unforwarded_count(server.metrics.render()[0].decode()) == 0
+    # With no proxy, a client naming someone else in X-Forwarded-For is still
+    # itself (loopback, exempt), never the address it made up.
+    assert [await knock(server.url, **forwarded("203.0.113.9")) for _ in range(4)] == [101] * 4
+    assert "warnings" not in (await http_get(server.port, "/readyz")).json()
