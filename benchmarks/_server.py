@@ -34,22 +34,27 @@ RELAXED = ServerLimits(
 
 
 class PauseLog:
-    """Every garbage collection of 1 ms or more: (end, CLOCK_MONOTONIC ns; generation; ms).
+    """Every garbage collection of 1 ms or more: (end, CLOCK_MONOTONIC ns; generation;
+    wall ms; CPU ms of this thread). On a shared machine the two differ when the
+    process was descheduled during the collection.
 
     Benchmark instrumentation, independent of the server's GC policy, so a run
     without the policy is measured the same way.
     """
 
     def __init__(self) -> None:
-        self.pauses: list[tuple[int, int, float]] = []
+        self.pauses: list[tuple[int, int, float, float]] = []
         self._start = 0
+        self._cpu = 0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         now = time.monotonic_ns()
+        cpu = time.thread_time_ns()
         if phase == "start":
-            self._start = now
+            self._start, self._cpu = now, cpu
         elif now - self._start >= 1_000_000:
-            self.pauses.append((now, int(info["generation"]), (now - self._start) / 1e6))
+            wall, used = (now - self._start) / 1e6, (cpu - self._cpu) / 1e6
+            self.pauses.append((now, int(info["generation"]), wall, used))
 
 
 async def serve(args: argparse.Namespace) -> None:
