@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -81,7 +82,6 @@ class GcPolicy:
         self._pauses: list[tuple[int, float]] = []
         self._flush_pending = False
         self._freeze_pending = False
-        self._own_collection = False
         self._stopper: asyncio.Task[None] | None = None
 
     @property
@@ -95,11 +95,11 @@ class GcPolicy:
         self._loop = asyncio.get_running_loop()
         _observed.add(self)
         _install_callback()
-        self._own_collection = True
+        _own_collection.set()
         try:
             gc.collect()
         finally:
-            self._own_collection = False
+            _own_collection.clear()
         self._frozen_after_full = self._freeze()
         self._peak = self.connections()
         self._metrics_frozen()
@@ -139,11 +139,11 @@ class GcPolicy:
         Returns the number of unreachable objects found.
         """
         gc.unfreeze()
-        self._own_collection = True
+        _own_collection.set()
         try:
             found = gc.collect()
         finally:
-            self._own_collection = False
+            _own_collection.clear()
         self._frozen_after_full = self._freeze()
         self._peak = self.connections()
         self.full_collections += 1
@@ -192,11 +192,11 @@ class GcPolicy:
         # everything frozen. A full collection now walks nothing (all is frozen) and
         # resets the count, so the next one comes soon and walks only what was
         # promoted since; its survivors are frozen right after it, and so on.
-        self._own_collection = True
+        _own_collection.set()
         try:
             gc.collect()
         finally:
-            self._own_collection = False
+            _own_collection.clear()
         self._freeze_pending = False
         self.freezes += 1
         self.metrics.gc_freezes.inc()
@@ -218,7 +218,7 @@ class GcPolicy:
         if loop is None or len(self._pauses) >= MAX_PENDING_PAUSES:
             return
         self._pauses.append((generation, seconds))
-        if generation == 2 and not self._own_collection:
+        if generation == 2 and not _own_collection.is_set():
             self._freeze_pending = True
         if self._flush_pending:
             return
@@ -240,6 +240,9 @@ class GcPolicy:
 
 # One callback for the process, whatever the number of servers in it.
 _observed: weakref.WeakSet[GcPolicy] = weakref.WeakSet()
+_own_collection = threading.Event()
+"""Set during a policy's own collections (of any policy in the process): they
+call for no freeze, or two policies would keep answering each other's."""
 _started_at = 0.0
 
 

@@ -165,8 +165,21 @@ async def test_the_server_runs_the_policy_when_configured_and_undoes_it_on_stop(
     assert sample(text, 'presence_gc_pause_seconds_count{generation="2"}') >= 1
     assert sample(text, "presence_gc_freezes_total") >= 2
     assert sample(text, "presence_gc_frozen_objects") > 0
+
+    # A second one in the same process: each freezes once after a collection,
+    # neither answers the other's own collections with another freeze.
+    other = await start(gc_freeze=True)
+    before = [sample(await metrics_text(s), "presence_gc_freezes_total") for s in (server, other)]
+    gc.collect()
+    for _ in range(5):
+        await client.barrier()
+    after = [sample(await metrics_text(s), "presence_gc_freezes_total") for s in (server, other)]
+    # (2: a collection of the interpreter's own may fall in between)
+    assert all(1 <= a - b <= 2 for a, b in zip(after, before, strict=True)), (before, after)
     await client.close()
 
+    await other.stop()
+    assert gc.get_freeze_count() > 0, "the first server's policy still runs"
     await server.stop()
     assert gc.get_freeze_count() == 0
     assert _on_gc not in gc.callbacks
