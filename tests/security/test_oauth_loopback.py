@@ -166,43 +166,46 @@ def _hostile(rng: random.Random, port: int) -> bytes:
 async def test_twenty_thousand_hostile_requests_never_end_the_wait() -> None:
     listener = LoopbackListener(STATE)
     uri = await listener.start()
-    port = urllib.parse.urlsplit(uri).port
-    assert port is not None
-    rng = random.Random(1)
-    statuses: dict[bytes, int] = {}
-    sent = 0
+    try:
+        port = urllib.parse.urlsplit(uri).port
+        assert port is not None
+        rng = random.Random(1)
+        statuses: dict[bytes, int] = {}
+        sent = 0
 
-    async def attack(batch: list[bytes]) -> None:
-        nonlocal sent
-        for request in batch:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request)
-            if b"\r\n\r\n" not in request:
-                writer.write_eof()  # a head that never ends: the peer gives up
-            try:
-                await writer.drain()
-                answer = await asyncio.wait_for(reader.read(), 15)
-            except ConnectionError:
-                answer = b""
-            status = answer[:12]
-            statuses[status] = statuses.get(status, 0) + 1
-            writer.close()
-            sent += 1
+        async def attack(batch: list[bytes]) -> None:
+            nonlocal sent
+            for request in batch:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    writer.write(request)
+                    if b"\r\n\r\n" not in request:
+                        writer.write_eof()  # a head that never ends: the peer gives up
+                    await writer.drain()
+                    answer = await asyncio.wait_for(reader.read(), 15)
+                except ConnectionError:
+                    answer = b""
+                finally:
+                    writer.close()
+                status = answer[:12]
+                statuses[status] = statuses.get(status, 0) + 1
+                sent += 1
 
-    started = time.monotonic()
-    requests = [_hostile(rng, port) for _ in range(FUZZ_REQUESTS)]
-    workers = 50
-    await asyncio.gather(*(attack(requests[i::workers]) for i in range(workers)))
-    elapsed = time.monotonic() - started
-    assert sent == FUZZ_REQUESTS
-    assert not listener.result.done(), listener.result
-    allowed = {b"", b"HTTP/1.1 400", b"HTTP/1.1 404", b"HTTP/1.1 405", b"HTTP/1.1 431"}
-    assert set(statuses) <= allowed, statuses
-    assert not listener._writers  # every hostile connection was let go
-    # The real redirect still works, once.
-    answer = await _get(port, f"/callback?state={STATE}&code=real")
-    assert answer.startswith(b"HTTP/1.1 200")
-    assert listener.result.result().code == "real"
-    await listener.close()
+        started = time.monotonic()
+        requests = [_hostile(rng, port) for _ in range(FUZZ_REQUESTS)]
+        workers = 50
+        await asyncio.gather(*(attack(requests[i::workers]) for i in range(workers)))
+        elapsed = time.monotonic() - started
+        assert sent == FUZZ_REQUESTS
+        assert not listener.result.done(), listener.result
+        allowed = {b"", b"HTTP/1.1 400", b"HTTP/1.1 404", b"HTTP/1.1 405", b"HTTP/1.1 431"}
+        assert set(statuses) <= allowed, statuses
+        assert not listener._writers  # every hostile connection was let go
+        # The real redirect still works, once.
+        answer = await _get(port, f"/callback?state={STATE}&code=real")
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert listener.result.result().code == "real"
+    finally:
+        await listener.close()  # also when an assertion failed: no listening socket left
     assert _refused(uri)
     print(f"\noauth listener fuzz: {sent} requests in {elapsed:.1f}s, answers {statuses}")
