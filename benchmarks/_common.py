@@ -271,8 +271,9 @@ def percentile(values: Sequence[float], p: float) -> float:
 class ChildProcess:
     """A child that announces readiness with one stdout line (``listening on URL``).
 
-    Output after that line is left in the pipe's buffer; every child is
-    bounded in time by the caller and killed if it does not stop on SIGTERM.
+    The lines read until then are kept in ``lines``; later output stays in the
+    pipe. Every child is bounded in time by the caller and killed if it does
+    not stop on SIGTERM.
     """
 
     def __init__(self, argv: Sequence[str], *, ready_prefix: str, timeout: float = 60.0) -> None:
@@ -293,19 +294,30 @@ class ChildProcess:
         return self.proc.pid
 
     def _wait_for(self, prefix: str, timeout: float) -> str:
+        # Raw reads on the descriptor: a buffered readline() may pull two lines
+        # out of the pipe at once, and select() then waits for data that is
+        # already in the buffer (a slow reader on a busy machine hung here).
         assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
+        pending = b""
         with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            sel.register(fd, selectors.EVENT_READ)
             while time.monotonic() < deadline:
                 if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
                     continue
-                line = self.proc.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 65536)
+                if not chunk:
                     break
-                self.lines.append(line.rstrip("\n"))
-                if line.startswith(prefix):
-                    return line.strip()
+                *complete, pending = (pending + chunk).split(b"\n")
+                found = None
+                for raw in complete:
+                    line = raw.decode(errors="replace")
+                    self.lines.append(line)
+                    if found is None and line.startswith(prefix):
+                        found = line.strip()
+                if found is not None:
+                    return found
         self.stop()
         raise RuntimeError(f"{self.argv[:4]} did not print {prefix!r}; output: {self.lines}")
 
