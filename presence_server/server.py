@@ -46,6 +46,8 @@ KEEPALIVE_SECONDS = 30.0
 sleep) shows as offline within 50 s (this plus the 20 s pong timeout), and
 an idle connection stays under 1 KB a minute on the wire together with the
 client's own pings (docs/performance.md)."""
+CLEANUP_GRACE_SECONDS = 1.0
+"""After the drain, how long handlers of closed connections may take to finish."""
 
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -135,7 +137,13 @@ class RunningServer:
         something slow (a locked database, GitHub). They are cancelled so the
         drain keeps its bound; a write they started is not lost with them: the
         store runs it to its end and ``hub.close()`` waits for it."""
-        stuck = [task for task in self._handlers if not task.done()]
+        busy = [task for task in self._handlers if not task.done()]
+        if not busy:
+            return
+        # Connections closed a moment ago are usually still cleaning up (last
+        # seen, the registry): a short grace lets those finish on their own.
+        _done, pending = await asyncio.wait(busy, timeout=CLEANUP_GRACE_SECONDS)
+        stuck = list(pending)
         if not stuck:
             return
         log.warning(
