@@ -204,14 +204,19 @@ async def pending_notices(store: Store, sender_id: int, limit: int) -> list[Mess
 
 
 async def forget_notices(store: Store, sender_id: int, message_ids: list[int]) -> None:
-    async with store.write() as conn:
-        await conn.execute(
-            sa.delete(messages).where(
-                messages.c.sender_id == sender_id,
-                messages.c.id.in_(message_ids),
-                messages.c.expired_at.is_not(None),
+    """The sender acknowledged these notices; durable like every write a user makes."""
+
+    async def forget() -> None:
+        async with store.write() as conn:
+            await conn.execute(
+                sa.delete(messages).where(
+                    messages.c.sender_id == sender_id,
+                    messages.c.id.in_(message_ids),
+                    messages.c.expired_at.is_not(None),
+                )
             )
-        )
+
+    await store.finish(forget())
 
 
 # ---------------------------------------------------------------- connection hooks
