@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -167,3 +168,36 @@ class CpuSampler:
                 self.samples.append(100.0 * (cpu - last_cpu) / (now - last_time))
             last_cpu, last_time = cpu, now
             await asyncio.sleep(self.interval)
+
+
+@contextlib.asynccontextmanager
+async def redis_cluster(
+    root: Path,
+    count: int,
+    postgres_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    *extra: str,
+    instance_prefix: str = "s",
+) -> AsyncIterator[list[ServerProcess]]:
+    """``count`` instances on one PostgreSQL and one Redis, started and stopped together."""
+    servers = [
+        ServerProcess(
+            root / f"instance{n}",
+            database_url=postgres_url,
+            name=f"instance{n}",
+            extra=(
+                *("--redis", redis_url, "--redis-prefix", redis_prefix),
+                *("--instance-id", f"{instance_prefix}{n}"),
+                *extra,
+            ),
+        )
+        for n in range(count)
+    ]
+    try:
+        for server in servers:
+            await server.start()
+        yield servers
+    finally:
+        for server in servers:
+            await server.stop()

@@ -16,7 +16,7 @@ import pytest
 
 from tests.production.conftest import postgres_url, redis_prefix, redis_url
 
-from .serverproc import ServerProcess
+from .serverproc import ServerProcess, redis_cluster
 from .test_chaos import exchange_through_chaos
 
 __all__ = ["postgres_url", "redis_prefix", "redis_url"]
@@ -37,31 +37,16 @@ PER_SENDER = 500
 async def cluster(
     tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[list[ServerProcess]]:
-    servers = [
-        ServerProcess(
-            tmp_path / f"instance{n}",
-            database_url=postgres_url,
-            name=f"instance{n}",
-            extra=(
-                "--redis",
-                redis_url,
-                "--redis-prefix",
-                redis_prefix,
-                "--instance-id",
-                f"chaos{n}",
-                "--presence-ttl",
-                "3",
-                "--commands-per-minute",
-                "1000000",
-            ),
-        )
-        for n in range(INSTANCES)
-    ]
-    for server in servers:
-        await server.start()
-    yield servers
-    for server in servers:
-        await server.stop()
+    async with redis_cluster(
+        tmp_path,
+        INSTANCES,
+        postgres_url,
+        redis_url,
+        redis_prefix,
+        *("--presence-ttl", "3", "--commands-per-minute", "1000000"),
+        instance_prefix="chaos",
+    ) as servers:
+        yield servers
 
 
 async def test_messages_through_chaos_across_instances_arrive_exactly_once_in_order(

@@ -23,7 +23,7 @@ from presence_protocol import (
     RevokeSession,
     SignOut,
 )
-from tests.chaos.serverproc import ServerProcess
+from tests.chaos.serverproc import ServerProcess, redis_cluster
 from tests.production.conftest import postgres_url, redis_prefix, redis_url
 from tests.server.client import Client, befriend, login_dev
 
@@ -42,20 +42,8 @@ AT_ONCE = 2.0
 async def instances(
     tmp_path: Path, postgres_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[list[ServerProcess]]:
-    servers = [
-        ServerProcess(
-            tmp_path / f"instance{n}",
-            database_url=postgres_url,
-            name=f"instance{n}",
-            extra=("--redis", redis_url, "--redis-prefix", redis_prefix, "--instance-id", f"s{n}"),
-        )
-        for n in range(2)
-    ]
-    for server in servers:
-        await server.start()
-    yield servers
-    for server in servers:
-        await server.stop()
+    async with redis_cluster(tmp_path, 2, postgres_url, redis_url, redis_prefix) as servers:
+        yield servers
 
 
 async def signed_in(url: str, login: str, device: str) -> Client:

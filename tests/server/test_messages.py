@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from presence_protocol import (
     Ack,
     ErrorCode,
@@ -206,22 +208,23 @@ async def test_ack_is_cumulative_and_bounded(login: Login) -> None:
     assert isinstance(second.snapshot, Snapshot)
 
 
-async def store_without_publishing(
-    server: RunningServer, sender: Client, to: Client, cmid: str
-) -> None:
-    """What an instance leaves behind when it dies between storing a message and
-    publishing it (kill -9): the row, and no event."""
-    hub = server.hub
-    await hub.store.store_message(sender.me, to.me, cmid, f"text of {cmid}", hub.now())
-
-
-async def test_a_message_whose_event_was_lost_arrives_before_the_next_one(
-    server: RunningServer, login: Login
-) -> None:
+@pytest.fixture
+async def lost_event(server: RunningServer, login: Login) -> tuple[Client, Client]:
+    """Friends alice and bob, and alice's message "m-1" to bob as an instance
+    leaves it when it dies between storing and publishing (kill -9): the row,
+    and no event."""
     alice = await login("alice")
     bob = await login("bob")
     await befriend(alice, bob)
-    await store_without_publishing(server, alice, bob, "m-1")
+    hub = server.hub
+    await hub.store.store_message(alice.me, bob.me, "m-1", "text of m-1", hub.now())
+    return alice, bob
+
+
+async def test_a_message_whose_event_was_lost_arrives_before_the_next_one(
+    lost_event: tuple[Client, Client],
+) -> None:
+    alice, bob = lost_event
     await send(alice, bob, "text of m-2", "m-2")
     first = await bob.expect(Message)
     second = await bob.expect(Message, seq=2)
@@ -231,12 +234,9 @@ async def test_a_message_whose_event_was_lost_arrives_before_the_next_one(
 
 
 async def test_sending_again_delivers_a_stored_message_whose_event_was_lost(
-    server: RunningServer, login: Login
+    lost_event: tuple[Client, Client],
 ) -> None:
-    alice = await login("alice")
-    bob = await login("bob")
-    await befriend(alice, bob)
-    await store_without_publishing(server, alice, bob, "m-1")
+    alice, bob = lost_event
     # The sender never got message_sent (the instance died) and sends again.
     await send(alice, bob, "text of m-1", "m-1")
     message = await bob.expect(Message)
