@@ -122,10 +122,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print(f"presence-desktop {__version__}")
         return 0
+    from .preflight import EXIT_NO_DISPLAY, check
+
+    problem = check()
     if args.self_test:
         from .selftest import run
 
-        return run()
+        # The report is printed in every case: without a usable display the
+        # checks run on Qt's offscreen platform and the display is the failure.
+        return run(display_problem=problem)
+    if problem is not None:
+        print(problem.render(), file=sys.stderr, end="")
+        return EXIT_NO_DISPLAY
 
     paths = AppPaths.platform()
     log_path = setup_logging(paths.log_dir, verbose=args.verbose)
