@@ -30,8 +30,11 @@ TIMEOUT = 15.0
 
 
 class AvatarStore(QObject):
-    ready = Signal(int)
-    """A user's avatar is now available (user id)."""
+    ready = Signal(object)
+    """A user's avatar is now available (user id).
+
+    ``object``, not ``int``: a Qt ``int`` is 32 bits and user ids go past 2^52
+    (dev-login ids start there), which would raise ``OverflowError`` on emit."""
 
     def __init__(
         self,

@@ -47,8 +47,10 @@ MENU_BUTTON = 26
 
 
 class FriendDelegate(QStyledItemDelegate):
-    menu_requested = Signal(int, QPoint)
-    """The row's "⋯" button was clicked: user id and where to open the menu (global)."""
+    menu_requested = Signal(object, QPoint)
+    """The row's "⋯" button was clicked: user id and where to open the menu (global).
+
+    The id travels as ``object``: Qt's ``int`` is 32 bits, user ids are not."""
 
     def __init__(self, avatars: AvatarStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
