@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QHideEvent, QKeyEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,6 +32,7 @@ from ..core.api import AppActions, ConnectionEvents, ConnectionInfo, Link, UserE
 from ..core.format import connection_text, my_status_text
 from ..core.my_presence import MyPresence
 from ..core.state import PresenceState
+from .banner import ErrorBanner
 from .delegate import FriendDelegate
 from .dialogs import SendMessageDialog, confirm
 from .friends_model import FriendsModel, Role
@@ -43,6 +44,47 @@ from .sharing import SharingLine
 
 RELATIVE_TIME_REFRESH_MS = 60_000
 """"12 min" lines move on while the panel is visible; nothing ticks while hidden."""
+
+
+LIST_HINT_LIMIT = 2000
+"""The list never asks for more than this (logical px); the popup's own limit is lower."""
+
+
+class FriendsListView(QListView):
+    """A list that asks for the height of its rows, so the popup can fit its content.
+
+    Qt's list views ask for a fixed 256×192 whatever they hold; here the hint
+    is the sum of the rows' heights (up to ``LIST_HINT_LIMIT``), and every
+    change in the rows asks the window to lay out again.
+    """
+
+    def setModel(self, model: QAbstractItemModel | None) -> None:
+        super().setModel(model)
+        if model is not None:
+            for signal in (
+                model.rowsInserted,
+                model.rowsRemoved,
+                model.modelReset,
+                model.layoutChanged,
+            ):
+                signal.connect(self.updateGeometry)
+
+    def sizeHint(self) -> QSize:
+        model = self.model()
+        height = 0
+        if model is not None:
+            for row in range(model.rowCount()):
+                if self.isRowHidden(row):
+                    continue
+                height += max(0, self.sizeHintForRow(row))
+                if height >= LIST_HINT_LIMIT:
+                    height = LIST_HINT_LIMIT
+                    break
+        frame = 2 * self.frameWidth()
+        return QSize(super().sizeHint().width(), height + frame)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), 0)
 
 
 class FriendsPanel(QWidget):
@@ -88,14 +130,7 @@ class FriendsPanel(QWidget):
         self.notice.hide()
         root.addWidget(self.notice)
 
-        self.banner = QPushButton()
-        self.banner.setObjectName("ErrorBanner")
-        self.banner.setFlat(True)
-        self.banner.setStyleSheet(
-            "text-align: left; padding: 6px 10px; background: rgba(229, 83, 75, 0.18);"
-        )
-        self.banner.setToolTip("Click to dismiss")
-        self.banner.clicked.connect(self.banner.hide)
+        self.banner = ErrorBanner()
         self.banner.hide()
         root.addWidget(self.banner)
 
@@ -226,7 +261,7 @@ class FriendsPanel(QWidget):
         v.addWidget(search_box)
         self.requests = RequestsPanel(self._state, self._actions)
         v.addWidget(self.requests)
-        self.view = QListView()
+        self.view = FriendsListView()
         self.view.setObjectName("FriendsList")
         self.view.setModel(model)
         self.view.setItemDelegate(delegate)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from presence_desktop.core.events import Signal as CoreSignal
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInStatus
+from presence_desktop.ui.fit import tool_dialog
 
 _WAITING = {Phase.STARTING, Phase.READY, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED}
 _OPENABLE = {Phase.READY, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED}
@@ -52,6 +53,7 @@ class SignInWindow(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Sign in to Presence")
+        tool_dialog(self)
         self._open_url = open_url
         self._sign_in: GitHubSignIn | None = None
         self._verification_uri = ""
