@@ -26,7 +26,7 @@ from PySide6.QtCore import (
 )
 
 from ..core.state import FriendView, PresenceState
-from .present import Section, matches, section_of
+from .present import Section, matches, section_of, spoken_row
 
 Describe = Callable[[FriendView, float], str]
 """Activity line of a friend at wall time ``now`` (Unix seconds)."""
@@ -47,6 +47,8 @@ class Role(enum.IntEnum):
     ACTIVITY = enum.auto()
     STARRED = enum.auto()
     MUTED = enum.auto()
+    STALE = enum.auto()
+    """Not connected: the row shows the last known presence (painted dimmed)."""
 
 
 class FriendsModel(QAbstractListModel):
@@ -67,6 +69,7 @@ class FriendsModel(QAbstractListModel):
         self._is_muted = is_muted
         self._clock = clock
         self._query = ""
+        self._stale = False
         self._lists: list[list[_Key]] = [[] for _ in Section]
         self._where: dict[int, tuple[Section, _Key]] = {}
         self._rebuild()
@@ -88,6 +91,16 @@ class FriendsModel(QAbstractListModel):
         self.beginResetModel()
         self._rebuild()
         self.endResetModel()
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def set_stale(self, stale: bool) -> None:
+        """Mark every row as last known (disconnected) or live again."""
+        if stale != self._stale:
+            self._stale = stale
+            self.refresh_all()
 
     def count(self, section: Section) -> int:
         return len(self._lists[section])
@@ -154,18 +167,22 @@ class FriendsModel(QAbstractListModel):
         if role == Role.USER_ID:
             return friend.user_id
         if role == Role.ACTIVITY:
-            return self._describe(friend, self._clock())
+            return self._activity(friend)
+        if role == Role.STALE:
+            return self._stale
         if role == Role.STARRED:
             return self._is_starred(friend.user_id)
         if role == Role.MUTED:
             return self._is_muted(friend.user_id)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (
-                f"{friend.display_name} (@{friend.login})\n{self._describe(friend, self._clock())}"
-            )
+            return f"{friend.display_name} (@{friend.login})\n{self._activity(friend)}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{friend.display_name}, {self._describe(friend, self._clock())}"
+            return spoken_row(friend, self._describe(friend, self._clock()), stale=self._stale)
         return None
+
+    def _activity(self, friend: FriendView) -> str:
+        text = self._describe(friend, self._clock())
+        return f"Last known: {text}" if self._stale else text
 
     def _header_data(self, section: Section, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:

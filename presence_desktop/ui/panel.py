@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QToolButton,
     QVBoxLayout,
@@ -212,11 +213,23 @@ class FriendsPanel(QWidget):
         self.status_button.setMenu(self.status_menu)
         row2.addWidget(self.status_button)
         row2.addStretch(1)
+        v.addLayout(row2)
+        # What is wrong with the connection, on its own wrapping line so a long
+        # reason is never cut by an ellipsis; hidden while connected.
+        row3 = QHBoxLayout()
+        row3.setSpacing(6)
         self.connection_label = QLabel()
         self.connection_label.setObjectName("ConnectionLine")
-        self.connection_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.connection_label.setTextFormat(Qt.TextFormat.PlainText)
-        row2.addWidget(self.connection_label)
+        self.connection_label.setWordWrap(True)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.connection_label.setSizePolicy(policy)
+        self.connection_label.setMinimumWidth(1)
+        font = QFont(self.connection_label.font())
+        font.setBold(True)
+        self.connection_label.setFont(font)
+        row3.addWidget(self.connection_label, 1)
         # While waiting to reconnect (or stopped), one click skips the wait once.
         self.reconnect_button = QToolButton()
         self.reconnect_button.setObjectName("ReconnectNow")
@@ -227,8 +240,11 @@ class FriendsPanel(QWidget):
         )
         self.reconnect_button.clicked.connect(lambda _checked=False: self._actions.reconnect_now())
         self.reconnect_button.hide()
-        row2.addWidget(self.reconnect_button)
-        v.addLayout(row2)
+        row3.addWidget(self.reconnect_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.connection_row = QWidget()
+        self.connection_row.setLayout(row3)
+        row3.setContentsMargins(0, 2, 0, 0)
+        v.addWidget(self.connection_row)
         self.offline_detail = QLabel()
         self.offline_detail.setWordWrap(True)
         self.offline_detail.hide()
@@ -439,8 +455,26 @@ class FriendsPanel(QWidget):
         self.me_label.setText((me.name or me.login) if me else "Presence")
         until = getattr(self._state, "my_status_until", None)
         status = self._state.my_status
-        self.status_button.setIcon(status_dot(status))
-        self.status_button.setText(my_status_text(status, until, self._clock()) + "  ▾")
+        chosen = my_status_text(status, until, self._clock())
+        link = self._connection.current.link
+        if link is Link.ONLINE:
+            self.status_button.setIcon(status_dot(status))
+            self.status_button.setText(chosen + "  ▾")
+            self.status_button.setToolTip("Your status")
+        elif link is Link.SIGNED_OUT:
+            self.status_button.setIcon(status_dot("offline"))
+            self.status_button.setText("Signed out")
+            self.status_button.setToolTip("Sign in to share your status")
+        else:
+            # Not connected: friends see me offline whatever I chose; say so.
+            self.status_button.setIcon(status_dot("offline"))
+            self.status_button.setText("Friends see you offline  ▾")
+            self.status_button.setToolTip(
+                f"Not connected. Your status ({chosen}) applies again once connected."
+            )
+        self.status_button.setAccessibleName(
+            "Your status: " + self.status_button.text().removesuffix("  ▾")
+        )
         unread = self._state.unread_count()
         self.inbox_button.setText(f"Inbox · {unread}" if unread else "Inbox")
         self.inbox_button.setStyleSheet(
@@ -470,9 +504,15 @@ class FriendsPanel(QWidget):
         self.reconnect_button.setVisible(waiting)
         self.offline_detail.setText(info.message)
         self.offline_detail.setVisible(info.link is Link.OFFLINE and bool(info.message))
+        # "Connected" needs no line; every other state says what is wrong.
+        self.connection_row.setVisible(info.link not in (Link.ONLINE, Link.SIGNED_OUT))
+        if self.sharing_line is not None:
+            # "Friends see: Online" is false while they cannot see me at all.
+            self.sharing_line.setVisible(info.link is Link.ONLINE)
 
     def _on_connection(self, info: ConnectionInfo) -> None:
         self.update_connection()
+        self._model.set_stale(info.link is not Link.ONLINE)
         self.status_button.setEnabled(info.link is not Link.SIGNED_OUT)
         self.add_button.setEnabled(info.link is not Link.SIGNED_OUT)
         if info.link is Link.SIGNED_OUT:
