@@ -39,7 +39,7 @@ from .dialogs import SendMessageDialog, confirm
 from .friends_model import FriendsModel, Role
 from .inbox import InboxPage
 from .menus import StatusMenu, status_dot
-from .present import ADD_FRIEND_ERRORS, Section
+from .present import ADD_FRIEND_ERRORS
 from .requests import AddFriendBar, RequestsPanel
 from .sharing import SharingLine
 
@@ -293,6 +293,8 @@ class FriendsPanel(QWidget):
         # Both filters only once both widgets exist (events arrive during setup).
         self.search.installEventFilter(self)
         self.view.installEventFilter(self)
+        # Rows never move under the pointer: the model holds moves while it is over the list.
+        self.view.viewport().installEventFilter(self)
         delegate.menu_requested.connect(self.open_friend_menu)
         v.addWidget(self.view, 1)
         self.empty_label = QLabel()
@@ -540,7 +542,7 @@ class FriendsPanel(QWidget):
                 else ""
             )
             self.empty_label.show()
-        elif self._model.rowCount() == _header_rows():
+        elif self._model.rowCount() == 0:
             self.empty_label.setText(f"No friend matches “{self._model.query}”.")
             self.empty_label.show()
         else:
@@ -568,8 +570,15 @@ class FriendsPanel(QWidget):
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
         self._refresh_timer.stop()
+        self._model.hold(False)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view.viewport() and event.type() in (
+            QEvent.Type.Enter,
+            QEvent.Type.Leave,
+        ):
+            self._model.hold(event.type() == QEvent.Type.Enter)
+            return False
         # The menu key (or Shift+F10) opens the selected friend's actions.
         if (
             watched is self.view
@@ -605,6 +614,3 @@ class FriendsPanel(QWidget):
             return True
         return super().eventFilter(watched, event)
 
-
-def _header_rows() -> int:
-    return len(Section)

@@ -37,6 +37,14 @@ def section_of(status: SeenStatus) -> Section:
     return Section.ONLINE
 
 
+_STATUS_RANK = {SeenStatus.ONLINE: 0, SeenStatus.DND: 1, SeenStatus.AWAY: 2, SeenStatus.OFFLINE: 3}
+
+
+def status_rank(status: SeenStatus) -> int:
+    """Order of statuses in the list: online, do not disturb, away, offline."""
+    return _STATUS_RANK[status]
+
+
 def matches(friend: FriendView, query: str, activity_text: str) -> bool:
     """Case-insensitive: every word of the query appears in login, name or activity."""
     words = query.casefold().split()
