@@ -202,6 +202,13 @@ class FriendDelegate(QStyledItemDelegate):
             ),
         )
 
+        if option.state & QStyle.StateFlag.State_HasFocus:
+            # The keyboard's place, visible even where the selection colour is faint.
+            p.setOpacity(1.0)
+            p.setPen(QPen(pal.color(pal.ColorRole.Highlight).lighter(130), 2))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(QRectF(rect).adjusted(1.5, 1.5, -1.5, -1.5), 4, 4)
+
         if hovered or selected:
             button = self.menu_rect(rect)
             p.setPen(Qt.PenStyle.NoPen)

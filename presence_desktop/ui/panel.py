@@ -8,6 +8,7 @@ signals into view updates. The list itself is a ``QListView`` over
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -159,6 +160,7 @@ class FriendsPanel(QWidget):
         actions.errors.connect(self._on_error)
         model.modelReset.connect(self._update_counts)
         self._on_connection(connection.current)
+        self._set_tab_order()
 
     # ---------------------------------------------------------- building
 
@@ -262,7 +264,7 @@ class FriendsPanel(QWidget):
         v = QVBoxLayout(page)
         v.setContentsMargins(0, 0, 0, 0)
         v.setSpacing(0)
-        self.add_bar = AddFriendBar(self._actions)
+        self.add_bar = AddFriendBar(self._actions, state=self._state)
         self.add_bar.hide()
         v.addWidget(self.add_bar)
         self.search = QLineEdit()
@@ -319,6 +321,82 @@ class FriendsPanel(QWidget):
         v.addWidget(self.sign_in_button, 0, Qt.AlignmentFlag.AlignHCenter)
         v.addStretch(2)
         return page
+
+    def _set_tab_order(self) -> None:
+        """Tab follows the eye: header (top row, then status), search, requests, list."""
+        self.search.setAccessibleName("Search friends")
+        self.view.setAccessibleName("Friends")
+        self.inbox_button.setAccessibleName("Inbox")
+        self.reconnect_button.setAccessibleName("Reconnect now")
+        for button in (self.inbox_button, self.add_button, self.menu_button, self.status_button):
+            # Auto-raised tool buttons take no focus by default: the header was unreachable.
+            button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.reconnect_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        chain: list[QWidget] = [
+            self.inbox_button,
+            self.add_button,
+            self.menu_button,
+            self.status_button,
+            self.reconnect_button,
+            self.add_bar.field,
+            self.add_bar.button,
+            self.search,
+            *self.requests.findChildren(QPushButton),
+            self.view,
+        ]
+        for first, second in itertools.pairwise(chain):
+            QWidget.setTabOrder(first, second)
+
+    def reset_for_next_open(self) -> None:
+        """The popup opens on the friends list with an empty search (called when it hides)."""
+        self.search.clear()
+        self.add_bar.hide()
+        self.show_friends()
+        self.view.clearSelection()
+        self.view.setCurrentIndex(self._model.index(-1))
+        self.view.scrollToTop()
+
+    def escape(self) -> bool:
+        """Esc undoes one thing at a time: the add bar, the search text, the inbox page.
+
+        Returns False when there was nothing left to undo (the popup then closes).
+        """
+        if self.add_bar.isVisible():
+            self.add_bar.hide()
+            self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        if self.search.text():
+            self.search.clear()
+            self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        if self.page == "inbox":
+            self.show_friends()
+            self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        return False
+
+    def _step(self, down: bool) -> None:
+        """Move the current row to the next friend up or down, skipping section headers."""
+        rows = self._model.rowCount()
+        row = self.view.currentIndex().row()
+        row = (-1 if down else rows) if row < 0 else row
+        step = 1 if down else -1
+        row += step
+        while 0 <= row < rows:
+            index = self._model.index(row)
+            if index.data(Role.KIND) == "friend":
+                self.view.setCurrentIndex(index)
+                self.view.scrollTo(index)
+                return
+            row += step
+        if not down:
+            self.search.setFocus(Qt.FocusReason.BacktabFocusReason)  # above the first friend
+
+    def _activate_current(self) -> None:
+        """Enter on a friend: write them a message (the same as a double click)."""
+        index = self.view.currentIndex()
+        if index.isValid() and index.data(Role.KIND) == "friend":
+            self._on_double_click(index)
 
     # ---------------------------------------------------------- navigation
 
@@ -598,19 +676,28 @@ class FriendsPanel(QWidget):
                 where = self.view.viewport().mapToGlobal(rect.center())
                 self.open_friend_menu(int(index.data(Role.USER_ID)), where)
                 return True
-        # Down arrow from the search box moves into the list.
+        # Arrows walk the friends (headers are skipped); Enter opens a message.
+        if (
+            watched is self.view
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Up):
+                self._step(event.key() == Qt.Key.Key_Down)
+                return True
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._activate_current()
+                return True
+        # Down arrow (or Enter) from the search box moves into the list.
         if (
             watched is self.search
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
-            and event.key() == Qt.Key.Key_Down
+            and event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter)
         ):
-            self.view.setFocus()
-            for row in range(self._model.rowCount()):
-                idx = self._model.index(row)
-                if idx.data(Role.KIND) == "friend":
-                    self.view.setCurrentIndex(idx)
-                    break
+            self.view.setFocus(Qt.FocusReason.TabFocusReason)
+            self.view.setCurrentIndex(self._model.index(-1))
+            self._step(True)
             return True
         return super().eventFilter(watched, event)
-

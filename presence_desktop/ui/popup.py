@@ -143,13 +143,16 @@ class PopupWindow(QWidget):
             self.hide()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Esc clears the search (or closes the add bar, or leaves the inbox) first.
         if event.key() == Qt.Key.Key_Escape:
-            self.hide()
+            if not self.panel.escape():
+                self.hide()
             return
         super().keyPressEvent(event)
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
+        self.panel.reset_for_next_open()
         self.hidden.emit()
 
 
