@@ -149,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationDisplayName("Presence")
     app.setDesktopFileName("presence-desktop")
     app.setQuitOnLastWindowClosed(False)
+    from .ui.theme import apply as apply_theme
+
+    apply_theme(app)  # the OS light/dark scheme, followed while running
 
     instance = SingleInstance(instance_name("demo" if args.demo else ""))
     if not instance.claim():
