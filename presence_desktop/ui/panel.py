@@ -37,6 +37,7 @@ from ..core.state import PresenceState
 from .banner import ErrorBanner
 from .delegate import FriendDelegate
 from .dialogs import SendMessageDialog, confirm
+from .first_run import FirstRunPage, ServerSetup
 from .friends_model import FriendsModel, Role
 from .inbox import InboxPage
 from .menus import StatusMenu, status_dot
@@ -319,6 +320,12 @@ class FriendsPanel(QWidget):
         self.sign_in_button = QPushButton("Sign in with GitHub")
         self.sign_in_button.clicked.connect(lambda: self._actions.sign_in())
         v.addWidget(self.sign_in_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        # With the real controller: the first-run flow (server, then its sign-in methods).
+        self.first_run: FirstRunPage | None = None
+        if isinstance(self._actions, ServerSetup):
+            self.first_run = FirstRunPage(self._actions)
+            v.addWidget(self.first_run)
+            self.sign_in_button.hide()
         v.addStretch(2)
         return page
 
@@ -602,6 +609,13 @@ class FriendsPanel(QWidget):
                 if info.title or info.message
                 else "Sign in to see which friends are coding."
             )
+            if self.first_run is not None:
+                no_server = not self.first_run.setup.server_url
+                self.signed_out_text.setVisible(not no_server and bool(info.title))
+                if no_server:
+                    self.first_run.ask_server()
+                elif self.page != "signed_out" or self.first_run.offer is None:
+                    self.first_run.check(self.first_run.setup.server_url)
             self._set_page(2)
         elif self.page == "signed_out":
             self._set_page(0)
