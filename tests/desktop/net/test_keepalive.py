@@ -17,9 +17,10 @@ from presence_desktop.net.client import (
     KEEPALIVE_TIMEOUT,
     UNREACHABLE,
 )
-from tests.chaos.serverproc import ServerProcess
+from tests.support.processes import ServerProcess
+from tests.support.servers import ServerHandle
 
-from .helpers import Peer, ServerHandle
+from .helpers import Peer
 
 HANG_GUARD = 60.0
 """Far above the 1 s the shortened keepalive below needs; only against a hang."""
