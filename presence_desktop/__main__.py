@@ -149,9 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationDisplayName("Presence")
     app.setDesktopFileName("presence-desktop")
     app.setQuitOnLastWindowClosed(False)
-    from .ui.theme import apply as apply_theme
-
-    apply_theme(app)  # the OS light/dark scheme, followed while running
 
     instance = SingleInstance(instance_name("demo" if args.demo else ""))
     if not instance.claim():
@@ -159,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("presence-desktop is already running; it was asked to show its window.")
         return 0
     early_icon = show_early_icon(app)
+    from .ui.theme import apply as apply_theme
+
+    apply_theme(app)  # the OS light/dark scheme, followed while running (after the icon shows)
     try:
         with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
             return runner.run(run_app(args, paths, instance, early_icon))

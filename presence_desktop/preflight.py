@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import mmap
 import os
 import struct
 import sys
@@ -226,10 +227,16 @@ def needed(path: Path) -> list[str]:
     Returns [] for anything that is not a readable 64- or 32-bit ELF file.
     """
     try:
-        data = path.read_bytes()
-    except OSError:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            # Mapped, not read: only the headers and the dynamic section are paged in
+            # (Qt's ICU data library alone is 30 MB).
+            return _needed_in(data)
+    except (OSError, ValueError):
         return []
-    if data[:4] != b"\x7fELF":
+
+
+def _needed_in(data: mmap.mmap) -> list[str]:
+    if len(data) < 0x40 or data[:4] != b"\x7fELF":
         return []
     is64 = data[4] == 2
     end = "<" if data[5] == 1 else ">"
@@ -269,7 +276,9 @@ def needed(path: Path) -> list[str]:
                 if tag == 0:
                     break
                 if tag == 1:  # DT_NEEDED
-                    stop = data.index(b"\0", strtab + value)
+                    stop = data.find(b"\0", strtab + value)
+                    if stop < 0:
+                        break
                     names.append(data[strtab + value : stop].decode("utf-8", "replace"))
         return names
     except (struct.error, IndexError, ValueError):
