@@ -335,7 +335,20 @@ async def run_app(
             autostart = AutostartSync(errors=controller.errors)
             autostart.start(settings.settings.autostart)
             settings.changed.connect(autostart.on_settings)
+        # Once settled (the first snapshot drawn, or a while without one), give
+        # start-up's freed memory back to the OS (issue 18: RSS).
+        trim = loop.call_later(SETTLE_TRIM_S, _trim_heap)
+
+        def trim_when_online(info: ConnectionInfo) -> None:
+            if info.link is Link.ONLINE:
+                connection.changed.disconnect(trim_when_online)
+                trim.cancel()
+                loop.call_later(ONLINE_TRIM_S, _trim_heap)
+
+        if connection.current.link is not Link.ONLINE:
+            connection.changed.connect(trim_when_online)
         await stop.wait()
+        trim.cancel()
     finally:
         log.info("shutting down")
         await editors.aclose()
@@ -346,6 +359,18 @@ async def run_app(
         if scratch is not None:
             scratch.cleanup()
     return 0
+
+
+SETTLE_TRIM_S = 10.0
+"""Seconds after start-up before the heap is trimmed when no snapshot arrived."""
+ONLINE_TRIM_S = 0.5
+"""Seconds after the first snapshot (the popup's model built) before the trim."""
+
+
+def _trim_heap() -> None:
+    from .platform.memory import trim_heap
+
+    trim_heap()
 
 
 def _credentials_for(server_url: str | None) -> Any:

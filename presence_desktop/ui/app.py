@@ -13,9 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 from PySide6.QtCore import QObject, QRect, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon, QWidget
@@ -48,6 +47,9 @@ from .settings_dialog import SettingsDialog
 from .sharing import SharingService
 from .sign_in import SignInWindows
 from .tray import Tray
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,25 @@
 """The app icon with a status badge, rendered from the SVG art at every size asked for.
 
 Tray hosts ask for anything from 16 to 64 px, at device pixel ratios 1–3.
-Pre-rendering each size from vector art keeps the icon crisp everywhere;
-16–24 px use a simplified variant so the outline stays on the pixel grid.
+Rendering each size from vector art keeps the icon crisp everywhere; 16–24 px
+use a simplified variant so the outline stays on the pixel grid. Sizes are
+rendered when a tray host or window asks for them, not ahead (issue 18,
+memory: rendering all 20 sizes of every badge up front held several MiB of
+pixmaps nobody displayed).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
+from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QIcon, QIconEngine, QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from ..platform.bundle import resources_dir
 from .present import Badge
 
 SIZES = (16, 20, 22, 24, 32, 40, 48, 64, 128, 256)
-RATIOS = (1.0, 2.0)
 _SMALL_MAX_PX = 26
 _DIMMED_OPACITY = 0.8
 
@@ -72,12 +74,56 @@ class IconFactory:
         cached = self._icons.get(badge)
         if cached is not None:
             return cached
-        icon = QIcon()
-        for size in SIZES:
-            for ratio in RATIOS:
-                icon.addPixmap(QPixmap.fromImage(self.image(badge, size, ratio)))
+        icon = QIcon(_BadgeEngine(self, badge))
         self._icons[badge] = icon
         return icon
+
+
+class _BadgeEngine(QIconEngine):
+    """Renders the badged icon at the size asked for, and keeps only what was asked for."""
+
+    def __init__(self, factory: IconFactory, badge: Badge | None) -> None:
+        super().__init__()
+        self._factory = factory
+        self._badge = badge
+        self._cache: dict[tuple[int, float], QPixmap] = {}
+
+    def _pixmap(self, size: QSize, ratio: float) -> QPixmap:
+        side = max(1, min(size.width(), size.height()))
+        key = (side, ratio)
+        pixmap = self._cache.get(key)
+        if pixmap is None:
+            pixmap = QPixmap.fromImage(self._factory.image(self._badge, side, ratio))
+            self._cache[key] = pixmap
+        return pixmap
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        # Qt asks for device pixels here; render 1:1.
+        return self._pixmap(size, 1.0)
+
+    def scaledPixmap(
+        self, size: QSize, mode: QIcon.Mode, state: QIcon.State, scale: float
+    ) -> QPixmap:
+        return self._pixmap(size, scale)
+
+    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        ratio = painter.device().devicePixelRatioF() if painter.device() is not None else 1.0
+        painter.drawPixmap(rect, self._pixmap(rect.size(), ratio))
+
+    def availableSizes(
+        self, mode: QIcon.Mode = QIcon.Mode.Normal, state: QIcon.State = QIcon.State.Off
+    ) -> list[QSize]:
+        return [QSize(s, s) for s in SIZES]
+
+    def actualSize(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QSize:
+        side = min(size.width(), size.height())
+        return QSize(side, side)
+
+    def clone(self) -> QIconEngine:
+        return _BadgeEngine(self._factory, self._badge)
+
+    def key(self) -> str:
+        return "presence-badge"
 
 
 def _renderer(path: Path) -> QSvgRenderer:
