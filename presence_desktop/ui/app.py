@@ -43,13 +43,14 @@ from .notifications import (
 from .panel import FriendsPanel
 from .popup import MainWindow, PopupWindow
 from .present import Badge
-from .settings_dialog import SettingsDialog
 from .sharing import SharingService
 from .sign_in import SignInWindows
 from .tray import Tray
 
 if TYPE_CHECKING:
     import httpx
+
+    from .settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,10 @@ class DesktopUi(QObject):
         if self.settings is None:
             return
         if self._settings_dialog is None:
+            # Imported when first opened: Settings, its privacy page and the
+            # account dialogs are not part of the first screen (issue 18, memory).
+            from .settings_dialog import SettingsDialog
+
             dialog = SettingsDialog(
                 self.settings,
                 self.core.state,
