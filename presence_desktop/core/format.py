@@ -126,6 +126,8 @@ def connection_text(info: ConnectionInfo, now_monotonic: float) -> str:
                 return f"{info.title} — retrying…"
             return f"{info.title} — retrying in {_wait_text(wait)}"
         return f"Reconnecting in {wait} s…" if wait else "Reconnecting…"
+    if info.link is Link.CONNECTING and info.title:
+        return f"{info.title} — reconnecting…"
     if info.link is Link.OFFLINE:
         return info.title or "Offline"
     return {

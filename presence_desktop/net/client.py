@@ -238,6 +238,8 @@ class PresenceClient:
         self._before_ack = before_ack
         self._keepalive = keepalive
         """(ping interval, pong timeout) in seconds; tests shorten them."""
+        self._trouble = ""
+        """Why the last attempt failed ("Can't reach server"), until back online."""
 
         self.errors = Signal[UserError]()
         """Failures the person should see, with the server's error code."""
@@ -435,11 +437,10 @@ class PresenceClient:
             # Cleared before announcing the wait, so a "Reconnect now" from a
             # listener of that announcement is not lost.
             self._wake.clear()
+            self._trouble = CONNECTION_LOST if outcome.lost else UNREACHABLE
             self.connection.set(
                 ConnectionInfo(
-                    Link.RECONNECTING,
-                    retry_at=time.monotonic() + delay,
-                    title=CONNECTION_LOST if outcome.lost else UNREACHABLE,
+                    Link.RECONNECTING, retry_at=time.monotonic() + delay, title=self._trouble
                 )
             )
             with contextlib.suppress(TimeoutError):
@@ -457,7 +458,9 @@ class PresenceClient:
                     Link.SIGNED_OUT, title="Not signed in", message="Sign in to see your friends."
                 )
             )
-        self.connection.set(ConnectionInfo(Link.CONNECTING))
+        # After a failure the header keeps saying what is wrong while it tries again
+        # (a frozen server accepts the TCP connection and then answers nothing).
+        self.connection.set(ConnectionInfo(Link.CONNECTING, title=self._trouble))
         try:
             async with connect(
                 self.url,
@@ -506,6 +509,7 @@ class PresenceClient:
             self._conn_no += 1
             self._presence_sent_on = None
             online_since = time.monotonic()
+            self._trouble = ""
             self.connection.set(ConnectionInfo(Link.ONLINE))
             writer = asyncio.get_running_loop().create_task(self._write_loop(ws, self._conn_no))
             self._kick.set()

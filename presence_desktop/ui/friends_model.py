@@ -32,6 +32,8 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from presence_protocol import SeenStatus
+
 from ..core.state import FriendView, PresenceState
 from .present import Section, matches, section_of, spoken_row, status_rank
 
@@ -210,7 +212,9 @@ class FriendsModel(QAbstractListModel):
 
     def _activity(self, friend: FriendView) -> str:
         text = self._describe(friend, self._clock())
-        return f"Last known: {text}" if self._stale else text
+        if not self._stale or friend.status is SeenStatus.OFFLINE:
+            return text  # "Last seen 3 h ago" is already a past fact
+        return f"Last known: {text}"
 
     def _header_data(self, section: Section, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:

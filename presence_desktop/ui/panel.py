@@ -600,8 +600,11 @@ class FriendsPanel(QWidget):
     def _on_connection(self, info: ConnectionInfo) -> None:
         self.update_connection()
         self._model.set_stale(info.link is not Link.ONLINE)
-        self.status_button.setEnabled(info.link is not Link.SIGNED_OUT)
-        self.add_button.setEnabled(info.link is not Link.SIGNED_OUT)
+        signed_in = info.link is not Link.SIGNED_OUT
+        self.status_button.setEnabled(signed_in)
+        # Signed out there is nobody to add and no inbox: the header shows only that.
+        self.add_button.setVisible(signed_in)
+        self.inbox_button.setVisible(signed_in)
         if info.link is Link.SIGNED_OUT:
             # E.g. "No server: Set the presence server address in Settings."
             self.signed_out_text.setText(

@@ -126,6 +126,10 @@ def test_my_status_text() -> None:
     [
         (ConnectionInfo(Link.SIGNED_OUT), "Signed out"),
         (ConnectionInfo(Link.CONNECTING), "Connecting…"),
+        (
+            ConnectionInfo(Link.CONNECTING, title="Connection lost"),
+            "Connection lost — reconnecting…",
+        ),
         (ConnectionInfo(Link.ONLINE), "Connected"),
         (ConnectionInfo(Link.RECONNECTING, retry_at=108.2), "Reconnecting in 8 s…"),
         (ConnectionInfo(Link.RECONNECTING, retry_at=100.3), "Reconnecting…"),

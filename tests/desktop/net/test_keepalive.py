@@ -64,9 +64,12 @@ async def test_a_stopped_server_process_is_noticed_by_the_keepalive(tmp_path: Pa
         os.kill(server.pid, signal.SIGSTOP)  # frozen: the socket stays open, nothing answers
         try:
             info = await peer.wait_link(Link.RECONNECTING, within=HANG_GUARD)
+            # The next attempt hangs on the frozen server: the header keeps the reason.
+            again = await peer.wait_link(Link.CONNECTING, within=HANG_GUARD)
         finally:
             os.kill(server.pid, signal.SIGCONT)
         assert info.title == CONNECTION_LOST
+        assert again.title == CONNECTION_LOST
         await peer.wait_link(Link.ONLINE, within=HANG_GUARD)  # and it comes back by itself
     finally:
         await peer.client.stop()
