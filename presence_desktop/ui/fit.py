@@ -9,7 +9,7 @@ buttons off the screen's edge.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QScreen
 from PySide6.QtWidgets import QFrame, QScrollArea, QWidget
 
@@ -46,13 +46,18 @@ def fitted_size(wanted: QSize, area: QRect, margin: int = SCREEN_MARGIN) -> QSiz
     return QSize(min(wanted.width(), limit.width()), min(wanted.height(), limit.height()))
 
 
-def fit_window(window: QWidget, near: QPoint | None = None) -> QRect:
-    """Shrink ``window`` to its screen's available area and move it fully onto it."""
+def fit_window(window: QWidget, near: QPoint | None = None, *, grow: bool = True) -> QRect:
+    """Size ``window`` for its screen's available area and move it fully onto it.
+
+    ``grow``: first let it take the size its content asks for (dialogs); without
+    it the current size is kept unless the screen is smaller (a window whose
+    size the user chose).
+    """
     area = screen_for(window, near).availableGeometry()
     frame_extra = window.frameGeometry().size() - window.geometry().size()
-    wanted = (
-        window.size().expandedTo(window.sizeHint()) if not window.isVisible() else window.size()
-    )
+    # Qt's own first size caps a window at 2/3 of the screen, which clipped
+    # Settings at a scale factor of 2; the room on the screen is the only cap here.
+    wanted = window.size().expandedTo(window.sizeHint()) if grow else window.size()
     size = fitted_size(wanted + frame_extra, area) - frame_extra
     # Layouts can insist on a minimum larger than the screen; the screen wins.
     window.setMinimumSize(
@@ -68,17 +73,24 @@ def fit_window(window: QWidget, near: QPoint | None = None) -> QRect:
 
 
 class _FitOnShow(QObject):
-    """Fits its dialog to the screen each time it is shown (the screen may have changed)."""
+    """Fits its window to the screen each time it is shown (the screen may have changed)."""
+
+    def __init__(self, parent: QWidget, *, grow: bool) -> None:
+        super().__init__(parent)
+        self._grow = grow
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Show and isinstance(watched, QWidget):
-            fit_window(watched)
+            fit_window(watched, grow=self._grow)
+            # A resize during the show itself can be overridden by the window's
+            # first geometry; fit once more when the show has completed.
+            QTimer.singleShot(0, watched, lambda w=watched: fit_window(w, grow=self._grow))
         return False
 
 
-def fit_on_show(window: QWidget) -> QWidget:
-    """Fit ``window`` to its screen every time it is shown."""
-    window.installEventFilter(_FitOnShow(window))
+def fit_on_show(window: QWidget, *, grow: bool = True) -> QWidget:
+    """Fit ``window`` to its screen every time it is shown (see ``fit_window``)."""
+    window.installEventFilter(_FitOnShow(window, grow=grow))
     return window
 
 
@@ -97,7 +109,8 @@ class _ScrollArea(QScrollArea):
         if page is None:
             return super().sizeHint()
         bar = self.verticalScrollBar().sizeHint().width()
-        return page.sizeHint() + QSize(bar, 0)
+        # A tab widget's hint can be narrower than its own minimum: take the larger.
+        return page.sizeHint().expandedTo(page.minimumSizeHint()) + QSize(bar, 0)
 
 
 def scrolling(page: QWidget) -> QScrollArea:

@@ -170,7 +170,7 @@ class MainWindow(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(panel)
         self.resize(POPUP_SIZE)
-        fit_on_show(self)
+        fit_on_show(self, grow=False)  # keeps the size the user gave it, if it fits
         self._quitting = False
 
     def open(self) -> None:

@@ -143,3 +143,22 @@ def test_settings_dialog_fits_the_screen_and_keeps_save_visible(
     top_left = save.mapToGlobal(save.rect().topLeft())
     bottom_right = save.mapToGlobal(save.rect().bottomRight())
     assert area.contains(top_left) and area.contains(bottom_right)
+
+
+def test_settings_opens_as_wide_as_its_pages_when_the_screen_has_room(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from PySide6.QtWidgets import QScrollArea
+
+    store = SettingsStore(tmp_path / "config", tmp_path / "state")
+    core = FakeCore()
+    dialog = SettingsDialog(store, core.state, core.actions)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    area = dialog.findChild(QScrollArea)
+    assert area is not None
+    # Qt's first size (2/3 of the screen) used to clip the pages on the right.
+    qtbot.waitUntil(lambda: not area.horizontalScrollBar().isVisible())
+    assert area.viewport().width() >= dialog.tabs.minimumSizeHint().width()
+    assert _area().contains(dialog.frameGeometry())
