@@ -128,28 +128,18 @@ class DesktopUi(QObject):
             parent=self,
         )
         self.avatars.ready.connect(self.model.refresh)
-        self.delegate = FriendDelegate(self.avatars)
         self.menu = AppMenu(state, connection, actions, self, clock=clock, extension=extension)
         if extension is not None:
             extension.finished.connect(self.show_install_result)
-        self.panel = FriendsPanel(
-            state,
-            connection,
-            actions,
-            self.model,
-            self.delegate,
-            app_menu=self.menu,
-            presence=editors.me if editors is not None else None,
-            clock=clock,
-            monotonic=monotonic,
-        )
-        self.panel.settings_requested.connect(lambda: self.open_settings(privacy=True))
-        self.delegate.setParent(self.panel)
+        self._state, self._connection = state, connection
+        self._editors_presence = editors.me if editors is not None else None
+        self._clock, self._monotonic = clock, monotonic
+        self._panel: FriendsPanel | None = None
+        self._popup: PopupWindow | None = None
         self.countdown = Countdown(connection, monotonic=monotonic, parent=self)
-        self.countdown.tick.connect(self.panel.update_connection)
+        self.countdown.tick.connect(self._on_countdown)
 
         self.tray: Tray | None = None
-        self.popup: PopupWindow | None = None
         self.window: MainWindow | None = None
         if tray_available:
             self.tray = Tray(
@@ -164,8 +154,8 @@ class DesktopUi(QObject):
             )
             self.tray.activated.connect(self.toggle_popup)
             self.countdown.tick.connect(self.tray.update)
-            self.popup = PopupWindow(self.panel, monotonic=monotonic)
-            self.popup.setWindowIcon(self.icons.icon(None))
+            # The popup (panel, list, pages) is built when first opened: a tray
+            # app may run for days without it (issue 18: several MiB at start).
         else:
             self.window = MainWindow(self.panel)
             self.window.setWindowIcon(self.icons.icon(None))
@@ -183,6 +173,41 @@ class DesktopUi(QObject):
         self.sign_in_windows = (
             SignInWindows(started, actions.sign_in, parent=self) if started is not None else None
         )
+
+    @property
+    def panel(self) -> FriendsPanel:
+        """The popup's content, built on first use."""
+        if self._panel is None:
+            delegate = FriendDelegate(self.avatars)
+            panel = FriendsPanel(
+                self._state,
+                self._connection,
+                self.actions,
+                self.model,
+                delegate,
+                app_menu=self.menu,
+                presence=self._editors_presence,
+                clock=self._clock,
+                monotonic=self._monotonic,
+            )
+            panel.settings_requested.connect(lambda: self.open_settings(privacy=True))
+            delegate.setParent(panel)
+            self._panel = panel
+        return self._panel
+
+    @property
+    def popup(self) -> PopupWindow | None:
+        """The popup next to the tray icon (None where there is no tray), built on first use."""
+        if self.tray is None:
+            return None
+        if self._popup is None:
+            self._popup = PopupWindow(self.panel, monotonic=self._monotonic)
+            self._popup.setWindowIcon(self.icons.icon(None))
+        return self._popup
+
+    def _on_countdown(self) -> None:
+        if self._panel is not None:
+            self._panel.update_connection()
 
     # ---------------------------------------------------------- start / stop
 
@@ -210,8 +235,8 @@ class DesktopUi(QObject):
         if self.window is not None:
             self.window.allow_close()
             self.window.close()
-        if self.popup is not None:
-            self.popup.hide()
+        if self._popup is not None:
+            self._popup.hide()
         if self._settings_dialog is not None:
             self._settings_dialog.close()
         for box in list(self._message_boxes):
