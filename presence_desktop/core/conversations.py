@@ -40,6 +40,7 @@ from .history import (
     HistoryEntry,
     HistoryError,
     HistoryStore,
+    delete_files,
     history_path,
 )
 from .state import InboxMessage, PresenceState
@@ -166,6 +167,8 @@ class Conversations:
         self._clock = clock
         self.store: HistoryStore | None = None
         self._owner: tuple[str, int] | None = None
+        self._last_path: Path | None = None
+        """The file of the account open last: a deletion arrives after the sign-out."""
         self.focused: int | None = None
         """The friend whose conversation is open and focused (no alerts, read at once)."""
 
@@ -192,7 +195,8 @@ class Conversations:
         if owner is None or self._data_dir is None:
             return
         try:
-            self.store = HistoryStore(history_path(self._data_dir, *owner))
+            self._last_path = history_path(self._data_dir, *owner)
+            self.store = HistoryStore(self._last_path)
         except (OSError, HistoryError, sqlite3.Error) as exc:
             log.warning("cannot open the conversation history: %s", exc)
             self.failed.emit(f"Cannot open the conversation history: {exc}")
@@ -214,8 +218,11 @@ class Conversations:
         """The account is gone: its history file goes too."""
         if self.store is not None:
             self.store.delete()
+        elif self._last_path is not None:
+            delete_files(self._last_path)
         self.store = None
         self._owner = None
+        self._last_path = None
         self.listing_changed.emit(None)
 
     def clear_history(self) -> None:

@@ -109,6 +109,12 @@ def history_path(data_dir: Path, server_key: str, user_id: int) -> Path:
     return data_dir / HISTORY_DIR / f"{digest}.sqlite3"
 
 
+def delete_files(path: Path) -> None:
+    """Remove a history file and SQLite's companions (write-ahead log, shared memory)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def _entry(row: sqlite3.Row) -> HistoryEntry:
     return HistoryEntry(
         local_id=row["id"],
@@ -152,8 +158,7 @@ class HistoryStore:
     def delete(self) -> None:
         """Close and remove the file (the account is gone from this computer)."""
         self.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        delete_files(self.path)
 
     @contextmanager
     def _write(self) -> Iterator[None]:

@@ -1,0 +1,101 @@
+"""Conversations on every device (issue 17): two desktops of one person and a
+friend, whole controllers with their own history files, against a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from presence_desktop.core.history import Delivery
+
+from ..desktop.net.helpers import until
+from .apps import App, befriend
+
+MakeApp = Callable[..., App]
+
+
+def thread(app: App, peer: int) -> list[tuple[bool, str, Delivery]]:
+    return [(e.outgoing, e.text, e.delivery) for e in app.controller.conversations.messages(peer)]
+
+
+async def test_two_devices_and_a_friend_share_one_conversation(make_app: MakeApp) -> None:
+    laptop = make_app("alice", home="laptop")
+    desktop = make_app("alice", home="desktop")
+    bob = make_app("bob")
+    for app in (laptop, desktop, bob):
+        await app.start()
+    await befriend(laptop, bob)
+    await until(lambda: bob.me in desktop.state.friends, desktop.state.friend_added)
+    laptop_c, desktop_c, bob_c = (a.controller.conversations for a in (laptop, desktop, bob))
+
+    # Sent from the laptop: pending at once, then sent, then delivered when bob's
+    # app stored it; the desktop shows it too (a carbon copy).
+    laptop.controller.send_message(bob.me, "lunch?")
+    assert thread(laptop, bob.me) == [(True, "lunch?", Delivery.PENDING)]
+    await until(lambda: thread(laptop, bob.me)[0][2] is Delivery.DELIVERED, laptop_c.changed)
+    await until(lambda: thread(desktop, bob.me), desktop_c.changed)
+    assert thread(desktop, bob.me)[0][:2] == (True, "lunch?")
+    assert thread(bob, laptop.me) == [(False, "lunch?", Delivery.RECEIVED)]
+
+    # Bob answers: unread on both of alice's devices.
+    bob.controller.send_message(laptop.me, "sure, 12:30")
+    for app in (laptop, desktop):
+        await until(
+            lambda app=app: app.controller.conversations.unread() == 1, app.state.inbox_changed
+        )
+        assert app.state.unread_count() == 1
+    # Read on the laptop: cleared on the desktop as well. Receipts are off, so
+    # bob's mark stays "delivered".
+    laptop.controller.open_conversation(bob.me)
+    assert laptop_c.unread() == 0 and laptop.state.unread_count() == 0
+    await until(lambda: desktop_c.unread() == 0, desktop_c.changed)
+    assert desktop.state.unread_count() == 0
+    laptop.controller.leave_conversation()
+    await until(lambda: thread(bob, laptop.me)[-1][2] is Delivery.DELIVERED, bob_c.changed)
+    bob.controller.send_message(laptop.me, "and a round trip")
+    await until(lambda: thread(bob, laptop.me)[-1][2] is Delivery.DELIVERED, bob_c.changed)
+    assert [d for out, _t, d in thread(bob, laptop.me) if out] == [
+        Delivery.DELIVERED,
+        Delivery.DELIVERED,
+    ]
+
+    # With receipts turned on (a choice), reading tells bob.
+    desktop.controller.update_settings(read_receipts=True)
+    await until(lambda: desktop_c.unread() == 1, desktop_c.changed)
+    desktop.controller.open_conversation(bob.me)
+    await until(
+        lambda: (
+            [d for out, _t, d in thread(bob, laptop.me) if out] == [Delivery.READ, Delivery.READ]
+        ),
+        bob_c.changed,
+    )
+
+    # History survives a restart of the laptop app.
+    await laptop.controller.stop()
+    again = make_app("alice", home="laptop")
+    await again.start()
+    await until(lambda: again.controller.conversations.store is not None, again.state.reset)
+    assert [t for _o, t, _d in thread(again, bob.me)] == [
+        "lunch?",
+        "sure, 12:30",
+        "and a round trip",
+    ]
+    assert again.controller.conversations.summaries()[0].peer == bob.me
+
+
+async def test_history_goes_with_the_account(make_app: MakeApp) -> None:
+    alice, bob = make_app("alice"), make_app("bob")
+    await alice.start()
+    await bob.start()
+    await befriend(alice, bob)
+    alice.controller.send_message(bob.me, "bye")
+    await until(lambda: thread(bob, alice.me), bob.controller.conversations.changed)
+    store = alice.controller.conversations.store
+    assert store is not None and store.path.exists()
+    alice.controller.clear_history()
+    assert thread(alice, bob.me) == []
+    alice.controller.delete_account("alice")
+    await until(
+        lambda: alice.errors or alice.controller.conversations.store is None,
+        alice.controller.account_deleted,
+    )
+    assert not store.path.exists()
