@@ -289,6 +289,7 @@ async def run_app(
         tray_icon=early_icon,
         editors=editors,
         extension=ExtensionInstaller(),
+        chat=controller,
     )
     controller.quit_requested.connect(lambda _none: stop.set())
     ui.quit_requested.connect(stop.set)

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QRect, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon, QWidget
 
-from ..core.api import Alert, AlertKind, AppActions, ConnectionEvents
+from ..core.api import Alert, AlertKind, AppActions, ConnectionEvents, ConversationActions
 from ..core.events import Signal as CoreSignal
 from ..core.format import activity_line
 from ..core.settings import SettingsStore, WindowGeometry
@@ -96,6 +96,7 @@ class DesktopUi(QObject):
         extension: ExtensionInstaller | None = None,
         avatar_client: Callable[[], httpx.AsyncClient] | None = None,
         server_locked: str = "",
+        chat: ConversationActions | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         parent: QObject | None = None,
@@ -137,6 +138,7 @@ class DesktopUi(QObject):
             self.delegate,
             app_menu=self.menu,
             presence=editors.me if editors is not None else None,
+            chat=chat,
             clock=clock,
             monotonic=monotonic,
         )
@@ -252,6 +254,11 @@ class DesktopUi(QObject):
         self.show_panel()
         self.panel.show_inbox()
 
+    def open_conversation(self, user_id: int) -> None:
+        """From a notification (or its Reply button): the conversation, composer focused."""
+        self.show_panel()
+        self.panel.open_conversation(user_id)
+
     def open_add_friend(self) -> None:
         self.show_panel()
         self.panel.show_add_friend()
@@ -298,7 +305,9 @@ class DesktopUi(QObject):
         self.open_friends()
 
     def on_alert_clicked(self, alert: Alert) -> None:
-        if alert.kind is AlertKind.MESSAGE:
+        if alert.kind is AlertKind.MESSAGE and alert.user_ids:
+            self.open_conversation(alert.user_ids[0])
+        elif alert.kind is AlertKind.MESSAGE:
             self.open_inbox()
         else:
             self.open_friends()
