@@ -11,7 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QFont, QHideEvent, QKeyEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -413,8 +422,8 @@ class FriendsPanel(QWidget):
                 int(index.data(Role.USER_ID)), self.view.viewport().mapToGlobal(pos)
             )
 
-    def _on_double_click(self, index: object) -> None:
-        uid = self.view.currentIndex().data(Role.USER_ID)
+    def _on_double_click(self, index: QModelIndex | QPersistentModelIndex) -> None:
+        uid = index.data(Role.USER_ID) if index.isValid() else None
         friend = self._state.friends.get(int(uid)) if uid is not None else None
         if friend is not None:
             self.open_conversation(friend.user_id)
