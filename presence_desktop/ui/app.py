@@ -35,6 +35,7 @@ from .friends_model import FriendsModel
 from .icons import IconFactory
 from .menus import AppMenu
 from .notifications import (
+    AlertHandlers,
     Backend,
     DesktopNotifierBackend,
     LogBackend,
@@ -259,6 +260,18 @@ class DesktopUi(QObject):
         self.show_panel()
         self.panel.open_conversation(user_id)
 
+    def avatar_file(self, user_id: int) -> Path | None:
+        """The cached avatar image of a friend or requester, for a notification's icon."""
+        state = self.core.state
+        person = state.friends.get(user_id)
+        url = person.avatar_url if person is not None else None
+        if url is None and user_id in state.incoming:
+            url = state.incoming[user_id].avatar_url
+        if not url:
+            return None
+        path = self.avatars.path_for(url)
+        return path if path.exists() else None
+
     def open_add_friend(self) -> None:
         self.show_panel()
         self.panel.show_add_friend()
@@ -347,7 +360,14 @@ def default_backends(ui: DesktopUi) -> list[Backend]:
     chain: list[Backend] = []
     if DesktopNotifierBackend.supported():
         icon = resources_dir() / "icons" / "presence-128.png"
-        chain.append(DesktopNotifierBackend(icon if icon.exists() else None))
+        handlers = AlertHandlers(
+            reply=ui.actions.send_message,
+            open_conversation=ui.open_conversation,
+            accept=ui.actions.accept_friend,
+            decline=ui.actions.decline_friend,
+            avatar=ui.avatar_file,
+        )
+        chain.append(DesktopNotifierBackend(icon if icon.exists() else None, handlers=handlers))
     chain.append(TrayMessageBackend(lambda: ui.tray.icon if ui.tray else None, ui.icons.icon(None)))
     chain.append(LogBackend())
     return chain
