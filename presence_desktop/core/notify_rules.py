@@ -257,7 +257,10 @@ class NotifyRules:
         )
 
     def _message_alert(self, messages: list[InboxMessage]) -> Alert | None:
-        messages = [m for m in messages if not self._muted(m.sender_id)]
+        # Re-check focus: the conversation may have been opened while this waited.
+        messages = [
+            m for m in messages if not self._muted(m.sender_id) and not self.is_focused(m.sender_id)
+        ]
         if not self.settings.notify_on_messages or not messages:
             return None
         senders: dict[int, str] = {}

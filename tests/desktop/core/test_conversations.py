@@ -254,3 +254,17 @@ def test_the_counter_appears_near_the_limit() -> None:
     assert counter_text("x" * (COUNTER_FROM - 1)) == ""
     assert counter_text("x" * COUNTER_FROM) == "100"
     assert counter_text("x" * (limits.MAX_MESSAGE_CHARS + 3)) == "-3"
+
+
+def test_an_alert_waiting_to_be_shown_is_dropped_once_the_conversation_is_open(
+    model: Model,
+) -> None:
+    rules = NotifyRules(Settings(), clock=lambda: model.now)
+    rules.is_focused = lambda uid: model.book.focused == uid
+    watch_state(rules, model.state, lambda _deadline: None)
+    model.receive("are you there?")
+    deadline = rules.next_flush()
+    assert deadline is not None
+    model.book.open(ALICE.id)
+    model.now = deadline
+    assert rules.flush() == []
