@@ -42,6 +42,7 @@ from .notifications import (
     Notifier,
     TrayMessageBackend,
 )
+from .notify_avatar import initials_avatar
 from .panel import FriendsPanel
 from .popup import MainWindow, PopupWindow
 from .present import Badge
@@ -118,6 +119,7 @@ class DesktopUi(QObject):
 
         self.icons = icons or IconFactory()
         self.avatars = AvatarStore(cache_dir, client_factory=avatar_client, parent=self)
+        self._cache_dir = cache_dir
         self.model = FriendsModel(
             state,
             activity_line,
@@ -263,14 +265,24 @@ class DesktopUi(QObject):
     def avatar_file(self, user_id: int) -> Path | None:
         """The cached avatar image of a friend or requester, for a notification's icon."""
         state = self.core.state
-        person = state.friends.get(user_id)
-        url = person.avatar_url if person is not None else None
-        if url is None and user_id in state.incoming:
-            url = state.incoming[user_id].avatar_url
-        if not url:
+        friend = state.friends.get(user_id)
+        requester = state.incoming.get(user_id)
+        if friend is not None:
+            url, login, name = friend.avatar_url, friend.login, friend.display_name
+        elif requester is not None:
+            url, login = requester.avatar_url, requester.login
+            name = requester.name or requester.login
+        else:
             return None
-        path = self.avatars.path_for(url)
-        return path if path.exists() else None
+        if url:
+            path = self.avatars.path_for(url)
+            if path.exists():
+                return path
+        try:
+            return initials_avatar(self._cache_dir / "notify-avatars", login, name)
+        except OSError as exc:
+            log.info("no avatar file for a notification: %s", exc)
+            return None
 
     def open_add_friend(self) -> None:
         self.show_panel()

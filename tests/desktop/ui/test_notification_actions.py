@@ -142,3 +142,26 @@ async def test_reply_button_opens_the_conversation_and_requests_accept_or_declin
     finally:
         await notifier.aclose()
         bus.disconnect()
+
+
+async def test_a_friend_without_a_picture_gets_an_initials_avatar_file(
+    tmp_path: Path,
+) -> None:
+    from PySide6.QtGui import QImage
+
+    from presence_desktop.ui.app import DesktopUi
+    from presence_desktop.ui.notifications import LogBackend
+
+    from .fakes import FakeCore, friend, snapshot
+
+    core = FakeCore()
+    core.state.apply_snapshot(snapshot(friend(2, "alice", name="Alice Liddell")))
+    ui = DesktopUi(core, core.actions, cache_dir=tmp_path, backends=[LogBackend()])  # type: ignore[arg-type]
+    try:
+        path = ui.avatar_file(2)
+        assert path is not None and path.is_relative_to(tmp_path)
+        image = QImage(str(path))
+        assert image.width() == image.height() > 0
+        assert ui.avatar_file(99) is None  # nobody we know
+    finally:
+        await ui.aclose()
