@@ -65,9 +65,10 @@ def start_xvfb(screen: str) -> tuple[subprocess.Popen[bytes], str]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        socket_path = Path(f"/tmp/.X11-unix/X{n}")
         try:
             wait_for(
-                lambda n=n: Path(f"/tmp/.X11-unix/X{n}").exists() or proc.poll() is not None,
+                lambda proc=proc, path=socket_path: path.exists() or proc.poll() is not None,
                 f"Xvfb :{n}",
             )
         except TimeoutError:
@@ -90,21 +91,16 @@ def red_pills(path: Path, region: Rect) -> list[tuple[int, int]]:
         for x in range(max(0, x0), min(image.width(), x0 + w))
         if _is_pill_red(image.pixelColor(x, y))
     ]
-    pills: list[list[tuple[int, int]]] = []
+    boxes: list[list[int]] = []  # [x0, y0, x1, y1, count]
     for x, y in hits:
-        for pill in pills:
-            px, py = pill[-1]
-            if abs(py - y) <= 2 and abs(px - x) <= 40 or abs(py - y) <= 1:
-                pill.append((x, y))
+        for box in boxes:
+            if box[0] - 10 <= x <= box[2] + 10 and y <= box[3] + 2:
+                box[0], box[2], box[3] = min(box[0], x), max(box[2], x), max(box[3], y)
+                box[4] += 1
                 break
         else:
-            pills.append([(x, y)])
-    centres = []
-    for pill in pills:
-        if len(pill) < 20:
-            continue
-        xs, ys = [p[0] for p in pill], [p[1] for p in pill]
-        centres.append(((min(xs) + max(xs)) // 2, (min(ys) + max(ys)) // 2))
+            boxes.append([x, y, x, y, 1])
+    centres = [((b[0] + b[2]) // 2, (b[1] + b[3]) // 2) for b in boxes if b[4] >= 20]
     return sorted(centres, key=lambda c: c[1])
 
 
