@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from presence_desktop.core.history import Delivery
+from presence_protocol import ErrorCode, FriendRemove, MarkRead, ProtocolError, codec
+from presence_server import connection
 
 from ..desktop.net.helpers import until
 from .apps import App, befriend
@@ -99,3 +103,64 @@ async def test_history_goes_with_the_account(make_app: MakeApp) -> None:
         alice.controller.account_deleted,
     )
     assert not store.path.exists()
+
+
+async def test_a_refused_message_is_marked_failed_and_retry_sends_it(make_app: MakeApp) -> None:
+    alice, bob = make_app("alice"), make_app("bob")
+    await alice.start()
+    await bob.start()
+    await befriend(alice, bob)
+    # The outbox sends one command at a time, in order: the removal is confirmed
+    # before the message is tried, so the server refuses it (not friends).
+    alice.controller.client.send(FriendRemove(user_id=bob.me))
+    alice.controller.send_message(bob.me, "still there?")
+    await until(
+        lambda: thread(alice, bob.me) == [(True, "still there?", Delivery.FAILED)],
+        alice.controller.conversations.changed,
+    )
+    assert [e.code for e in alice.errors] == ["not_friends"]
+    [failed] = alice.controller.conversations.messages(bob.me)
+    await befriend(alice, bob)
+    assert failed.client_msg_id is not None
+    alice.controller.retry_message(failed.client_msg_id)
+    await until(
+        lambda: thread(bob, alice.me) == [(False, "still there?", Delivery.RECEIVED)],
+        bob.controller.conversations.changed,
+    )
+    await until(
+        lambda: thread(alice, bob.me)[0][2] is Delivery.DELIVERED,
+        alice.controller.conversations.changed,
+    )
+
+
+async def test_an_older_server_without_read_sync_still_reads_locally_without_errors(
+    make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An older server does not know mark_read and answers unknown_type.
+    refused: list[object] = []
+
+    def older_decode(data: bytes | str) -> object:
+        message = codec.decode_client(data)
+        if isinstance(message, MarkRead):
+            refused.append(message)
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, "unknown message type 'mark_read'", message.id
+            )
+        return message
+
+    monkeypatch.setattr(connection, "decode_client", older_decode)
+    alice, bob = make_app("alice"), make_app("bob")
+    await alice.start()
+    await bob.start()
+    await befriend(alice, bob)
+    bob.controller.send_message(alice.me, "hi")
+    book = alice.controller.conversations
+    await until(lambda: book.unread() == 1, book.changed)
+    alice.controller.open_conversation(bob.me)
+    assert book.unread() == 0
+    # A round trip after the marker: its refusal has been handled by now.
+    alice.controller.send_message(bob.me, "hello")
+    await until(
+        lambda: thread(bob, alice.me)[-1][1] == "hello", bob.controller.conversations.changed
+    )
+    assert alice.errors == []
