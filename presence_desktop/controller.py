@@ -642,6 +642,8 @@ class Controller:
             self._signing_out = False
         self.rules.clear()
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+        # Signing out removes that account's messages from this computer (PRIVACY.md).
+        self.conversations.delete_history()
 
     # Notifications: one timer, armed for the earliest flush.
 

@@ -164,3 +164,19 @@ async def test_an_older_server_without_read_sync_still_reads_locally_without_err
         lambda: thread(bob, alice.me)[-1][1] == "hello", bob.controller.conversations.changed
     )
     assert alice.errors == []
+
+
+async def test_signing_out_takes_the_history_off_this_computer(make_app: MakeApp) -> None:
+    alice, bob = make_app("alice"), make_app("bob")
+    await alice.start()
+    await bob.start()
+    await befriend(alice, bob)
+    bob.controller.send_message(alice.me, "hi")
+    book = alice.controller.conversations
+    await until(lambda: book.unread() == 1, book.changed)
+    store = book.store
+    assert store is not None and store.path.exists()
+    path = store.path
+    alice.controller.sign_out()
+    await until(lambda: not path.exists(), book.listing_changed, alice.state.reset)
+    assert book.store is None
