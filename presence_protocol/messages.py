@@ -308,6 +308,15 @@ class MarkRead(ClientMessage, tag="mark_read", kw_only=True):
     receipt: bool = False
 
 
+class Typing(ClientMessage, tag="typing", kw_only=True):
+    """I am writing to ``to`` (a hint, at most one per ``TYPING_EVERY_SECONDS``).
+
+    No reply, never stored, dropped silently when ``to`` is not a friend.
+    """
+
+    to: UserId
+
+
 class Ack(ClientMessage, tag="ack", kw_only=True):
     """Everything up to and including ``seq`` was received and stored."""
 
@@ -366,6 +375,7 @@ AnyClientMessage = (
     | Unblock
     | SendMessage
     | MarkRead
+    | Typing
     | Ack
     | ListSessions
     | RevokeSession
@@ -535,6 +545,12 @@ class ReadReceipt(ServerMessage, tag="read_receipt", kw_only=True):
     sent_at: Timestamp
 
 
+class TypingHint(ServerMessage, tag="typing", kw_only=True):
+    """The friend ``user_id`` is writing to me; show it for a few seconds."""
+
+    user_id: UserId
+
+
 AnyServerMessage = (
     Hello
     | AuthOk
@@ -552,6 +568,7 @@ AnyServerMessage = (
     | MessageDelivered
     | ReadMarker
     | ReadReceipt
+    | TypingHint
 )
 
 
@@ -624,6 +641,8 @@ __all__ = [
     "Status",
     "Timestamp",
     "Token",
+    "Typing",
+    "TypingHint",
     "Unblock",
     "User",
     "UserId",

@@ -12,6 +12,9 @@ separate from the session and store layers being restructured around it:
   the messages it covers get ``message_delivered`` (pending → sent → delivered).
 - ``mark_read``: the ``mark_read`` command; my devices get ``read_marker``,
   and the peer gets ``read_receipt`` only when I opted in and we are friends.
+- ``typing``: the ``typing`` hint, passed to a friend as it is; no reply and
+  nothing stored. It counts against the command limit like any command, which
+  bounds a client that ignores the pacing the protocol asks for.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from presence_protocol import (
     Ok,
     ReadMarker,
     ReadReceipt,
+    Typing,
+    TypingHint,
     encode,
 )
 
@@ -105,3 +110,15 @@ async def mark_read(conn: Connection, message: MarkRead) -> None:
     if message.receipt and message.peer != me and message.peer in await hub.store.friend_ids(me):
         receipt = ReadReceipt(reader=me, message_id=message.message_id, sent_at=message.sent_at)
         await hub.fanout.publish([message.peer], Event(frame=encode(receipt)))
+
+
+async def typing(conn: Connection, message: Typing) -> None:
+    """``typing``: a hint to a friend; silently dropped for anyone else (it must not
+    reveal whether someone exists or is a friend)."""
+    assert conn.user is not None
+    hub = conn.hub
+    me = conn.user.id
+    # ``conn.friends`` is this connection's view of my friends (kept current by
+    # relation events): a hint never costs a database read.
+    if message.to != me and message.to in conn.friends:
+        await hub.fanout.publish([message.to], Event(frame=encode(TypingHint(user_id=me))))

@@ -46,6 +46,7 @@ from presence_protocol import (
     SignOut,
     Snapshot,
     Status,
+    Typing,
     Unblock,
     encode,
 )
@@ -502,6 +503,7 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     Unblock: unblock,
     SendMessage: send_message,
     MarkRead: conversations.mark_read,
+    Typing: conversations.typing,
     Ack: ack,
     ListSessions: list_sessions,
     RevokeSession: revoke_session,

@@ -33,6 +33,7 @@ def client_samples() -> list[p.ClientMessage]:
         p.SignOut(everywhere=True),
         p.AckExpired(id=6, message_ids=["17", "18"]),
         p.MarkRead(id=9, peer=2, message_id="17", sent_at=9, receipt=True),
+        p.Typing(to=2),
         p.ExportAccount(id=7, after="1187"),
         p.DeleteAccount(id=8, confirm_login="alice"),
     ]
@@ -63,6 +64,7 @@ def server_samples() -> list[p.ServerMessage]:
         p.MessageDelivered(to=2, message_ids=["17", "18"]),
         p.ReadMarker(peer=2, message_id="17", sent_at=9),
         p.ReadReceipt(reader=2, message_id="17", sent_at=9),
+        p.TypingHint(user_id=2),
         p.AccountExport(
             id=7,
             account=p.AccountData(

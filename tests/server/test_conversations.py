@@ -15,6 +15,8 @@ from presence_protocol import (
     ReadMarker,
     ReadReceipt,
     SendMessage,
+    Typing,
+    TypingHint,
 )
 
 from .client import Client, befriend
@@ -141,3 +143,18 @@ async def test_a_bad_mark_read_is_refused_and_changes_nothing(login: Login) -> N
         assert reply.code == ErrorCode.INVALID_MESSAGE, bad
     await other.barrier()
     assert other.take(ReadMarker) == []
+
+
+async def test_a_typing_hint_reaches_only_a_friend_and_gets_no_reply(login: Login) -> None:
+    alice = await login("alice")
+    bob = await login("bob")
+    mallory = await login("mallory")
+    await befriend(alice, bob)
+    await alice.send(Typing(id=70, to=bob.me))
+    hint = await bob.expect(TypingHint)
+    assert hint.user_id == alice.me
+    await alice.send(Typing(id=71, to=mallory.me))  # not a friend: dropped, no answer
+    await alice.barrier()
+    assert [m for m in alice.backlog if getattr(m, "id", None) in (70, 71)] == []
+    await mallory.barrier()
+    assert mallory.take(TypingHint) == []
