@@ -289,6 +289,15 @@ class Controller:
         self.conversations.open(user_id, focused=focused)
         self._save_inbox()
 
+    def composing(self, user_id: int) -> None:
+        """The person is typing to ``user_id``: a paced "typing…" hint, if they allow it."""
+        if (
+            self.settings.settings.typing_hints
+            and user_id in self.state.friends
+            and self.conversations.composing(user_id)
+        ):
+            self.client.typing(user_id)
+
     def leave_conversation(self, user_id: int | None = None) -> None:
         """No conversation (or not this one) is in front of the person any more."""
         self.conversations.unfocus(user_id)
@@ -383,6 +392,7 @@ class Controller:
         client.delivery.connect(lambda m: self.conversations.on_delivered(m))
         client.read_marker.connect(self._read_elsewhere)
         client.read_receipt.connect(lambda m: self.conversations.on_receipt(m))
+        client.typing_hint.connect(lambda m: self.conversations.on_typing(m))
         client.refused.connect(self._refused)
         return client
 

@@ -30,6 +30,7 @@ from presence_protocol import (
     MessageSent,
     ReadMarker,
     ReadReceipt,
+    TypingHint,
     limits,
 )
 
@@ -169,6 +170,10 @@ class Conversations:
         self._owner: tuple[str, int] | None = None
         self._last_path: Path | None = None
         """The file of the account open last: a deletion arrives after the sign-out."""
+        self._typing_until: dict[int, float] = {}
+        """Friend → when their "typing…" hint stops showing."""
+        self._typing_sent: dict[int, float] = {}
+        """Friend → when I last sent them a typing hint (pacing)."""
         self.focused: int | None = None
         """The friend whose conversation is open and focused (no alerts, read at once)."""
 
@@ -248,6 +253,14 @@ class Conversations:
     def unread(self, peer: int | None = None) -> int:
         return 0 if self.store is None else self.store.unread(peer)
 
+    def is_typing(self, peer: int) -> bool:
+        return self._typing_until.get(peer, 0.0) > self._clock()
+
+    def typing_ends(self, peer: int) -> float | None:
+        """When the hint of ``peer`` stops showing (the view re-checks then)."""
+        until = self._typing_until.get(peer)
+        return until if until is not None and until > self._clock() else None
+
     def search(self, query: str) -> list[HistoryEntry]:
         return [] if self.store is None else self.store.search(query)
 
@@ -284,6 +297,7 @@ class Conversations:
             )
 
     def record_pending(self, peer: int, client_msg_id: str, text: str) -> None:
+        self._typing_sent.pop(peer, None)  # writing the next message hints again at once
         if self.store is None:
             return
         self.store.add_pending(peer, client_msg_id, text, int(self._clock()))
@@ -297,9 +311,22 @@ class Conversations:
         self._changed(entry.peer)
         return entry
 
+    def composing(self, peer: int) -> bool:
+        """The person typed in ``peer``'s conversation: True when a hint is due (paced)."""
+        now = self._clock()
+        if now - self._typing_sent.get(peer, float("-inf")) < limits.TYPING_EVERY_SECONDS:
+            return False
+        self._typing_sent[peer] = now
+        return True
+
     # ---------------------------------------------------------- what the server says
 
+    def on_typing(self, hint: TypingHint) -> None:
+        self._typing_until[hint.user_id] = self._clock() + limits.TYPING_SHOWN_SECONDS
+        self.changed.emit(hint.user_id)
+
     def on_received(self, message: InboxMessage) -> None:
+        self._typing_until.pop(message.sender_id, None)  # the message is what they typed
         if self.store is None:
             return
         if self._add_received(message) is None:

@@ -80,6 +80,8 @@ from presence_protocol import (
     SetPresence,
     SignOut,
     Snapshot,
+    Typing,
+    TypingHint,
     Unblock,
     close_code_is_terminal,
     decode_client,
@@ -249,6 +251,10 @@ class PresenceClient:
         self.delivery = Signal[MessageDelivered]()
         self.read_marker = Signal[ReadMarker]()
         self.read_receipt = Signal[ReadReceipt]()
+        self.typing_hint = Signal[TypingHint]()
+        """A friend is writing to me (ephemeral; issue 17)."""
+        self._typing_to: set[int] = set()
+        """Friends to send a ``typing`` hint to on the next write (the model paces them)."""
         self._read_markers: dict[int, MarkRead] = {}
         """The newest unsent ``mark_read`` per friend (only the latest matters)."""
         self._quiet_ids: set[int] = set()
@@ -371,6 +377,12 @@ class PresenceClient:
         """
         self._read_markers[marker.peer] = msgspec.structs.replace(marker, id=None)
         self._kick.set()
+
+    def typing(self, to: int) -> None:
+        """Send a typing hint now if connected; while offline it is simply dropped."""
+        if self.online:
+            self._typing_to.add(to)
+            self._kick.set()
 
     async def call(self, command: ClientMessage, within: float = CALL_TIMEOUT) -> AnyServerMessage:
         """Send one command now and return its reply (``error`` included).
@@ -703,6 +715,8 @@ class PresenceClient:
             self.read_marker.emit(msg)
         elif isinstance(msg, ReadReceipt):
             self.read_receipt.emit(msg)
+        elif isinstance(msg, TypingHint):
+            self.typing_hint.emit(msg)
         else:
             log.debug("unhandled %s", type(msg).__name__)
 
@@ -763,6 +777,8 @@ class PresenceClient:
                 presence = self._presence
                 self._presence_sent_on = conn_no
                 await ws.send(encode_text(msgspec.structs.replace(presence, id=next(self._ids))))
+            while self._typing_to:
+                await ws.send(encode_text(Typing(to=self._typing_to.pop())))
             while self._read_markers:
                 _peer, marker = self._read_markers.popitem()
                 rid = next(self._ids)

@@ -14,7 +14,7 @@ import html
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QUrl, Signal
+from PySide6.QtCore import QEvent, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFont, QHideEvent, QKeyEvent, QPalette, QShowEvent, Qt
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -123,6 +123,10 @@ class ConversationPage(QWidget):
         self.composer = Composer()
         self.composer.submitted.connect(self.send)
         self.composer.textChanged.connect(self._update_counter)
+        self.composer.textChanged.connect(self._composing)
+        self._typing_timer = QTimer(self)
+        self._typing_timer.setSingleShot(True)
+        self._typing_timer.timeout.connect(self._update_title)
         bottom.addWidget(self.composer)
         row = QHBoxLayout()
         self.counter = QLabel()
@@ -256,9 +260,16 @@ class ConversationPage(QWidget):
     def _update_title(self) -> None:
         friend = self._state.friends.get(self.peer) if self.peer is not None else None
         self.title.setText(self._name())
-        self.subtitle.setText(
-            status_label(friend.status) if friend is not None else "Not a friend any more"
-        )
+        book = self._chat.conversations
+        if self.peer is not None and book.is_typing(self.peer):
+            self.subtitle.setText("typing…")
+            ends = book.typing_ends(self.peer)
+            if ends is not None:
+                self._typing_timer.start(max(0, int((ends - self._clock()) * 1000)) + 50)
+        else:
+            self.subtitle.setText(
+                status_label(friend.status) if friend is not None else "Not a friend any more"
+            )
         can_write = friend is not None
         self.composer.setEnabled(can_write)
         self._update_counter()
@@ -266,6 +277,11 @@ class ConversationPage(QWidget):
     def _on_changed(self, peer: int) -> None:
         if peer == self.peer:
             self.refresh()
+            self._update_title()
+
+    def _composing(self) -> None:
+        if self.peer is not None and self.composer.toPlainText().strip():
+            self._chat.composing(self.peer)
 
     def _on_friend_changed(self, user_id: int) -> None:
         if user_id == self.peer:
@@ -327,4 +343,7 @@ class NoHistoryChat:
         pass
 
     def clear_history(self) -> None:
+        pass
+
+    def composing(self, user_id: int) -> None:
         pass

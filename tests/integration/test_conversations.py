@@ -180,3 +180,23 @@ async def test_signing_out_takes_the_history_off_this_computer(make_app: MakeApp
     alice.controller.sign_out()
     await until(lambda: not path.exists(), book.listing_changed, alice.state.reset)
     assert book.store is None
+
+
+async def test_a_typing_hint_reaches_the_friend_only_when_allowed(make_app: MakeApp) -> None:
+    alice, bob = make_app("alice"), make_app("bob")
+    await alice.start()
+    await bob.start()
+    await befriend(alice, bob)
+    book = bob.controller.conversations
+    alice.controller.composing(bob.me)
+    await until(lambda: book.is_typing(alice.me), book.changed)
+    alice.controller.send_message(bob.me, "there")
+    await until(lambda: thread(bob, alice.me), book.changed)
+    assert not book.is_typing(alice.me)  # the message ended it
+    alice.controller.update_settings(typing_hints=False)
+    alice.controller.composing(bob.me)
+    alice.controller.send_message(bob.me, "no hint before this one")
+    seen: list[bool] = []
+    book.changed.connect(lambda _peer: seen.append(book.is_typing(alice.me)))
+    await until(lambda: len(thread(bob, alice.me)) == 2, book.changed)
+    assert True not in seen

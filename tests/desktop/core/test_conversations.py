@@ -33,6 +33,7 @@ from presence_protocol import (
     ReadMarker,
     ReadReceipt,
     Snapshot,
+    TypingHint,
     User,
     limits,
 )
@@ -268,3 +269,24 @@ def test_an_alert_waiting_to_be_shown_is_dropped_once_the_conversation_is_open(
     model.book.open(ALICE.id)
     model.now = deadline
     assert rules.flush() == []
+
+
+def test_typing_hints_are_paced_shown_for_a_while_and_ended_by_the_message(
+    model: Model,
+) -> None:
+    book = model.book
+    assert book.composing(ALICE.id) is True
+    model.now += limits.TYPING_EVERY_SECONDS - 0.5
+    assert book.composing(ALICE.id) is False  # paced
+    model.now += 0.5
+    assert book.composing(ALICE.id) is True
+    book.record_pending(ALICE.id, "c-1", "sent")
+    assert book.composing(ALICE.id) is True  # a new message hints again at once
+
+    book.on_typing(TypingHint(user_id=ALICE.id))
+    assert book.is_typing(ALICE.id)
+    model.now += limits.TYPING_SHOWN_SECONDS + 0.1
+    assert not book.is_typing(ALICE.id)
+    book.on_typing(TypingHint(user_id=ALICE.id))
+    model.receive("here it is")
+    assert not book.is_typing(ALICE.id)

@@ -16,7 +16,7 @@ from presence_desktop.core.conversations import COUNTER_FROM, Conversations
 from presence_desktop.core.events import Signal
 from presence_desktop.core.state import PresenceState
 from presence_desktop.ui.panel import FriendsPanel
-from presence_protocol import MessageDelivered, MessageSent, limits
+from presence_protocol import MessageDelivered, MessageSent, TypingHint, limits
 
 from .fakes import FakeCore, friend, message, snapshot
 
@@ -32,8 +32,9 @@ class Chat:
             data_dir=root,
             server_key=lambda: "wss://presence.example",
             send_receipts=lambda: False,
-            clock=time.time,
+            clock=lambda: self.now,
         )
+        self.now = time.time()
         self.sent: list[tuple[int, str]] = []
         self.retried: list[str] = []
         self.calls: list[tuple[str, Any]] = []
@@ -55,6 +56,9 @@ class Chat:
 
     def clear_history(self) -> None:
         self.conversations.clear_history()
+
+    def composing(self, user_id: int) -> None:
+        self.calls.append(("composing", user_id))
 
 
 @pytest.fixture
@@ -215,3 +219,20 @@ def test_a_friend_row_click_enter_and_menu_open_the_conversation(
     next(a for a in menu.actions() if a.text() == "Open conversation").trigger()
     assert panel.page == "conversation" and panel.conversation.peer == 2
     menu.close()
+
+
+def test_typing_shows_under_the_name_and_writing_sends_hints(
+    panel: FriendsPanel, chat: Chat, qtbot: QtBot
+) -> None:
+    panel.open_conversation(2)
+    page = panel.conversation
+    assert page.subtitle.text() == "Online"
+    chat.conversations.on_typing(TypingHint(user_id=2))
+    assert page.subtitle.text() == "typing…"
+    timer = page._typing_timer
+    assert timer.isActive() and 5000 < timer.remainingTime() <= 6100
+    chat.now += limits.TYPING_SHOWN_SECONDS + 0.1
+    timer.timeout.emit()  # what the armed timer does when it fires
+    assert page.subtitle.text() == "Online"
+    qtbot.keyClicks(page.composer, "hel")
+    assert ("composing", 2) in chat.calls
