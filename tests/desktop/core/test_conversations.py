@@ -77,6 +77,9 @@ class Model:
         )
         return mid
 
+    def thread_entries(self) -> list[HistoryEntry]:
+        return self.book.messages(ALICE.id)
+
     def thread(self) -> list[tuple[bool, str, Delivery, bool]]:
         return [(e.outgoing, e.text, e.delivery, e.read) for e in self.book.messages(ALICE.id)]
 
@@ -290,3 +293,55 @@ def test_typing_hints_are_paced_shown_for_a_while_and_ended_by_the_message(
     book.on_typing(TypingHint(user_id=ALICE.id))
     model.receive("here it is")
     assert not book.is_typing(ALICE.id)
+
+
+_device_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("receive"), st.integers(0, 3)),  # a message; its sent_at step
+        st.tuples(st.just("read_on"), st.sampled_from(["laptop", "desktop"])),
+    ),
+    max_size=25,
+)
+
+
+@pytest.mark.slow
+@given(ops=_device_ops)
+def test_two_devices_agree_on_unread_once_markers_are_delivered(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, object]]
+) -> None:
+    """Whatever the order of messages and reads on either device: once each read
+    marker reaches the other device, both show the same unread messages, and a
+    device never reads a message it had not received when the marker was made."""
+    root = tmp_path_factory.mktemp("devices")
+    devices = {name: Model(root / name) for name in ("laptop", "desktop")}
+    for m in devices.values():
+        m.sign_in()
+    at = int(NOON)
+    for n, (op, arg) in enumerate(ops):
+        if op == "receive":
+            at += int(arg)  # type: ignore[call-overload]
+            for m in devices.values():
+                m.state.add_message(
+                    Message(seq=n + 1, message_id=f"r{n}", sender=ALICE.id, text="t", sent_at=at)
+                )
+        else:
+            here = devices[str(arg)]
+            other = devices["desktop" if arg == "laptop" else "laptop"]
+            here.markers.clear()
+            here.book.open(ALICE.id)
+            here.book.unfocus()
+            for marker in here.markers:  # the server echoes it to every device
+                other.book.on_read_marker(
+                    ReadMarker(
+                        peer=marker.peer, message_id=marker.message_id, sent_at=marker.sent_at
+                    )
+                )
+        unread = {
+            name: [e.message_id for e in m.thread_entries() if not e.read]
+            for name, m in devices.items()
+        }
+        assert unread["laptop"] == unread["desktop"]
+        for m in devices.values():
+            assert m.book.unread() == m.state.unread_count() == len(unread["laptop"])
+    for m in devices.values():
+        m.book.close()
