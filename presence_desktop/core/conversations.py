@@ -256,10 +256,10 @@ class Conversations:
     def is_typing(self, peer: int) -> bool:
         return self._typing_until.get(peer, 0.0) > self._clock()
 
-    def typing_ends(self, peer: int) -> float | None:
-        """When the hint of ``peer`` stops showing (the view re-checks then)."""
-        until = self._typing_until.get(peer)
-        return until if until is not None and until > self._clock() else None
+    def typing_left(self, peer: int) -> float:
+        """Seconds until the hint of ``peer`` stops showing (0: not typing); the view
+        re-checks then, on this model's clock."""
+        return max(0.0, self._typing_until.get(peer, 0.0) - self._clock())
 
     def search(self, query: str) -> list[HistoryEntry]:
         return [] if self.store is None else self.store.search(query)

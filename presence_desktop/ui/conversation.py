@@ -261,11 +261,10 @@ class ConversationPage(QWidget):
         friend = self._state.friends.get(self.peer) if self.peer is not None else None
         self.title.setText(self._name())
         book = self._chat.conversations
-        if self.peer is not None and book.is_typing(self.peer):
+        left = book.typing_left(self.peer) if self.peer is not None else 0.0
+        if left > 0:
             self.subtitle.setText("typing…")
-            ends = book.typing_ends(self.peer)
-            if ends is not None:
-                self._typing_timer.start(max(0, int((ends - self._clock()) * 1000)) + 50)
+            self._typing_timer.start(int(left * 1000) + 50)
         else:
             self.subtitle.setText(
                 status_label(friend.status) if friend is not None else "Not a friend any more"
