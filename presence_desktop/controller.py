@@ -292,7 +292,7 @@ class Controller:
     def composing(self, user_id: int) -> None:
         """The person is typing to ``user_id``: a paced "typing…" hint, if they allow it."""
         if (
-            self.settings.settings.typing_hints
+            self.settings.settings.share_typing
             and user_id in self.state.friends
             and self.conversations.composing(user_id)
         ):

@@ -87,7 +87,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     notify_on_requests: bool = True
     notify_on_messages: bool = True
     read_receipts: bool = False
-    typing_hints: bool = True
+    share_typing: bool = True
     """Let a friend see "typing…" while I write to them (issue 17): sent only while
     I type in their conversation, never stored."""
     """Tell friends when I have read their messages (issue 17). Off by default:

@@ -139,8 +139,8 @@ class SettingsDialog(QDialog):
             " always sync what you have read."
         )
         cform.addWidget(self.read_receipts)
-        self.typing_hints = QCheckBox("Show friends when I am typing to them")
-        cform.addWidget(self.typing_hints)
+        self.share_typing = QCheckBox("Show friends when I am typing to them")
+        cform.addWidget(self.share_typing)
         history_row = QHBoxLayout()
         history_note = QLabel("Messages are kept on this computer only.")
         history_note.setWordWrap(True)
@@ -222,7 +222,7 @@ class SettingsDialog(QDialog):
         self.notify_on_requests.setChecked(settings.notify_on_requests)
         self.notify_on_messages.setChecked(settings.notify_on_messages)
         self.read_receipts.setChecked(settings.read_receipts)
-        self.typing_hints.setChecked(settings.typing_hints)
+        self.share_typing.setChecked(settings.share_typing)
         self.flap_minutes.setValue(settings.flap_minutes)
         self.privacy.load(settings)
         self._update_enabled()
@@ -234,7 +234,7 @@ class SettingsDialog(QDialog):
             "notify_on_requests": self.notify_on_requests.isChecked(),
             "notify_on_messages": self.notify_on_messages.isChecked(),
             "read_receipts": self.read_receipts.isChecked(),
-            "typing_hints": self.typing_hints.isChecked(),
+            "share_typing": self.share_typing.isChecked(),
             "flap_minutes": self.flap_minutes.value(),
         }
         if self.server_url.isEnabled():

@@ -193,7 +193,7 @@ async def test_a_typing_hint_reaches_the_friend_only_when_allowed(make_app: Make
     alice.controller.send_message(bob.me, "there")
     await until(lambda: thread(bob, alice.me), book.changed)
     assert not book.is_typing(alice.me)  # the message ended it
-    alice.controller.update_settings(typing_hints=False)
+    alice.controller.update_settings(share_typing=False)
     alice.controller.composing(bob.me)
     alice.controller.send_message(bob.me, "no hint before this one")
     seen: list[bool] = []
