@@ -8,9 +8,17 @@ take for broken forward references; hence the file-wide exemptions.
 # mypy: ignore-errors
 
 import asyncio
+import contextlib
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+from dbus_fast.aio import MessageBus
 from dbus_fast.service import ServiceInterface, method, signal
+
+from tests.support.services import require
 
 
 class FakeNotifications(ServiceInterface):
@@ -64,3 +72,28 @@ class FakeNotifications(ServiceInterface):
     @signal()
     def NotificationClosed(self, nid: int, reason: int) -> "uu":
         return [nid, reason]
+
+
+@contextlib.asynccontextmanager
+async def private_session_bus(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """A dbus-daemon of our own; this process's D-Bus clients use it meanwhile."""
+    require(shutil.which("dbus-daemon") is not None, "dbus-daemon is not installed")
+    daemon = await asyncio.create_subprocess_exec(
+        "dbus-daemon", "--session", "--nofork", "--print-address=1", stdout=subprocess.PIPE
+    )
+    try:
+        assert daemon.stdout is not None
+        line = await asyncio.wait_for(daemon.stdout.readline(), 30)
+        address = line.decode().strip()
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        yield address
+    finally:
+        daemon.terminate()
+        await asyncio.wait_for(daemon.wait(), 30)
+
+
+async def serve(address: str, service: FakeNotifications) -> MessageBus:
+    bus = await MessageBus(bus_address=address).connect()
+    bus.export("/org/freedesktop/Notifications", service)
+    await bus.request_name("org.freedesktop.Notifications")
+    return bus

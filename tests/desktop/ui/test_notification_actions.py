@@ -4,14 +4,11 @@ desktop-notifier against a notification service on a private D-Bus session bus
 sends the signals a person's click or reply would)."""
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dbus_fast.aio import MessageBus
 
 from presence_desktop.core.api import Alert, AlertKind
 from presence_desktop.ui.notifications import (
@@ -21,9 +18,15 @@ from presence_desktop.ui.notifications import (
     Offer,
     plan_actions,
 )
-from tests.conftest import require
 
-from .dbus_notifications import FakeNotifications
+from .dbus_notifications import FakeNotifications, private_session_bus, serve
+
+
+@pytest.fixture
+async def session_bus(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    async with private_session_bus(monkeypatch) as address:
+        yield address
+
 
 MESSAGE = Alert(AlertKind.MESSAGE, "Message from alice", "lunch?", (2,))
 REQUEST = Alert(AlertKind.FRIEND_REQUEST, "frank wants to be friends", "", (7,))
@@ -39,30 +42,6 @@ def test_what_each_alert_offers() -> None:
     assert plan_actions(several, can_reply=True, can_buttons=True) is None
     online = Alert(AlertKind.FRIEND_ONLINE, "alice is online", "", (2,))
     assert plan_actions(online, can_reply=True, can_buttons=True) is None
-
-
-@pytest.fixture
-async def session_bus(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    require(shutil.which("dbus-daemon") is not None, "dbus-daemon is not installed")
-    daemon = await asyncio.create_subprocess_exec(
-        "dbus-daemon", "--session", "--nofork", "--print-address=1", stdout=subprocess.PIPE
-    )
-    try:
-        assert daemon.stdout is not None
-        line = await asyncio.wait_for(daemon.stdout.readline(), 30)
-        address = line.decode().strip()
-        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
-        yield address
-    finally:
-        daemon.terminate()
-        await asyncio.wait_for(daemon.wait(), 30)
-
-
-async def serve(address: str, service: FakeNotifications) -> MessageBus:
-    bus = await MessageBus(bus_address=address).connect()
-    bus.export("/org/freedesktop/Notifications", service)
-    await bus.request_name("org.freedesktop.Notifications")
-    return bus
 
 
 class Recorder:

@@ -5,6 +5,7 @@ D-Bus session bus, and the notification service sends back what she typed."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,15 @@ from presence_desktop.ui.notifications import DesktopNotifierBackend
 from tests.desktop.net.helpers import until
 from tests.integration.apps import App, befriend
 
-from .dbus_notifications import FakeNotifications
+from .dbus_notifications import FakeNotifications, private_session_bus, serve
 from .realapps import start_server, stop_all
-from .test_notification_actions import serve, session_bus  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+async def session_bus(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    async with private_session_bus(monkeypatch) as address:
+        yield address
+
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_stays_open")]
 
@@ -34,7 +41,7 @@ async def notified(service: FakeNotifications, summary: str) -> dict[str, Any]:
 
 
 async def test_a_reply_typed_in_the_notification_reaches_the_friend(
-    session_bus: str,  # noqa: F811
+    session_bus: str,
     tmp_path: Path,
 ) -> None:
     service = FakeNotifications(["body", "actions", "inline-reply"])
