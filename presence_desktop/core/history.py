@@ -84,6 +84,7 @@ class ConversationSummary:
 
 
 _COLUMNS = "id, peer, outgoing, text, at, message_id, client_msg_id, delivery, read"
+_M_COLUMNS = ", ".join(f"m.{c} AS {c}" for c in _COLUMNS.split(", "))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -100,6 +101,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_server_id ON messages (outgoing, message_id);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client_id ON messages (client_msg_id);
 CREATE INDEX IF NOT EXISTS messages_peer_at ON messages (peer, at, id);
+CREATE INDEX IF NOT EXISTS messages_unread ON messages (peer) WHERE outgoing = 0 AND read = 0;
 """
 
 
@@ -355,15 +357,18 @@ class HistoryStore:
 
     def conversations(self) -> list[ConversationSummary]:
         """One row per friend I have messages with, most recent activity first."""
+        # One indexed lookup per friend (newest message, unread count), not a scan
+        # of the whole history: this runs whenever a message arrives.
         rows = self._db.execute(
             f"""
-            SELECT {_COLUMNS}, unread FROM (
-                SELECT *,
-                    ROW_NUMBER() OVER (PARTITION BY peer ORDER BY at DESC, id DESC) AS rn,
-                    SUM(CASE WHEN outgoing = 0 AND read = 0 THEN 1 ELSE 0 END)
-                        OVER (PARTITION BY peer) AS unread
-                FROM messages
-            ) WHERE rn = 1 ORDER BY at DESC, id DESC
+            SELECT {_M_COLUMNS},
+                (SELECT COUNT(*) FROM messages u
+                 WHERE u.peer = p.peer AND u.outgoing = 0 AND u.read = 0) AS unread
+            FROM (SELECT DISTINCT peer FROM messages) p
+            JOIN messages m ON m.id = (
+                SELECT id FROM messages WHERE peer = p.peer ORDER BY at DESC, id DESC LIMIT 1
+            )
+            ORDER BY m.at DESC, m.id DESC
             """
         ).fetchall()
         return [ConversationSummary(r["peer"], _entry(r), r["unread"]) for r in rows]
