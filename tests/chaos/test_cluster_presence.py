@@ -52,12 +52,9 @@ from presence_protocol import (
     SendMessage,
     Snapshot,
 )
-from tests.production.conftest import RedisProcess, postgres_url, redis_prefix, redis_server
 from tests.server.client import Client, befriend, login_dev
-
-from .serverproc import ServerProcess
-
-__all__ = ["postgres_url", "redis_prefix", "redis_server"]
+from tests.support.processes import ServerProcess
+from tests.support.services import RedisProcess
 
 pytestmark = [
     pytest.mark.slow,

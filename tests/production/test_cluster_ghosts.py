@@ -35,8 +35,8 @@ from presence_server import RunningServer, ServerConfig, start_server
 from presence_server.redis_link import RedisLink
 from presence_server.redis_registry import PENDING, PUT, RedisRegistry
 from tests.server.client import Client, befriend, login_dev
-
-from .conftest import RedisProcess, ServerProcess, Spawn
+from tests.support.processes import ServerProcess, Spawn
+from tests.support.services import RedisProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
 

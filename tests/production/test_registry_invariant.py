@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from presence_server.presence import DeviceState
 from presence_server.redis_link import RedisLink
 from presence_server.redis_registry import RedisRegistry
-from tests.conftest import require
+from tests.support.services import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(600)]
 

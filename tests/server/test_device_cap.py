@@ -16,10 +16,9 @@ from presence_protocol import AuthOk, CloseCode, Error, ErrorCode, Hello, LoginD
 from presence_server import RunningServer
 from presence_server.presence import DeviceState
 from presence_server.registry import InProcessRegistry
+from tests.support.servers import Database, StartServer
 
 from .client import Client, login_dev
-from .conftest import Database
-from .helpers import StartServer
 
 CAP = 2
 ATTEMPTS = 10
