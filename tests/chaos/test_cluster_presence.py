@@ -69,7 +69,8 @@ SEEDS = [
 """Fixed for CI; set PRESENCE_CLUSTER_CHAOS_SEEDS to explore other sequences."""
 INSTANCES = 3
 USERS = ["ann", "ben", "cat", "dan", "eve"]
-WATCHER = "watcher"
+WATCHERS = [f"watcher{n}" for n in range(INSTANCES)]
+"""Friends of every user, one per instance: they only look (fresh snapshots)."""
 CAP = 2
 TTL = 2.0
 BATCHES = 24
@@ -361,7 +362,7 @@ class Sequence:
     async def check_snapshots(self) -> None:
         """A fresh device of the watcher on each instance sees the truth at once."""
         for instance in range(INSTANCES):
-            watcher = await login_dev(self.servers[instance].url, WATCHER, f"w{instance}")
+            watcher = await login_dev(self.servers[instance].url, WATCHERS[instance], "look")
             try:
                 assert watcher.snapshot is not None
                 seen = {f.user.login: f.presence.status for f in watcher.snapshot.friends}
@@ -380,7 +381,7 @@ class Sequence:
     async def check_caps_and_messages(self) -> None:
         """Every user can connect exactly CAP devices (no ghost holds a slot), and
         the first one's replay holds every confirmed message once."""
-        watcher = await login_dev(self.servers[0].url, WATCHER, "final")
+        watcher = await login_dev(self.servers[0].url, WATCHERS[0], "final")
         for device in self.live():
             await _close(device.client)
         # When the watcher sees everyone offline, every device field is gone.
@@ -464,9 +465,12 @@ async def cluster(
 
 
 async def _befriend_everyone(url: str) -> dict[str, int]:
-    clients = {name: await login_dev(url, name, "setup") for name in [*USERS, WATCHER]}
-    names = list(clients)
-    for a, b in itertools.combinations(names, 2):
+    clients = {name: await login_dev(url, name, "setup") for name in [*USERS, *WATCHERS]}
+    pairs = [
+        *itertools.combinations(USERS, 2),
+        *((w, u) for w in WATCHERS for u in USERS),
+    ]
+    for a, b in pairs:
         await befriend(clients[a], clients[b])
     ids = {name: c.me for name, c in clients.items()}
     for client in clients.values():
