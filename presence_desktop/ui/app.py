@@ -33,7 +33,7 @@ from .delegate import FriendDelegate
 from .extension import ExtensionInstaller
 from .friends_model import FriendsModel
 from .icons import IconFactory
-from .menus import AppMenu
+from .menus import AppMenu, EditorSignIn
 from .notifications import (
     Backend,
     DesktopNotifierBackend,
@@ -94,6 +94,7 @@ class DesktopUi(QObject):
         tray_icon: QSystemTrayIcon | None = None,
         editors: SharingService | None = None,
         extension: ExtensionInstaller | None = None,
+        editor_sign_in: EditorSignIn | None = None,
         avatar_client: Callable[[], httpx.AsyncClient] | None = None,
         server_locked: str = "",
         clock: Callable[[], float] = time.time,
@@ -126,7 +127,15 @@ class DesktopUi(QObject):
         )
         self.avatars.ready.connect(self.model.refresh)
         self.delegate = FriendDelegate(self.avatars)
-        self.menu = AppMenu(state, connection, actions, self, clock=clock, extension=extension)
+        self.menu = AppMenu(
+            state,
+            connection,
+            actions,
+            self,
+            clock=clock,
+            extension=extension,
+            editor_sign_in=editor_sign_in,
+        )
         if extension is not None:
             extension.finished.connect(self.show_install_result)
         self.panel = FriendsPanel(
