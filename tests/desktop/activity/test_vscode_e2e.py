@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,9 @@ from presence_protocol import (
 from presence_server.config import ServerConfig
 from presence_server.github import GitHubAuth, GitHubSettings
 from presence_server.server import start_server
-from tests.conftest import require
 from tests.fakes.github import EDITOR_APP, FakeGitHub
 from tests.server.client import Client, befriend
+from tests.support.services import require
 
 pytestmark = [
     pytest.mark.slow,
@@ -157,15 +158,6 @@ async def until(check: Callable[[], bool], *signals: Any) -> None:
             signal.disconnect(poke)
 
 
-@pytest.fixture
-def fake_github() -> AsyncIterator[FakeGitHub]:
-    with FakeGitHub() as fake:
-        fake.add_user(583231, "octocat", "The Octocat")
-        fake.add_user(1001, "hubot", "Hubot")
-        fake.add_user(1002, "monalisa", None)
-        yield fake
-
-
 def files_containing(root: Path, secret: str) -> list[str]:
     return [
         str(p.relative_to(root))
@@ -175,17 +167,15 @@ def files_containing(root: Path, secret: str) -> list[str]:
 
 
 async def test_signed_in_with_vs_codes_github_account_and_friends_in_the_view(
-    tmp_path: Path, fake_github: FakeGitHub, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    fake_github: FakeGitHub,
+    github_settings: GitHubSettings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     require(shutil.which("node") is not None, "node not installed")
     caplog.set_level(logging.DEBUG)
-    settings = GitHubSettings(
-        client_id=fake_github.client_id,
-        client_secret=fake_github.client_secret,
-        web_url=fake_github.web_url,
-        api_url=fake_github.api_url,
-        accept_other_apps=True,
-    )
+    # The suite's fake GitHub: octocat, hubot (1001) and monalisa (1002).
+    settings = dataclasses.replace(github_settings, accept_other_apps=True)
     auth = GitHubAuth(settings, timeout=5.0)
     (tmp_path / "server").mkdir()
     server = await start_server(
