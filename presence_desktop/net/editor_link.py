@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 EDITOR_ANSWER_TIMEOUT = 300.0
 """How long a ``sign_in_request`` waits for the person to decide in the editor."""
 
+PROBE_AGAIN_AFTER = 600.0
+"""Seconds before a server's answer (or failure to answer) about editor sessions
+is asked again; until then the last answer stands."""
+
 
 class Actions(Protocol):
     """The part of ``AppActions`` editors may use."""
@@ -100,7 +104,9 @@ class EditorLink:
         self._state_sent: editor_view.Line | None = None
         self._scheduled = False
         self._accepting: dict[str, bool] = {}
-        """Per server URL: does it accept editor sessions (probed once per URL)."""
+        """Per server URL: does it accept editor sessions (its last answer)."""
+        self._probed_at: dict[str, float] = {}
+        """Per server URL: when it was last asked (``time.monotonic``), answer or not."""
         self._probing: set[str] = set()
         self._pending: str | None = None
         """The id of the ``sign_in_request`` awaiting the editor's answer."""
@@ -170,8 +176,11 @@ class EditorLink:
         wanted = self._connection.current.link is Link.SIGNED_OUT and bool(
             self._bridge.two_way_keys
         )
-        if wanted and url and url not in self._accepting and url not in self._probing:
+        last = self._probed_at.get(url)
+        due = last is None or time.monotonic() - last >= PROBE_AGAIN_AFTER
+        if wanted and url and due and url not in self._probing:
             self._probing.add(url)
+            self._probed_at[url] = time.monotonic()
             self._spawn(self._probe(url))
         offered = self.can_offer_editor_sign_in
         if offered != self._offered:

@@ -253,6 +253,29 @@ async def test_the_tray_asks_the_latest_editor_for_its_session(
     assert not world.link.request_editor_sign_in()
 
 
+async def test_an_unreachable_server_is_asked_once_not_in_a_loop(world: World) -> None:
+    from presence_desktop.net.oauth import SignInError
+
+    asked: list[str] = []
+
+    async def unreachable(url: str) -> bool:
+        asked.append(url)
+        raise SignInError(UserError("Cannot reach the server", "down", "server_unreachable"))
+
+    world.link._accepts_editor = unreachable
+    editor = await connect_v2(world.bridge)
+    state = await next_of(editor, "state")
+    for _ in range(3):  # more editors and connection changes come and go
+        other = await connect_v2(world.bridge)
+        await next_of(other, "state")
+        await other.close()
+        world.connection.set(ConnectionInfo(Link.SIGNED_OUT))
+    await editor.send({"type": "sign_in", "id": "x"})  # a round trip: the probe has finished
+    await next_of(editor, "result")
+    assert asked == [FakeClient.url]
+    assert not state["editor_sign_in"] and not world.link.can_offer_editor_sign_in
+
+
 async def test_many_editors_all_follow_and_leaving_ones_are_skipped(world: World) -> None:
     world.sign_in()
     editors = [await connect_v2(world.bridge) for _ in range(3)]
