@@ -174,3 +174,16 @@ def test_the_setting_comes_from_a_flag_or_the_environment_and_is_off_by_default(
     assert by_env is not None and by_env.accept_other_apps is True
     by_flag = settings_from(argparse.Namespace(github_accept_other_apps=True), env)
     assert by_flag is not None and by_flag.public().editor_tokens is True
+
+
+def test_the_flag_is_part_of_the_servers_command_line() -> None:
+    from presence_server.github import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    env = {"PRESENCE_GITHUB_CLIENT_ID": "Iv1.x", "PRESENCE_GITHUB_CLIENT_SECRET": "s3cret"}
+    on = settings_from(parser.parse_args(["--github-accept-other-apps"]), env)
+    off = settings_from(parser.parse_args([]), env)
+    assert on is not None and on.accept_other_apps
+    assert off is not None and not off.accept_other_apps
+    assert "--github-accept-other-apps" in parser.format_help()
