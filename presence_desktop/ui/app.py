@@ -187,7 +187,9 @@ class DesktopUi(QObject):
         # GitHub sign-in (issue 4): its window opens whenever the core starts an attempt.
         started = getattr(core, "sign_in_started", None)
         self.sign_in_windows = (
-            SignInWindows(started, actions.sign_in, parent=self) if started is not None else None
+            SignInWindows(started, actions.sign_in, parent=self, editor_sign_in=editor_sign_in)
+            if started is not None
+            else None
         )
 
     # ---------------------------------------------------------- start / stop
