@@ -101,6 +101,8 @@ class EditorLink:
         self._rows: dict[int, editor_view.Row] = {}
         self._dirty: set[int] = set()
         self._full = True
+        self._rows_signed_in = False
+        """Whether ``_rows`` were computed signed in (a sign-out empties the list)."""
         self._state_sent: editor_view.Line | None = None
         self._scheduled = False
         self._accepting: dict[str, bool] = {}
@@ -221,6 +223,9 @@ class EditorLink:
         self._scheduled = False
         signed_in = self._signed_in()
         friends = self._state.friends if signed_in else {}
+        if signed_in != self._rows_signed_in:
+            self._full = True
+            self._rows_signed_in = signed_in
         if self._full:
             self._full = False
             self._dirty.clear()

@@ -161,6 +161,16 @@ async def test_a_v2_editor_gets_the_popup_list_then_deltas(world: World) -> None
     assert (await next_of(editor, "state"))["status"] == "dnd"
 
 
+async def test_signing_out_empties_the_editors_list(world: World) -> None:
+    world.sign_in()
+    editor = await connect_v2(world.bridge)
+    assert len((await next_of(editor, "friends"))["friends"]) == 2
+    world.connection.set(ConnectionInfo(Link.SIGNED_OUT))  # the state itself is left as it was
+    assert (await next_of(editor, "friends"))["friends"] == []
+    state = await next_of(editor, "state")
+    assert not state["signed_in"] and state["me"] is None and state["friends"] == 0
+
+
 async def test_a_v1_editor_is_answered_in_v1_and_gets_no_state(world: World) -> None:
     world.sign_in()
     old = await Editor.connect(world.bridge.address)  # announces bridge 1
