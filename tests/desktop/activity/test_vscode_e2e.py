@@ -52,6 +52,7 @@ from presence_protocol import (
     Message,
     PresenceUpdate,
     SeenStatus,
+    SendMessage,
     SetPresence,
     Snapshot,
     Status,
@@ -321,6 +322,11 @@ async def test_signed_in_with_vs_codes_github_account_and_friends_in_the_view(
         await node.run("presence.messageFriend", {"pick": 1001}, "pairing at 3?")
         message = await hubot.expect(Message, sender=583231)
         assert message.text == "pairing at 3?"
+        # A friend's answer shows up as unread in VS Code's status bar.
+        await hubot.request(SendMessage(to=583231, text="sure!", client_msg_id="e2e-1"))
+        await node.wait(
+            lambda e: e["event"] == "view" and e["statusBar"]["text"].endswith("· 1 unread")
+        )
         assert errors == []
     finally:
         await stack.aclose()
