@@ -11,7 +11,7 @@ const { BridgeClient } = require('./lib/client');
 const { socketPath } = require('./lib/endpoint');
 const { Tracker } = require('./lib/tracker');
 const { remoteResolver } = require('./lib/git');
-const { FriendsView, STATUS_LABELS } = require('./lib/view');
+const { DURATIONS, FriendsView, STATUS_LABELS, untilFor } = require('./lib/view');
 const { Surface } = require('./lib/ui');
 const { githubSession } = require('./lib/signin');
 const { findDesktop, startDesktop } = require('./lib/desktop');
@@ -171,16 +171,13 @@ const COMMANDS = {
     if (!status) return undefined;
     let until = null;
     if (status.id !== 'online') {
+      // The tray's choices; "online for an hour" means nothing, as in the tray.
       const duration = await vscode.window.showQuickPick(
-        [
-          { label: 'Until I change it', seconds: null },
-          { label: 'For 1 hour', seconds: 3600 },
-          { label: 'For 4 hours', seconds: 4 * 3600 },
-        ],
+        DURATIONS.map((d) => ({ label: d.label, id: d.id })),
         { placeHolder: `${status.label} for how long?` },
       );
       if (!duration) return undefined;
-      if (duration.seconds) until = Math.floor(Date.now() / 1000) + duration.seconds;
+      until = untilFor(duration.id, Date.now() / 1000);
     }
     const line = { type: 'set_status', status: status.id };
     if (until !== null) line.until = until;

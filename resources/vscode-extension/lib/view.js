@@ -24,6 +24,23 @@ const STATUS_LABELS = {
 const KIND_LABELS = { coding: 'Coding', reading: 'Reading', debugging: 'Debugging' };
 const STATUS_DOTS = { online: '●', away: '◐', dnd: '⊘', invisible: '○', offline: '○' };
 
+// The tray's status durations (presence_desktop/core/status.py): "Until
+// tomorrow" ends at 09:00 local time, of today when it is chosen before 05:00.
+const DURATIONS = [
+  { id: 'one_hour', label: 'For 1 hour' },
+  { id: 'until_tomorrow', label: 'Until tomorrow' },
+  { id: 'until_changed', label: 'Until I change it' },
+];
+
+function untilFor(duration, nowSeconds) {
+  if (duration === 'until_changed') return null;
+  if (duration === 'one_hour') return Math.floor(nowSeconds) + 3600;
+  const local = new Date(nowSeconds * 1000);
+  const target = new Date(local.getFullYear(), local.getMonth(), local.getDate(), 9, 0, 0, 0);
+  if (local.getHours() >= 5) target.setDate(target.getDate() + 1);
+  return Math.floor(target.getTime() / 1000);
+}
+
 function durationText(seconds) {
   const minutes = Math.floor(Math.max(0, seconds) / 60);
   if (minutes < 1) return '<1 min';
@@ -202,6 +219,8 @@ function friendItem(row, now) {
 }
 
 module.exports = {
+  DURATIONS,
+  untilFor,
   FriendsView,
   activityLine,
   agoText,

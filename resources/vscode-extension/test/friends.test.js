@@ -170,7 +170,10 @@ test('palette commands become bridge commands', async (t) => {
   await eventually(() => stub.ui.contexts['presence.signedIn'] === true);
   const run = (id, ...args) => stub.vscode.commands.executeCommand(id, ...args);
 
-  stub.ui.answers.push((items) => items.find((i) => i.id === 'dnd'), (items) => items[1]);
+  stub.ui.answers.push(
+    (items) => items.find((i) => i.id === 'dnd'),
+    (items) => items.find((i) => i.label === 'For 1 hour'),
+  );
   await run('presence.setStatus');
   const status = desktop.lines.find((l) => l.type === 'set_status');
   assert.equal(status.status, 'dnd');

@@ -2,7 +2,7 @@
 // The friends view model: sections, rows, the status bar, the popup's wording.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { FriendsView, activityLine, agoText, durationText } = require('../lib/view');
+const { FriendsView, activityLine, agoText, durationText, untilFor } = require('../lib/view');
 
 const NOW = 1_700_000_000;
 
@@ -104,4 +104,12 @@ test('durations read like the popup', () => {
     activityLine(row(1, 'x', 'away', { activity: { kind: 'debugging', language: null, project: null, since: null } }), NOW),
     'Away · Debugging',
   );
+});
+
+test('status durations end when those of the tray do', () => {
+  const at = (h) => new Date(2026, 2, 3, h, 0, 0).getTime() / 1000; // local time
+  assert.equal(untilFor('until_changed', at(14)), null);
+  assert.equal(untilFor('one_hour', at(14)), at(15));
+  assert.equal(untilFor('until_tomorrow', at(14)), new Date(2026, 2, 4, 9, 0, 0).getTime() / 1000);
+  assert.equal(untilFor('until_tomorrow', at(3)), at(9), 'before 05:00 "tomorrow" is this morning');
 });
