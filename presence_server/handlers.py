@@ -34,7 +34,9 @@ from presence_protocol import (
     ListSessions,
     LoginDev,
     LoginGitHubCode,
+    LoginGitHubEditor,
     LoginGitHubToken,
+    MarkRead,
     MessageSent,
     Ok,
     RevokeSession,
@@ -45,12 +47,13 @@ from presence_protocol import (
     SignOut,
     Snapshot,
     Status,
+    Typing,
     Unblock,
     encode,
 )
 
-from . import account, friends, presence, retention
-from .auth import Identity, IdentityKind, as_login_failure
+from . import account, conversations, friends, presence, retention
+from .auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
 from .fanout import Event
 from .presence import DeviceState
 from .store import CommandError, UserRow, fetch_user
@@ -61,7 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken
+LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
 CONNECTION_CAP_RETRY_SECONDS = 30.0
 
 
@@ -93,9 +96,13 @@ async def login(conn: Connection, message: LoginMessage) -> bool:
         user = await hub.store.upsert_identity(identity, now)
         if await _too_many_devices(conn, user, message):
             return False
-        session_id, token = await hub.store.create_session(user.id, message.device, now)
-        if identity.following:
-            suggestions = await hub.store.github_users(identity.following)
+        try:
+            session_id, token = await hub.store.create_session(user.id, message.device, now)
+            if identity.following:
+                suggestions = await hub.store.github_users(identity.following)
+        except BaseException:
+            await conn.release_slot()
+            raise
     await _start(conn, user, session_id, token, message, suggestions)
     log.info(
         "connection %s: user %s signed in",
@@ -114,13 +121,17 @@ async def login(conn: Connection, message: LoginMessage) -> bool:
 
 
 async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessage) -> bool:
-    """Refuse a connection beyond the per-user cap: error, then close 4004.
+    """Take a device slot, or refuse a connection beyond the per-user cap:
+    error, then close 4004.
 
-    Counted over every instance (the shared registry), before a new session
-    is created, so a refused login leaves nothing behind.
+    Check and registration are one atomic step in the registry (a Redis
+    script across instances), so logins at the same moment cannot all pass.
+    It comes before a new session is created, so a refused login leaves
+    nothing behind; the slot is the connection's from now on and is released
+    with it (``Connection._cleanup``).
     """
     cap = conn.hub.config.max_connections_per_user
-    if cap <= 0 or await conn.hub.registry.device_count(user.id) < cap:
+    if await conn.take_slot(user.id):
         return False
     conn.reply_error(
         ErrorCode.RATE_LIMITED,
@@ -133,7 +144,7 @@ async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessa
 
 
 async def _identity(
-    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken
+    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
 ) -> Identity | None:
     hub = conn.hub
     if isinstance(message, LoginDev):
@@ -156,6 +167,8 @@ async def _identity(
             ext = await github.exchange_code(
                 message.code, message.code_verifier, message.redirect_uri
             )
+        elif isinstance(message, LoginGitHubEditor):
+            ext = await _editor_identity(conn, message)
         else:
             ext = await github.check_token(message.access_token)
     except Exception as exc:
@@ -165,6 +178,20 @@ async def _identity(
         conn.reply_error(failure.code, failure.message, message.id, failure.retry_after)
         return None
     return Identity.from_github(ext)
+
+
+async def _editor_identity(conn: Connection, message: LoginGitHubEditor) -> ExternalIdentity:
+    """An editor's GitHub session (``login_github_editor``); kept apart from the
+    browser and device paths so changes there and here do not collide."""
+    github = conn.hub.config.github
+    assert github is not None
+    ext = await github.check_editor_token(message.access_token)
+    log.info(
+        "connection %s: GitHub session from an editor accepted",
+        conn.cid,
+        extra={"event": "editor_login", "cid": conn.cid, "editor": message.editor[:40]},
+    )
+    return ext
 
 
 async def _start(
@@ -429,6 +456,7 @@ async def send_message(conn: Connection, message: SendMessage) -> None:
     # drop a seq they already sent, so a recipient never sees it twice.
     frame = encode(row.wire())
     await hub.fanout.publish([row.recipient_id], Event(frame=frame, seq=row.seq))
+    await conversations.publish_copy(hub, row)
 
 
 async def ack(conn: Connection, message: Ack) -> None:
@@ -439,7 +467,9 @@ async def ack(conn: Connection, message: Ack) -> None:
     seq = min(message.seq, conn.last_sent_seq)
     if seq <= conn.acked_seq:
         return
+    before = conn.acked_seq
     conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, seq))
+    await conversations.publish_delivered(conn.hub, me, before, conn.acked_seq)
     if conn.replay_pending and conn.acked_seq >= conn.last_sent_seq:
         await conn.replay()
 
@@ -497,6 +527,8 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     Block: block,
     Unblock: unblock,
     SendMessage: send_message,
+    MarkRead: conversations.mark_read,
+    Typing: conversations.typing,
     Ack: ack,
     ListSessions: list_sessions,
     RevokeSession: revoke_session,

@@ -2,24 +2,30 @@
 
 Tray hosts ask for anything from 16 to 64 px, at device pixel ratios 1–3.
 Rendering each size from vector art keeps the icon crisp everywhere; 16–24 px
-use a simplified variant so the outline stays on the pixel grid. Sizes are
-rendered when a tray host or window asks for them, not ahead (issue 18,
-memory: rendering all 20 sizes of every badge up front held several MiB of
-pixmaps nobody displayed).
+use a simplified variant so the outline stays on the pixel grid. Only the
+tray's sizes are rendered for badged icons, and the plain icon is left to
+Qt's SVG engine (issue 18, memory: all 20 sizes of every badge up front held
+several MiB of pixmaps nobody displayed). A Python ``QIconEngine`` rendering
+on demand was tried and crashed at interpreter exit (PySide6 ownership of
+engines cloned by ``QIcon``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QIcon, QIconEngine, QImage, QPainter, QPixmap
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from ..platform.bundle import resources_dir
 from .present import Badge
 
 SIZES = (16, 20, 22, 24, 32, 40, 48, 64, 128, 256)
+TRAY_SIZES = tuple(s for s in SIZES if s <= 64)
+RATIOS = (1.0, 2.0)
+"""Device pixel ratios for icons rendered ahead (the unread-count icons); the badge
+icons here render each size on demand instead."""
 _SMALL_MAX_PX = 26
 _DIMMED_OPACITY = 0.8
 
@@ -33,6 +39,7 @@ class IconFactory:
 
     def __init__(self, directory: Path | None = None) -> None:
         base = directory or icons_dir()
+        self._base = base
         self._glyph = _renderer(base / "presence.svg")
         self._glyph_small = _renderer(base / "presence-small.svg")
         self._badges = {b: _renderer(base / f"badge-{b.value}.svg") for b in Badge}
@@ -74,56 +81,19 @@ class IconFactory:
         cached = self._icons.get(badge)
         if cached is not None:
             return cached
-        icon = QIcon(_BadgeEngine(self, badge))
+        if badge is None:
+            # The plain app icon (windows, dialogs, balloons) can be asked for at
+            # any size up to 256 px: Qt's own SVG icon engine renders it on demand.
+            icon = QIcon(str(self._base / "presence.svg"))
+        else:
+            # Badged icons are for the tray, which asks for 16–64 px: only those
+            # are rendered (all sizes up to 256 px at two ratios held ~2 MiB each).
+            icon = QIcon()
+            for size in TRAY_SIZES:
+                for ratio in RATIOS:
+                    icon.addPixmap(QPixmap.fromImage(self.image(badge, size, ratio)))
         self._icons[badge] = icon
         return icon
-
-
-class _BadgeEngine(QIconEngine):
-    """Renders the badged icon at the size asked for, and keeps only what was asked for."""
-
-    def __init__(self, factory: IconFactory, badge: Badge | None) -> None:
-        super().__init__()
-        self._factory = factory
-        self._badge = badge
-        self._cache: dict[tuple[int, float], QPixmap] = {}
-
-    def _pixmap(self, size: QSize, ratio: float) -> QPixmap:
-        side = max(1, min(size.width(), size.height()))
-        key = (side, ratio)
-        pixmap = self._cache.get(key)
-        if pixmap is None:
-            pixmap = QPixmap.fromImage(self._factory.image(self._badge, side, ratio))
-            self._cache[key] = pixmap
-        return pixmap
-
-    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
-        # Qt asks for device pixels here; render 1:1.
-        return self._pixmap(size, 1.0)
-
-    def scaledPixmap(
-        self, size: QSize, mode: QIcon.Mode, state: QIcon.State, scale: float
-    ) -> QPixmap:
-        return self._pixmap(size, scale)
-
-    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
-        ratio = painter.device().devicePixelRatioF() if painter.device() is not None else 1.0
-        painter.drawPixmap(rect, self._pixmap(rect.size(), ratio))
-
-    def availableSizes(
-        self, mode: QIcon.Mode = QIcon.Mode.Normal, state: QIcon.State = QIcon.State.Off
-    ) -> list[QSize]:
-        return [QSize(s, s) for s in SIZES]
-
-    def actualSize(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QSize:
-        side = min(size.width(), size.height())
-        return QSize(side, side)
-
-    def clone(self) -> QIconEngine:
-        return _BadgeEngine(self._factory, self._badge)
-
-    def key(self) -> str:
-        return "presence-badge"
 
 
 def _renderer(path: Path) -> QSvgRenderer:

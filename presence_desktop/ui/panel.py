@@ -12,7 +12,18 @@ import itertools
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QAbstractItemModel, QEvent, QObject, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QFont, QHideEvent, QKeyEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -30,11 +41,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.api import AppActions, ConnectionEvents, ConnectionInfo, Link, UserError
+from ..core.api import (
+    AppActions,
+    ConnectionEvents,
+    ConnectionInfo,
+    ConversationActions,
+    Link,
+    UserError,
+)
 from ..core.format import connection_text, my_status_text
 from ..core.my_presence import MyPresence
 from ..core.state import PresenceState
 from .banner import ErrorBanner
+from .conversation import ConversationPage, NoHistoryChat
 from .delegate import FriendDelegate
 from .dialogs import SendMessageDialog, confirm
 from .first_run import FirstRunPage, ServerSetup
@@ -92,7 +111,7 @@ class FriendsListView(QListView):
 
 class FriendsPanel(QWidget):
     page_changed = Signal(str)
-    """"friends", "inbox" or "signed_out"."""
+    """"friends", "inbox", "signed_out" or "conversation"."""
     settings_requested = Signal()
     """The "Friends see" line was clicked: open the privacy settings."""
 
@@ -106,6 +125,7 @@ class FriendsPanel(QWidget):
         *,
         app_menu: QMenu | None = None,
         presence: MyPresence | None = None,
+        chat: ConversationActions | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         parent: QWidget | None = None,
@@ -120,6 +140,8 @@ class FriendsPanel(QWidget):
         self._clock = clock
         self._monotonic = monotonic
         self._dialogs: set[QWidget] = set()
+        # Conversations (issue 17); without the controller's, a stand-in with no history.
+        self.chat: ConversationActions = chat or NoHistoryChat(state, actions)
 
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
@@ -140,10 +162,13 @@ class FriendsPanel(QWidget):
         self.stack = QStackedWidget()
         root.addWidget(self.stack, 1)
         self.stack.addWidget(self._build_friends_page(model, delegate))
-        self.inbox = InboxPage(state, self._reply, clock=clock)
+        self.inbox = InboxPage(state, self.chat.conversations, self.open_conversation, clock=clock)
         self.inbox.back.clicked.connect(self.show_friends)
         self.stack.addWidget(self.inbox)
         self.stack.addWidget(self._build_signed_out_page())
+        self.conversation = ConversationPage(state, self.chat, clock=clock)
+        self.conversation.back_requested.connect(self.show_inbox)
+        self.stack.addWidget(self.conversation)
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -292,6 +317,9 @@ class FriendsPanel(QWidget):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_context_menu)
         self.view.doubleClicked.connect(self._on_double_click)
+        # A click on a friend (or Enter on the selected one) opens the conversation.
+        self.view.clicked.connect(self._on_double_click)
+        self.view.activated.connect(self._on_double_click)
         self.view.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
         # Both filters only once both widgets exist (events arrive during setup).
         self.search.installEventFilter(self)
@@ -364,7 +392,8 @@ class FriendsPanel(QWidget):
         self.view.scrollToTop()
 
     def escape(self) -> bool:
-        """Esc undoes one thing at a time: the add bar, the search text, the inbox page.
+        """Esc undoes one thing at a time: the add bar, the search text, a conversation,
+        the inbox page.
 
         Returns False when there was nothing left to undo (the popup then closes).
         """
@@ -375,6 +404,9 @@ class FriendsPanel(QWidget):
         if self.search.text():
             self.search.clear()
             self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        if self.page == "conversation":
+            self.conversation.back_requested.emit()  # as its Back button: the inbox
             return True
         if self.page == "inbox":
             self.show_friends()
@@ -400,7 +432,7 @@ class FriendsPanel(QWidget):
             self.search.setFocus(Qt.FocusReason.BacktabFocusReason)  # above the first friend
 
     def _activate_current(self) -> None:
-        """Enter on a friend: write them a message (the same as a double click)."""
+        """Enter on a friend: their conversation (the same as a click)."""
         index = self.view.currentIndex()
         if index.isValid() and index.data(Role.KIND) == "friend":
             self._on_double_click(index)
@@ -409,7 +441,7 @@ class FriendsPanel(QWidget):
 
     @property
     def page(self) -> str:
-        return ("friends", "inbox", "signed_out")[self.stack.currentIndex()]
+        return ("friends", "inbox", "signed_out", "conversation")[self.stack.currentIndex()]
 
     def show_friends(self) -> None:
         if self._connection.current.link is Link.SIGNED_OUT:
@@ -418,9 +450,13 @@ class FriendsPanel(QWidget):
             self._set_page(0)
 
     def show_inbox(self) -> None:
+        """The conversation list; opening a conversation marks it read (issue 17)."""
         self._set_page(1)
-        if self._state.unread_count():
-            self._actions.mark_read()
+
+    def open_conversation(self, user_id: int) -> None:
+        """Show the conversation with ``user_id``; the composer gets the focus."""
+        self._set_page(3)
+        self.conversation.open(user_id)
 
     def show_add_friend(self) -> None:
         self.show_friends()
@@ -436,12 +472,16 @@ class FriendsPanel(QWidget):
     def focus_search(self) -> None:
         if self.page == "friends":
             self.search.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.page == "conversation":
+            self.conversation.composer.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
 
     def _set_page(self, index: int) -> None:
+        if index != 3:
+            self.conversation.close_conversation()
         if self.stack.currentIndex() != index:
             self.stack.setCurrentIndex(index)
             self.page_changed.emit(self.page)
@@ -454,8 +494,8 @@ class FriendsPanel(QWidget):
             return None
         menu = QMenu(self)
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        menu.addAction("Send message…").triggered.connect(
-            lambda _c=False: self.open_send_dialog(user_id, friend.login)
+        menu.addAction("Open conversation").triggered.connect(
+            lambda _c=False: self.open_conversation(user_id)
         )
         mute = menu.addAction("Mute notifications")
         mute.setCheckable(True)
@@ -482,9 +522,6 @@ class FriendsPanel(QWidget):
         dialog.raise_()
         dialog.activateWindow()
         return dialog
-
-    def _reply(self, user_id: int, login: str) -> None:
-        self.open_send_dialog(user_id, login)
 
     def _set_muted(self, user_id: int, muted: bool) -> None:
         self._actions.set_muted(user_id, muted)
@@ -529,11 +566,11 @@ class FriendsPanel(QWidget):
                 int(index.data(Role.USER_ID)), self.view.viewport().mapToGlobal(pos)
             )
 
-    def _on_double_click(self, index: object) -> None:
-        uid = self.view.currentIndex().data(Role.USER_ID)
+    def _on_double_click(self, index: QModelIndex | QPersistentModelIndex) -> None:
+        uid = index.data(Role.USER_ID) if index.isValid() else None
         friend = self._state.friends.get(int(uid)) if uid is not None else None
         if friend is not None:
-            self.open_send_dialog(friend.user_id, friend.login)
+            self.open_conversation(friend.user_id)
 
     # ---------------------------------------------------------- state → view
 
@@ -625,8 +662,6 @@ class FriendsPanel(QWidget):
         self.update_header()
 
     def _on_inbox_changed(self) -> None:
-        if self.page == "inbox" and self.isVisible() and self._state.unread_count():
-            self._actions.mark_read()
         self.update_header()
 
     def _update_counts(self) -> None:

@@ -63,7 +63,7 @@ def test_row_menu_button_opens_the_menu_for_a_demo_id(qtbot: QtBot, tmp_path: Pa
     assert opened == [ALICE]
     menus = [m for m in panel.findChildren(QMenu) if m not in before and m.isVisible()]
     assert len(menus) == 1
-    assert menus[0].actions()[0].text() == "Send message…"
+    assert menus[0].actions()[0].text() == "Open conversation"
     menus[0].close()
 
 

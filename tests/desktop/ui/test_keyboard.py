@@ -16,7 +16,6 @@ from presence_desktop.core.api import UserError
 from presence_desktop.core.format import activity_line
 from presence_desktop.ui.avatars import AvatarStore
 from presence_desktop.ui.delegate import FriendDelegate
-from presence_desktop.ui.dialogs import SendMessageDialog
 from presence_desktop.ui.friends_model import FriendsModel, Role
 from presence_desktop.ui.menus import AppMenu
 from presence_desktop.ui.panel import FriendsPanel
@@ -82,7 +81,7 @@ def test_opens_in_the_search_and_tab_goes_to_the_list_then_the_header(
     assert order == [panel.inbox_button, panel.add_button, panel.menu_button, panel.status_button]
 
 
-def test_arrows_skip_headers_and_enter_writes_to_the_friend(
+def test_arrows_skip_headers_and_enter_opens_the_conversation(
     popup: PopupWindow, qtbot: QtBot
 ) -> None:
     panel = popup.panel
@@ -96,10 +95,12 @@ def test_arrows_skip_headers_and_enter_writes_to_the_friend(
     qtbot.keyClick(panel.view, Qt.Key.Key_Up)
     assert panel.view.currentIndex().data(Role.USER_ID) == 3
     qtbot.keyClick(panel.view, Qt.Key.Key_Return)
-    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, SendMessageDialog)]
-    assert len(dialogs) == 1
-    assert dialogs[0].windowTitle() == "Message to bob"
-    dialogs[0].close()
+    assert panel.page == "conversation"
+    assert panel.conversation.peer == 3
+    # Esc goes back one step at a time: the conversation list, the friends, then closes.
+    qtbot.keyClick(panel.conversation.composer, Qt.Key.Key_Escape)
+    assert panel.page == "inbox"
+    assert popup.isVisible()
 
 
 def test_esc_clears_the_search_first_then_closes(popup: PopupWindow, qtbot: QtBot) -> None:
