@@ -180,6 +180,16 @@ class FirstRunPage(QWidget):
         self._clear_error()
         self.address.setFocus(Qt.FocusReason.OtherFocusReason)
 
+    def focus_field(self) -> None:
+        """The field a person types into next: the address, or the dev login name."""
+        if self.step == "server":
+            self.address.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.offer is not None and self.offer.dev_login and not self.offer.github:
+            self.dev_login.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.dev_login.selectAll()
+        elif self.offer is not None and self.offer.github:
+            self.github_button.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def check(self, address: str | None = None) -> None:
         text = self.address.text() if address is None or isinstance(address, bool) else address
         self._clear_error()

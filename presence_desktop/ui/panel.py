@@ -474,6 +474,8 @@ class FriendsPanel(QWidget):
             self.search.setFocus(Qt.FocusReason.OtherFocusReason)
         elif self.page == "conversation":
             self.conversation.composer.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.page == "signed_out" and self.first_run is not None:
+            self.first_run.focus_field()  # typing goes to the address (or the login name)
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)

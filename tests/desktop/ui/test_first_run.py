@@ -117,3 +117,38 @@ async def test_first_run_to_signed_in_with_a_loopback_dev_server(
         await ui.aclose()
         await controller.stop()
         await server.stop()
+
+
+async def test_the_popup_opens_with_the_address_field_focused(
+    tmp_path: Path, app_stays_open: None
+) -> None:
+    settings = SettingsStore(tmp_path / "config", tmp_path / "state")
+    state, connection = PresenceState(), ConnectionEvents()
+    controller = Controller(
+        state=state,
+        connection=connection,
+        settings=settings,
+        credentials=MemoryCredentials(),
+        device="test",
+        backoff=fast_backoff,
+    )
+    ui = DesktopUi(
+        controller,
+        controller,
+        cache_dir=tmp_path / "cache",
+        settings=settings,
+        tray_available=True,
+        backends=[LogBackend()],
+    )
+    try:
+        await controller.start()
+        ui.open_friends()  # the popup, built now, on its first-run page
+        popup = ui.popup
+        assert popup is not None
+        first_run = ui.panel.first_run
+        assert first_run is not None
+        # The window's focus (what typing reaches once it is active) is the address.
+        assert popup.focusWidget() is first_run.address
+    finally:
+        await ui.aclose()
+        await controller.stop()
