@@ -28,7 +28,6 @@ from ..platform.bundle import resources_dir
 from ..platform.vscode import InstallResult
 from .avatars import AvatarStore
 from .countdown import Countdown
-from .delegate import FriendDelegate
 from .extension import ExtensionInstaller
 from .friends_model import FriendsModel
 from .icons import IconFactory
@@ -42,8 +41,6 @@ from .notifications import (
     TrayMessageBackend,
 )
 from .notify_avatar import initials_avatar
-from .panel import FriendsPanel
-from .popup import MainWindow, PopupWindow
 from .present import Badge
 from .sharing import SharingService
 from .sign_in import SignInWindows
@@ -52,6 +49,8 @@ from .tray import Tray
 if TYPE_CHECKING:
     import httpx
 
+    from .panel import FriendsPanel
+    from .popup import MainWindow, PopupWindow
     from .settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
@@ -171,6 +170,8 @@ class DesktopUi(QObject):
             # The popup (panel, list, pages) is built when first opened: a tray
             # app may run for days without it (issue 18: several MiB at start).
         else:
+            from .popup import MainWindow
+
             self.window = MainWindow(self.panel)
             self.window.setWindowIcon(self.icons.icon(None))
             self.window.close_requested.connect(self.request_quit)
@@ -194,6 +195,11 @@ class DesktopUi(QObject):
     def panel(self) -> FriendsPanel:
         """The popup's content, built on first use."""
         if self._panel is None:
+            # Imported here, with the popup: the panel's modules (list, pages,
+            # conversation, first run) are not needed until it first opens.
+            from .delegate import FriendDelegate
+            from .panel import FriendsPanel
+
             delegate = FriendDelegate(self.avatars)
             panel = FriendsPanel(
                 self._state,
@@ -218,6 +224,8 @@ class DesktopUi(QObject):
         if self.tray is None:
             return None
         if self._popup is None:
+            from .popup import PopupWindow
+
             self._popup = PopupWindow(self.panel, monotonic=self._monotonic)
             self._popup.setWindowIcon(self.icons.icon(None))
         return self._popup
