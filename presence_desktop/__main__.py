@@ -262,6 +262,7 @@ async def run_app(
         credentials_for=None if demo is not None else _credentials_for,
         server_url=server_url if pinned else None,
         dev_login=dev_login,
+        data_dir=app_paths.data_dir,
     )
     # Editor activity, idle and privacy (issue 5); saved settings re-apply at once.
     editors = EditorActivity(
@@ -288,6 +289,7 @@ async def run_app(
         tray_icon=early_icon,
         editors=editors,
         extension=ExtensionInstaller(),
+        chat=controller,
     )
     controller.quit_requested.connect(lambda _none: stop.set())
     ui.quit_requested.connect(stop.set)

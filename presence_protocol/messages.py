@@ -289,6 +289,34 @@ class SendMessage(ClientMessage, tag="send_message", kw_only=True):
     """Chosen by the sender; resending the same id never creates a second message."""
 
 
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class MarkRead(ClientMessage, tag="mark_read", kw_only=True):
+    """I have read my conversation with ``peer`` up to this message of theirs.
+
+    The server tells my other devices (``read_marker``), so the conversation
+    stops being unread everywhere, and tells ``peer`` only when ``receipt`` is
+    set (``read_receipt``; off by default: read receipts are opt-in).
+    """
+
+    peer: UserId
+    message_id: MessageId
+    """The newest message from ``peer`` I have read."""
+    sent_at: Timestamp
+    """Its ``sent_at``: a device that never saw that message marks up to this time."""
+    receipt: bool = False
+
+
+class Typing(ClientMessage, tag="typing", kw_only=True):
+    """I am writing to ``to`` (a hint, at most one per ``TYPING_EVERY_SECONDS``).
+
+    No reply, never stored, dropped silently when ``to`` is not a friend.
+    """
+
+    to: UserId
+
+
 class Ack(ClientMessage, tag="ack", kw_only=True):
     """Everything up to and including ``seq`` was received and stored."""
 
@@ -346,6 +374,8 @@ AnyClientMessage = (
     | Block
     | Unblock
     | SendMessage
+    | MarkRead
+    | Typing
     | Ack
     | ListSessions
     | RevokeSession
@@ -477,6 +507,50 @@ class AccountExport(ServerMessage, tag="account_export", kw_only=True):
     """More messages follow: send ``export_account`` with ``after`` set to this."""
 
 
+class MessageCopy(ServerMessage, tag="message_copy", kw_only=True):
+    """A message I sent, from any of my devices (a carbon copy).
+
+    Sent live to every connection of the sender, the sending one included
+    (match ``client_msg_id`` against your outbox and ignore it there). Not
+    replayed: a device that was offline learns of it from nowhere.
+    """
+
+    message_id: str
+    client_msg_id: str
+    to: UserId
+    text: str
+    sent_at: Timestamp
+
+
+class MessageDelivered(ServerMessage, tag="message_delivered", kw_only=True):
+    """``to`` acknowledged these messages of mine: they reached one of its devices."""
+
+    to: UserId
+    message_ids: list[str] = msgspec.field(default_factory=list)
+
+
+class ReadMarker(ServerMessage, tag="read_marker", kw_only=True):
+    """One of my devices read my conversation with ``peer`` up to ``message_id``."""
+
+    peer: UserId
+    message_id: str
+    sent_at: Timestamp
+
+
+class ReadReceipt(ServerMessage, tag="read_receipt", kw_only=True):
+    """``reader`` (who chose to send read receipts) read my messages up to ``message_id``."""
+
+    reader: UserId
+    message_id: str
+    sent_at: Timestamp
+
+
+class TypingHint(ServerMessage, tag="typing", kw_only=True):
+    """The friend ``user_id`` is writing to me; show it for a few seconds."""
+
+    user_id: UserId
+
+
 AnyServerMessage = (
     Hello
     | AuthOk
@@ -490,6 +564,11 @@ AnyServerMessage = (
     | Error
     | MessageExpired
     | AccountExport
+    | MessageCopy
+    | MessageDelivered
+    | ReadMarker
+    | ReadReceipt
+    | TypingHint
 )
 
 
@@ -532,13 +611,19 @@ __all__ = [
     "LoginGitHubCode",
     "LoginGitHubToken",
     "LoginMethod",
+    "MarkRead",
     "Message",
+    "MessageCopy",
+    "MessageDelivered",
     "MessageExpired",
+    "MessageId",
     "MessageSent",
     "MessageText",
     "Ok",
     "Presence",
     "PresenceUpdate",
+    "ReadMarker",
+    "ReadReceipt",
     "Relation",
     "RelationUpdate",
     "RequestId",
@@ -556,6 +641,8 @@ __all__ = [
     "Status",
     "Timestamp",
     "Token",
+    "Typing",
+    "TypingHint",
     "Unblock",
     "User",
     "UserId",

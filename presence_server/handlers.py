@@ -35,6 +35,7 @@ from presence_protocol import (
     LoginDev,
     LoginGitHubCode,
     LoginGitHubToken,
+    MarkRead,
     MessageSent,
     Ok,
     RevokeSession,
@@ -45,11 +46,12 @@ from presence_protocol import (
     SignOut,
     Snapshot,
     Status,
+    Typing,
     Unblock,
     encode,
 )
 
-from . import account, friends, presence, retention
+from . import account, conversations, friends, presence, retention
 from .auth import Identity, IdentityKind, as_login_failure
 from .fanout import Event
 from .presence import DeviceState
@@ -437,6 +439,7 @@ async def send_message(conn: Connection, message: SendMessage) -> None:
     # drop a seq they already sent, so a recipient never sees it twice.
     frame = encode(row.wire())
     await hub.fanout.publish([row.recipient_id], Event(frame=frame, seq=row.seq))
+    await conversations.publish_copy(hub, row)
 
 
 async def ack(conn: Connection, message: Ack) -> None:
@@ -447,7 +450,9 @@ async def ack(conn: Connection, message: Ack) -> None:
     seq = min(message.seq, conn.last_sent_seq)
     if seq <= conn.acked_seq:
         return
+    before = conn.acked_seq
     conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, seq))
+    await conversations.publish_delivered(conn.hub, me, before, conn.acked_seq)
     if conn.replay_pending and conn.acked_seq >= conn.last_sent_seq:
         await conn.replay()
 
@@ -505,6 +510,8 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     Block: block,
     Unblock: unblock,
     SendMessage: send_message,
+    MarkRead: conversations.mark_read,
+    Typing: conversations.typing,
     Ack: ack,
     ListSessions: list_sessions,
     RevokeSession: revoke_session,
