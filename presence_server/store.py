@@ -36,7 +36,7 @@ from presence_protocol import Message, Status, User
 from . import auth
 from .auth import Identity, IdentityKind
 from .database import DEV_ID_LOCK, advisory_lock
-from .schema import friend_request_times, friendships, messages, sessions, users
+from .schema import friend_request_times, friendships, id_counters, messages, sessions, users
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ period when that is shorter; idle expiry is in days)."""
 DEV_ID_BASE = 2**52
 """Dev users get ids above this. GitHub ids are far below it (hundreds of
 millions), and the wire allows ids up to 2**53, so the ranges cannot meet."""
+
+
+DEV_USER_COUNTER = "dev_user"
+"""The ``id_counters`` row of dev-login user ids."""
 
 
 class CommandError(Exception):
@@ -309,10 +313,7 @@ class Store:
         ).scalar()
         if found is not None:
             return int(found)
-        highest = (
-            await conn.execute(sa.select(sa.func.max(users.c.id)).where(users.c.id > DEV_ID_BASE))
-        ).scalar()
-        user_id = int(highest or DEV_ID_BASE) + 1
+        user_id = await _next_id(conn, DEV_USER_COUNTER, floor=DEV_ID_BASE)
         await conn.execute(
             sa.insert(users).values(
                 id=user_id,
@@ -591,6 +592,32 @@ class Store:
                 )
                 return int(target)
             return int(row.acked_seq)
+
+
+async def _next_id(conn: AsyncConnection, name: str, floor: int) -> int:
+    """The next id of a kind, never one handed out before (even if its row is gone).
+
+    The caller holds the lock that serializes this kind (``DEV_ID_LOCK``);
+    the UPDATE also locks the counter row on PostgreSQL. A missing row
+    (a database created before the counter existed is migrated, so only a
+    hand-made one) starts above every existing id.
+    """
+    bumped = (
+        await conn.execute(
+            sa.update(id_counters)
+            .where(id_counters.c.name == name)
+            .values(value=id_counters.c.value + 1)
+            .returning(id_counters.c.value)
+        )
+    ).scalar()
+    if bumped is not None:
+        return int(bumped)
+    highest = (
+        await conn.execute(sa.select(sa.func.max(users.c.id)).where(users.c.id > floor))
+    ).scalar()
+    value = int(highest or floor) + 1
+    await conn.execute(sa.insert(id_counters).values(name=name, value=value))
+    return value
 
 
 def _report_orphan(task: asyncio.Future[Any]) -> None:
