@@ -36,6 +36,7 @@ from presence_protocol import (
     Status,
     decode_client,
     encode,
+    limits,
 )
 
 from . import handlers
@@ -119,7 +120,34 @@ class Connection:
     # ------------------------------------------------------------ output
 
     def send(self, message: ServerMessage) -> None:
-        self.send_frame(encode(message))
+        """Queue a message; one that would not fit in a frame is never sent.
+
+        ``MAX_SERVER_FRAME_BYTES`` is a promise to clients (docs/protocol.md
+        §1): a client may close a bigger frame with 1009 and lose everything
+        queued behind it. The server's own frames are bounded by construction
+        (export pages, snapshot lists); this is the check that the bound held.
+        A reply that is too big becomes an ``internal_error`` reply; anything
+        else closes the connection with 1011 so the client reconnects.
+        """
+        frame = encode(message)
+        if len(frame) <= limits.MAX_SERVER_FRAME_BYTES:
+            self.send_frame(frame)
+            return
+        log.error(
+            "connection %s: a %s frame of %d bytes exceeds the %d-byte frame limit; not sent",
+            self.cid,
+            type(message).__name__,
+            len(frame),
+            limits.MAX_SERVER_FRAME_BYTES,
+            extra={"event": "frame_too_large", "size": len(frame)},
+        )
+        request_id = getattr(message, "id", None)
+        if request_id is not None:
+            self.reply_error(
+                ErrorCode.INTERNAL_ERROR, "the answer did not fit in one frame", request_id
+            )
+        else:
+            self.close(1011, "a frame did not fit the frame limit")
 
     def send_frame(self, frame: bytes) -> None:
         if self.closing:
