@@ -348,15 +348,20 @@ class GitHubAuth:
             return LoginError(ErrorCode.EXPIRED_CODE, "The sign-in code expired; sign in again.")
         if error == "access_denied":
             return LoginError(ErrorCode.ACCESS_DENIED, "Access to GitHub was declined.")
+        if error == "redirect_uri_mismatch":
+            # At the exchange this means "not the redirect_uri the code was issued
+            # for": GitHub's authorize page already refuses a callback the app has
+            # not registered, so only a client (buggy or hostile) gets here. Any
+            # unauthenticated client could send it, so it is no operator alarm.
+            log.info("a code exchange named another redirect_uri than its authorize request")
+            return LoginError(
+                ErrorCode.BAD_CODE,
+                "The sign-in code was issued for another redirect address; sign in again.",
+            )
         if error == "incorrect_client_credentials":
             log.error(
                 "GitHub rejected this server's client id or secret: fix "
                 "--github-client-id and PRESENCE_GITHUB_CLIENT_SECRET(_FILE)"
-            )
-        elif error == "redirect_uri_mismatch":
-            log.error(
-                "GitHub rejected the loopback redirect: register the OAuth app's callback "
-                "URL as http://127.0.0.1/callback"
             )
         else:
             log.error("GitHub refused a code exchange: %s (%s)", error, description or "")

@@ -67,16 +67,20 @@ async def test_expired_code(fake_github: FakeGitHub, github_auth: GitHubAuth) ->
     assert "expired" in err.value.message
 
 
-async def test_redirect_mismatch_is_an_operator_problem(
+async def test_redirect_mismatch_is_a_bad_code_not_an_operator_problem(
     fake_github: FakeGitHub, github_auth: GitHubAuth, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """At the exchange, a redirect_uri other than the authorize request's can only
+    come from the client: GitHub's authorize page already refuses an unregistered
+    callback, so a misconfigured app never gets this far (issue 14, point 4)."""
     verifier = secrets.token_urlsafe(48)
     code = _code(fake_github, verifier, "http://127.0.0.1:40000/callback")
-    with caplog.at_level(logging.ERROR, "presence_server.github"), pytest.raises(LoginError) as err:
+    with caplog.at_level(logging.INFO, "presence_server.github"), pytest.raises(LoginError) as err:
         await github_auth.exchange_code(code, verifier, REDIRECT)
-    assert err.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
-    assert "operator" in err.value.message
-    assert "http://127.0.0.1/callback" in caplog.text
+    assert err.value.code is ErrorCode.BAD_CODE
+    assert err.value.retry_after is None
+    assert "sign in again" in err.value.message and "operator" not in err.value.message
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_non_loopback_redirect_is_refused_before_calling_github(
