@@ -250,7 +250,8 @@ def _me(conn: Connection) -> int:
 
 async def set_presence(conn: Connection, message: SetPresence) -> None:
     now = conn.hub.now()
-    if message.until is not None and message.until <= now:
+    timed = message.status is not Status.ONLINE  # until is ignored for online (protocol §4)
+    if timed and message.until is not None and message.until <= now:
         raise CommandError(
             ErrorCode.INVALID_MESSAGE.value, "set_presence: until must be in the future"
         )

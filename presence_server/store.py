@@ -519,9 +519,10 @@ class Store:
     ) -> tuple[MessageRow, bool]:
         """Store a message for a friend; returns (row, stored now).
 
-        A repeated ``client_msg_id`` from the same sender returns the original
-        message and ``False``: a resend never creates a second message, even
-        if the friendship has ended since.
+        A repeated ``client_msg_id`` from the same sender to the same recipient
+        returns the original message and ``False``: a resend never creates a
+        second message, even if the friendship has ended since. To another
+        recipient it is refused (``invalid_message``).
         """
         async with self.write() as conn:
             await advisory_lock(conn, sender)
@@ -534,6 +535,14 @@ class Store:
                 )
             ).first()
             if existing is not None:
+                if existing.recipient_id != recipient:
+                    # Answering with the first message's message_sent would tell
+                    # the sender this one was delivered while nobody gets it.
+                    raise CommandError(
+                        "invalid_message",
+                        "send_message: this client_msg_id was already used for a message "
+                        "to someone else; give every message its own",
+                    )
                 return _message_row(existing), False
             if not await _are_friends(conn, sender, recipient):
                 raise CommandError("not_friends", "you can only message friends")
