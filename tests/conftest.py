@@ -1,37 +1,27 @@
-"""Suite-wide policy: missing services skip locally but fail in CI.
+"""Suite-wide policy; the shared fixtures come from the ``tests.support`` plugin.
 
-Tests that need a display, PostgreSQL, Redis, Chromium or another system
-service call ``require(...)`` instead of ``pytest.skip``. With
-``PRESENCE_REQUIRE_SERVICES=1`` (set by .ci/run) a missing service is a
-failure, so a forgotten install step can never pass silently.
+* Missing services skip locally but fail in CI (``require``, in
+  ``tests/support/services.py``).
+* No test reads or writes the real config, data, state, cache or runtime
+  dirs, nor the real keychain.
+* ``uv run pytest`` runs the default tier (no services, no display needed,
+  a few minutes); ``uv run pytest -m slow`` the heavy tier CI also runs.
 """
 
 from __future__ import annotations
-
-import os
 
 import keyring
 import keyring.backend
 import keyring.errors
 import pytest
 
-
-def services_required() -> bool:
-    return os.environ.get("PRESENCE_REQUIRE_SERVICES") == "1"
-
-
-def require(available: bool, reason: str) -> None:
-    """Skip (locally) or fail (in CI) when a needed service is missing."""
-    if available:
-        return
-    if services_required():
-        pytest.fail(f"required service missing in CI: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(name="require")
-def require_fixture() -> object:
-    return require
+pytest_plugins = [  # services first: the others import it
+    "tests.support.services",
+    "tests.support.servers",
+    "tests.support.processes",
+    "tests.support.github",
+    "tests.support.qt",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -22,12 +22,12 @@ import re
 import sys
 from collections.abc import Hashable, Iterable
 from pathlib import Path
-from typing import Protocol
 
 from presence_protocol import ActivityKind
 
 from ..core.activity import ActivityMerger, EditorReport, Scheduler, Source, TimerHandle
 from ..core.languages import language_for_file
+from .top_window import TopWindow, WindowLister
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +140,6 @@ def report_from_title(parsed: ParsedTitle, focused: bool) -> EditorReport:
         kind=ActivityKind.CODING if parsed.dirty else ActivityKind.READING,
         focused=focused,
     )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TopWindow:
-    window_id: Hashable
-    title: str
-    focused: bool = False
-
-
-class WindowLister(Protocol):
-    def list_windows(self) -> list[TopWindow] | None:
-        """Top-level windows with titles, or None when the platform cannot tell."""
-        ...
 
 
 _PROCESS_NAMES = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-from .windows_titles import TopWindow
+from .top_window import TopWindow
 
 _kCGWindowListOptionOnScreenOnly = 1
 _kCGWindowListExcludeDesktopElements = 16

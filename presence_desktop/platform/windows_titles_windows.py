@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-from .windows_titles import TopWindow
+from .top_window import TopWindow
 
 if sys.platform == "win32":  # pragma: no cover - not run on Linux CI
     from ctypes import wintypes

@@ -12,7 +12,7 @@ import ctypes.util
 import logging
 import threading
 
-from .windows_titles import TopWindow
+from .top_window import TopWindow
 
 log = logging.getLogger(__name__)
 

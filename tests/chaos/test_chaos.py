@@ -33,9 +33,9 @@ from presence_protocol import Activity, Message, SeenStatus, Status
 from tests.desktop.net.helpers import until
 from tests.integration.apps import App, befriend
 from tests.security import issued
+from tests.support.processes import ServerProcess
 
 from .proxy import ChaosProxy
-from .serverproc import ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("app_log")]
 

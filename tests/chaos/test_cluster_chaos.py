@@ -14,12 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.production.conftest import postgres_url, redis_prefix, redis_url
+from tests.support.processes import ServerProcess, redis_cluster
 
-from .serverproc import ServerProcess, redis_cluster
 from .test_chaos import exchange_through_chaos
-
-__all__ = ["postgres_url", "redis_prefix", "redis_url"]
 
 pytestmark = [
     pytest.mark.slow,

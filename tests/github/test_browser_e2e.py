@@ -13,7 +13,7 @@ from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInError
 from presence_protocol import GitHubConfig, LoginGitHubCode
 from presence_server.github import GitHubAuth
 from tests.fakes.github import FakeGitHub
-from tests.github.conftest import Chromium
+from tests.support.github import Chromium
 
 pytestmark = pytest.mark.slow
 

@@ -34,7 +34,7 @@ from presence_server.github import GitHubAuth
 from presence_server.server import RunningServer, start_server
 from tests.conftest import MemoryKeyring
 from tests.fakes.github import FakeGitHub
-from tests.github.conftest import Chromium
+from tests.support.github import Chromium
 
 pytestmark = pytest.mark.slow
 

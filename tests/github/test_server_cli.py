@@ -16,6 +16,8 @@ from websockets.typing import Subprotocol
 from presence_protocol import Hello, LoginMethod, decode_server, limits
 from tests.fakes.github import FakeGitHub
 
+pytestmark = pytest.mark.slow  # presence-server processes
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

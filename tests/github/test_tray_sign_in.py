@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
 from tests.desktop.ui.xdesktop import Desktop, missing, virtual_desktop
-from tests.github.conftest import Chromium
+from tests.support.github import Chromium
+from tests.support.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.display, pytest.mark.slow]

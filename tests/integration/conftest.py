@@ -6,16 +6,15 @@ from typing import Any
 
 import pytest
 
-from ..desktop.net.helpers import ServerHandle
+from tests.support.servers import ServerHandle
+
 from .apps import App
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
-    handle = ServerHandle(tmp_path)
-    await handle.start()
-    yield handle
-    await handle.stop()
+def server(server_handle: ServerHandle) -> ServerHandle:
+    """The test's restartable server (``tests/support/servers.py``)."""
+    return server_handle
 
 
 @pytest.fixture

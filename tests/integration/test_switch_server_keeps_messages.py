@@ -15,8 +15,9 @@ from presence_desktop.core.state import PresenceState
 from presence_desktop.platform.credentials import CredentialStore
 from presence_protocol import SendMessage
 from tests.conftest import MemoryKeyring
+from tests.support.servers import ServerHandle
 
-from ..desktop.net.helpers import ServerHandle, fast_backoff, until
+from ..desktop.net.helpers import fast_backoff, until
 from .apps import App
 
 

@@ -22,14 +22,14 @@ from presence_server.config import ServerConfig
 from presence_server.github import GitHubAuth
 from presence_server.server import RunningServer, start_server
 from tests.conftest import MemoryKeyring
-from tests.desktop.net.helpers import ServerHandle, fast_backoff, next_emit, until
-from tests.github.conftest import fake_github, github_auth, github_settings  # noqa: F401
+from tests.desktop.net.helpers import fast_backoff, next_emit, until
+from tests.support.servers import ServerHandle
 
 
 @pytest.fixture
 async def github_server(
     tmp_path: Path,
-    github_auth: GitHubAuth,  # noqa: F811
+    github_auth: GitHubAuth,
 ) -> AsyncIterator[RunningServer]:
     (tmp_path / "a").mkdir()
     running = await start_server(

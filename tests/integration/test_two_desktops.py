@@ -5,15 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
+
 from presence_desktop.core.api import AlertKind, Link
 from presence_protocol import SeenStatus, Status
+from tests.support.servers import ServerHandle
 
-from ..desktop.net.helpers import ServerHandle, until
+from ..desktop.net.helpers import until
 from .apps import App, befriend
 
 MakeApp = Callable[..., App]
 
 
+@pytest.mark.slow  # waits out real limits / reconnect delays
 async def test_two_desktops_see_each_other_and_message_across_a_forced_disconnect(
     server: ServerHandle, make_app: MakeApp
 ) -> None:

@@ -19,6 +19,8 @@ from keyring.backends import chainer, fail
 from presence_desktop import selftest
 from presence_desktop.selftest import Check, Outcome, Report
 
+pytestmark = pytest.mark.slow  # each test runs presence-desktop --self-test as a process
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -31,9 +31,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from presence_protocol import Message, PresenceUpdate, SeenStatus, SendMessage
-from tests.production.conftest import LISTENING, RedisProcess, server_command
 from tests.server.client import Client, befriend, login_dev
-from tests.server.conftest import fresh_postgres_database
+from tests.support.processes import LISTENING, server_command
+from tests.support.services import RedisProcess, fresh_postgres_database
 
 
 class Instance:

@@ -15,6 +15,10 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a presence-server process in a trimmed environment
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """

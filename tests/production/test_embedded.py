@@ -6,6 +6,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a presence-server process in a trimmed environment
+
 SCRIPT = """
 import asyncio, sys
 

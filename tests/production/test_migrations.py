@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from sqlalchemy.engine import make_url
 
 from tests.server.client import login_dev
 from tests.server.test_cli import head_revision
+from tests.support.processes import Spawn
 
-from .conftest import Spawn
+pytestmark = pytest.mark.slow  # presence-server processes
 
 
 def libpq(url: str) -> str:

@@ -15,8 +15,10 @@ from presence_protocol import Message, MessageSent, SendMessage
 from presence_server import RunningServer, ServerConfig, start_server
 from presence_server.__main__ import build_parser
 from tests.server.client import Client, befriend, login_dev
+from tests.support.processes import Spawn
+from tests.support.services import free_port
 
-from .conftest import Spawn, free_port
+pytestmark = pytest.mark.slow  # presence-server processes
 
 
 def sqlite(tmp_path: Path) -> str:

@@ -17,8 +17,9 @@ from websockets.exceptions import InvalidMessage
 
 from presence_protocol import Message, MessageSent, SendMessage
 from tests.server.client import befriend, login_dev
+from tests.support.processes import Spawn
 
-from .conftest import Spawn
+pytestmark = pytest.mark.slow  # presence-server processes
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

@@ -28,8 +28,9 @@ from presence_protocol import (
 from presence_server import ServerLimits
 from presence_server.account import MESSAGES_PER_PAGE
 from tests.server.client import Client, befriend, login_dev
+from tests.support.servers import StartServer
 
-from .conftest import StartServer, rows
+from .conftest import rows
 
 NO_RATE_LIMIT = ServerLimits(commands_per_minute=100_000)
 

@@ -14,10 +14,13 @@ import pytest
 
 from presence_desktop.core.api import Link, UserError
 from presence_desktop.ui.settings_dialog import SettingsDialog
-from tests.desktop.net.helpers import ServerHandle, next_emit, until
+from tests.desktop.net.helpers import next_emit, until
 from tests.integration.apps import App, befriend
+from tests.support.servers import ServerHandle
 
 from .conftest import rows
+
+pytestmark = pytest.mark.qasync  # the settings dialog runs on Qt's loop, as in the app
 
 
 @pytest.fixture

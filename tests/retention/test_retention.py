@@ -30,8 +30,9 @@ from presence_server import RetentionPolicy, RunningServer
 from presence_server.__main__ import _retention as retention_from_args
 from presence_server.__main__ import build_parser, main
 from tests.server.client import Client, befriend, login_dev
+from tests.support.servers import StartServer
 
-from .conftest import StartServer, rows
+from .conftest import rows
 
 POLICY = RetentionPolicy(
     delivered_messages=100, undelivered_messages=1000, idle_sessions=5000, sweep_interval=3600

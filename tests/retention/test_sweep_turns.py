@@ -23,8 +23,7 @@ from presence_protocol import MessageExpired, MessageSent, SendMessage
 from presence_server import RetentionPolicy, RunningServer, ServerLimits
 from presence_server.database import RETENTION_LOCK
 from tests.server.client import Client, befriend, login_dev
-
-from .conftest import StartServer
+from tests.support.servers import StartServer
 
 pytestmark = [pytest.mark.postgres]
 

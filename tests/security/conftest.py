@@ -10,20 +10,13 @@ one of the files that scan reads.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from tests.qt_loop import qasync_loop
-from tests.server.helpers import StartServer, running_servers, sqlite_url
-
 from . import issued
 
-__all__ = ["StartServer"]  # the suite's tests import it from here
 QUIET = ("websockets", "aiosqlite", "asyncio")
 """Kept at INFO: the test's own raw clients' frame dumps and library chatter."""
 
@@ -76,28 +69,3 @@ def debug_logging() -> Iterator[None]:
     yield
     for logger, level in zip([root, *quiet], old, strict=True):
         logger.setLevel(level)
-
-
-QT_TESTS = ("test_fuzz_bridge.py",)
-"""Modules whose tests run on the qasync loop (the bridge is a QLocalServer)."""
-
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    if item.path.name in QT_TESTS:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        return {"qasync": qasync_loop}
-    return {"asyncio": asyncio.new_event_loop}
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "presence.sqlite3"
-
-
-@pytest.fixture
-async def start(db_path: Path) -> AsyncIterator[StartServer]:
-    """In-process servers on this test's SQLite file; stopped at teardown."""
-    async with running_servers(sqlite_url(db_path)) as start:
-        yield start

@@ -52,8 +52,9 @@ from presence_protocol import (
 )
 from presence_server import RunningServer, ServerLimits
 from tests.server.client import Client, login_dev
+from tests.support.servers import StartServer
 
-from .conftest import StartServer
+pytestmark = pytest.mark.slow  # tens of thousands of pairs over random sequences
 
 USERS = 10
 SECOND_DEVICE = 3

@@ -8,7 +8,6 @@ moment with the documented code, its token refused everywhere.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,19 +22,15 @@ from presence_protocol import (
     RevokeSession,
     SignOut,
 )
-from tests.chaos.serverproc import ServerProcess, redis_cluster
-from tests.production.conftest import postgres_url, redis_prefix, redis_url
 from tests.server.client import Client, befriend, login_dev
+from tests.support.processes import ServerProcess, redis_cluster
 
 from . import issued
 from .test_sessions import try_token_at
 
-__all__ = ["postgres_url", "redis_prefix", "redis_url"]
-
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-AT_ONCE = 2.0
-"""Seconds: pub/sub across instances is milliseconds; this only absorbs a busy machine."""
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+"""Revocation crosses instances by pub/sub (milliseconds); the client's 10 s hang
+guard tells it from the hourly session sweep, the only other way it could close."""
 
 
 @pytest.fixture
@@ -52,13 +47,6 @@ async def signed_in(url: str, login: str, device: str) -> Client:
     return client
 
 
-async def closed_within(client: Client, seconds: float) -> int | None:
-    started = time.monotonic()
-    code = await client.closed()
-    assert time.monotonic() - started < seconds
-    return code
-
-
 async def test_a_session_revoked_on_one_instance_closes_on_the_other(
     instances: list[ServerProcess],
 ) -> None:
@@ -67,12 +55,12 @@ async def test_a_session_revoked_on_one_instance_closes_on_the_other(
     phone = await signed_in(two.url, "alice", "phone")
     tablet = await signed_in(two.url, "alice", "tablet")
     await laptop.ok(RevokeSession(session_id=phone.session_id or ""))
-    assert await closed_within(phone, AT_ONCE) == CloseCode.SESSION_REVOKED
+    assert await phone.closed() == CloseCode.SESSION_REVOKED
     for server in instances:
         assert await try_token_at(server.url, phone.session or "") == CloseCode.AUTH_FAILED
     assert not tablet.ws.close_code  # only that device
     await laptop.ok(SignOut(everywhere=True))
-    assert await closed_within(tablet, AT_ONCE) == CloseCode.SESSION_REVOKED
+    assert await tablet.closed() == CloseCode.SESSION_REVOKED
     assert await laptop.closed() == CloseCode.SESSION_REVOKED
 
 
@@ -86,7 +74,7 @@ async def test_an_account_deleted_on_one_instance_is_gone_on_every_instance(
     await befriend(laptop, bob)
     me = laptop.me
     await laptop.ok(DeleteAccount(confirm_login="alice"))
-    assert await closed_within(phone, AT_ONCE) == CloseCode.ACCOUNT_DELETED
+    assert await phone.closed() == CloseCode.ACCOUNT_DELETED
     assert await laptop.closed() == CloseCode.ACCOUNT_DELETED
     gone = await bob.expect(RelationUpdate, relation=Relation.NONE)
     assert gone.user.id == me

@@ -22,10 +22,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 
 from presence_server import edge
-from tests.chaos.serverproc import ServerProcess
 from tests.server.client import Client, login_dev
-
-from .conftest import StartServer
+from tests.support.clock import FakeClock
+from tests.support.processes import ServerProcess
+from tests.support.servers import StartServer
 
 WARNING_TEXT = "carried no usable X-Forwarded-For"
 FIX_TEXT = "Configure the proxy to send X-Forwarded-For"
@@ -75,20 +75,10 @@ def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
     ]
 
 
-class Clock:
-    """Stands in for ``time`` inside the edge module, so the warning interval can pass."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 async def test_a_local_proxy_without_the_header_is_reported_once_and_counted(
     start: StartServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)  # stands in for ``time`` inside the edge module
     monkeypatch.setattr(edge, "time", clock)
     caplog.set_level(logging.INFO, "presence_server")
     server = await start(handshakes_per_minute=3)
@@ -167,6 +157,7 @@ async def test_no_warning_when_loopback_is_not_a_proxy(
     assert "warnings" not in (await http_get(server.port, "/readyz")).json()
 
 
+@pytest.mark.slow  # a presence-server process
 @pytest.mark.parametrize("how", ["flag", "environment"])
 async def test_the_real_server_limits_loopback_when_told(
     how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -193,6 +184,7 @@ async def test_the_real_server_limits_loopback_when_told(
     assert log.count(WARNING_TEXT) == 1 and FIX_TEXT in log
 
 
+@pytest.mark.slow  # a presence-server process
 async def test_without_the_flag_the_real_server_keeps_the_loopback_exemption(
     tmp_path: Path,
 ) -> None:

@@ -7,8 +7,7 @@ import pytest
 from presence_desktop.net import bridge_protocol as bp
 from presence_protocol import Ack, Message, SendMessage
 from tests.server.client import befriend, login_dev
-
-from .conftest import StartServer
+from tests.support.servers import StartServer
 
 
 @pytest.mark.parametrize("depth", [100, 4000])

@@ -31,7 +31,7 @@ from presence_desktop.core.activity import ActivityMerger, EditorReport, Source
 from presence_desktop.net import bridge_protocol as bp
 from presence_desktop.net.bridge import EditorBridge
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qasync]  # the bridge is a QLocalServer
 
 LINES = 20_000
 PER_CONNECTION = 20

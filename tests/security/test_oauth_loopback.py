@@ -20,10 +20,7 @@ import pytest
 from presence_desktop.net.oauth import GitHubSignIn, LoopbackListener, Phase, SignInError, s256
 from presence_protocol import LoginGitHubCode
 from tests.fakes.github import FakeGitHub
-from tests.github.conftest import fake_github
 from tests.github.test_oauth import ScriptedBrowser, _config, _refused, _wait_for_phase
-
-__all__ = ["fake_github"]
 
 FUZZ_REQUESTS = 20_000
 STATE = "s" * 43

@@ -33,8 +33,7 @@ from presence_protocol import (
 from presence_server import RunningServer, ServerLimits
 from tests.desktop.net.helpers import Peer, until
 from tests.server.client import Client, befriend, login_dev
-
-from .conftest import StartServer
+from tests.support.servers import StartServer
 
 DEFAULT = ServerLimits()
 

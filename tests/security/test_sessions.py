@@ -31,8 +31,7 @@ from presence_protocol import (
 )
 from presence_server import RetentionPolicy, RunningServer
 from tests.server.client import Client, befriend, login_dev
-
-from .conftest import StartServer
+from tests.support.servers import StartServer
 
 
 async def try_token(server: RunningServer, token: str) -> tuple[Error | AuthOk, int | None]:

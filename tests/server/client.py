@@ -93,8 +93,9 @@ class Client:
         else:
             await self.ws.send(message)
 
-    async def expect(self, kind: type[T], **fields: Any) -> T:
-        """The first frame of ``kind`` matching ``fields``, removed from the backlog."""
+    async def expect(self, kind: type[T], *, within: float = TIMEOUT, **fields: Any) -> T:
+        """The first frame of ``kind`` matching ``fields``, removed from the backlog.
+        ``within`` is a hang guard, not a speed bound."""
 
         def find() -> T | None:
             for i, message in enumerate(self.backlog):
@@ -105,7 +106,7 @@ class Client:
                     return message
             return None
 
-        async with asyncio.timeout(TIMEOUT):
+        async with asyncio.timeout(within):
             async with self._arrived:
                 while True:
                     found = find()

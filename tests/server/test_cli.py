@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import re
-import shutil
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic.config import Config
@@ -19,8 +13,11 @@ from alembic.script import ScriptDirectory
 
 from presence_protocol import Auth, AuthOk, CloseCode, Hello, PresenceUpdate, SetPresence, Status
 from presence_server.database import MIGRATIONS
+from tests.support.processes import Spawn
 
 from .client import Client, befriend, login_dev
+
+pytestmark = pytest.mark.slow  # each test starts presence-server processes
 
 
 def head_revision() -> str:
@@ -32,85 +29,13 @@ def head_revision() -> str:
     return head
 
 
-LISTENING = re.compile(r"^listening on ws://127\.0\.0\.1:(\d+)$")
-STARTUP_TIMEOUT = 60.0
-
-
-def command(*args: str) -> list[str]:
-    """``uv run presence-server …`` (without syncing: tests never change the venv)."""
-    uv = shutil.which("uv")
-    if uv is not None:
-        return [uv, "run", "--no-sync", "presence-server", *args]
-    return [str(Path(sys.executable).with_name("presence-server")), *args]
-
-
-class Process:
-    def __init__(self, proc: asyncio.subprocess.Process, stderr: Path) -> None:
-        self.proc = proc
-        self.stderr_path = stderr
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    async def first_line(self) -> str:
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(STARTUP_TIMEOUT):
-            line = await self.proc.stdout.readline()
-        return line.decode().rstrip("\n")
-
-    async def port(self) -> int:
-        line = await self.first_line()
-        match = LISTENING.match(line)
-        assert match, (line, self.stderr)
-        return int(match.group(1))
-
-    async def finish(self) -> tuple[int, str]:
-        """Wait for exit; returns the exit code and the rest of stdout."""
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(STARTUP_TIMEOUT):
-            rest = await self.proc.stdout.read()
-            code = await self.proc.wait()
-        return code, rest.decode()
-
-
-Spawn = Callable[..., Coroutine[Any, Any, Process]]
-
-
-@pytest.fixture
-async def spawn(tmp_path: Path) -> AsyncIterator[Spawn]:
-    started: list[Process] = []
-
-    async def _spawn(*args: str, env: dict[str, str] | None = None) -> Process:
-        errors = tmp_path / f"stderr-{len(started)}.log"
-        environ = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), **(env or {})}
-        for name in [k for k in environ if k.startswith("PRESENCE_") and k not in (env or {})]:
-            del environ[name]  # only what the test sets
-        with errors.open("wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                *command(*args),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                env=environ,
-            )
-        process = Process(proc, errors)
-        started.append(process)
-        return process
-
-    yield _spawn
-    for process in started:
-        if process.proc.returncode is None:
-            process.proc.kill()
-            await process.proc.wait()
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_signal_closes_clients_with_4000_and_persists_last_seen(
     spawn: Spawn, tmp_path: Path, sig: signal.Signals
 ) -> None:
     db = tmp_path / "server.sqlite3"
     server = await spawn("--port", "0", "--dev-login", "--database", f"sqlite+aiosqlite:///{db}")
-    port = await server.port()
+    port = (await server.listening()).port
     url = f"ws://127.0.0.1:{port}"
     alice = await login_dev(url, "alice")
     bob = await login_dev(url, "bob")
@@ -130,7 +55,7 @@ async def test_signal_closes_clients_with_4000_and_persists_last_seen(
 
     # Clients reconnect to the restarted server with their sessions.
     again = await spawn("--port", "0", "--database", f"sqlite+aiosqlite:///{db}")
-    url = f"ws://127.0.0.1:{await again.port()}"
+    url = f"ws://127.0.0.1:{(await again.listening()).port}"
     client = await Client.open(url)
     await client.expect(Hello)
     ok = await client.request(Auth(session=alice.session or ""))
@@ -150,7 +75,7 @@ async def test_environment_configures_the_server(spawn: Spawn, tmp_path: Path) -
             "PRESENCE_LOG_LEVEL": "warning",
         }
     )
-    port = await server.port()
+    port = (await server.listening()).port
     client = await login_dev(f"ws://127.0.0.1:{port}", "alice")  # dev login is on
     await client.close()
     server.proc.send_signal(signal.SIGTERM)
@@ -205,7 +130,7 @@ async def test_migrate_subcommand(spawn: Spawn, tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="XDG data dir layout is Linux's")
 async def test_default_database_is_in_the_user_data_dir(spawn: Spawn, tmp_path: Path) -> None:
     server = await spawn("--port", "0")
-    await server.port()
+    await server.listening()
     server.proc.send_signal(signal.SIGTERM)
     assert (await server.finish())[0] == 0
     assert (tmp_path / "data" / "presence-server" / "presence.sqlite3").exists()

@@ -23,9 +23,9 @@ from sqlalchemy.pool import QueuePool
 
 from presence_protocol import Message, MessageSent, SendMessage
 from presence_server import RunningServer
+from tests.support.servers import Database, StartServer
 
 from .client import befriend, login_dev
-from .conftest import Database, StartServer
 
 TIMEOUT = 10.0
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from presence_server import ServerConfig, start_server
-
-from .conftest import StartServer
+from tests.support.servers import StartServer
 
 JOIN_SECONDS = 5.0
 

@@ -16,9 +16,10 @@ from presence_protocol import (
     Unblock,
 )
 from presence_server import ServerLimits
+from tests.support.servers import StartServer
 
 from .client import Client, befriend, login_dev
-from .conftest import Login, StartServer
+from .conftest import Login
 
 
 def relations(client: Client) -> list[tuple[str, Relation]]:

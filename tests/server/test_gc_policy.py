@@ -19,7 +19,9 @@ from presence_server import RunningServer
 from presence_server.connection import Connection
 from presence_server.gc_policy import GcPolicy, _on_gc
 from tests.server.client import Client, login_dev
-from tests.server.helpers import StartServer, running_servers, sqlite_url
+from tests.support.servers import StartServer, running_servers, sqlite_url
+
+pytestmark = pytest.mark.slow  # thousands of connections and full collections
 
 ROUNDS = 4
 PER_ROUND = 250

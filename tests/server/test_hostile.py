@@ -26,9 +26,10 @@ from presence_protocol import (
     limits,
 )
 from presence_server import RunningServer, ServerLimits
+from tests.support.servers import StartServer
 
 from .client import Client, befriend, login_dev
-from .conftest import Login, StartServer
+from .conftest import Login
 
 Probe = Callable[[], Awaitable[None]]
 

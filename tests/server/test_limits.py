@@ -14,9 +14,9 @@ from presence_protocol import (
     Status,
 )
 from presence_server import ServerLimits
+from tests.support.servers import StartServer
 
 from .client import befriend, login_dev
-from .conftest import StartServer
 
 
 async def test_commands_per_minute_per_connection(start: StartServer) -> None:

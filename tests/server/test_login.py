@@ -31,9 +31,10 @@ from presence_protocol import (
 )
 from presence_server import RunningServer, ServerConfig, ServerLimits, start_server
 from presence_server.config import ConfigError
+from tests.support.servers import StartServer
 
 from .client import Client, login_dev
-from .conftest import Login, StartServer
+from .conftest import Login
 
 
 async def test_hello_announces_login_methods_and_limits(server: RunningServer) -> None:

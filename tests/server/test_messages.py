@@ -14,9 +14,10 @@ from presence_protocol import (
     Snapshot,
 )
 from presence_server import RunningServer, ServerLimits
+from tests.support.servers import Database, StartServer
 
 from .client import Client, befriend, login_dev
-from .conftest import Database, Login, StartServer
+from .conftest import Login
 
 
 async def stored_texts(database: Database) -> list[str]:

@@ -17,9 +17,10 @@ from presence_protocol import (
     Status,
 )
 from presence_server import RunningServer
+from tests.support.servers import StartServer
 
 from .client import Client, befriend, login_dev
-from .conftest import Login, StartServer
+from .conftest import Login
 
 CODING = Activity(editor="VS Code", language="Python", project="presence", since=1_700_000_000)
 READING = Activity(kind=ActivityKind.READING, editor="Vim", language="Rust")

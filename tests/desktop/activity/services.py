@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 
-from tests.conftest import require
+from tests.support.services import require
 
 
 def _read_line(fd: int, timeout: float) -> str:

@@ -11,7 +11,7 @@ from presence_desktop.net.bridge_protocol import (
     BridgeSession,
 )
 from presence_protocol import ActivityKind
-from tests.fakes.clock import FakeClock
+from tests.support.clock import FakeClock
 
 HELLO = b'{"type":"hello","bridge":1,"editor":"Neovim","version":"0.10","window":"1"}\n'
 

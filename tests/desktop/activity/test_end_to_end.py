@@ -23,10 +23,13 @@ from presence_desktop.core.format import activity_line
 from presence_desktop.core.privacy import PrivacyRule, PrivacySettings, ShareLevel
 from presence_desktop.net.editor_activity import EditorActivity
 from presence_protocol import ActivityKind, SeenStatus, limits
+from tests.support.servers import ServerHandle
 
 from ...integration.apps import App, befriend
-from ..net.helpers import ServerHandle, fast_backoff, until
+from ..net.helpers import fast_backoff, until
 from .editor_client import Editor
+
+pytestmark = pytest.mark.slow  # the real extension under node, the bridge and a server
 
 
 class Relay:

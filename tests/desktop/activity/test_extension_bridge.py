@@ -11,7 +11,7 @@ from pathlib import Path
 from presence_desktop.core.activity import ActivityMerger, Current
 from presence_desktop.net.bridge import EditorBridge
 from presence_protocol import ActivityKind
-from tests.conftest import require
+from tests.support.services import require
 
 EXTENSION = Path(__file__).resolve().parents[3] / "resources" / "vscode-extension"
 

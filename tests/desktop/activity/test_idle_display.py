@@ -14,9 +14,11 @@ import pytest
 from presence_desktop.core.idle import IdleSettings, IdleWatcher, StatusRules, connect_lock
 from presence_desktop.platform.idle_x11 import X11Idle
 from presence_protocol import Status
-from tests.conftest import require
+from tests.support.services import require
 
 from .services import dbus_daemon, xvfb
+
+pytestmark = pytest.mark.slow  # a real X server (Xvfb) and xdotool
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def xdotool(display: str, *args: str) -> None:
     subprocess.run(["xdotool", *args], env={**os.environ, "DISPLAY": display}, check=True)
 
 
-def next_status(rules: StatusRules, timeout: float = 10) -> asyncio.Future[Status]:
+def next_status(rules: StatusRules, timeout: float = 15) -> asyncio.Future[Status]:
     """The next status change, listened for from this moment on."""
     future: asyncio.Future[Status] = asyncio.get_running_loop().create_future()
 
@@ -53,12 +55,17 @@ def test_x11_input_resets_idle(display: str) -> None:
         assert first is not None
         # Idle grows with real time while nobody touches the server...
         while (source.idle_seconds() or 0) < first + 0.3:
-            assert time.monotonic() - start < 5, "idle time does not grow"
+            assert time.monotonic() - start < 10, "idle time does not grow"  # hang guard
+        # ...and input resets it: afterwards it is less than just before.
+        before = source.idle_seconds() or 0
         xdotool(display, "mousemove", "200", "200")
         after = source.idle_seconds()
-        assert after is not None and after < 0.3
+        assert after is not None and after < before
+        while (source.idle_seconds() or 0) < after + 0.3:
+            assert time.monotonic() - start < 20, "idle time does not grow"  # hang guard
+        before = source.idle_seconds() or 0
         xdotool(display, "key", "shift")
-        assert (source.idle_seconds() or 99) < 0.3
+        assert (source.idle_seconds() or 99) < before
     finally:
         source.close()
     assert source.idle_seconds() is None
@@ -78,14 +85,12 @@ async def test_short_threshold_turns_away_and_input_brings_me_back(display: str)
         assert rules.status is Status.ONLINE
         assert await away is Status.AWAY
         waited = time.monotonic() - begun
-        assert 1.0 <= waited < 4, waited
+        assert waited >= 1.0, waited  # not before the 1.5 s threshold (less a timer's slack)
         assert rules.automatic_away
         checks_to_away = watcher.checks
         back = next_status(rules)
-        typed = time.monotonic()
         xdotool(display, "mousemove", "300", "300")
         assert await back is Status.ONLINE
-        assert time.monotonic() - typed < 1.0
         # A manual status survives idleness: nothing changes when idle passes again.
         rules.set_manual(Status.DND)
         with pytest.raises(TimeoutError):

@@ -11,7 +11,7 @@ from presence_desktop.core.idle import IdleSettings, IdleWatcher, StatusRules
 from presence_desktop.core.my_presence import MyPresence
 from presence_desktop.core.privacy import PrivacySettings, ShareLevel
 from presence_protocol import ActivityKind, SetPresence, Status
-from tests.fakes.clock import FakeClock
+from tests.support.clock import FakeClock
 
 
 class FakeIdle:

@@ -12,7 +12,7 @@ from presence_desktop.core.activity import (
     Source,
 )
 from presence_protocol import ActivityKind
-from tests.fakes.clock import FakeClock
+from tests.support.clock import FakeClock
 
 
 def report(workspace: str, *, focused: bool = True, file: str = "a.py") -> EditorReport:

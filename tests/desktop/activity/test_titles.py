@@ -23,7 +23,7 @@ from presence_desktop.platform.windows_titles import (
     running_editors,
 )
 from presence_protocol import ActivityKind
-from tests.fakes.clock import FakeClock
+from tests.support.clock import FakeClock
 
 from .services import window_manager, xvfb
 

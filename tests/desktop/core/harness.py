@@ -18,7 +18,7 @@ from presence_protocol import (
     Snapshot,
     User,
 )
-from tests.fakes.clock import FakeClock, FakeTimer
+from tests.support.clock import FakeClock, FakeTimer
 
 ME = User(id=1, login="me")
 

@@ -18,22 +18,16 @@ from presence_desktop.core.settings import (
     StoredMessage,
 )
 from presence_protocol import Status
+from tests.support.clock import FakeClock
 
 A = "wss://a.example.org"
 B = "wss://b.example.org"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        self.now += 1
-        return self.now
-
-
-def make_store(tmp_path: Path, clock: Clock | None = None) -> SettingsStore:
-    return SettingsStore(tmp_path / "config", tmp_path / "state", clock=clock or Clock())
+def make_store(tmp_path: Path, clock: FakeClock | None = None) -> SettingsStore:
+    return SettingsStore(
+        tmp_path / "config", tmp_path / "state", clock=clock or FakeClock(1_000_000.0, step=1)
+    )
 
 
 def message(i: int, text: str = "hi") -> StoredMessage:

@@ -10,7 +10,7 @@ from presence_desktop.core.status import (
     until_for,
 )
 from presence_protocol import Status
-from tests.fakes.clock import FakeClock
+from tests.support.clock import FakeClock
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

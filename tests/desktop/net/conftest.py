@@ -1,20 +1,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .helpers import Peer, ServerHandle
+from tests.support.servers import ServerHandle
+
+from .helpers import Peer
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerHandle]:
-    handle = ServerHandle(tmp_path)
-    await handle.start()
-    yield handle
-    await handle.stop()
+def server(server_handle: ServerHandle) -> ServerHandle:
+    """The test's restartable server (``tests/support/servers.py``)."""
+    return server_handle
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A real presence_server on a loopback port, and ways to wait on signals.
+"""Ways to wait on signals, and peers (a real client on a real server).
 
 Tests wait for events (a signal carrying what they expect, or a state that a
 signal announced), never for a fixed time.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 from presence_desktop.core.api import ConnectionEvents, ConnectionInfo, Link
@@ -18,7 +17,6 @@ from presence_desktop.core.credentials import MemoryCredentials
 from presence_desktop.core.events import Signal
 from presence_desktop.core.state import PresenceState
 from presence_desktop.net.client import PresenceClient
-from presence_server import RunningServer, ServerConfig, start_server
 
 T = TypeVar("T")
 TIMEOUT = 15.0
@@ -26,33 +24,6 @@ TIMEOUT = 15.0
 
 def fast_backoff() -> Iterator[float]:
     return backoff_delays(base=0.05, cap=0.2)
-
-
-class ServerHandle:
-    """One server database that can be stopped and started again on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.database_url = f"sqlite+aiosqlite:///{directory / 'presence.sqlite'}"
-        self.port = 0
-        self.server: RunningServer | None = None
-
-    async def start(self) -> RunningServer:
-        self.server = await start_server(
-            ServerConfig(
-                host="127.0.0.1", port=self.port, database_url=self.database_url, dev_login=True
-            )
-        )
-        self.port = self.server.port
-        return self.server
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
 
 async def until(

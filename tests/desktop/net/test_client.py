@@ -29,8 +29,9 @@ from presence_protocol import (
     encode_text,
     limits,
 )
+from tests.support.servers import ServerHandle
 
-from .helpers import Peer, ServerHandle, next_emit, until
+from .helpers import Peer, next_emit, until
 
 MakePeer = Callable[..., Peer]
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from presence_desktop.core.api import Link
 from presence_desktop.core.settings import SettingsStore
-from tests.desktop.net.helpers import ServerHandle, until
+from tests.desktop.net.helpers import until
 from tests.integration.apps import App
+from tests.support.servers import ServerHandle
 
 
 async def start_server(directory: Path) -> ServerHandle:

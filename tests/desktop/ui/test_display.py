@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.support.services import require
 
 from .xdesktop import Desktop, missing, virtual_desktop
 
 ROOT = Path(__file__).resolve().parents[3]
-pytestmark = pytest.mark.display
+# slow: a real X server with a tray host and a notification daemon
+pytestmark = [pytest.mark.slow, pytest.mark.display]
 
 
 def run_child(desktop: Desktop, job: str, *prefix: str) -> dict[str, object]:

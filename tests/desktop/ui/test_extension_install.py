@@ -3,7 +3,9 @@ the found ``code`` for real (a recording script on PATH)."""
 
 from __future__ import annotations
 
+import shutil
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,12 +17,14 @@ from presence_desktop.ui.app import DesktopUi
 from presence_desktop.ui.extension import ExtensionInstaller
 from presence_desktop.ui.menus import AppMenu
 from presence_desktop.ui.notifications import LogBackend
+from tests.support.services import require
 
 from .fakes import FakeCore, snapshot
 from .helpers import next_emit
 from .test_panel import Nav
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell scripts")
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def fake_code(bindir: Path, body: str) -> Path:
@@ -68,11 +72,35 @@ def test_entry_shows_only_with_an_editor_and_a_package(core: FakeCore, tmp_path:
     assert "Install VS Code extension" not in [a.text() for a in plain.actions()]
 
 
-async def test_install_runs_code_from_path_and_reports_success(
-    core: FakeCore, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="session")
+def packaged_extension() -> Path:
+    """The .vsix the app bundles: CI builds it before the tests; otherwise it is
+    built here from resources/vscode-extension/ as the build does (node, npx and
+    the npm registry needed — without them the test skips locally, fails in CI)."""
     vsix = bundled_vsix()
-    assert vsix is not None, "the repository ships a packaged extension"
+    if vsix is None:
+        require(
+            shutil.which("node") is not None and shutil.which("npx") is not None,
+            "packaging the VS Code extension needs node and npx (scripts/build_vsix.sh)",
+        )
+        built = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "build_vsix.sh")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        require(built.returncode == 0, f"scripts/build_vsix.sh failed: {built.stderr[-500:]}")
+        vsix = bundled_vsix()
+    assert vsix is not None, "scripts/build_vsix.sh made no package"
+    return vsix
+
+
+@pytest.mark.slow
+async def test_install_runs_code_from_path_and_reports_success(
+    core: FakeCore, tmp_path: Path, packaged_extension: Path
+) -> None:
+    vsix = packaged_extension
     argv_file = tmp_path / "argv.txt"
     bindir = tmp_path / "bin"
     fake_code(bindir, f'printf "%s\\n" "$@" > "{argv_file}"\necho "installed"\n')
@@ -102,7 +130,11 @@ async def test_install_runs_code_from_path_and_reports_success(
 async def test_a_refusing_editor_is_reported_as_a_warning(core: FakeCore, tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     fake_code(bindir, 'echo "Failed Installing Extensions: corrupt package" >&2\nexit 1\n')
-    installer = ExtensionInstaller(find=lambda: only_code_on(bindir, tmp_path / "home"))
+    package = tmp_path / "presence-bridge.vsix"
+    package.write_bytes(b"not a zip: the editor refuses it")
+    installer = ExtensionInstaller(
+        find=lambda: only_code_on(bindir, tmp_path / "home"), vsix=lambda: package
+    )
     ui = DesktopUi(
         core, core.actions, cache_dir=tmp_path / "c", backends=[LogBackend()], extension=installer
     )

@@ -57,13 +57,11 @@ async def test_reconnect_now_skips_the_wait(tmp_path: Path, where: str) -> None:
         assert menu.reconnect.isVisible() and menu.reconnect.text() == "Reconnect now"
 
         await server.start()  # same port: the client would find it only in an hour
-        started = time.monotonic()
         if where == "popup":
             panel.reconnect_button.click()
         else:
             menu.reconnect.trigger()
-        await wait_link(alice, Link.ONLINE)
-        assert time.monotonic() - started < 15
+        await wait_link(alice, Link.ONLINE)  # its hang guard is minutes short of the hour
         assert alice.state.me is not None and alice.state.me.login == "alice"
         assert panel.reconnect_button.isHidden()
         assert panel.connection_label.text() == "Connected"

@@ -16,8 +16,9 @@ from presence_desktop.core.state import PresenceState
 from presence_desktop.platform.credentials import CredentialStore
 from presence_desktop.ui.settings_dialog import SettingsDialog
 from tests.conftest import MemoryKeyring
-from tests.desktop.net.helpers import ServerHandle, fast_backoff, until
+from tests.desktop.net.helpers import fast_backoff, until
 from tests.integration.apps import App, befriend
+from tests.support.servers import ServerHandle
 
 from .realapps import start_server, stop_all
 

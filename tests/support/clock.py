@@ -2,6 +2,9 @@
 
 Timer rules (idle, notification batching, status expiry) are then tested
 exactly, and "one timer, no polling" can be asserted from ``pending()``.
+It stands in for ``time.time`` (call it), ``time.monotonic`` (its
+``monotonic`` method, e.g. monkeypatched over a module's ``time``) and a
+loop's ``call_later``. The suite's only fake clock.
 """
 
 from __future__ import annotations
@@ -21,15 +24,25 @@ class FakeTimer:
 
 
 class FakeClock:
-    """Reads as ``clock()`` or ``clock.now``; runs due callbacks on ``advance``."""
+    """Reads as ``clock()``, ``clock.monotonic()`` or ``clock.now``; runs due
+    callbacks on ``advance``. With ``step``, every read moves time on by that
+    much first (for code that needs strictly increasing stamps)."""
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
+    def __init__(self, start: float = 1_700_000_000.0, *, step: float = 0.0) -> None:
         self.now = start
+        self.step = step
         self._queue: list[tuple[float, int, FakeTimer, Callable[[], object]]] = []
         self._order = itertools.count()
 
     def __call__(self) -> float:
+        self.now += self.step
         return self.now
+
+    def monotonic(self) -> float:
+        return self()
+
+    def time(self) -> float:
+        return self()
 
     def call_later(self, delay: float, callback: Callable[[], object]) -> FakeTimer:
         timer = FakeTimer(self.now + delay)

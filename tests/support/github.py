@@ -1,4 +1,4 @@
-"""Fixtures for GitHub sign-in tests: a running fake GitHub and settings pointing at it.
+"""GitHub for tests: a running fake GitHub, settings pointing at it, and a real Chromium.
 
 The in-memory keychain every test gets comes from the suite-wide
 ``memory_keyring`` fixture in ``tests/conftest.py`` (autouse, restores the
@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from presence_server.github import GitHubAuth, GitHubSettings
-from tests.conftest import require
 from tests.fakes.github import FakeGitHub
+
+from .services import require
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
