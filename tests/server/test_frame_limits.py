@@ -25,9 +25,9 @@ from presence_protocol import (
     limits,
 )
 from presence_server import ServerLimits
+from tests.support.servers import StartServer
 
 from .client import Client, befriend, login_dev
-from .conftest import StartServer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 NO_RATE_LIMIT = ServerLimits(commands_per_minute=100_000)

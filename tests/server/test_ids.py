@@ -16,9 +16,9 @@ from presence_protocol import Ack, CloseCode, DeleteAccount, Message, MessageSen
 from presence_server import RetentionPolicy, RunningServer
 from presence_server.database import _alembic_config, normalize_url
 from presence_server.store import DEV_ID_BASE
+from tests.support.servers import Database, StartServer
 
 from .client import Client, befriend, login_dev
-from .conftest import Database, StartServer
 
 POLICY = RetentionPolicy(
     delivered_messages=100, undelivered_messages=1000, idle_sessions=50_000, sweep_interval=3600

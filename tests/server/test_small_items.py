@@ -22,9 +22,10 @@ from presence_protocol import (
     Status,
     Unblock,
 )
+from tests.support.servers import Database
 
 from .client import befriend
-from .conftest import Database, Login
+from .conftest import Login
 
 NOBODY = 4_000_000_000_000_000
 
