@@ -16,7 +16,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from presence_protocol import CloseCode, limits
 
-from .config import ConfigError, ServerConfig, validate
+from .config import ConfigError, ServerConfig
 from .connection import Connection
 from .database import create_engine, default_database_url, migrate, safe_url
 from .edge import Edge
@@ -25,6 +25,7 @@ from .gc_policy import GcPolicy
 from .hub import Hub
 from .metrics import AnyMetrics
 from .metrics import create as create_metrics
+from .options import validate
 from .registry import InProcessRegistry, PresenceRegistry
 from .retention import Sweeper
 from .store import Store
