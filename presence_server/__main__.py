@@ -19,9 +19,11 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 
-from . import github, logs, options
 from .config import ConfigError, RetentionPolicy, ServerConfig
-from .database import (
+from .edge import github, logs, options
+from .edge.options import validate
+from .edge.server import WIRE_LOG, start_server
+from .storage.database import (
     create_engine,
     current_revision,
     default_database_url,
@@ -29,8 +31,6 @@ from .database import (
     normalize_url,
     safe_url,
 )
-from .options import validate
-from .server import WIRE_LOG, start_server
 
 log = logging.getLogger("presence_server")
 

@@ -145,7 +145,7 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
             ),
         ),
         ("presence_server", ("presence_desktop", "PySide6", "qasync")),
-        ("presence_desktop", ("presence_server.store", "presence_server.handlers")),
+        ("presence_desktop", ("presence_server.storage.store", "presence_server.session.handlers")),
         (
             "presence_desktop/core",
             (

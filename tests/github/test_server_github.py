@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from presence_protocol import ErrorCode
-from presence_server import github as gh
-from presence_server.github import GitHubAuth, GitHubSettings, LoginError
+from presence_server.edge import github as gh
+from presence_server.edge.github import GitHubAuth, GitHubSettings, LoginError
 from tests.fakes.github import FakeGitHub, s256
 
 REDIRECT = "http://127.0.0.1:49152/callback"
@@ -75,7 +75,10 @@ async def test_redirect_mismatch_is_a_bad_code_not_an_operator_problem(
     callback, so a misconfigured app never gets this far (issue 14, point 4)."""
     verifier = secrets.token_urlsafe(48)
     code = _code(fake_github, verifier, "http://127.0.0.1:40000/callback")
-    with caplog.at_level(logging.INFO, "presence_server.github"), pytest.raises(LoginError) as err:
+    with (
+        caplog.at_level(logging.INFO, "presence_server.edge.github"),
+        pytest.raises(LoginError) as err,
+    ):
         await github_auth.exchange_code(code, verifier, REDIRECT)
     assert err.value.code is ErrorCode.BAD_CODE
     assert err.value.retry_after is None
@@ -110,7 +113,7 @@ async def test_wrong_secret_is_logged_for_the_operator_not_shown_to_users(
     auth = GitHubAuth(settings)
     verifier = secrets.token_urlsafe(48)
     try:
-        with caplog.at_level(logging.ERROR, "presence_server.github"):
+        with caplog.at_level(logging.ERROR, "presence_server.edge.github"):
             with pytest.raises(LoginError) as err:
                 await auth.exchange_code(_code(fake_github, verifier), verifier, REDIRECT)
             with pytest.raises(LoginError) as err2:

@@ -35,8 +35,8 @@ from presence_protocol import (
     limits,
 )
 from presence_server.config import ServerConfig
-from presence_server.github import GitHubAuth
-from presence_server.server import RunningServer, start_server
+from presence_server.edge.github import GitHubAuth
+from presence_server.edge.server import RunningServer, start_server
 from tests.fakes.github import FakeGitHub, s256
 
 

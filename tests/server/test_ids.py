@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from presence_protocol import Ack, CloseCode, DeleteAccount, Message, MessageSent, SendMessage
 from presence_server import RetentionPolicy, RunningServer
-from presence_server.database import _alembic_config, normalize_url
-from presence_server.store import DEV_ID_BASE
+from presence_server.storage.database import _alembic_config, normalize_url
+from presence_server.storage.store import DEV_ID_BASE
 from tests.support.servers import Database, StartServer
 
 from .client import Client, befriend, login_dev

@@ -1,4 +1,4 @@
-"""One table of options (presence_server/options.py) drives the CLI, the
+"""One table of options (presence_server/edge/options.py) drives the CLI, the
 environment, the config, its checks and the settings table of deployment.md."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from presence_server import ServerConfig, ServerLimits, github, options
+from presence_server import ServerConfig, ServerLimits
 from presence_server.__main__ import build_parser
 from presence_server.config import ConfigError
-from presence_server.options import OPTIONS, Kind, config_from, validate
+from presence_server.edge import github, options
+from presence_server.edge.options import OPTIONS, Kind, config_from, validate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
@@ -22,7 +23,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 def test_deployment_md_shows_the_table() -> None:
     text = DOC.read_text(encoding="utf-8")
     table = text.split(options.TABLE_START, 1)[1].split(options.TABLE_END, 1)[0].strip()
-    assert table == options.render_markdown(), "run: python -m presence_server.options"
+    assert table == options.render_markdown(), "run: python -m presence_server.edge.options"
 
 
 def test_rows_are_unique_and_name_real_config_fields() -> None:
@@ -42,7 +43,8 @@ def test_rows_are_unique_and_name_real_config_fields() -> None:
 
 def test_defaults_are_the_configs_defaults() -> None:
     assert config_from(build_parser({}).parse_args([])) == dataclasses.replace(
-        ServerConfig(), gc_freeze=True  # the CLI runs the GC policy; code opts in
+        ServerConfig(),
+        gc_freeze=True,  # the CLI runs the GC policy; code opts in
     )
 
 
@@ -129,9 +131,7 @@ def test_a_bad_variable_is_named(env: dict[str, str], named: str) -> None:
         ({"dev_login": True, "host": "192.0.2.1"}, "loopback"),
     ],
 )
-def test_a_config_built_in_code_gets_the_same_checks(
-    change: dict[str, Any], message: str
-) -> None:
+def test_a_config_built_in_code_gets_the_same_checks(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         validate(dataclasses.replace(ServerConfig(), **change))
     assert message in str(err.value)

@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presence_protocol import Message, Status, User
 
-from . import auth
-from .auth import Identity, IdentityKind
+from .. import auth
+from ..auth import Identity, IdentityKind
 from .database import DEV_ID_LOCK, advisory_lock
 from .schema import friend_request_times, friendships, id_counters, messages, sessions, users
 

@@ -38,9 +38,9 @@ from presence_protocol import (
     encode,
 )
 
-from .database import advisory_lock
-from .fanout import Event
-from .schema import (
+from ..cluster.fanout import Event
+from ..storage.database import advisory_lock
+from ..storage.schema import (
     blocks,
     friend_request_times,
     friend_requests,
@@ -49,10 +49,10 @@ from .schema import (
     sessions,
     users,
 )
-from .store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
+from ..storage.store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from ..session.connection import Connection
 
 MESSAGES_PER_PAGE = 100
 """100 messages of at most 500 code points (up to 6 bytes each once JSON-escaped)

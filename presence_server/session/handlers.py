@@ -49,11 +49,11 @@ from presence_protocol import (
     encode,
 )
 
-from . import account, friends, presence, retention
-from .auth import Identity, IdentityKind, as_login_failure
-from .fanout import Event
-from .presence import DeviceState
-from .store import CommandError, UserRow, fetch_user
+from ..auth import Identity, IdentityKind, as_login_failure
+from ..cluster.fanout import Event
+from ..domain import account, friends, presence, retention
+from ..domain.presence import DeviceState
+from ..storage.store import CommandError, UserRow, fetch_user
 
 if TYPE_CHECKING:
     from .connection import Connection

@@ -39,11 +39,11 @@ from presence_protocol import (
     limits,
 )
 
+from ..cluster.fanout import Event
+from ..domain.presence import DeviceState
+from ..storage.store import CommandError, UserRow
 from . import handlers
-from .fanout import Event
-from .presence import DeviceState
 from .ratelimit import PresenceGate, SlidingWindow
-from .store import CommandError, UserRow
 
 if TYPE_CHECKING:
     from .hub import Hub

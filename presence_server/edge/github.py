@@ -31,9 +31,9 @@ import msgspec
 
 from presence_protocol import ErrorCode, GitHubConfig
 
-from . import auth as _auth
+from .. import auth as _auth
+from ..config import ConfigError
 from . import options
-from .config import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from presence_protocol import limits
 
-from .config import (
+from ..config import (
     DAY,
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -529,7 +529,7 @@ def config_from(args: argparse.Namespace, **fixed: Any) -> ServerConfig:
 
 # ---------------------------------------------------------------- docs
 
-TABLE_START = "<!-- settings table: generated from presence_server/options.py -->"
+TABLE_START = "<!-- settings table: generated from presence_server/edge/options.py -->"
 TABLE_END = "<!-- end of settings table -->"
 
 

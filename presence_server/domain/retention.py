@@ -38,15 +38,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from presence_protocol import AckExpired, MessageExpired, Ok, encode
 
-from .database import RETENTION_LOCK, advisory_lock
-from .fanout import Event
-from .schema import friend_request_times, messages, sessions, users
-from .store import Store
+from ..cluster.fanout import Event
+from ..storage.database import RETENTION_LOCK, advisory_lock
+from ..storage.schema import friend_request_times, messages, sessions, users
+from ..storage.store import Store
 
 if TYPE_CHECKING:
-    from .config import RetentionPolicy
-    from .connection import Connection
-    from .hub import Hub
+    from ..config import RetentionPolicy
+    from ..session.connection import Connection
+    from ..session.hub import Hub
 
 log = logging.getLogger(__name__)
 

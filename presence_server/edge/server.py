@@ -16,24 +16,24 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from presence_protocol import CloseCode, limits
 
-from .config import ConfigError, ServerConfig
-from .connection import Connection
-from .database import create_engine, default_database_url, migrate, safe_url
-from .edge import Edge
-from .fanout import Fanout, InProcessFanout
+from ..cluster.fanout import Fanout, InProcessFanout
+from ..cluster.registry import InProcessRegistry, PresenceRegistry
+from ..config import ConfigError, ServerConfig
+from ..domain.retention import Sweeper
+from ..metrics import AnyMetrics
+from ..metrics import create as create_metrics
+from ..session.connection import Connection
+from ..session.hub import Hub
+from ..storage.database import create_engine, default_database_url, migrate, safe_url
+from ..storage.store import Store
 from .gc_policy import GcPolicy
-from .hub import Hub
-from .metrics import AnyMetrics
-from .metrics import create as create_metrics
+from .handshake import Edge
 from .options import validate
-from .registry import InProcessRegistry, PresenceRegistry
-from .retention import Sweeper
-from .store import Store
 
 if TYPE_CHECKING:
     # Imported when --redis is used: the desktop binary's embedded demo
     # server is built without redis-py.
-    from .redis_link import RedisLink
+    from ..cluster.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 
@@ -266,9 +266,9 @@ async def _open_hub(
     """The hub, on Redis when configured (and no fan-out or registry is given)."""
     link: RedisLink | None = None
     if config.redis_url and fanout is None and registry is None:
-        from .redis_fanout import RedisFanout
-        from .redis_link import RedisLink
-        from .redis_registry import RedisRegistry
+        from ..cluster.redis_fanout import RedisFanout
+        from ..cluster.redis_link import RedisLink
+        from ..cluster.redis_registry import RedisRegistry
 
         link = RedisLink(
             config.redis_url,

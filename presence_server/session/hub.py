@@ -27,14 +27,14 @@ from presence_protocol import (
     encode,
 )
 
-from . import presence
-from .config import ServerConfig
-from .fanout import Event, Fanout
-from .friends import Outcome
-from .metrics import AnyMetrics, NullMetrics
-from .presence import DeviceState
-from .registry import Change, PresenceRegistry
-from .store import CommandError, Store
+from ..cluster.fanout import Event, Fanout
+from ..cluster.registry import Change, PresenceRegistry
+from ..config import ServerConfig
+from ..domain import presence
+from ..domain.friends import Outcome
+from ..domain.presence import DeviceState
+from ..metrics import AnyMetrics, NullMetrics
+from ..storage.store import CommandError, Store
 
 if TYPE_CHECKING:
     from .connection import Connection
