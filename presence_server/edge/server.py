@@ -19,11 +19,12 @@ from presence_protocol import CloseCode, limits
 from ..cluster.fanout import Fanout, InProcessFanout
 from ..cluster.registry import InProcessRegistry, PresenceRegistry
 from ..config import ConfigError, ServerConfig
-from ..domain.retention import Sweeper
 from ..metrics import AnyMetrics
 from ..metrics import create as create_metrics
+from ..session import handlers as command_table
 from ..session.connection import Connection
 from ..session.hub import Hub
+from ..session.sweeper import Sweeper
 from ..storage.database import create_engine, default_database_url, migrate, safe_url
 from ..storage.store import Store
 from .gc_policy import GcPolicy
@@ -215,7 +216,7 @@ async def start_server(
                 await ws.close(CloseCode.SERVER_RESTART, "server restarting")
                 return
             ip = edge.client_ip(ws.remote_address, ws.request.headers if ws.request else None)
-            await Connection(hub, ws, ip).run()
+            await Connection(hub, ws, command_table, ip).run()
         finally:
             metrics.connections.dec()
 

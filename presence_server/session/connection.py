@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -25,9 +25,14 @@ from presence_protocol import (
     LOGIN_MESSAGES,
     Ack,
     AnyClientMessage,
+    Auth,
+    ClientMessage,
     CloseCode,
     Error,
     ErrorCode,
+    LoginDev,
+    LoginGitHubCode,
+    LoginGitHubToken,
     ProtocolError,
     RequestId,
     ServerMessage,
@@ -42,7 +47,6 @@ from presence_protocol import (
 from ..cluster.fanout import Event
 from ..domain.presence import DeviceState
 from ..storage.store import CommandError, UserRow
-from . import handlers
 from .ratelimit import PresenceGate, SlidingWindow
 
 if TYPE_CHECKING:
@@ -68,9 +72,28 @@ def message_type(message: AnyClientMessage) -> str:
     return tag if isinstance(tag, str) else type(message).__name__
 
 
+class Handlers(Protocol):
+    """What a connection asks of the command table (``session.handlers``).
+
+    The edge passes the table in, so this module does not import it: the
+    handlers work on a connection, and a connection only calls them back.
+    """
+
+    async def login(
+        self, conn: Connection, message: Auth | LoginDev | LoginGitHubCode | LoginGitHubToken
+    ) -> bool: ...
+
+    async def dispatch(self, conn: Connection, message: ClientMessage) -> None: ...
+
+    async def snapshot(
+        self, hub: Hub, user_id: int, status: Status, user: UserRow | None = None
+    ) -> tuple[Snapshot | None, dict[int, int]]: ...
+
+
 class Connection:
-    def __init__(self, hub: Hub, ws: ServerConnection, ip: str = "") -> None:
+    def __init__(self, hub: Hub, ws: ServerConnection, handlers: Handlers, ip: str = "") -> None:
         self.hub = hub
+        self.handlers = handlers
         self.ws = ws
         self.ip = ip
         """The client's address (behind a trusted proxy: from X-Forwarded-For), for logs."""
@@ -442,7 +465,7 @@ class Connection:
             self._count_bad_frame()
             return False
         try:
-            return await handlers.login(self, message)
+            return await self.handlers.login(self, message)
         except Exception:
             log.exception("connection %s: login failed", self.cid)
             self.reply_error(ErrorCode.INTERNAL_ERROR, "the server failed", message.id)
@@ -457,7 +480,7 @@ class Connection:
             if message is None:
                 continue
             try:
-                await handlers.dispatch(self, message)
+                await self.handlers.dispatch(self, message)
             except CommandError as exc:
                 self.reply_error(exc.code, exc.message, message.id, exc.retry_after)
             except ConnectionClosed:
@@ -507,7 +530,9 @@ class Connection:
         frame: Snapshot | None = None
         versions: dict[int, int] = {}
         try:
-            frame, versions = await handlers.snapshot(self.hub, self.user.id, self.device.status)
+            frame, versions = await self.handlers.snapshot(
+                self.hub, self.user.id, self.device.status
+            )
             if frame is not None:
                 self.send(frame)
         finally:

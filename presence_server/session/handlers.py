@@ -51,9 +51,10 @@ from presence_protocol import (
 
 from ..auth import Identity, IdentityKind, as_login_failure
 from ..cluster.fanout import Event
-from ..domain import account, friends, presence, retention
+from ..domain import friends, presence
 from ..domain.presence import DeviceState
 from ..storage.store import CommandError, UserRow, fetch_user
+from . import account_commands, retention_commands
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -194,7 +195,7 @@ async def _start(
     conn.send(frame)
     conn.mark_ready(versions)
     await conn.replay()
-    await retention.send_notices(conn)
+    await retention_commands.send_notices(conn)
     await hub.set_device(user.id, conn.cid, device)
     _schedule_expiry(conn)
 
@@ -502,7 +503,7 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     ListSessions: list_sessions,
     RevokeSession: revoke_session,
     SignOut: sign_out,
-    AckExpired: retention.ack_expired,
-    ExportAccount: account.export_account,
-    DeleteAccount: account.delete_account,
+    AckExpired: retention_commands.ack_expired,
+    ExportAccount: account_commands.export_account,
+    DeleteAccount: account_commands.delete_account,
 }

@@ -16,7 +16,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from presence_protocol import (
     ErrorCode,
@@ -36,8 +36,21 @@ from ..domain.presence import DeviceState
 from ..metrics import AnyMetrics, NullMetrics
 from ..storage.store import CommandError, Store
 
-if TYPE_CHECKING:
-    from .connection import Connection
+
+class Peer(Protocol):
+    """What the hub needs of a connection it keeps (``session.connection``
+    implements it; the hub does not import that module, which imports the hub)."""
+
+    cid: str
+    ready: bool
+    closing: bool
+    session_id: str | None
+    finished: asyncio.Event
+
+    def close(self, code: int, reason: str) -> None: ...
+
+    async def resync(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +84,7 @@ class Hub:
         (``forget_friends``, called on every relation event delivered here, from
         any instance) and when the user goes offline."""
         self._friends_epoch = 0
-        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self.connections: weakref.WeakSet[Peer] = weakref.WeakSet()
         """Authenticated connections of this instance (the retention sweep keeps
         their sessions alive; a drain closes them; a re-sync refreshes them)."""
         self.hello_frame = encode(self._hello())
@@ -262,7 +275,7 @@ class Hub:
         started = time.monotonic()
         gate = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
-        async def one(conn: Connection) -> None:
+        async def one(conn: Peer) -> None:
             async with gate:
                 try:
                     await conn.resync()
