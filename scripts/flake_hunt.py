@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import multiprocessing
-import os
 import subprocess
 import sys
 import tempfile
@@ -116,7 +115,9 @@ def summary(results: Sequence[RunResult], reports: Path) -> str:
             lines.append(f"        {seen[0][1]}")
     crashed = [r for r in results if r.exit_code not in (0, 1) and not r.failed]
     for r in crashed:
-        lines.append(f"run {r.number} ended with exit code {r.exit_code} and no failed test: see its log")
+        lines.append(
+            f"run {r.number} ended with exit code {r.exit_code} and no failed test: see its log"
+        )
     return "\n".join(lines)
 
 
@@ -134,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="busy processes beside pytest (default 1: half this 2-core machine; 0 for none)",
     )
-    parser.add_argument("--reports", type=Path, help="where reports and logs go (default: a temp dir)")
+    parser.add_argument(
+        "--reports", type=Path, help="where reports and logs go (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
     reports = args.reports or Path(tempfile.mkdtemp(prefix="flake-hunt-"))
     reports.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,8 @@ SUBSCRIBE_CHUNK = 500
 
 class _Header(msgspec.Struct, omit_defaults=True):
     o: str
-    """Origin instance: it delivered locally already and skips its own copy."""
+    """Origin process (``RedisLink.process``: unique even when a restart reuses the
+    instance id): it delivered locally already and skips its own copy."""
     t: float
     """``time.time()`` at publish, for the fan-out latency histogram."""
     has_frame: bool = True
@@ -204,7 +205,7 @@ class RedisFanout:
             self._keep(ids, event)
 
     async def _publish_remote(self, ids: tuple[int, ...], event: Event, now: float) -> None:
-        payload = encode_event(event, self.link.instance, now)
+        payload = encode_event(event, self.link.process, now)
         async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
             if len(ids) == 1:
                 await self.link.client.publish(self.channel(ids[0]), payload)
@@ -268,7 +269,7 @@ class RedisFanout:
         except (msgspec.DecodeError, ValueError, IndexError):
             log.warning("ignoring an undecodable event on %r", channel)
             return
-        if origin == self.link.instance:
+        if origin == self.link.process:
             return
         subscribers = self._local.get(user_id)
         if not subscribers:

@@ -30,6 +30,9 @@ class Change:
     after: Seen
     version: int = 0
     """Orders changes of one user; 0 means "no order known" (always applied)."""
+    last_seen: int | None = None
+    """For a user gone offline: when the devices were last known to be there,
+    if that is earlier than now (an instance that died: its last heartbeat)."""
 
     @property
     def changed(self) -> bool:
@@ -45,6 +48,15 @@ class Observed:
 
 
 class PresenceRegistry(Protocol):
+    async def reserve(self, user_id: int, device: str, cap: int) -> bool:
+        """Atomically take one of the user's ``cap`` device slots (0: no cap) for
+        a device about to log in; False, changing nothing, if all are taken.
+
+        The device counts from now on but shows no presence until ``put``;
+        ``remove`` releases it.
+        """
+        ...
+
     async def put(self, user_id: int, device: str, state: DeviceState) -> Change:
         """Set one device's presence."""
         ...
@@ -73,6 +85,8 @@ class PresenceRegistry(Protocol):
 class InProcessRegistry:
     def __init__(self) -> None:
         self._devices: dict[int, dict[str, DeviceState]] = {}
+        self._pending: dict[int, set[str]] = {}
+        """Devices holding a slot while they log in (no presence yet)."""
         self._versions: dict[int, int] = {}
         self._clock = itertools.count(1)
 
@@ -81,13 +95,33 @@ class InProcessRegistry:
         self._versions[user_id] = version
         return version
 
+    async def reserve(self, user_id: int, device: str, cap: int) -> bool:
+        # No await between the count and the registration: atomic in one process.
+        devices = self._devices.get(user_id, {})
+        pending = self._pending.get(user_id, set())
+        taken = len(devices) + len(pending - devices.keys())
+        if cap > 0 and device not in devices and device not in pending and taken >= cap:
+            return False
+        if device not in devices:
+            self._pending.setdefault(user_id, set()).add(device)
+        return True
+
+    def _release(self, user_id: int, device: str) -> None:
+        pending = self._pending.get(user_id)
+        if pending is not None:
+            pending.discard(device)
+            if not pending:
+                del self._pending[user_id]
+
     async def put(self, user_id: int, device: str, state: DeviceState) -> Change:
+        self._release(user_id, device)
         devices = self._devices.setdefault(user_id, {})
         before = merge(devices.values())
         devices[device] = state
         return Change(before, merge(devices.values()), self._bump(user_id))
 
     async def remove(self, user_id: int, device: str) -> Change:
+        self._release(user_id, device)
         devices = self._devices.get(user_id)
         if not devices or device not in devices:
             same = merge(devices.values()) if devices else OFFLINE
@@ -113,7 +147,7 @@ class InProcessRegistry:
         return result
 
     async def device_count(self, user_id: int) -> int:
-        return len(self._devices.get(user_id, ()))
+        return len(self._devices.get(user_id, ())) + len(self._pending.get(user_id, ()))
 
     async def connected(self) -> list[int]:
         return list(self._devices)

@@ -109,6 +109,9 @@ class Connection:
         self.closing = False
         self.user: UserRow | None = None
         self.session_id: str | None = None
+        self.slot_user: int | None = None
+        """The user whose device slot this connection holds (from the cap check
+        on, before ``user`` is set): released when the connection ends."""
         self.commands = SlidingWindow(self.limits.commands_per_minute, MINUTE)
         self.bad_frames = 0
         # Presence of this device.
@@ -369,12 +372,32 @@ class Connection:
                 timer.cancel()
         self.hub.connections.discard(self)
         if self.user is None:
+            await self.release_slot()
             return
         try:
             await self.hub.fanout.unsubscribe(self.user.id, self)
             await self.hub.drop_device(self.user.id, self.cid)
         except Exception:
             log.exception("connection %s: cleanup failed", self.cid)
+        self.slot_user = None
+
+    async def take_slot(self, user_id: int) -> bool:
+        """Hold one of the user's device slots (the per-user cap); False if full."""
+        await self.release_slot()  # an earlier login attempt that failed halfway
+        if not await self.hub.reserve_device(user_id, self.cid):
+            return False
+        self.slot_user = user_id
+        return True
+
+    async def release_slot(self) -> None:
+        """Give back the slot of a login that did not complete (safe to repeat)."""
+        user_id, self.slot_user = self.slot_user, None
+        if user_id is None:
+            return
+        try:
+            await self.hub.drop_device(user_id, self.cid)
+        except Exception:
+            log.exception("connection %s: releasing a device slot failed", self.cid)
 
     def _decode(self, data: str | bytes, *, logged_in: bool = True) -> AnyClientMessage | None:
         """A valid message, or None after answering with the decode error.

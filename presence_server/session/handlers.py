@@ -94,9 +94,13 @@ async def login(conn: Connection, message: LoginMessage) -> bool:
         user = await hub.store.upsert_identity(identity, now)
         if await _too_many_devices(conn, user, message):
             return False
-        session_id, token = await hub.store.create_session(user.id, message.device, now)
-        if identity.following:
-            suggestions = await hub.store.github_users(identity.following)
+        try:
+            session_id, token = await hub.store.create_session(user.id, message.device, now)
+            if identity.following:
+                suggestions = await hub.store.github_users(identity.following)
+        except BaseException:
+            await conn.release_slot()
+            raise
     await _start(conn, user, session_id, token, message, suggestions)
     log.info(
         "connection %s: user %s signed in",
@@ -115,13 +119,17 @@ async def login(conn: Connection, message: LoginMessage) -> bool:
 
 
 async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessage) -> bool:
-    """Refuse a connection beyond the per-user cap: error, then close 4004.
+    """Take a device slot, or refuse a connection beyond the per-user cap:
+    error, then close 4004.
 
-    Counted over every instance (the shared registry), before a new session
-    is created, so a refused login leaves nothing behind.
+    Check and registration are one atomic step in the registry (a Redis
+    script across instances), so logins at the same moment cannot all pass.
+    It comes before a new session is created, so a refused login leaves
+    nothing behind; the slot is the connection's from now on and is released
+    with it (``Connection._cleanup``).
     """
     cap = conn.hub.config.max_connections_per_user
-    if cap <= 0 or await conn.hub.registry.device_count(user.id) < cap:
+    if await conn.take_slot(user.id):
         return False
     conn.reply_error(
         ErrorCode.RATE_LIMITED,

@@ -135,6 +135,10 @@ class Hub:
             change = await self.registry.put(user_id, device, state)
             await self._presence_changed(user_id, change)
 
+    async def reserve_device(self, user_id: int, device: str) -> bool:
+        """Take a device slot for a login (the per-user cap, on every instance)."""
+        return await self.registry.reserve(user_id, device, self.config.max_connections_per_user)
+
     async def drop_device(self, user_id: int, device: str) -> None:
         async with self.locked(user_id):
             change = await self.registry.remove(user_id, device)
@@ -179,14 +183,19 @@ class Hub:
         if not changed:
             return
         now = self.now()
-        gone = [uid for uid, c in changed.items() if c.after.offline]
-        if gone:
-            await self.store.set_last_seen(gone, now)
+        # A swept user was last seen when their instance was last alive, not now.
+        stamps = {
+            uid: min(now, c.last_seen) if c.last_seen is not None else now
+            for uid, c in changed.items()
+            if c.after.offline
+        }
+        for when in sorted(set(stamps.values())):
+            await self.store.set_last_seen([u for u, t in stamps.items() if t == when], when)
         friends = await self.store.friends_of(changed)
         for uid, change in changed.items():
             if not friends.get(uid):
                 continue
-            last_seen = now if change.after.offline else None
+            last_seen = stamps.get(uid)
             frame = encode(presence.update(uid, change.after, last_seen))
             await self.fanout.publish(
                 friends[uid], Event(frame=frame, subject=uid, version=change.version)

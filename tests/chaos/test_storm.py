@@ -8,8 +8,9 @@ connected. Asserted: every one of the clients is back and signed in exactly
 once, on the restarted process. Measured and printed (not asserted: a busy
 machine stretches it): the time from the new process listening until the
 last client is back, the attempts that took, and the server's peak CPU. The
-recovery-time target and its same-run baseline are a benchmark's job
-(``benchmarks/storm.py``).
+rate a storm drains at is a benchmark's job, against a same-run baseline:
+``benchmarks/connections.py`` measures connect + session resume + snapshot
+per second against bare websockets handshakes (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -36,7 +36,9 @@ from presence_protocol import (
 )
 
 T = TypeVar("T")
-TIMEOUT = 10.0
+TIMEOUT = 30.0
+"""Hang guard for one reply or frame (milliseconds on a quiet machine). Not a
+speed bound: fifty logins at once on a busy two-core machine took over 10 s."""
 
 
 class Client:
