@@ -230,7 +230,7 @@ async def start_server(
             select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
             process_request=edge.process_request,
             compression=None,
-            max_size=limits.MAX_FRAME_BYTES,
+            max_size=config.limits.max_frame_bytes,
             ping_interval=KEEPALIVE_SECONDS,
             server_header=config.server_name,
             logger=WIRE_LOG,

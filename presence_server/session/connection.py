@@ -41,7 +41,6 @@ from presence_protocol import (
     Status,
     decode_client,
     encode,
-    limits,
 )
 
 from ..cluster.fanout import Event
@@ -148,15 +147,17 @@ class Connection:
     def send(self, message: ServerMessage) -> None:
         """Queue a message; one that would not fit in a frame is never sent.
 
-        ``MAX_SERVER_FRAME_BYTES`` is a promise to clients (docs/protocol.md
-        §1): a client may close a bigger frame with 1009 and lose everything
-        queued behind it. The server's own frames are bounded by construction
-        (export pages, snapshot lists); this is the check that the bound held.
+        ``max_server_frame_bytes`` (announced in ``hello``) is a promise to
+        clients (docs/protocol.md §1): a client may close a bigger frame with
+        1009 and lose everything queued behind it. The server's own frames are
+        bounded by construction (export pages, snapshot lists); this is the
+        check that the bound held.
         A reply that is too big becomes an ``internal_error`` reply; anything
         else closes the connection with 1011 so the client reconnects.
         """
         frame = encode(message)
-        if len(frame) <= limits.MAX_SERVER_FRAME_BYTES:
+        limit = self.limits.max_server_frame_bytes
+        if len(frame) <= limit:
             self.send_frame(frame)
             return
         log.error(
@@ -164,7 +165,7 @@ class Connection:
             self.cid,
             type(message).__name__,
             len(frame),
-            limits.MAX_SERVER_FRAME_BYTES,
+            limit,
             extra={"event": "frame_too_large", "size": len(frame)},
         )
         request_id = getattr(message, "id", None)

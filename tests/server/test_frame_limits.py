@@ -88,16 +88,16 @@ async def test_hello_announces_the_server_frame_limit(start: StartServer) -> Non
 
 
 async def test_a_reply_that_would_not_fit_is_an_error_and_nothing_bigger_is_sent(
-    start: StartServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    start: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The last line of defence, with the limit shrunk so one page exceeds it."""
-    server = await start(limits=NO_RATE_LIMIT)
+    shrunk = ServerLimits(commands_per_minute=100_000, max_server_frame_bytes=4000)
+    server = await start(limits=shrunk)
     alice = await login_dev(server.url, "alice")
     bob = await login_dev(server.url, "bob")
     await befriend(alice, bob)
     await send_many(bob, alice.me, 3)
     await alice.barrier()
-    monkeypatch.setattr(limits, "MAX_SERVER_FRAME_BYTES", 4000)
     seen = len(alice.raw)
     reply = await alice.request(ExportAccount())
     assert isinstance(reply, Error) and reply.code == ErrorCode.INTERNAL_ERROR
@@ -110,7 +110,7 @@ async def test_a_reply_that_would_not_fit_is_an_error_and_nothing_bigger_is_sent
 
 
 async def test_a_snapshot_that_would_not_fit_closes_with_1011(
-    start: StartServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    start: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await start()
     alice = await login_dev(server.url, "alice")
@@ -122,10 +122,12 @@ async def test_a_snapshot_that_would_not_fit_closes_with_1011(
     again = await login_dev(server.url, "alice")
     snapshot_size = next(len(f) for f in again.raw if '"type":"snapshot"' in str(f))
     await again.close()
-    monkeypatch.setattr(limits, "MAX_SERVER_FRAME_BYTES", snapshot_size - 1)
+    await server.stop()
+    shrunk = await start(limits=ServerLimits(max_server_frame_bytes=snapshot_size - 1))
     caplog.set_level(logging.ERROR)
-    client = await Client.open(server.url)
-    await client.expect(Hello)
+    client = await Client.open(shrunk.url)
+    hello = await client.expect(Hello)
+    assert hello.limits.max_server_frame_bytes == snapshot_size - 1  # what it announces
     await client.send('{"type": "login_dev", "id": 1, "login": "alice"}')
     assert await client.closed() == 1011
     kinds = [type(m).__name__ for m in client.backlog]
