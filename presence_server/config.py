@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import time
+from collections.abc import Callable
 
 from presence_protocol import Limits, Retention, limits
 
@@ -109,6 +111,10 @@ class ServerConfig:
     """Connected devices per user across instances; 0: unlimited."""
     drain_seconds: float = 10.0
     """On stop: how long closing connections may take to flush before they are cut."""
+    clock_ns: Callable[[], int] = time.time_ns
+    """The wall clock (Unix nanoseconds) every time the server stores, compares
+    or sends is read from: message and status times, status expiry, status
+    stamps. Injected so that tests can set the time instead of waiting for it."""
     gc_freeze: bool = False
     """Run the garbage-collector policy (``gc_policy.py``: freeze long-lived objects
     so full collections stay short). The CLI turns it on; off by default because

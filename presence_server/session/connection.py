@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -604,4 +603,4 @@ class Connection:
             status, until = Status.ONLINE, None
         if status is Status.ONLINE:
             until = None
-        return DeviceState(status=status, until=until, status_stamp=time.time_ns())
+        return DeviceState(status=status, until=until, status_stamp=self.hub.clock_ns())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -294,7 +293,7 @@ async def _apply_presence(conn: Connection, message: SetPresence) -> None:
     else:
         status = message.status
     old = conn.device
-    stamp = time.time_ns()
+    stamp = hub.clock_ns()
     changed = status is not old.status or until != old.until
     conn.device = DeviceState(
         status=status,
@@ -317,7 +316,7 @@ def _schedule_expiry(conn: Connection) -> None:
     until = conn.device.until
     if until is None:
         return
-    delay = max(until - time.time(), 0.0)
+    delay = max(until - conn.hub.clock_ns() / 1e9, 0.0)
     loop = asyncio.get_running_loop()
     conn.expiry_timer = loop.call_later(delay, lambda: conn.spawn(_expire(conn, until)))
 
@@ -332,7 +331,7 @@ async def _expire(conn: Connection, until: int) -> None:
         status=Status.ONLINE,
         activity=old.activity,
         until=None,
-        status_stamp=time.time_ns(),
+        status_stamp=conn.hub.clock_ns(),
         activity_stamp=old.activity_stamp,
     )
     await conn.hub.store.expire_status(me, until)

@@ -89,9 +89,13 @@ class Hub:
         their sessions alive; a drain closes them; a re-sync refreshes them)."""
         self.hello_frame = encode(self._hello())
 
-    @staticmethod
-    def now() -> int:
-        return int(time.time())
+    def clock_ns(self) -> int:
+        """Now, in Unix nanoseconds, from the configured clock."""
+        return self.config.clock_ns()
+
+    def now(self) -> int:
+        """Now, in whole Unix seconds (as times go on the wire)."""
+        return self.clock_ns() // 1_000_000_000
 
     def _hello(self) -> Hello:
         methods = [LoginMethod.SESSION]
@@ -247,7 +251,7 @@ class Hub:
             user_id,
             self.limits.friend_requests_per_hour,
             int(HOUR * 1000),
-            time.time_ns() // 1_000_000,
+            self.clock_ns() // 1_000_000,
         )
         if wait_ms is not None:
             raise CommandError(
