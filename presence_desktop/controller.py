@@ -37,6 +37,7 @@ from presence_protocol import (
     GitHubConfig,
     MessageExpired,
     Ok,
+    ReadMarker,
     SendMessage,
     SetPresence,
     Status,
@@ -47,10 +48,19 @@ from presence_protocol import (
 from .core import account_export
 from .core.api import Alert, ConnectionEvents, ConnectionInfo, Link, UserError
 from .core.backoff import backoff_delays
+from .core.conversations import Conversations
 from .core.credentials import Credentials, MemoryCredentials
 from .core.events import Signal
+from .core.history import HistoryError
 from .core.notify_rules import NotifyRules, watch_state
-from .core.settings import PendingMessage, Settings, SettingsError, SettingsStore, StoredMessage
+from .core.settings import (
+    PendingMessage,
+    Settings,
+    SettingsError,
+    SettingsStore,
+    StoredMessage,
+    server_key,
+)
 from .core.state import InboxMessage, PresenceState
 from .core.status import ExpiryTimer, effective_status
 from .net.client import PresenceClient
@@ -83,6 +93,7 @@ class Controller:
         backoff: Callable[[], Iterator[float]] = backoff_delays,
         opener: Opener = webbrowser.open,
         make_sign_in: SignInFactory | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.state = state
         self.connection = connection
@@ -133,6 +144,21 @@ class Controller:
         self._switching = asyncio.Lock()
         """One server switch at a time; a later one waits and then compares again."""
         self.client = self._make_client(self.server_url)
+
+        # Conversations (issue 17): the local history of the signed-in account.
+        # Without a data directory (some tests) nothing is kept on disk.
+        self.conversations = Conversations(
+            state,
+            data_dir=data_dir,
+            server_key=lambda: server_key(self.client.url),
+            send_receipts=lambda: self.settings.settings.read_receipts,
+            clock=clock,
+        )
+        self.conversations.mark_read_wanted.connect(lambda m: self.client.mark_read(m))
+        self.conversations.failed.connect(
+            lambda text: self._error("Conversation history unavailable", text, "history")
+        )
+        self.rules.is_focused = lambda uid: self.conversations.focused == uid
 
         watch_state(self.rules, state, self._schedule_flush)
         settings.changed.connect(self._on_settings)
@@ -244,9 +270,47 @@ class Controller:
         if user_id not in self.state.friends:
             self._error("Not friends", "You can only message friends.", "not_friends")
             return
-        self.client.send_message(user_id, text)
+        cmid = self.client.send_message(user_id, text)
+        self.conversations.record_pending(user_id, cmid, text)
+
+    def retry_message(self, client_msg_id: str) -> None:
+        """Send a message that failed again, with its own client_msg_id (no duplicate)."""
+        try:
+            entry = self.conversations.retry(client_msg_id)
+        except HistoryError as exc:
+            self._error("Cannot retry", str(exc), "retry")
+            return
+        if entry is not None:
+            self.client.send_message(entry.peer, entry.text, client_msg_id)
+
+    def open_conversation(self, user_id: int, *, focused: bool = True) -> None:
+        """The conversation with ``user_id`` is on screen: it is read, here and on my
+        other devices (and, if I chose to send read receipts, for the friend)."""
+        self.conversations.open(user_id, focused=focused)
+        self._save_inbox()
+
+    def composing(self, user_id: int) -> None:
+        """The person is typing to ``user_id``: a paced "typing…" hint, if they allow it."""
+        if (
+            self.settings.settings.share_typing
+            and user_id in self.state.friends
+            and self.conversations.composing(user_id)
+        ):
+            self.client.typing(user_id)
+
+    def leave_conversation(self, user_id: int | None = None) -> None:
+        """No conversation (or not this one) is in front of the person any more."""
+        self.conversations.unfocus(user_id)
+
+    def clear_history(self) -> None:
+        """ "Clear history" in Settings: this computer's copy of every conversation."""
+        self.conversations.clear_history()
+        self._save_inbox()
 
     def mark_read(self) -> None:
+        for summary in self.conversations.summaries():
+            if summary.unread:
+                self.conversations.read(summary.peer)
         self.state.mark_read()
         self._save_inbox()
 
@@ -321,7 +385,24 @@ class Controller:
         client.errors.connect(self.errors.emit)
         client.outbox_changed.connect(lambda _: self._save_pending())
         client.expired.connect(self._message_expired)
+        # Every client of this controller feeds the same conversations; the
+        # lambdas look the model up at call time (it is made after the first client).
+        client.sent.connect(lambda m: self.conversations.on_sent(m))
+        client.copied.connect(lambda m: self.conversations.on_copy(m))
+        client.delivery.connect(lambda m: self.conversations.on_delivered(m))
+        client.read_marker.connect(self._read_elsewhere)
+        client.read_receipt.connect(lambda m: self.conversations.on_receipt(m))
+        client.typing_hint.connect(lambda m: self.conversations.on_typing(m))
+        client.refused.connect(self._refused)
         return client
+
+    def _read_elsewhere(self, marker: ReadMarker) -> None:
+        self.conversations.on_read_marker(marker)
+        self._save_inbox()
+
+    def _refused(self, command: ClientMessage) -> None:
+        if isinstance(command, SendMessage):
+            self.conversations.on_failed(command.client_msg_id)
 
     def _connect(self) -> None:
         if not self._started:
@@ -468,6 +549,7 @@ class Controller:
         self._connect()
 
     def _message_expired(self, notice: MessageExpired) -> None:
+        self.conversations.on_failed(notice.client_msg_id)
         sent = time.strftime("%Y-%m-%d %H:%M", time.localtime(notice.sent_at))
         self._error(
             "Message not delivered",
@@ -541,6 +623,7 @@ class Controller:
             self._signing_out = False
         self.rules.clear()
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+        self.conversations.delete_history()
         self.account_deleted.emit(None)
 
     async def _account_deleted_elsewhere(
@@ -553,6 +636,7 @@ class Controller:
             await client.forget(info)
             self.rules.clear()
             self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+            self.conversations.delete_history()
         self.account_deleted.emit(None)
 
     def _delete_failed(self, message: str, code: str) -> None:
@@ -568,6 +652,8 @@ class Controller:
             self._signing_out = False
         self.rules.clear()
         self._save_runtime(inbox=(), acked_seq=0, pending_messages=())
+        # Signing out removes that account's messages from this computer (PRIVACY.md).
+        self.conversations.delete_history()
 
     # Notifications: one timer, armed for the earliest flush.
 

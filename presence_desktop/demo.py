@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -42,7 +43,7 @@ from presence_server import RunningServer, ServerConfig, start_server
 from .core.api import ConnectionEvents, Link
 from .core.credentials import MemoryCredentials
 from .core.events import Signal
-from .core.state import PresenceState
+from .core.state import InboxMessage, PresenceState
 from .net.client import PresenceClient
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,13 @@ MESSAGES = (
     ("bob", "Lunch in 10?"),
     ("dave", "Pushed the release branch, have a look when you can."),
 )
+
+ANSWERS = {
+    "alice": "Great, see you there!",
+    "bob": "Perfect, I'll grab a table.",
+}
+"""What a friend answers the first time the demo user writes to them (issue 17:
+a conversation has two sides even in the demo)."""
 
 
 async def _until(check: Callable[[], bool], *signals: Signal[Any], within: float | None) -> None:
@@ -164,6 +172,21 @@ class Demo:
 
     def start_script(self) -> None:
         self._script = asyncio.get_running_loop().create_task(self._run(), name="demo-script")
+        self._answered: set[str] = set()
+        for login in ANSWERS:
+            self.bots[login].state.message_received.connect(functools.partial(self._answer, login))
+
+    def _answer(self, login: str, message: InboxMessage) -> None:
+        if message.sender_login != DEMO_LOGIN or login in self._answered:
+            return
+        self._answered.add(login)
+        asyncio.get_running_loop().call_later(2.0, self._answer_now, login)
+
+    def _answer_now(self, login: str) -> None:
+        bot = self.bots[login]
+        to = bot.friend_id(DEMO_LOGIN)
+        if to is not None and bot.client.running:
+            bot.client.send_message(to, ANSWERS[login])
 
     async def stop(self) -> None:
         if self._script is not None:
@@ -218,7 +241,9 @@ class Demo:
         await stranger.connect()
         stranger.work(ActivityKind.CODING, "Elixir", "chat-server", 40)
         stranger.client.send(FriendRequest(login=DEMO_LOGIN))
-        await asyncio.sleep(4)
+        await asyncio.sleep(2)
+        await self._say(*MESSAGES[2])
+        await asyncio.sleep(2)
         persona, erin = self._persona_bot("erin")
         await erin.connect()
         erin.work(persona.kind, persona.language, persona.project, 0)

@@ -20,6 +20,8 @@ class AppPaths:
     """User settings (``settings.json``): what the person chose."""
     state_dir: Path
     """Runtime state (``state.json``): what the app remembers by itself."""
+    data_dir: Path
+    """Data the person would miss: the conversation history (``core.history``)."""
     cache_dir: Path
     """Disposable data such as downloaded avatars."""
     log_dir: Path
@@ -30,6 +32,7 @@ class AppPaths:
         return cls(
             config_dir=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
             state_dir=Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)),
+            data_dir=Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
             cache_dir=Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
             log_dir=Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
         )
@@ -40,6 +43,7 @@ class AppPaths:
         return cls(
             config_dir=root / "config",
             state_dir=root / "state",
+            data_dir=root / "data",
             cache_dir=root / "cache",
             log_dir=root / "log",
         )

@@ -53,3 +53,8 @@ AUTH_DEADLINE_SECONDS: Final = 10.0
 
 MAX_REPLAY_MESSAGES: Final = 500
 """Most unacknowledged messages replayed at once after authentication."""
+
+TYPING_EVERY_SECONDS: Final = 4.0
+"""A client sends at most one ``typing`` hint per friend this often while the person writes."""
+TYPING_SHOWN_SECONDS: Final = 6.0
+"""A client shows "typing…" this long after the last hint (or until a message arrives)."""

@@ -99,6 +99,8 @@ class LoginMethod(enum.StrEnum):
     DEV = "dev"
     GITHUB_CODE = "github_code"
     GITHUB_TOKEN = "github_token"
+    GITHUB_EDITOR = "github_editor"
+    """A GitHub token an editor (VS Code) already holds for its own OAuth app."""
 
 
 # ---------------------------------------------------------------- records
@@ -223,6 +225,9 @@ class GitHubConfig(Base):
     client_id: str
     web_url: str = "https://github.com"
     device_flow: bool = False
+    editor_tokens: bool = False
+    """The server accepts ``login_github_editor``: GitHub tokens issued to other
+    OAuth apps, such as the session VS Code already has (an operator choice)."""
 
 
 # ---------------------------------------------------------------- client → server
@@ -259,6 +264,20 @@ class LoginGitHubToken(ClientMessage, tag="login_github_token", kw_only=True):
     """Device-flow sign-in: a GitHub token the client obtained itself."""
 
     access_token: Token
+    device: DeviceName = ""
+
+
+class LoginGitHubEditor(ClientMessage, tag="login_github_editor", kw_only=True):
+    """Sign-in with a GitHub token an editor holds (VS Code's own GitHub session).
+
+    The token was issued to the editor's OAuth app, not this server's, so the
+    server can only ask GitHub who it belongs to; servers accept it only when
+    ``hello.github.editor_tokens`` is true.
+    """
+
+    access_token: Token
+    editor: Annotated[str, msgspec.Meta(max_length=limits.MAX_LABEL_CHARS)] = ""
+    """Which editor handed the token over, for the server's log."""
     device: DeviceName = ""
 
 
@@ -301,6 +320,34 @@ class SendMessage(ClientMessage, tag="send_message", kw_only=True):
     text: MessageText
     client_msg_id: ClientMsgId
     """Chosen by the sender; resending the same id never creates a second message."""
+
+
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class MarkRead(ClientMessage, tag="mark_read", kw_only=True):
+    """I have read my conversation with ``peer`` up to this message of theirs.
+
+    The server tells my other devices (``read_marker``), so the conversation
+    stops being unread everywhere, and tells ``peer`` only when ``receipt`` is
+    set (``read_receipt``; off by default: read receipts are opt-in).
+    """
+
+    peer: UserId
+    message_id: MessageId
+    """The newest message from ``peer`` I have read."""
+    sent_at: Timestamp
+    """Its ``sent_at``: a device that never saw that message marks up to this time."""
+    receipt: bool = False
+
+
+class Typing(ClientMessage, tag="typing", kw_only=True):
+    """I am writing to ``to`` (a hint, at most one per ``TYPING_EVERY_SECONDS``).
+
+    No reply, never stored, dropped silently when ``to`` is not a friend.
+    """
+
+    to: UserId
 
 
 class Ack(ClientMessage, tag="ack", kw_only=True):
@@ -351,6 +398,7 @@ AnyClientMessage = (
     | LoginDev
     | LoginGitHubCode
     | LoginGitHubToken
+    | LoginGitHubEditor
     | SetPresence
     | FriendRequest
     | FriendAccept
@@ -360,6 +408,8 @@ AnyClientMessage = (
     | Block
     | Unblock
     | SendMessage
+    | MarkRead
+    | Typing
     | Ack
     | ListSessions
     | RevokeSession
@@ -368,7 +418,7 @@ AnyClientMessage = (
     | ExportAccount
     | DeleteAccount
 )
-LOGIN_MESSAGES = (Auth, LoginDev, LoginGitHubCode, LoginGitHubToken)
+LOGIN_MESSAGES = (Auth, LoginDev, LoginGitHubCode, LoginGitHubToken, LoginGitHubEditor)
 
 
 # ---------------------------------------------------------------- server → client
@@ -491,6 +541,50 @@ class AccountExport(ServerMessage, tag="account_export", kw_only=True):
     """More messages follow: send ``export_account`` with ``after`` set to this."""
 
 
+class MessageCopy(ServerMessage, tag="message_copy", kw_only=True):
+    """A message I sent, from any of my devices (a carbon copy).
+
+    Sent live to every connection of the sender, the sending one included
+    (match ``client_msg_id`` against your outbox and ignore it there). Not
+    replayed: a device that was offline learns of it from nowhere.
+    """
+
+    message_id: str
+    client_msg_id: str
+    to: UserId
+    text: str
+    sent_at: Timestamp
+
+
+class MessageDelivered(ServerMessage, tag="message_delivered", kw_only=True):
+    """``to`` acknowledged these messages of mine: they reached one of its devices."""
+
+    to: UserId
+    message_ids: list[str] = msgspec.field(default_factory=list)
+
+
+class ReadMarker(ServerMessage, tag="read_marker", kw_only=True):
+    """One of my devices read my conversation with ``peer`` up to ``message_id``."""
+
+    peer: UserId
+    message_id: str
+    sent_at: Timestamp
+
+
+class ReadReceipt(ServerMessage, tag="read_receipt", kw_only=True):
+    """``reader`` (who chose to send read receipts) read my messages up to ``message_id``."""
+
+    reader: UserId
+    message_id: str
+    sent_at: Timestamp
+
+
+class TypingHint(ServerMessage, tag="typing", kw_only=True):
+    """The friend ``user_id`` is writing to me; show it for a few seconds."""
+
+    user_id: UserId
+
+
 AnyServerMessage = (
     Hello
     | AuthOk
@@ -504,6 +598,11 @@ AnyServerMessage = (
     | Error
     | MessageExpired
     | AccountExport
+    | MessageCopy
+    | MessageDelivered
+    | ReadMarker
+    | ReadReceipt
+    | TypingHint
 )
 
 
@@ -545,15 +644,22 @@ __all__ = [
     "Login",
     "LoginDev",
     "LoginGitHubCode",
+    "LoginGitHubEditor",
     "LoginGitHubToken",
     "LoginMethod",
+    "MarkRead",
     "Message",
+    "MessageCopy",
+    "MessageDelivered",
     "MessageExpired",
+    "MessageId",
     "MessageSent",
     "MessageText",
     "Ok",
     "Presence",
     "PresenceUpdate",
+    "ReadMarker",
+    "ReadReceipt",
     "Relation",
     "RelationUpdate",
     "RequestId",
@@ -571,6 +677,8 @@ __all__ = [
     "Status",
     "Timestamp",
     "Token",
+    "Typing",
+    "TypingHint",
     "Unblock",
     "User",
     "UserId",

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from presence_protocol import Status
 
 from .events import Signal
+
+if TYPE_CHECKING:
+    from .conversations import Conversations
 
 
 class Link(enum.Enum):
@@ -89,6 +92,23 @@ class AppActions(Protocol):
         ...
 
     def quit(self) -> None: ...
+
+
+class ConversationActions(Protocol):
+    """What the conversation view and list ask for (issue 17); the controller
+    implements it next to ``AppActions``. Results arrive on ``conversations``."""
+
+    errors: Signal[UserError]
+
+    @property
+    def conversations(self) -> Conversations: ...
+
+    def send_message(self, user_id: int, text: str) -> None: ...
+    def open_conversation(self, user_id: int, *, focused: bool = True) -> None: ...
+    def leave_conversation(self, user_id: int | None = None) -> None: ...
+    def retry_message(self, client_msg_id: str) -> None: ...
+    def clear_history(self) -> None: ...
+    def composing(self, user_id: int) -> None: ...
 
 
 class AlertKind(enum.Enum):

@@ -79,6 +79,9 @@ class NotifyRules:
         self._windows = windows
         self._tracks: dict[int, _Track] = {}
         self._buckets: dict[AlertKind, _Bucket] = {}
+        self.is_focused: Callable[[int], bool] = lambda _user_id: False
+        """Whether this friend's conversation is open and focused: their messages
+        are read as they arrive, so a notification would only interrupt (issue 17)."""
 
     # ---------------------------------------------------------- inputs
 
@@ -145,7 +148,8 @@ class NotifyRules:
 
     def on_message(self, message: InboxMessage) -> float | None:
         if (
-            self._active()
+            not self.is_focused(message.sender_id)
+            and self._active()
             and self.settings.notify_on_messages
             and not self._muted(message.sender_id)
         ):
@@ -253,7 +257,10 @@ class NotifyRules:
         )
 
     def _message_alert(self, messages: list[InboxMessage]) -> Alert | None:
-        messages = [m for m in messages if not self._muted(m.sender_id)]
+        # Re-check focus: the conversation may have been opened while this waited.
+        messages = [
+            m for m in messages if not self._muted(m.sender_id) and not self.is_focused(m.sender_id)
+        ]
         if not self.settings.notify_on_messages or not messages:
             return None
         senders: dict[int, str] = {}

@@ -86,6 +86,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     online_alerts: OnlineAlerts = OnlineAlerts.ALL
     notify_on_requests: bool = True
     notify_on_messages: bool = True
+    read_receipts: bool = False
+    share_typing: bool = True
+    """Let a friend see "typing…" while I write to them (issue 17): sent only while
+    I type in their conversation, never stored."""
+    """Tell friends when I have read their messages (issue 17). Off by default:
+    whether and when I read something is mine to share (docs/decisions.md)."""
     flap_minutes: Annotated[int, msgspec.Meta(ge=0, le=24 * 60)] = 5
     """A friend back after less than this offline is not announced again."""
     muted: frozenset[int] = frozenset()

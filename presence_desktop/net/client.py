@@ -63,18 +63,26 @@ from presence_protocol import (
     Hello,
     LoginDev,
     LoginGitHubCode,
+    LoginGitHubEditor,
     LoginGitHubToken,
+    MarkRead,
     Message,
+    MessageCopy,
+    MessageDelivered,
     MessageExpired,
     MessageSent,
     Ok,
     PresenceUpdate,
     ProtocolError,
+    ReadMarker,
+    ReadReceipt,
     RelationUpdate,
     SendMessage,
     SetPresence,
     SignOut,
     Snapshot,
+    Typing,
+    TypingHint,
     Unblock,
     close_code_is_terminal,
     decode_client,
@@ -176,6 +184,10 @@ class _AuthFailed(Exception):
     """The server refused the token or login (it closes with 4500 next)."""
 
 
+GitHubLogin = LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
+"""A login message sent once instead of ``auth`` (browser, device or editor sign-in)."""
+
+
 class LoginRefused(Exception):
     """A login given to ``login_with`` did not produce a session (GitHub sign-in)."""
 
@@ -234,6 +246,25 @@ class PresenceClient:
         """The number of commands waiting for a reply changed."""
         self.expired = Signal[MessageExpired]()
         """A message I sent was never delivered and the server deleted it (retention)."""
+        # Conversations across devices (issue 17).
+        self.sent = Signal[MessageSent]()
+        """The server stored a message of mine (its id and time)."""
+        self.refused = Signal[ClientMessage]()
+        """A queued command was refused for good (a message shows "not sent" with Retry)."""
+        self.copied = Signal[MessageCopy]()
+        """A message I sent, from any of my devices (carbon)."""
+        self.delivery = Signal[MessageDelivered]()
+        self.read_marker = Signal[ReadMarker]()
+        self.read_receipt = Signal[ReadReceipt]()
+        self.typing_hint = Signal[TypingHint]()
+        """A friend is writing to me (ephemeral; issue 17)."""
+        self._typing_to: set[int] = set()
+        """Friends to send a ``typing`` hint to on the next write (the model paces them)."""
+        self._read_markers: dict[int, MarkRead] = {}
+        """The newest unsent ``mark_read`` per friend (only the latest matters)."""
+        self._quiet_ids: set[int] = set()
+        """Request ids of ``mark_read``: their replies are not outbox news, and an
+        older server's ``unknown_type`` for them is expected, not an error."""
         self._calls: dict[int, asyncio.Future[AnyServerMessage]] = {}
         """Replies awaited by ``call``, by request id."""
 
@@ -254,7 +285,7 @@ class PresenceClient:
         self._sign_out_reply: asyncio.Future[None] | None = None
         self._sign_out_id: int | None = None
         # GitHub sign-in (issue 4): a login message sent once instead of ``auth``.
-        self._login: tuple[LoginGitHubCode | LoginGitHubToken, asyncio.Future[AuthOk]] | None = None
+        self._login: tuple[GitHubLogin, asyncio.Future[AuthOk]] | None = None
 
     # ---------------------------------------------------------- lifecycle
 
@@ -289,7 +320,7 @@ class PresenceClient:
         else:
             self.start()
 
-    def login_with(self, message: LoginGitHubCode | LoginGitHubToken) -> asyncio.Future[AuthOk]:
+    def login_with(self, message: GitHubLogin) -> asyncio.Future[AuthOk]:
         """Sign in with ``message`` on the next connection (GitHub sign-in, issue 4).
 
         It is sent once: a code is single-use, so a connection lost after
@@ -342,6 +373,21 @@ class PresenceClient:
         cmid = client_msg_id or new_client_msg_id()
         self.send(SendMessage(to=to, text=text, client_msg_id=cmid))
         return cmid
+
+    def mark_read(self, marker: MarkRead) -> None:
+        """Send a read marker when connected; a newer one for the same friend replaces it.
+
+        Not in the outbox: a marker is ephemeral (the server stores nothing) and
+        must never hold up a message or show an error.
+        """
+        self._read_markers[marker.peer] = msgspec.structs.replace(marker, id=None)
+        self._kick.set()
+
+    def typing(self, to: int) -> None:
+        """Send a typing hint now if connected; while offline it is simply dropped."""
+        if self.online:
+            self._typing_to.add(to)
+            self._kick.set()
 
     async def call(self, command: ClientMessage, within: float = CALL_TIMEOUT) -> AnyServerMessage:
         """Send one command now and return its reply (``error`` included).
@@ -588,7 +634,7 @@ class PresenceClient:
     async def _github_login(
         self,
         ws: ClientConnection,
-        message: LoginGitHubCode | LoginGitHubToken,
+        message: GitHubLogin,
         future: asyncio.Future[AuthOk],
     ) -> AuthOk:
         """Send a GitHub login once; a refusal ends in SIGNED_OUT, never in a retry loop."""
@@ -656,6 +702,8 @@ class PresenceClient:
                 self._ack_wanted = msg.seq
                 self._kick.set()
         elif isinstance(msg, (Ok, MessageSent)):
+            if isinstance(msg, MessageSent):
+                self.sent.emit(msg)
             self._confirmed(msg.id)
         elif isinstance(msg, Error):
             self._refused(msg)
@@ -664,10 +712,23 @@ class PresenceClient:
         elif isinstance(msg, MessageExpired):
             self.expired.emit(msg)
             self.send(AckExpired(message_ids=[msg.message_id]))
+        elif isinstance(msg, MessageCopy):
+            self.copied.emit(msg)
+        elif isinstance(msg, MessageDelivered):
+            self.delivery.emit(msg)
+        elif isinstance(msg, ReadMarker):
+            self.read_marker.emit(msg)
+        elif isinstance(msg, ReadReceipt):
+            self.read_receipt.emit(msg)
+        elif isinstance(msg, TypingHint):
+            self.typing_hint.emit(msg)
         else:
             log.debug("unhandled %s", type(msg).__name__)
 
     def _confirmed(self, rid: Any) -> None:
+        if rid in self._quiet_ids:
+            self._quiet_ids.discard(rid)
+            return
         reply = self._sign_out_reply
         if reply is not None and rid == self._sign_out_id and not reply.done():
             reply.set_result(None)
@@ -679,6 +740,10 @@ class PresenceClient:
         self.delivered.emit(entry.command)
 
     def _refused(self, error: Error) -> None:
+        if error.id in self._quiet_ids:
+            self._quiet_ids.discard(error.id)
+            log.info("read marker not synced (%s): %s", error.code, error.message)
+            return
         entry = self._outbox.get(error.id) if isinstance(error.id, int) else None
         if entry is None:
             log.warning("server error %s: %s", error.code, error.message)
@@ -699,6 +764,7 @@ class PresenceClient:
         del self._outbox[entry.request_id]
         self._kick.set()
         self.outbox_changed.emit(len(self._outbox))
+        self.refused.emit(entry.command)
         self.errors.emit(explain(entry.command, error, self.state.login_of))
 
     # ---------------------------------------------------------- writing
@@ -716,6 +782,13 @@ class PresenceClient:
                 presence = self._presence
                 self._presence_sent_on = conn_no
                 await ws.send(encode_text(msgspec.structs.replace(presence, id=next(self._ids))))
+            while self._typing_to:
+                await ws.send(encode_text(Typing(to=self._typing_to.pop())))
+            while self._read_markers:
+                _peer, marker = self._read_markers.popitem()
+                rid = next(self._ids)
+                self._quiet_ids.add(rid)
+                await ws.send(encode_text(msgspec.structs.replace(marker, id=rid)))
             now = time.monotonic()
             for entry in list(self._outbox.values()):
                 if entry.request_id not in self._outbox:

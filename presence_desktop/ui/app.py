@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QRect, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon, QWidget
 
-from ..core.api import Alert, AlertKind, AppActions, ConnectionEvents
+from ..core.api import Alert, AlertKind, AppActions, ConnectionEvents, ConversationActions
 from ..core.events import Signal as CoreSignal
 from ..core.format import activity_line
 from ..core.settings import SettingsStore, WindowGeometry
@@ -33,14 +33,16 @@ from .delegate import FriendDelegate
 from .extension import ExtensionInstaller
 from .friends_model import FriendsModel
 from .icons import IconFactory
-from .menus import AppMenu
+from .menus import AppMenu, EditorSignIn
 from .notifications import (
+    AlertHandlers,
     Backend,
     DesktopNotifierBackend,
     LogBackend,
     Notifier,
     TrayMessageBackend,
 )
+from .notify_avatar import initials_avatar
 from .panel import FriendsPanel
 from .popup import MainWindow, PopupWindow
 from .present import Badge
@@ -94,8 +96,10 @@ class DesktopUi(QObject):
         tray_icon: QSystemTrayIcon | None = None,
         editors: SharingService | None = None,
         extension: ExtensionInstaller | None = None,
+        editor_sign_in: EditorSignIn | None = None,
         avatar_client: Callable[[], httpx.AsyncClient] | None = None,
         server_locked: str = "",
+        chat: ConversationActions | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         parent: QObject | None = None,
@@ -116,6 +120,7 @@ class DesktopUi(QObject):
 
         self.icons = icons or IconFactory()
         self.avatars = AvatarStore(cache_dir, client_factory=avatar_client, parent=self)
+        self._cache_dir = cache_dir
         self.model = FriendsModel(
             state,
             activity_line,
@@ -126,7 +131,15 @@ class DesktopUi(QObject):
         )
         self.avatars.ready.connect(self.model.refresh)
         self.delegate = FriendDelegate(self.avatars)
-        self.menu = AppMenu(state, connection, actions, self, clock=clock, extension=extension)
+        self.menu = AppMenu(
+            state,
+            connection,
+            actions,
+            self,
+            clock=clock,
+            extension=extension,
+            editor_sign_in=editor_sign_in,
+        )
         if extension is not None:
             extension.finished.connect(self.show_install_result)
         self.panel = FriendsPanel(
@@ -137,6 +150,7 @@ class DesktopUi(QObject):
             self.delegate,
             app_menu=self.menu,
             presence=editors.me if editors is not None else None,
+            chat=chat,
             clock=clock,
             monotonic=monotonic,
         )
@@ -178,7 +192,9 @@ class DesktopUi(QObject):
         # GitHub sign-in (issue 4): its window opens whenever the core starts an attempt.
         started = getattr(core, "sign_in_started", None)
         self.sign_in_windows = (
-            SignInWindows(started, actions.sign_in, parent=self) if started is not None else None
+            SignInWindows(started, actions.sign_in, parent=self, editor_sign_in=editor_sign_in)
+            if started is not None
+            else None
         )
 
     # ---------------------------------------------------------- start / stop
@@ -252,6 +268,33 @@ class DesktopUi(QObject):
         self.show_panel()
         self.panel.show_inbox()
 
+    def open_conversation(self, user_id: int) -> None:
+        """From a notification (or its Reply button): the conversation, composer focused."""
+        self.show_panel()
+        self.panel.open_conversation(user_id)
+
+    def avatar_file(self, user_id: int) -> Path | None:
+        """The cached avatar image of a friend or requester, for a notification's icon."""
+        state = self.core.state
+        friend = state.friends.get(user_id)
+        requester = state.incoming.get(user_id)
+        if friend is not None:
+            url, login, name = friend.avatar_url, friend.login, friend.display_name
+        elif requester is not None:
+            url, login = requester.avatar_url, requester.login
+            name = requester.name or requester.login
+        else:
+            return None
+        if url:
+            path = self.avatars.path_for(url)
+            if path.exists():
+                return path
+        try:
+            return initials_avatar(self._cache_dir / "notify-avatars", login, name)
+        except OSError as exc:
+            log.info("no avatar file for a notification: %s", exc)
+            return None
+
     def open_add_friend(self) -> None:
         self.show_panel()
         self.panel.show_add_friend()
@@ -298,7 +341,9 @@ class DesktopUi(QObject):
         self.open_friends()
 
     def on_alert_clicked(self, alert: Alert) -> None:
-        if alert.kind is AlertKind.MESSAGE:
+        if alert.kind is AlertKind.MESSAGE and alert.user_ids:
+            self.open_conversation(alert.user_ids[0])
+        elif alert.kind is AlertKind.MESSAGE:
             self.open_inbox()
         else:
             self.open_friends()
@@ -338,7 +383,14 @@ def default_backends(ui: DesktopUi) -> list[Backend]:
     chain: list[Backend] = []
     if DesktopNotifierBackend.supported():
         icon = resources_dir() / "icons" / "presence-128.png"
-        chain.append(DesktopNotifierBackend(icon if icon.exists() else None))
+        handlers = AlertHandlers(
+            reply=ui.actions.send_message,
+            open_conversation=ui.open_conversation,
+            accept=ui.actions.accept_friend,
+            decline=ui.actions.decline_friend,
+            avatar=ui.avatar_file,
+        )
+        chain.append(DesktopNotifierBackend(icon if icon.exists() else None, handlers=handlers))
     chain.append(TrayMessageBackend(lambda: ui.tray.icon if ui.tray else None, ui.icons.icon(None)))
     chain.append(LogBackend())
     return chain

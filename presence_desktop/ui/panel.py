@@ -11,7 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QFont, QHideEvent, QKeyEvent, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,10 +37,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.api import AppActions, ConnectionEvents, ConnectionInfo, Link, UserError
+from ..core.api import (
+    AppActions,
+    ConnectionEvents,
+    ConnectionInfo,
+    ConversationActions,
+    Link,
+    UserError,
+)
 from ..core.format import connection_text, my_status_text
 from ..core.my_presence import MyPresence
 from ..core.state import PresenceState
+from .conversation import ConversationPage, NoHistoryChat
 from .delegate import FriendDelegate
 from .dialogs import SendMessageDialog, confirm
 from .friends_model import FriendsModel, Role
@@ -47,7 +64,7 @@ RELATIVE_TIME_REFRESH_MS = 60_000
 
 class FriendsPanel(QWidget):
     page_changed = Signal(str)
-    """"friends", "inbox" or "signed_out"."""
+    """"friends", "inbox", "signed_out" or "conversation"."""
     settings_requested = Signal()
     """The "Friends see" line was clicked: open the privacy settings."""
 
@@ -61,6 +78,7 @@ class FriendsPanel(QWidget):
         *,
         app_menu: QMenu | None = None,
         presence: MyPresence | None = None,
+        chat: ConversationActions | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         parent: QWidget | None = None,
@@ -75,6 +93,8 @@ class FriendsPanel(QWidget):
         self._clock = clock
         self._monotonic = monotonic
         self._dialogs: set[QWidget] = set()
+        # Conversations (issue 17); without the controller's, a stand-in with no history.
+        self.chat: ConversationActions = chat or NoHistoryChat(state, actions)
 
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
@@ -102,10 +122,13 @@ class FriendsPanel(QWidget):
         self.stack = QStackedWidget()
         root.addWidget(self.stack, 1)
         self.stack.addWidget(self._build_friends_page(model, delegate))
-        self.inbox = InboxPage(state, self._reply, clock=clock)
+        self.inbox = InboxPage(state, self.chat.conversations, self.open_conversation, clock=clock)
         self.inbox.back.clicked.connect(self.show_friends)
         self.stack.addWidget(self.inbox)
         self.stack.addWidget(self._build_signed_out_page())
+        self.conversation = ConversationPage(state, self.chat, clock=clock)
+        self.conversation.back_requested.connect(self.show_inbox)
+        self.stack.addWidget(self.conversation)
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -238,6 +261,9 @@ class FriendsPanel(QWidget):
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_context_menu)
         self.view.doubleClicked.connect(self._on_double_click)
+        # A click on a friend (or Enter on the selected one) opens the conversation.
+        self.view.clicked.connect(self._on_double_click)
+        self.view.activated.connect(self._on_double_click)
         self.view.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
         # Both filters only once both widgets exist (events arrive during setup).
         self.search.installEventFilter(self)
@@ -271,7 +297,7 @@ class FriendsPanel(QWidget):
 
     @property
     def page(self) -> str:
-        return ("friends", "inbox", "signed_out")[self.stack.currentIndex()]
+        return ("friends", "inbox", "signed_out", "conversation")[self.stack.currentIndex()]
 
     def show_friends(self) -> None:
         if self._connection.current.link is Link.SIGNED_OUT:
@@ -280,9 +306,13 @@ class FriendsPanel(QWidget):
             self._set_page(0)
 
     def show_inbox(self) -> None:
+        """The conversation list; opening a conversation marks it read (issue 17)."""
         self._set_page(1)
-        if self._state.unread_count():
-            self._actions.mark_read()
+
+    def open_conversation(self, user_id: int) -> None:
+        """Show the conversation with ``user_id``; the composer gets the focus."""
+        self._set_page(3)
+        self.conversation.open(user_id)
 
     def show_add_friend(self) -> None:
         self.show_friends()
@@ -298,12 +328,16 @@ class FriendsPanel(QWidget):
     def focus_search(self) -> None:
         if self.page == "friends":
             self.search.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.page == "conversation":
+            self.conversation.composer.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)
         self.notice.setVisible(bool(text))
 
     def _set_page(self, index: int) -> None:
+        if index != 3:
+            self.conversation.close_conversation()
         if self.stack.currentIndex() != index:
             self.stack.setCurrentIndex(index)
             self.page_changed.emit(self.page)
@@ -316,8 +350,8 @@ class FriendsPanel(QWidget):
             return None
         menu = QMenu(self)
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        menu.addAction("Send message…").triggered.connect(
-            lambda _c=False: self.open_send_dialog(user_id, friend.login)
+        menu.addAction("Open conversation").triggered.connect(
+            lambda _c=False: self.open_conversation(user_id)
         )
         mute = menu.addAction("Mute notifications")
         mute.setCheckable(True)
@@ -344,9 +378,6 @@ class FriendsPanel(QWidget):
         dialog.raise_()
         dialog.activateWindow()
         return dialog
-
-    def _reply(self, user_id: int, login: str) -> None:
-        self.open_send_dialog(user_id, login)
 
     def _set_muted(self, user_id: int, muted: bool) -> None:
         self._actions.set_muted(user_id, muted)
@@ -391,11 +422,11 @@ class FriendsPanel(QWidget):
                 int(index.data(Role.USER_ID)), self.view.viewport().mapToGlobal(pos)
             )
 
-    def _on_double_click(self, index: object) -> None:
-        uid = self.view.currentIndex().data(Role.USER_ID)
+    def _on_double_click(self, index: QModelIndex | QPersistentModelIndex) -> None:
+        uid = index.data(Role.USER_ID) if index.isValid() else None
         friend = self._state.friends.get(int(uid)) if uid is not None else None
         if friend is not None:
-            self.open_send_dialog(friend.user_id, friend.login)
+            self.open_conversation(friend.user_id)
 
     # ---------------------------------------------------------- state → view
 
@@ -453,8 +484,6 @@ class FriendsPanel(QWidget):
         self.update_header()
 
     def _on_inbox_changed(self) -> None:
-        if self.page == "inbox" and self.isVisible() and self._state.unread_count():
-            self._actions.mark_read()
         self.update_header()
 
     def _update_counts(self) -> None:

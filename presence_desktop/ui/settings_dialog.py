@@ -37,6 +37,7 @@ from ..core.my_presence import MyPresence
 from ..core.settings import OnlineAlerts, Settings, SettingsError, SettingsStore
 from ..core.state import PresenceState
 from .delete_account import DeleteAccountDialog
+from .dialogs import confirm
 from .privacy_settings import PrivacyPage
 
 _ONLINE_ALERT_LABELS = {
@@ -57,6 +58,13 @@ class AccountActions(Protocol):
 
     def export_account(self, path: str) -> None: ...
     def delete_account(self, confirm_login: str) -> None: ...
+
+
+@runtime_checkable
+class HistoryActions(Protocol):
+    """Clearing this computer's conversation history (the controller has it; issue 17)."""
+
+    def clear_history(self) -> None: ...
 
 
 class SettingsDialog(QDialog):
@@ -122,6 +130,33 @@ class SettingsDialog(QDialog):
         self.notifications.toggled.connect(self._update_enabled)
         layout.addWidget(notify)
 
+        # Conversations (issue 17): read receipts are a choice, off by default.
+        self.conversations_box = QGroupBox("Conversations")
+        cform = QVBoxLayout(self.conversations_box)
+        self.read_receipts = QCheckBox("Send read receipts")
+        self.read_receipts.setToolTip(
+            "Friends see ✓✓ read when you have read their messages. Your own devices"
+            " always sync what you have read."
+        )
+        cform.addWidget(self.read_receipts)
+        self.share_typing = QCheckBox("Show friends when I am typing to them")
+        cform.addWidget(self.share_typing)
+        history_row = QHBoxLayout()
+        history_note = QLabel("Messages are kept on this computer only.")
+        history_note.setWordWrap(True)
+        history_row.addWidget(history_note, 1)
+        self._history = actions if isinstance(actions, HistoryActions) else None
+        self.clear_history_button = QPushButton("&Clear history…")
+        self.clear_history_button.setToolTip(
+            "Delete every conversation stored on this computer (friends keep their copies)"
+        )
+        self.clear_history_button.setEnabled(self._history is not None)
+        self.clear_history_button.clicked.connect(self._clear_history)
+        history_row.addWidget(self.clear_history_button)
+        cform.addLayout(history_row)
+        self.clear_history_box: QWidget | None = None
+        layout.addWidget(self.conversations_box)
+
         self.blocked_box = QGroupBox("Blocked users")
         self._blocked_layout = QVBoxLayout(self.blocked_box)
         layout.addWidget(self.blocked_box)
@@ -186,6 +221,8 @@ class SettingsDialog(QDialog):
         )
         self.notify_on_requests.setChecked(settings.notify_on_requests)
         self.notify_on_messages.setChecked(settings.notify_on_messages)
+        self.read_receipts.setChecked(settings.read_receipts)
+        self.share_typing.setChecked(settings.share_typing)
         self.flap_minutes.setValue(settings.flap_minutes)
         self.privacy.load(settings)
         self._update_enabled()
@@ -196,6 +233,8 @@ class SettingsDialog(QDialog):
             "online_alerts": OnlineAlerts(self.online_alerts.currentData()),
             "notify_on_requests": self.notify_on_requests.isChecked(),
             "notify_on_messages": self.notify_on_messages.isChecked(),
+            "read_receipts": self.read_receipts.isChecked(),
+            "share_typing": self.share_typing.isChecked(),
             "flap_minutes": self.flap_minutes.value(),
         }
         if self.server_url.isEnabled():
@@ -228,6 +267,19 @@ class SettingsDialog(QDialog):
             self.flap_minutes,
         ):
             widget.setEnabled(on)
+
+    def _clear_history(self) -> None:
+        history = self._history
+        if history is None:
+            return
+        self.clear_history_box = confirm(
+            self,
+            "Clear history",
+            "Delete every conversation stored on this computer? Your friends keep"
+            " their copies; this cannot be undone here.",
+            "Clear history",
+            history.clear_history,
+        )
 
     def _rebuild_blocked(self) -> None:
         while self._blocked_layout.count():

@@ -14,6 +14,7 @@ from ..core.format import my_status_text
 from ..core.state import PresenceState
 from .icons import IconFactory
 from .present import Badge, badge_for, tray_tooltip
+from .unread_badge import CountedIcons, count_label
 
 
 class Tray(QObject):
@@ -45,6 +46,10 @@ class Tray(QObject):
         self.icon.setContextMenu(menu)
         self.icon.activated.connect(self._on_activated)
         self.badge: Badge | None = None
+        self.unread_label = ""
+        """What the unread disc on the icon says ('' for none; issue 17)."""
+        self._counted = CountedIcons(icons)
+        self._shown: tuple[Badge, str] | None = None
         state.reset.connect(lambda _none: self.update())
         state.friend_changed.connect(lambda _uid: self.update())
         state.friend_added.connect(lambda _uid: self.update())
@@ -76,9 +81,12 @@ class Tray(QObject):
     def update(self) -> None:
         info = self._connection.current
         badge = badge_for(info.link, self._state.my_status)
-        if badge is not self.badge:
-            self.badge = badge
-            self.icon.setIcon(self._icons.icon(badge))
+        unread = self._state.unread_count()
+        shown = (badge, count_label(unread))
+        if shown != self._shown:
+            self._shown = shown
+            self.badge, self.unread_label = shown
+            self.icon.setIcon(self._counted.icon(badge, unread))
         self.icon.setToolTip(self.tooltip())
 
     def tooltip(self) -> str:

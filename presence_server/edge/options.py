@@ -369,6 +369,15 @@ OPTIONS: tuple[Option, ...] = (
         "(the variable is positive: `0` turns suggestions off)", "on (suggestions)",
         flag_value=False, group=GITHUB_GROUP,
     ),
+    Option(
+        "github_accept_other_apps", "--github-accept-other-apps",
+        "PRESENCE_GITHUB_ACCEPT_OTHER_APPS", Kind.BOOL, None,
+        "accept GitHub tokens issued to other OAuth apps, so people can sign in with the "
+        "GitHub account VS Code already has; anyone holding a token of theirs from any app "
+        "could then sign in as them: read the risk in [github-sign-in.md](github-sign-in.md"
+        "#signing-in-with-vs-codes-github-account-the-operators-choice) first", "off",
+        group=GITHUB_GROUP,
+    ),
 )  # fmt: skip
 
 BY_NAME = {option.name: option for option in OPTIONS}

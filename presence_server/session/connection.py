@@ -31,6 +31,7 @@ from presence_protocol import (
     ErrorCode,
     LoginDev,
     LoginGitHubCode,
+    LoginGitHubEditor,
     LoginGitHubToken,
     ProtocolError,
     RequestId,
@@ -70,6 +71,10 @@ def message_type(message: AnyClientMessage) -> str:
     return tag if isinstance(tag, str) else type(message).__name__
 
 
+LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
+"""What ``LOGIN_MESSAGES`` admits before login."""
+
+
 class Handlers(Protocol):
     """What a connection asks of the command table (``session.handlers``).
 
@@ -77,9 +82,7 @@ class Handlers(Protocol):
     handlers work on a connection, and a connection only calls them back.
     """
 
-    async def login(
-        self, conn: Connection, message: Auth | LoginDev | LoginGitHubCode | LoginGitHubToken
-    ) -> bool: ...
+    async def login(self, conn: Connection, message: LoginMessage) -> bool: ...
 
     async def dispatch(self, conn: Connection, message: ClientMessage) -> None: ...
 

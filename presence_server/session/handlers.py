@@ -33,7 +33,9 @@ from presence_protocol import (
     ListSessions,
     LoginDev,
     LoginGitHubCode,
+    LoginGitHubEditor,
     LoginGitHubToken,
+    MarkRead,
     MessageSent,
     Ok,
     RevokeSession,
@@ -44,16 +46,17 @@ from presence_protocol import (
     SignOut,
     Snapshot,
     Status,
+    Typing,
     Unblock,
     encode,
 )
 
-from ..auth import Identity, IdentityKind, as_login_failure
+from ..auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
 from ..cluster.fanout import Event
 from ..domain import friends, presence
 from ..domain.presence import DeviceState
 from ..storage.store import CommandError, UserRow, fetch_user
-from . import account_commands, retention_commands
+from . import account_commands, conversations, retention_commands
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -61,7 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken
+LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
 CONNECTION_CAP_RETRY_SECONDS = 30.0
 
 
@@ -141,7 +144,7 @@ async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessa
 
 
 async def _identity(
-    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken
+    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
 ) -> Identity | None:
     hub = conn.hub
     if isinstance(message, LoginDev):
@@ -164,6 +167,8 @@ async def _identity(
             ext = await github.exchange_code(
                 message.code, message.code_verifier, message.redirect_uri
             )
+        elif isinstance(message, LoginGitHubEditor):
+            ext = await _editor_identity(conn, message)
         else:
             ext = await github.check_token(message.access_token)
     except Exception as exc:
@@ -173,6 +178,20 @@ async def _identity(
         conn.reply_error(failure.code, failure.message, message.id, failure.retry_after)
         return None
     return Identity.from_github(ext)
+
+
+async def _editor_identity(conn: Connection, message: LoginGitHubEditor) -> ExternalIdentity:
+    """An editor's GitHub session (``login_github_editor``); kept apart from the
+    browser and device paths so changes there and here do not collide."""
+    github = conn.hub.config.github
+    assert github is not None
+    ext = await github.check_editor_token(message.access_token)
+    log.info(
+        "connection %s: GitHub session from an editor accepted",
+        conn.cid,
+        extra={"event": "editor_login", "cid": conn.cid, "editor": message.editor[:40]},
+    )
+    return ext
 
 
 async def _start(
@@ -438,6 +457,7 @@ async def send_message(conn: Connection, message: SendMessage) -> None:
     # drop a seq they already sent, so a recipient never sees it twice.
     frame = encode(row.wire())
     await hub.fanout.publish([row.recipient_id], Event(frame=frame, seq=row.seq))
+    await conversations.publish_copy(hub, row)
 
 
 async def ack(conn: Connection, message: Ack) -> None:
@@ -448,7 +468,9 @@ async def ack(conn: Connection, message: Ack) -> None:
     seq = min(message.seq, conn.last_sent_seq)
     if seq <= conn.acked_seq:
         return
+    before = conn.acked_seq
     conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, seq))
+    await conversations.publish_delivered(conn.hub, me, before, conn.acked_seq)
     if conn.replay_pending and conn.acked_seq >= conn.last_sent_seq:
         await conn.replay()
 
@@ -506,6 +528,8 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     Block: block,
     Unblock: unblock,
     SendMessage: send_message,
+    MarkRead: conversations.mark_read,
+    Typing: conversations.typing,
     Ack: ack,
     ListSessions: list_sessions,
     RevokeSession: revoke_session,

@@ -31,6 +31,7 @@ class App:
         self.connection = ConnectionEvents()
         self.credentials = credentials or MemoryCredentials()
         kwargs.setdefault("backoff", fast_backoff)
+        kwargs.setdefault("data_dir", self.paths.data_dir)
         self.controller = Controller(
             state=self.state,
             connection=self.connection,

@@ -18,6 +18,7 @@ def client_samples() -> list[p.ClientMessage]:
         p.LoginDev(id="a", login="alice", device="laptop"),
         p.LoginGitHubCode(code="c", code_verifier="v", redirect_uri="http://127.0.0.1:1/callback"),
         p.LoginGitHubToken(access_token="gho_x"),
+        p.LoginGitHubEditor(access_token="gho_y", editor="Visual Studio Code", device="d"),
         p.SetPresence(id=2, status=p.Status.AWAY, activity=act, until=100),
         p.FriendRequest(id=3, login="bob-smith"),
         p.FriendAccept(user_id=7),
@@ -32,6 +33,8 @@ def client_samples() -> list[p.ClientMessage]:
         p.RevokeSession(session_id="s1"),
         p.SignOut(everywhere=True),
         p.AckExpired(id=6, message_ids=["17", "18"]),
+        p.MarkRead(id=9, peer=2, message_id="17", sent_at=9, receipt=True),
+        p.Typing(to=2),
         p.ExportAccount(id=7, after="1187"),
         p.DeleteAccount(id=8, confirm_login="alice"),
     ]
@@ -58,6 +61,11 @@ def server_samples() -> list[p.ServerMessage]:
         p.Sessions(sessions=[p.SessionInfo(id="s", device="d", created_at=1, last_used_at=2)]),
         p.Error(id=3, code=ErrorCode.RATE_LIMITED, message="slow down", retry_after=1.5),
         p.MessageExpired(message_id="17", client_msg_id="c", to=2, sent_at=9, expired_at=99),
+        p.MessageCopy(message_id="17", client_msg_id="c", to=2, text="hi", sent_at=9),
+        p.MessageDelivered(to=2, message_ids=["17", "18"]),
+        p.ReadMarker(peer=2, message_id="17", sent_at=9),
+        p.ReadReceipt(reader=2, message_id="17", sent_at=9),
+        p.TypingHint(user_id=2),
         p.AccountExport(
             id=7,
             account=p.AccountData(

@@ -67,7 +67,9 @@ def test_with_a_tray_the_popup_opens_centred_without_icon_geometry(
     assert not ui.popup.isVisible()
 
 
-async def test_alert_is_shown_and_its_click_opens_the_inbox(core: FakeCore, tmp_path: Path) -> None:
+async def test_alert_is_shown_and_its_click_opens_the_conversation(
+    core: FakeCore, tmp_path: Path
+) -> None:
     ui = make_ui(core, tmp_path)
     ui.start()
     core.state.add_message(message(1, 2, "hi"))
@@ -76,8 +78,10 @@ async def test_alert_is_shown_and_its_click_opens_the_inbox(core: FakeCore, tmp_
     name, shown = await next_emit(ui.notifier.shown)
     assert (name, shown) == ("log", alert)
     ui.notifier.clicked.emit(alert)
-    assert ui.panel.page == "inbox"
+    assert ui.panel.page == "conversation" and ui.panel.conversation.peer == 2
     assert core.state.unread_count() == 0
+    ui.on_alert_clicked(Alert(AlertKind.MESSAGE, "2 messages"))  # from several: the list
+    assert ui.panel.page == "inbox"
     ui.on_alert_clicked(Alert(AlertKind.FRIEND_ONLINE, "bob is online"))
     assert ui.panel.page == "friends"
     await ui.aclose()

@@ -192,7 +192,7 @@ def test_row_menu_actions_reach_the_actions(panel: FriendsPanel, core: FakeCore)
     assert isinstance(menu, QMenu)
     acts = {a.text(): a for a in menu.actions() if a.text()}
     assert list(acts) == [
-        "Send message…",
+        "Open conversation",
         "Mute notifications",
         "Star (notify when online)",
         "Remove friend…",
@@ -238,20 +238,19 @@ def test_remove_asks_first(panel: FriendsPanel, core: FakeCore) -> None:
     assert core.actions.calls[-1] == ("remove_friend", (2,))
 
 
-def test_inbox_badge_and_opening_marks_read(panel: FriendsPanel, core: FakeCore) -> None:
+def test_inbox_badge_counts_unread_and_opening_a_conversation_reads_it(
+    panel: FriendsPanel, core: FakeCore
+) -> None:
     core.state.add_message(message(1, 2, "pair on the parser?"))
     core.state.add_message(message(2, 3, "lunch?"))
     assert panel.inbox_button.text() == "Inbox · 2"
     panel.show_inbox()
     assert panel.page == "inbox"
-    assert ("mark_read", ()) in core.actions.calls
-    assert panel.inbox_button.text() == "Inbox"
-    assert panel.inbox.list.count() == 2
-    # Newest first.
-    assert panel.inbox.list.item(0).text() == "lunch?"
-    # A message arriving while the inbox is open is read at once.
-    core.state.add_message(message(3, 2, "ok"))
-    assert core.state.unread_count() == 0
+    assert panel.inbox_button.text() == "Inbox · 2"  # the list alone reads nothing
+    panel.open_conversation(2)
+    assert panel.page == "conversation"
+    assert panel.inbox_button.text() == "Inbox · 1"
+    assert [m.sender_id for m in core.state.inbox if not m.read] == [3]
 
 
 def test_header_shows_me_status_and_connection(panel: FriendsPanel, core: FakeCore) -> None:
@@ -284,5 +283,5 @@ def test_keyboard_down_from_search_then_menu_key_opens_row_actions(
     qtbot.keyClick(panel.view, Qt.Key.Key_Menu)
     menus = [m for m in panel.findChildren(QMenu) if m not in before and m.isVisible()]
     assert len(menus) == 1
-    assert menus[0].actions()[0].text() == "Send message…"
+    assert menus[0].actions()[0].text() == "Open conversation"
     menus[0].close()
