@@ -54,6 +54,7 @@ from presence_protocol import (
 from ..auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
 from ..cluster.fanout import Event
 from ..domain import friends, presence
+from ..domain.friends import Outcome
 from ..domain.presence import DeviceState
 from ..storage.store import CommandError, UserRow, fetch_user
 from . import account_commands, conversations, retention_commands
@@ -377,59 +378,27 @@ async def friend_request(conn: Connection, message: FriendRequest) -> None:
     conn.send(Ok(id=message.id))
 
 
-async def friend_accept(conn: Connection, message: FriendAccept) -> None:
+RelationCommand = FriendAccept | FriendDecline | FriendCancel | FriendRemove | Block | Unblock
+
+RELATION_CHANGES: dict[type[RelationCommand], Callable[[Hub, int, int], Awaitable[Outcome]]] = {
+    FriendAccept: lambda hub, me, other: friends.accept(
+        hub.store, me, other, hub.now(), hub.limits.max_friends
+    ),
+    FriendDecline: lambda hub, me, other: friends.decline(hub.store, me, other),
+    FriendCancel: lambda hub, me, other: friends.cancel(hub.store, me, other),
+    FriendRemove: lambda hub, me, other: friends.remove(hub.store, me, other),
+    Block: lambda hub, me, other: friends.block(hub.store, me, other, hub.now()),
+    Unblock: lambda hub, me, other: friends.unblock(hub.store, me, other),
+}
+"""The relation commands that name a user by id: each is one change in
+``domain.friends``, applied and announced the same way (``change_relation``)."""
+
+
+async def change_relation(conn: Connection, message: RelationCommand) -> None:
     hub = conn.hub
     me = _me(conn)
-    await hub.change_relation(
-        me,
-        message.user_id,
-        lambda: friends.accept(hub.store, me, message.user_id, hub.now(), hub.limits.max_friends),
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def friend_decline(conn: Connection, message: FriendDecline) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.decline(hub.store, me, message.user_id)
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def friend_cancel(conn: Connection, message: FriendCancel) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.cancel(hub.store, me, message.user_id)
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def friend_remove(conn: Connection, message: FriendRemove) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.remove(hub.store, me, message.user_id)
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def block(conn: Connection, message: Block) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.block(hub.store, me, message.user_id, hub.now())
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def unblock(conn: Connection, message: Unblock) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.unblock(hub.store, me, message.user_id)
-    )
+    change = RELATION_CHANGES[type(message)]
+    await hub.change_relation(me, message.user_id, lambda: change(hub, me, message.user_id))
     conn.send(Ok(id=message.id))
 
 
@@ -521,12 +490,7 @@ async def sign_out(conn: Connection, message: SignOut) -> None:
 HANDLERS: dict[type[ClientMessage], Handler] = {
     SetPresence: set_presence,
     FriendRequest: friend_request,
-    FriendAccept: friend_accept,
-    FriendDecline: friend_decline,
-    FriendCancel: friend_cancel,
-    FriendRemove: friend_remove,
-    Block: block,
-    Unblock: unblock,
+    **dict.fromkeys(RELATION_CHANGES, change_relation),
     SendMessage: send_message,
     MarkRead: conversations.mark_read,
     Typing: conversations.typing,
