@@ -3,8 +3,10 @@
 Three ``presence-server`` processes share one PostgreSQL and a private
 Redis. Five users, all friends with each other, connect and disconnect
 devices on random instances while the sequence kills instances with
-SIGKILL, stops them with SIGTERM, starts them again under the same or a new
-``--instance-id``, kills Redis and starts it again, and sends messages.
+SIGKILL (sometimes restarting them at once with the same id, as a service
+supervisor does), stops them with SIGTERM, starts them again under the same
+or a new ``--instance-id``, kills Redis and starts it again, and sends
+messages.
 Actions run in small concurrent batches, so logins and disconnects race the
 faults. After the sequence everything is brought back and left to settle,
 and then:
@@ -232,6 +234,10 @@ class Sequence:
         await self.servers[instance].kill9()
         await self._gone(instance)
 
+    async def crash_restart(self, instance: int) -> None:
+        await self.kill(instance)
+        await self.restart(instance, new_id=False)
+
     async def terminate(self, instance: int) -> None:
         self.note(f"SIGTERM instance {instance}")
         code = await self.servers[instance].stop()
@@ -294,6 +300,9 @@ class Sequence:
         if roll < 0.88 and len(running) > 1:
             instance = rng.choice(running)
             busy.add(instance)
+            if rng.random() < 0.4:
+                # A supervisor with Restart=on-failure and a fixed instance id.
+                return "kill9_restart", lambda: self.crash_restart(instance)
             return "kill9", lambda: self.kill(instance)
         if roll < 0.93 and len(running) > 1:
             instance = rng.choice(running)
