@@ -19,7 +19,7 @@ def refused(frame: str) -> ProtocolError:
     return err.value
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(rid=request_ids, login=st.text(max_size=30), cut=st.integers(min_value=0, max_value=200))
 def test_a_truncated_frame_reports_the_id_it_got_to(rid: int | str, login: str, cut: int) -> None:
     """Cut anywhere after the id's value: the error still carries the id. (A value
@@ -42,6 +42,7 @@ def test_no_id_is_made_up() -> None:
         assert refused(frame).request_id is None, frame
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=2**53 + 1, max_value=2**70), st.sampled_from([1, -1]))
 def test_request_ids_beyond_2_53_are_invalid(magnitude: int, sign: int) -> None:
     error = refused(json.dumps({"type": "ack", "id": sign * magnitude, "seq": 1}))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from presence_server import ServerConfig, ServerLimits
@@ -63,6 +63,7 @@ INT_OPTIONS = [o for o in OPTIONS if o.kind is Kind.INT and o.flag and o.target]
 LIST_OPTIONS = [o for o in OPTIONS if o.kind is Kind.LIST]
 
 
+@settings(deadline=None)  # building a parser is slow on a loaded machine; no speed bound here
 @given(
     choice=st.sampled_from(INT_OPTIONS),
     flag=st.none() | st.integers(min_value=1, max_value=65535),
@@ -78,6 +79,7 @@ def test_a_flag_beats_its_variable_which_beats_the_default(
     assert getattr(args, choice.name) == want
 
 
+@settings(deadline=None)
 @given(
     choice=st.sampled_from(LIST_OPTIONS),
     flags=st.lists(st.sampled_from(["10.0.0.0/8", "::1", "none"]), max_size=3),
