@@ -66,8 +66,8 @@ import msgspec
 
 from presence_protocol import Activity, Status
 
-from .metrics import AnyMetrics, NullMetrics
-from .presence import OFFLINE, DeviceState, merge
+from ..domain.presence import OFFLINE, DeviceState, merge
+from ..metrics import AnyMetrics, NullMetrics
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .registry import Change, Observed
 
