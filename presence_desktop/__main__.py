@@ -18,6 +18,7 @@ import logging  # noqa: E402
 import logging.handlers  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -198,6 +199,7 @@ async def run_app(
     from .core.settings import SettingsError, SettingsStore, normalize_server_url
     from .core.state import PresenceState
     from .net.editor_activity import EditorActivity
+    from .net.editor_link import EditorLink
     from .ui.app import DesktopUi, early_tray_icon
     from .ui.extension import ExtensionInstaller
     from .ui.icons import IconFactory
@@ -273,6 +275,17 @@ async def run_app(
         activity=settings.settings.activity,
     )
     settings.changed.connect(lambda s: editors.apply_settings(s.privacy, s.idle, s.activity))
+    # The bridge's other direction (issue 19): friends and status out, commands and
+    # VS Code's GitHub session in.
+    editor_link = EditorLink(
+        editors.bridge,
+        state,
+        connection,
+        controller,
+        lambda: controller.client,
+        device=socket.gethostname(),
+        errors=controller.errors,
+    )
     ui = DesktopUi(
         controller,
         controller,
@@ -290,7 +303,9 @@ async def run_app(
         editors=editors,
         extension=ExtensionInstaller(),
         chat=controller,
+        editor_sign_in=editor_link,
     )
+    editor_link.open_popup = ui.open_friends
     controller.quit_requested.connect(lambda _none: stop.set())
     ui.quit_requested.connect(stop.set)
     instance.show_requested.connect(ui.on_show_requested)
@@ -329,6 +344,7 @@ async def run_app(
         await stop.wait()
     finally:
         log.info("shutting down")
+        await editor_link.aclose()
         await editors.aclose()
         await controller.stop()
         await ui.aclose()

@@ -85,6 +85,8 @@ class LoginMethod(enum.StrEnum):
     DEV = "dev"
     GITHUB_CODE = "github_code"
     GITHUB_TOKEN = "github_token"
+    GITHUB_EDITOR = "github_editor"
+    """A GitHub token an editor (VS Code) already holds for its own OAuth app."""
 
 
 # ---------------------------------------------------------------- records
@@ -209,6 +211,9 @@ class GitHubConfig(Base):
     client_id: str
     web_url: str = "https://github.com"
     device_flow: bool = False
+    editor_tokens: bool = False
+    """The server accepts ``login_github_editor``: GitHub tokens issued to other
+    OAuth apps, such as the session VS Code already has (an operator choice)."""
 
 
 # ---------------------------------------------------------------- client → server
@@ -245,6 +250,20 @@ class LoginGitHubToken(ClientMessage, tag="login_github_token", kw_only=True):
     """Device-flow sign-in: a GitHub token the client obtained itself."""
 
     access_token: Token
+    device: DeviceName = ""
+
+
+class LoginGitHubEditor(ClientMessage, tag="login_github_editor", kw_only=True):
+    """Sign-in with a GitHub token an editor holds (VS Code's own GitHub session).
+
+    The token was issued to the editor's OAuth app, not this server's, so the
+    server can only ask GitHub who it belongs to; servers accept it only when
+    ``hello.github.editor_tokens`` is true.
+    """
+
+    access_token: Token
+    editor: Annotated[str, msgspec.Meta(max_length=limits.MAX_LABEL_CHARS)] = ""
+    """Which editor handed the token over, for the server's log."""
     device: DeviceName = ""
 
 
@@ -365,6 +384,7 @@ AnyClientMessage = (
     | LoginDev
     | LoginGitHubCode
     | LoginGitHubToken
+    | LoginGitHubEditor
     | SetPresence
     | FriendRequest
     | FriendAccept
@@ -384,7 +404,7 @@ AnyClientMessage = (
     | ExportAccount
     | DeleteAccount
 )
-LOGIN_MESSAGES = (Auth, LoginDev, LoginGitHubCode, LoginGitHubToken)
+LOGIN_MESSAGES = (Auth, LoginDev, LoginGitHubCode, LoginGitHubToken, LoginGitHubEditor)
 
 
 # ---------------------------------------------------------------- server → client
@@ -609,6 +629,7 @@ __all__ = [
     "Login",
     "LoginDev",
     "LoginGitHubCode",
+    "LoginGitHubEditor",
     "LoginGitHubToken",
     "LoginMethod",
     "MarkRead",

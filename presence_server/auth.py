@@ -57,6 +57,8 @@ class GitHubAuth(Protocol):
 
     async def check_token(self, token: str) -> ExternalIdentity: ...
 
+    async def check_editor_token(self, token: str) -> ExternalIdentity: ...
+
 
 class LoginFailure(Protocol):
     """The shape of an exception a login method raises to refuse a login."""

@@ -98,6 +98,9 @@ class GitHubSettings:
     device_flow: bool = False
     suggestions: bool = True
     following_cap: int = DEFAULT_FOLLOWING_CAP
+    accept_other_apps: bool = False
+    """Accept ``login_github_editor``: tokens issued to other OAuth apps (VS Code's).
+    Off by default; see docs/github-sign-in.md for the risk an operator takes on."""
 
     def __post_init__(self) -> None:
         if not self.client_id.strip():
@@ -114,7 +117,10 @@ class GitHubSettings:
     def public(self) -> GitHubConfig:
         """What ``hello`` tells clients: never the secret, never the API URL."""
         return GitHubConfig(
-            client_id=self.client_id, web_url=self.web_url, device_flow=self.device_flow
+            client_id=self.client_id,
+            web_url=self.web_url,
+            device_flow=self.device_flow,
+            editor_tokens=self.accept_other_apps,
         )
 
 
@@ -277,6 +283,24 @@ class GitHubAuth:
             raise LoginError(ErrorCode.BAD_CODE, "This token belongs to another app.")
         return await self._identity(token)
 
+    async def check_editor_token(self, token: str) -> GitHubIdentity:
+        """Editor sign-in: a token issued to another OAuth app (VS Code's GitHub session).
+
+        Only our own client secret can prove which app a token belongs to, and
+        it proves nothing about another app's tokens: all this server can learn
+        is whose token it is (``GET /user``). Any app the person ever granted
+        GitHub access could therefore sign in as them here, which is why an
+        operator has to switch this on (``accept_other_apps``). When it is off
+        GitHub is not called at all, so the token is not even used.
+        """
+        if not self.settings.accept_other_apps:
+            raise LoginError(
+                ErrorCode.LOGIN_UNAVAILABLE,
+                "This server does not accept GitHub sessions from editors; sign in with "
+                "the browser from the Presence app instead.",
+            )
+        return await self._identity(token)
+
     # ------------------------------------------------------------ helpers
 
     async def _identity(self, token: str) -> GitHubIdentity:
@@ -437,6 +461,7 @@ ENV_WEB_URL: Final = "PRESENCE_GITHUB_WEB_URL"
 ENV_API_URL: Final = "PRESENCE_GITHUB_API_URL"
 ENV_DEVICE_FLOW: Final = "PRESENCE_GITHUB_DEVICE_FLOW"
 ENV_SUGGESTIONS: Final = "PRESENCE_GITHUB_SUGGESTIONS"
+ENV_ACCEPT_OTHER_APPS: Final = "PRESENCE_GITHUB_ACCEPT_OTHER_APPS"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -483,6 +508,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         default=None,
         help=f"do not read whom users follow on GitHub to suggest friends (${ENV_SUGGESTIONS}=0)",
+    )
+    group.add_argument(
+        "--github-accept-other-apps",
+        dest="github_accept_other_apps",
+        action="store_true",
+        default=None,
+        help="accept GitHub tokens issued to other OAuth apps, so people can sign in with "
+        "the GitHub account VS Code already has; anyone holding a token of theirs from any "
+        f"app could then sign in as them (${ENV_ACCEPT_OTHER_APPS}=1; default off)",
     )
 
 
@@ -561,6 +595,9 @@ def settings_from(
     suggestions = getattr(args, "github_suggestions", None)
     if suggestions is None:
         suggestions = _flag(env.get(ENV_SUGGESTIONS))
+    accept_other_apps = getattr(args, "github_accept_other_apps", None)
+    if accept_other_apps is None:
+        accept_other_apps = _flag(env.get(ENV_ACCEPT_OTHER_APPS))
     return GitHubSettings(
         client_id=client_id.strip(),
         client_secret=secret,
@@ -568,6 +605,7 @@ def settings_from(
         api_url=getattr(args, "github_api_url", None) or env.get(ENV_API_URL) or "",
         device_flow=bool(device_flow),
         suggestions=True if suggestions is None else suggestions,
+        accept_other_apps=bool(accept_other_apps),
     )
 
 

@@ -34,6 +34,7 @@ from presence_protocol import (
     ListSessions,
     LoginDev,
     LoginGitHubCode,
+    LoginGitHubEditor,
     LoginGitHubToken,
     MarkRead,
     MessageSent,
@@ -52,7 +53,7 @@ from presence_protocol import (
 )
 
 from . import account, conversations, friends, presence, retention
-from .auth import Identity, IdentityKind, as_login_failure
+from .auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
 from .fanout import Event
 from .presence import DeviceState
 from .store import CommandError, UserRow, fetch_user
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken
+LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
 CONNECTION_CAP_RETRY_SECONDS = 30.0
 
 
@@ -143,7 +144,7 @@ async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessa
 
 
 async def _identity(
-    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken
+    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
 ) -> Identity | None:
     hub = conn.hub
     if isinstance(message, LoginDev):
@@ -166,6 +167,8 @@ async def _identity(
             ext = await github.exchange_code(
                 message.code, message.code_verifier, message.redirect_uri
             )
+        elif isinstance(message, LoginGitHubEditor):
+            ext = await _editor_identity(conn, message)
         else:
             ext = await github.check_token(message.access_token)
     except Exception as exc:
@@ -175,6 +178,20 @@ async def _identity(
         conn.reply_error(failure.code, failure.message, message.id, failure.retry_after)
         return None
     return Identity.from_github(ext)
+
+
+async def _editor_identity(conn: Connection, message: LoginGitHubEditor) -> ExternalIdentity:
+    """An editor's GitHub session (``login_github_editor``); kept apart from the
+    browser and device paths so changes there and here do not collide."""
+    github = conn.hub.config.github
+    assert github is not None
+    ext = await github.check_editor_token(message.access_token)
+    log.info(
+        "connection %s: GitHub session from an editor accepted",
+        conn.cid,
+        extra={"event": "editor_login", "cid": conn.cid, "editor": message.editor[:40]},
+    )
+    return ext
 
 
 async def _start(

@@ -89,6 +89,8 @@ class Hub:
             methods.append(LoginMethod.GITHUB_CODE)
             if github.device_flow:
                 methods.append(LoginMethod.GITHUB_TOKEN)
+            if github.editor_tokens:
+                methods.append(LoginMethod.GITHUB_EDITOR)
         return Hello(
             server=self.config.server_name,
             login_methods=methods,

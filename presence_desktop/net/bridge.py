@@ -8,7 +8,9 @@ qasync loop like everything else. No TCP port: other users and web pages
 cannot reach it.
 
 The protocol itself lives in ``bridge_protocol``; this module only moves
-bytes and hands reports to the ``ActivityMerger``.
+bytes, hands reports to the ``ActivityMerger``, and (bridge version 2) hands
+commands to whoever listens on ``commands`` and writes the lines
+``net.editor_link`` gives it to the clients that asked for them.
 """
 
 from __future__ import annotations
@@ -23,14 +25,23 @@ import socket
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from ..core.activity import ActivityMerger, Source
 from ..core.events import Signal
-from .bridge_protocol import MAX_CONNECTIONS, BridgeSession, ErrorCode
+from .bridge_protocol import (
+    MAX_CONNECTIONS,
+    BridgeSession,
+    Command,
+    ErrorCode,
+    ErrorLine,
+    encode_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +119,8 @@ class _Connection:
         self.key = key
         self.session = BridgeSession()
         self.closed = False
+        self.active_at = time.monotonic()
+        """When this window last sent something (the sign-in request goes to the latest)."""
         sock.readyRead.connect(self._read)
         sock.disconnected.connect(self._gone)
         sock.errorOccurred.connect(self._error)
@@ -117,6 +130,7 @@ class _Connection:
             return
         data = bytes(self.sock.readAll().data())
         out = self.session.feed(data)
+        self.active_at = time.monotonic()
         for reply in out.replies:
             self.sock.write(reply)
         for report in out.reports:
@@ -127,6 +141,18 @@ class _Connection:
             self.sock.flush()
         if out.close:
             self.close()
+            return
+        if out.joined:
+            self.bridge.joined.emit(self.key)
+        for command in out.commands:
+            if self.closed:
+                break
+            self.bridge.commands.emit((self.key, command))
+
+    def write(self, line: bytes) -> None:
+        if not self.closed:
+            self.sock.write(line)
+            self.sock.flush()
 
     def _error(self, error: QLocalSocket.LocalSocketError) -> None:
         if error is not QLocalSocket.LocalSocketError.PeerClosedError:
@@ -159,6 +185,10 @@ class EditorBridge(QObject):
         """Number of connected editor windows."""
         self.reports = Signal[int]()
         """Reports were handed to the merger (how many, for tests and stats)."""
+        self.joined = Signal[int]()
+        """A version-2 client said hello (its key): send it the current state."""
+        self.commands = Signal[tuple[int, Command]]()
+        """A version-2 client asked for something (its key, the command)."""
 
     @property
     def listening(self) -> bool:
@@ -167,6 +197,50 @@ class EditorBridge(QObject):
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def two_way_keys(self) -> list[int]:
+        """Connections speaking version 2, most recently active first."""
+        conns = [c for c in self._connections.values() if c.session.two_way and not c.closed]
+        return [c.key for c in sorted(conns, key=lambda c: c.active_at, reverse=True)]
+
+    def editor_of(self, key: int) -> str:
+        conn = self._connections.get(key)
+        hello = conn.session.hello if conn is not None else None
+        return hello.editor if hello is not None else ""
+
+    def send(self, key: int, line: dict[str, Any]) -> bool:
+        """Write one line to one version-2 client; False if it is gone."""
+        conn = self._connections.get(key)
+        if conn is None or not conn.session.two_way:
+            return False
+        conn.write(encode_line(line))
+        return True
+
+    def broadcast(self, line: dict[str, Any]) -> int:
+        """Write one line to every version-2 client; how many got it."""
+        data = encode_line(line)
+        sent = 0
+        for conn in list(self._connections.values()):
+            if conn.session.two_way and not conn.closed:
+                conn.write(data)
+                sent += 1
+        return sent
+
+    def refuse(self, key: int, code: ErrorCode, message: str, request_id: str = "") -> None:
+        """An ``error`` line to one client (a command the desktop will not carry out);
+        ``id`` echoes the command's id when it had one."""
+        conn = self._connections.get(key)
+        if conn is None:
+            return
+        if request_id:
+            conn.write(
+                encode_line(
+                    {"type": "error", "code": code.value, "message": message, "id": request_id}
+                )
+            )
+        else:
+            conn.write(encode_line(ErrorLine(code=code.value, message=message)))
 
     def start(self) -> None:
         """Listen; raises ``BridgeError`` with a message a person can act on."""

@@ -1,4 +1,4 @@
-"""The editor bridge protocol, version 1, without any I/O (see docs/bridge.md).
+"""The editor bridge protocol, versions 1 and 2, without any I/O (see docs/bridge.md).
 
 One JSON object per line, UTF-8, ``\\n`` terminated, over a per-user local
 socket. An editor window says ``hello`` once, then sends ``activity`` lines
@@ -7,6 +7,12 @@ before it goes. The desktop answers ``hello`` with its own ``hello`` and
 every line it cannot accept with an ``error`` line; the connection stays
 open unless the error says otherwise. ``BridgeSession`` is the per-connection
 state machine: bytes in, decisions and reply lines out.
+
+Version 2 makes the bridge two-way for clients that announce it: the desktop
+pushes my friends, my status and my unread count (``net.editor_link`` writes
+those lines), and the client may send commands (set a status, send a
+message, open the popup, sign in, hand over a GitHub session). A client that
+announces version 1 is answered in version 1 and never sees any of it.
 """
 
 from __future__ import annotations
@@ -19,13 +25,20 @@ from typing import Annotated, Any
 
 import msgspec
 
-from presence_protocol import ActivityKind
+from presence_protocol import ActivityKind, Status, limits
 
 from ..core.activity import EditorReport
 
-BRIDGE_VERSION = 1
-"""Major version. A client announcing a higher one is refused; minor
-additions are new optional fields, which older desktops ignore."""
+BRIDGE_VERSION = 2
+"""Highest major version spoken. A client announcing a higher one is refused;
+one announcing a lower one is answered in its version. Minor additions are new
+optional fields, which older peers ignore."""
+
+TWO_WAY = 2
+"""First version with desktop → client state lines and client commands."""
+
+FEATURES = ("friends", "status", "unread", "commands", "github_session")
+"""What a version-2 desktop offers, announced in its ``hello``."""
 
 MAX_LINE_BYTES = 8192
 """Longest line accepted, newline excluded."""
@@ -59,6 +72,10 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_WINDOWS = "too_many_windows"
     """Fatal: the connection is closed after this error."""
+    NOT_SIGNED_IN = "not_signed_in"
+    """A command that needs a signed-in desktop arrived while signed out."""
+    REFUSED = "refused"
+    """A well-formed command the desktop will not carry out (the message says why)."""
 
 
 FATAL = frozenset({ErrorCode.UNSUPPORTED_VERSION, ErrorCode.TOO_MANY_WINDOWS})
@@ -89,8 +106,58 @@ class Bye(_Msg, tag="bye"):
     pass
 
 
-ClientLine = Hello | ActivityLine | Bye
-_KNOWN = frozenset({"hello", "activity", "bye"})
+RequestId = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class SetStatusLine(_Msg, tag="set_status", kw_only=True):
+    """Version 2: set my status, as the tray's status menu does."""
+
+    id: RequestId = ""
+    status: Status
+    until: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class SendMessageLine(_Msg, tag="send_message", kw_only=True):
+    """Version 2: send a friend a message, as the popup does."""
+
+    id: RequestId = ""
+    to: Annotated[int, msgspec.Meta(ge=1)]
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_MESSAGE_CHARS)]
+
+
+class OpenPopupLine(_Msg, tag="open_popup"):
+    """Version 2: show the desktop's friends popup."""
+
+    id: RequestId = ""
+
+
+class SignInLine(_Msg, tag="sign_in"):
+    """Version 2: start the desktop's own (browser) sign-in."""
+
+    id: RequestId = ""
+
+
+class GitHubSessionLine(_Msg, tag="github_session", kw_only=True):
+    """Version 2: the GitHub token VS Code gave the extension, for one sign-in.
+
+    Either the answer to a ``sign_in_request`` (``request`` echoes its id) or
+    unsolicited, when the person chose "Presence: Sign in" in the editor.
+    ``error`` instead of a token says the person cancelled in the editor.
+    """
+
+    id: RequestId = ""
+    request: RequestId = ""
+    access_token: Annotated[str, msgspec.Meta(max_length=limits.MAX_TOKEN_CHARS)] = ""
+    error: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+    def __repr__(self) -> str:  # the token must never reach a log through repr()
+        return f"GitHubSessionLine(id={self.id!r}, request={self.request!r}, error={self.error!r})"
+
+
+Command = SetStatusLine | SendMessageLine | OpenPopupLine | SignInLine | GitHubSessionLine
+ClientLine = Hello | ActivityLine | Bye | Command
+_V1 = frozenset({"hello", "activity", "bye"})
+_KNOWN = _V1 | {"set_status", "send_message", "open_popup", "sign_in", "github_session"}
 
 
 class ServerHello(msgspec.Struct, tag_field="type", tag="hello", kw_only=True):
@@ -98,6 +165,10 @@ class ServerHello(msgspec.Struct, tag_field="type", tag="hello", kw_only=True):
     app: str = "presence-desktop"
     max_line_bytes: int = MAX_LINE_BYTES
     min_interval: float = MIN_INTERVAL_SECONDS
+
+
+class ServerHelloV2(ServerHello, tag="hello", kw_only=True):
+    features: tuple[str, ...] = FEATURES
 
 
 class ErrorLine(msgspec.Struct, tag_field="type", tag="error", kw_only=True):
@@ -123,7 +194,7 @@ class LineError(Exception):
         self.message = message
 
 
-def encode_line(message: ServerHello | ErrorLine) -> bytes:
+def encode_line(message: msgspec.Struct | dict[str, Any]) -> bytes:
     return _encoder.encode(message) + b"\n"
 
 
@@ -158,6 +229,10 @@ class Outcome:
     replies: list[bytes] = dataclasses.field(default_factory=list)
     reports: list[EditorReport] = dataclasses.field(default_factory=list)
     """Activity to hand to the merger, oldest first."""
+    commands: list[Command] = dataclasses.field(default_factory=list)
+    """Version-2 commands to carry out, oldest first."""
+    joined: bool = False
+    """A version-2 client finished its first ``hello``: send it the current state."""
     bye: bool = False
     close: bool = False
 
@@ -170,13 +245,21 @@ class BridgeSession:
         self._buffer = bytearray()
         self._discarding = False
         self.hello: Hello | None = None
+        self.version = 0
+        """The version both sides speak on this connection (0 before ``hello``)."""
         self._tokens = float(BURST_LINES)
         self._refilled = clock()
         self._limited = False
         self.errors = 0
 
     def greet(self) -> bytes:
-        return encode_line(ServerHello())
+        if self.version >= TWO_WAY:
+            return encode_line(ServerHelloV2(bridge=self.version))
+        return encode_line(ServerHello(bridge=self.version or 1))
+
+    @property
+    def two_way(self) -> bool:
+        return self.version >= TWO_WAY
 
     def refuse(self, code: ErrorCode, message: str) -> bytes:
         return encode_line(ErrorLine(code=code.value, message=message))
@@ -238,10 +321,20 @@ class BridgeSession:
             first = self.hello is None
             self.hello = msg
             if first:
+                # The version is fixed by the first hello; a later one only renames.
+                self.version = msg.bridge
                 out.replies.append(self.greet())
+                out.joined = self.two_way
         elif self.hello is None:
             self._error(out, ErrorCode.HELLO_REQUIRED, "send hello first")
-        elif isinstance(msg, ActivityLine):
+        elif not isinstance(msg, ActivityLine) and not self.two_way:
+            assert msg is not None
+            kind = type(msg).__struct_config__.tag
+            self._error(out, ErrorCode.UNKNOWN_TYPE, f"{kind!r} needs bridge version {TWO_WAY}")
+        elif not isinstance(msg, ActivityLine):
+            assert msg is not None
+            out.commands.append(msg)
+        else:
             out.reports.append(
                 EditorReport(
                     editor=self.hello.editor,

@@ -63,6 +63,7 @@ from presence_protocol import (
     Hello,
     LoginDev,
     LoginGitHubCode,
+    LoginGitHubEditor,
     LoginGitHubToken,
     MarkRead,
     Message,
@@ -183,6 +184,10 @@ class _AuthFailed(Exception):
     """The server refused the token or login (it closes with 4500 next)."""
 
 
+GitHubLogin = LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
+"""A login message sent once instead of ``auth`` (browser, device or editor sign-in)."""
+
+
 class LoginRefused(Exception):
     """A login given to ``login_with`` did not produce a session (GitHub sign-in)."""
 
@@ -280,7 +285,7 @@ class PresenceClient:
         self._sign_out_reply: asyncio.Future[None] | None = None
         self._sign_out_id: int | None = None
         # GitHub sign-in (issue 4): a login message sent once instead of ``auth``.
-        self._login: tuple[LoginGitHubCode | LoginGitHubToken, asyncio.Future[AuthOk]] | None = None
+        self._login: tuple[GitHubLogin, asyncio.Future[AuthOk]] | None = None
 
     # ---------------------------------------------------------- lifecycle
 
@@ -315,7 +320,7 @@ class PresenceClient:
         else:
             self.start()
 
-    def login_with(self, message: LoginGitHubCode | LoginGitHubToken) -> asyncio.Future[AuthOk]:
+    def login_with(self, message: GitHubLogin) -> asyncio.Future[AuthOk]:
         """Sign in with ``message`` on the next connection (GitHub sign-in, issue 4).
 
         It is sent once: a code is single-use, so a connection lost after
@@ -629,7 +634,7 @@ class PresenceClient:
     async def _github_login(
         self,
         ws: ClientConnection,
-        message: LoginGitHubCode | LoginGitHubToken,
+        message: GitHubLogin,
         future: asyncio.Future[AuthOk],
     ) -> AuthOk:
         """Send a GitHub login once; a refusal ends in SIGNED_OUT, never in a retry loop."""

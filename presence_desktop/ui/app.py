@@ -33,7 +33,7 @@ from .delegate import FriendDelegate
 from .extension import ExtensionInstaller
 from .friends_model import FriendsModel
 from .icons import IconFactory
-from .menus import AppMenu
+from .menus import AppMenu, EditorSignIn
 from .notifications import (
     AlertHandlers,
     Backend,
@@ -96,6 +96,7 @@ class DesktopUi(QObject):
         tray_icon: QSystemTrayIcon | None = None,
         editors: SharingService | None = None,
         extension: ExtensionInstaller | None = None,
+        editor_sign_in: EditorSignIn | None = None,
         avatar_client: Callable[[], httpx.AsyncClient] | None = None,
         server_locked: str = "",
         chat: ConversationActions | None = None,
@@ -130,7 +131,15 @@ class DesktopUi(QObject):
         )
         self.avatars.ready.connect(self.model.refresh)
         self.delegate = FriendDelegate(self.avatars)
-        self.menu = AppMenu(state, connection, actions, self, clock=clock, extension=extension)
+        self.menu = AppMenu(
+            state,
+            connection,
+            actions,
+            self,
+            clock=clock,
+            extension=extension,
+            editor_sign_in=editor_sign_in,
+        )
         if extension is not None:
             extension.finished.connect(self.show_install_result)
         self.panel = FriendsPanel(
@@ -183,7 +192,9 @@ class DesktopUi(QObject):
         # GitHub sign-in (issue 4): its window opens whenever the core starts an attempt.
         started = getattr(core, "sign_in_started", None)
         self.sign_in_windows = (
-            SignInWindows(started, actions.sign_in, parent=self) if started is not None else None
+            SignInWindows(started, actions.sign_in, parent=self, editor_sign_in=editor_sign_in)
+            if started is not None
+            else None
         )
 
     # ---------------------------------------------------------- start / stop

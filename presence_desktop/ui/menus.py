@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QMenu, QWidget
 from presence_protocol import Status
 
 from ..core.api import AppActions, ConnectionEvents, Link
+from ..core.events import Signal
 from ..core.format import status_label
 from ..core.state import PresenceState
 from ..core.status import StatusDuration, until_for
@@ -32,6 +33,21 @@ class Navigator(Protocol):
     def open_add_friend(self) -> None: ...
     def open_settings(self) -> None: ...
     def request_quit(self) -> None: ...
+
+
+class EditorSignIn(Protocol):
+    """Signing in with the GitHub account VS Code has (``net.editor_link.EditorLink``)."""
+
+    offer_changed: Signal[bool]
+
+    @property
+    def can_offer_editor_sign_in(self) -> bool: ...
+    @property
+    def waiting_for_editor(self) -> bool: ...
+    def request_editor_sign_in(self) -> bool: ...
+
+
+EDITOR_SIGN_IN_TEXT = "Use VS Code's GitHub account"
 
 
 STATUS_ORDER = (Status.ONLINE, Status.AWAY, Status.DND, Status.INVISIBLE)
@@ -100,9 +116,11 @@ class StatusMenu(QMenu):
 
 class AppMenu(QMenu):
     """Open friends · My status ▸ · Add friend… · Settings… · [Install VS Code extension] ·
-    [Reconnect now / Try again, while waiting or stopped] · Sign in/out · Quit. The install
-    entry exists only with an ``ExtensionInstaller`` and shows only while VS Code and the
-    bundled package are both found."""
+    [Reconnect now / Try again, while waiting or stopped] · Sign in/out · [Use VS Code's GitHub
+    account] · Quit. The install entry exists only with an ``ExtensionInstaller`` and shows only
+    while VS Code and the bundled package are both found; the VS Code sign-in entry exists only
+    with an ``EditorSignIn`` and shows only while signed out with a VS Code window connected to a
+    server that accepts its GitHub session."""
 
     def __init__(
         self,
@@ -113,9 +131,11 @@ class AppMenu(QMenu):
         *,
         clock: Callable[[], float] = time.time,
         extension: ExtensionInstaller | None = None,
+        editor_sign_in: EditorSignIn | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self._editor_sign_in = editor_sign_in
         self._connection = connection
         self._actions = actions
         self._extension = extension
@@ -134,6 +154,14 @@ class AppMenu(QMenu):
         self.reconnect = self._add("Reconnect now", self._reconnect)
         self.reconnect.setToolTip("Skip the wait and connect to the server now")
         self.sign = self._add("Sign out", self._sign_in_or_out)
+        self.sign_in_with_editor: QAction | None = None
+        if editor_sign_in is not None:
+            self.sign_in_with_editor = self._add(EDITOR_SIGN_IN_TEXT, self._use_editor)
+            self.sign_in_with_editor.setToolTip(
+                "Sign in with the GitHub account you are signed in to in VS Code; "
+                "VS Code asks you first"
+            )
+            editor_sign_in.offer_changed.connect(lambda _offered: self.refresh())
         self.quit = self._add("Quit", navigator.request_quit)
         self.aboutToShow.connect(self.refresh)
         connection.changed.connect(lambda _info: self.refresh())
@@ -150,6 +178,15 @@ class AppMenu(QMenu):
         self.reconnect.setVisible(link in (Link.RECONNECTING, Link.OFFLINE))
         self.reconnect.setText("Reconnect now" if link is Link.RECONNECTING else "Try again")
         self.sign.setText("Sign in" if signed_out else "Sign out")
+        if self.sign_in_with_editor is not None and self._editor_sign_in is not None:
+            waiting = self._editor_sign_in.waiting_for_editor
+            self.sign_in_with_editor.setVisible(
+                signed_out and (self._editor_sign_in.can_offer_editor_sign_in or waiting)
+            )
+            self.sign_in_with_editor.setEnabled(not waiting)
+            self.sign_in_with_editor.setText(
+                "Waiting for VS Code…" if waiting else EDITOR_SIGN_IN_TEXT
+            )
         self.status_menu.setEnabled(not signed_out)
         self.add_friend.setEnabled(not signed_out)
         self.status_menu.refresh()
@@ -167,6 +204,11 @@ class AppMenu(QMenu):
     def _install(self) -> None:
         if self._extension is not None:
             self._extension.start()
+
+    def _use_editor(self) -> None:
+        if self._editor_sign_in is not None:
+            self._editor_sign_in.request_editor_sign_in()
+            self.refresh()
 
     def _sign_in_or_out(self) -> None:
         if self._connection.current.link is Link.SIGNED_OUT:

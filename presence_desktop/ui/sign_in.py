@@ -2,7 +2,8 @@
 
 It decides nothing. It renders each ``SignInStatus`` of a ``GitHubSignIn``
 and turns buttons into calls on it (open the browser again, switch to a
-code, cancel). "Copy the link" is always there, because a browser that
+code, cancel), or hands over to VS Code's GitHub account when that is on
+offer (``EditorSignIn``). "Copy the link" is always there, because a browser that
 opens on another desktop or not at all is common on Linux. Modeless, like
 every dialog here: ``exec`` would nest a Qt loop inside the asyncio loop.
 """
@@ -29,6 +30,8 @@ from PySide6.QtWidgets import (
 from presence_desktop.core.events import Signal as CoreSignal
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInStatus
 
+from .menus import EDITOR_SIGN_IN_TEXT, EditorSignIn
+
 _WAITING = {Phase.STARTING, Phase.READY, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED}
 _OPENABLE = {Phase.READY, Phase.WAITING_FOR_BROWSER, Phase.BROWSER_NOT_OPENED}
 _ENDED = {Phase.DONE, Phase.FAILED, Phase.CANCELLED}
@@ -49,9 +52,11 @@ class SignInWindow(QDialog):
         parent: QWidget | None = None,
         *,
         open_url: Callable[[str], object] = _open_url,
+        editor_sign_in: EditorSignIn | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Sign in to Presence")
+        self._editor_sign_in = editor_sign_in
         self._open_url = open_url
         self._sign_in: GitHubSignIn | None = None
         self._verification_uri = ""
@@ -119,6 +124,12 @@ class SignInWindow(QDialog):
         self.use_code = QPushButton("Use a code instead")
         self.use_code.clicked.connect(self._on_use_code)
         buttons.addWidget(self.use_code)
+        self.use_editor = QPushButton(EDITOR_SIGN_IN_TEXT)
+        self.use_editor.setToolTip("VS Code asks you first; no browser needed")
+        self.use_editor.clicked.connect(self._on_use_editor)
+        buttons.addWidget(self.use_editor)
+        if editor_sign_in is not None:
+            editor_sign_in.offer_changed.connect(lambda _offered: self._show_editor_choice())
         buttons.addStretch(1)
         self.retry = QPushButton("Try again")
         self.retry.clicked.connect(self.retry_requested.emit)
@@ -173,13 +184,30 @@ class SignInWindow(QDialog):
             self.open_again.setDefault(True)
         self.use_code.setVisible(status.device_flow_available and phase in _OPENABLE)
         self.retry.setVisible(phase in (Phase.FAILED, Phase.CANCELLED))
+        self._show_editor_choice()
         self.cancel_button.setText("Close" if phase in _ENDED else "Cancel")
         if phase is Phase.BROWSER_NOT_OPENED:
             self.copy_link.setDefault(True)
         if phase is Phase.DONE:
             self.accept()
 
+    def _show_editor_choice(self) -> None:
+        phase = self._sign_in.current.phase if self._sign_in is not None else Phase.CANCELLED
+        offered = self._editor_sign_in is not None and self._editor_sign_in.can_offer_editor_sign_in
+        self.use_editor.setVisible(
+            offered and (phase in _OPENABLE or phase in (Phase.FAILED, Phase.CANCELLED))
+        )
+
     # ------------------------------------------------------------ buttons
+
+    def _on_use_editor(self) -> None:
+        """Hand over to VS Code: this browser attempt ends, VS Code asks the person."""
+        if self._editor_sign_in is None:
+            return
+        if self._sign_in is not None and self._sign_in.current.phase not in _ENDED:
+            self._sign_in.cancel()
+        if self._editor_sign_in.request_editor_sign_in():
+            self.reject()
 
     def _copy(self, text: str, button: QPushButton) -> None:
         QGuiApplication.clipboard().setText(text)
@@ -239,15 +267,18 @@ class SignInWindows(QObject):
         started: CoreSignal[GitHubSignIn],
         retry: Callable[[], None],
         parent: QObject | None = None,
+        *,
+        editor_sign_in: EditorSignIn | None = None,
     ) -> None:
         super().__init__(parent)
         self._retry = retry
+        self._editor_sign_in = editor_sign_in
         self.window: SignInWindow | None = None
         started.connect(self.show_attempt)
 
     def show_attempt(self, sign_in: GitHubSignIn) -> None:
         if self.window is None:
-            self.window = SignInWindow(sign_in)
+            self.window = SignInWindow(sign_in, editor_sign_in=self._editor_sign_in)
             self.window.retry_requested.connect(self._retry)
         else:
             self.window.attach(sign_in)

@@ -49,10 +49,8 @@ from presence_protocol import (
     LoginDev,
     Message,
     MessageSent,
-    PresenceUpdate,
     SeenStatus,
     SendMessage,
-    Snapshot,
 )
 from tests.server.client import Client, befriend, login_dev
 from tests.support.processes import ServerProcess
@@ -352,7 +350,7 @@ class Sequence:
         others = [u for u in USERS if u != device.user]
 
         def wrong() -> dict[str, tuple[SeenStatus | None, SeenStatus]]:
-            views = {u: (view(client, self.ids[u]), self._truth(u)) for u in others}
+            views = {u: (client.seen_status(self.ids[u]), self._truth(u)) for u in others}
             return {u: v for u, v in views.items() if v[0] != v[1]}
 
         try:
@@ -397,7 +395,9 @@ class Sequence:
         try:
             async with asyncio.timeout(HANG_GUARD):
                 async with watcher._arrived:
-                    while any(view(watcher, self.ids[u]) is not SeenStatus.OFFLINE for u in USERS):
+                    while any(
+                        watcher.seen_status(self.ids[u]) is not SeenStatus.OFFLINE for u in USERS
+                    ):
                         await watcher._arrived.wait()
         finally:
             await watcher.close()
@@ -423,18 +423,6 @@ class Sequence:
             assert not unknown, f"{user} got messages nobody sent: {unknown}"
             for client in (first, second):
                 await client.close()
-
-
-def view(client: Client, user_id: int) -> SeenStatus | None:
-    """What the client was last told about a friend: snapshots and deltas, in order."""
-    status: SeenStatus | None = None
-    frames = ([client.snapshot] if client.snapshot is not None else []) + client.backlog
-    for frame in frames:
-        if isinstance(frame, Snapshot):
-            status = next((f.presence.status for f in frame.friends if f.user.id == user_id), None)
-        elif isinstance(frame, PresenceUpdate) and frame.user_id == user_id:
-            status = frame.status
-    return status
 
 
 async def _close(client: Client) -> None:

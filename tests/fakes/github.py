@@ -23,7 +23,11 @@ What it checks, like GitHub does:
   ``expired_token``, ``access_denied`` and ``device_flow_disabled``.
 - ``GET /api/v3/user``, ``GET /api/v3/user/following`` (paginated with a
   ``Link`` header) and ``POST /api/v3/applications/{client_id}/token``
-  (basic auth; 404 for a token it does not know, 422 for an empty one).
+  (basic auth; 404 for a token it does not know or that another app holds,
+  422 for an empty one).
+- Tokens of other OAuth apps (``issue_token(user, app=...)``), like the
+  GitHub session VS Code's own app holds: ``GET /user`` answers for them as
+  for any token, but the token check of our app does not know them.
 
 The clock is injectable (``FakeGitHub.clock``) so expiry and slow_down are
 tested without waiting. ``requests`` records every request's method and path
@@ -114,11 +118,17 @@ class _Device:
     done: bool = False
 
 
+EDITOR_APP = "Iv1.editorapp000001"
+"""Client id of "another OAuth app": the one an editor signs its users in with."""
+
+
 @dataclasses.dataclass
 class _Token:
     value: str
     user: FakeUser
     created: float
+    app: str
+    """Client id of the OAuth app the token was issued to."""
 
 
 def s256(verifier: str) -> str:
@@ -178,10 +188,11 @@ class FakeGitHub:
         with self._lock:
             return sum(1 for m, p in self.requests if m == method and p == path)
 
-    def issue_token(self, user: FakeUser) -> str:
-        """A token for our app, as if the person had signed in elsewhere."""
+    def issue_token(self, user: FakeUser, app: str | None = None) -> str:
+        """A token for our app (or for ``app``, another OAuth app such as an
+        editor's), as if the person had signed in elsewhere."""
         with self._lock:
-            return self._new_token(user)
+            return self._new_token(user, app)
 
     def revoke_token(self, token: str) -> None:
         with self._lock:
@@ -260,9 +271,9 @@ class FakeGitHub:
         self._codes[code] = _Code(user, redirect_uri, challenge, self.clock())
         return code
 
-    def _new_token(self, user: FakeUser) -> str:
+    def _new_token(self, user: FakeUser, app: str | None = None) -> str:
         token = "gho_" + secrets.token_urlsafe(27)[:36]
-        self.tokens[token] = _Token(token, user, self.clock())
+        self.tokens[token] = _Token(token, user, self.clock(), app or self.client_id)
         return token
 
     def _device_by_user_code(self, user_code: str) -> _Device:
@@ -605,7 +616,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with gh._lock:
             entry = gh.tokens.get(access_token)
-        if entry is None:
+        if entry is None or entry.app != gh.client_id:
+            # GitHub answers another app's token exactly like an unknown one.
             self._json({"message": "Not Found", "documentation_url": DOCS}, 404)
             return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.created))
@@ -634,4 +646,4 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-__all__ = ["FakeGitHub", "FakeUser", "s256"]
+__all__ = ["EDITOR_APP", "FakeGitHub", "FakeUser", "s256"]

@@ -169,3 +169,38 @@ def test_sign_in_windows_follow_the_core(qtbot: QtBot) -> None:
     second.show(SignInStatus(Phase.DONE))
     assert not window.isVisible()
     windows.close()
+
+
+class OfferedEditor:
+    """Stands in for ``EditorLink``: VS Code's account can be offered or not."""
+
+    def __init__(self, offered: bool) -> None:
+        self.offer_changed = Signal[bool]()
+        self.can_offer_editor_sign_in = offered
+        self.waiting_for_editor = False
+        self.requests = 0
+
+    def request_editor_sign_in(self) -> bool:
+        self.requests += 1
+        return True
+
+
+def test_vs_codes_account_is_a_choice_only_while_it_is_on_offer(qtbot: QtBot) -> None:
+    sign_in = ScriptedSignIn()
+    editor = OfferedEditor(offered=False)
+    window = SignInWindow(sign_in, open_url=print, editor_sign_in=editor)
+    qtbot.addWidget(window)
+    window.show()
+    reason = UserError("Signed out", "Your session was revoked.", "signed_out")
+    sign_in.show(SignInStatus(Phase.READY, url=URL, error=reason))
+    assert not window.use_editor.isVisible()
+    editor.can_offer_editor_sign_in = True
+    editor.offer_changed.emit(True)
+    assert window.use_editor.isVisible()
+    assert window.use_editor.text() == "Use VS Code's GitHub account"
+    sign_in.show(SignInStatus(Phase.FINISHING))
+    assert not window.use_editor.isVisible()  # GitHub already said yes in the browser
+    sign_in.show(SignInStatus(Phase.WAITING_FOR_BROWSER, url=URL))
+    window.use_editor.click()
+    assert sign_in.calls == ["cancel"] and editor.requests == 1
+    assert not window.isVisible()

@@ -18,6 +18,7 @@ def client_samples() -> list[p.ClientMessage]:
         p.LoginDev(id="a", login="alice", device="laptop"),
         p.LoginGitHubCode(code="c", code_verifier="v", redirect_uri="http://127.0.0.1:1/callback"),
         p.LoginGitHubToken(access_token="gho_x"),
+        p.LoginGitHubEditor(access_token="gho_y", editor="Visual Studio Code", device="d"),
         p.SetPresence(id=2, status=p.Status.AWAY, activity=act, until=100),
         p.FriendRequest(id=3, login="bob-smith"),
         p.FriendAccept(user_id=7),

@@ -5,9 +5,13 @@ Lines come from hypothesis strategies over the bridge's own message types
 invalid UTF-8, deep and huge JSON, unknown types, endless lines, floods and
 fatal hellos, spread over a thousand short connections (the bridge's rate
 limit allows 20 lines at once per connection, so this is how hostile lines
-get parsed at all), while one well-behaved editor keeps reporting. The
-bridge must answer only with its documented lines and codes, never fail,
-let every hostile connection go, and keep serving the good editor fast.
+get parsed at all), while one well-behaved editor keeps reporting. Half the
+hostile connections speak version 2, whose commands reach a real
+``EditorLink`` on a signed-in desktop: only well-formed commands may become
+actions (a status of the protocol, a message of 1–500 characters to a
+friend), and no GitHub session is taken. The bridge must answer only with
+its documented lines and codes, never fail, let every hostile connection go,
+and keep serving the good editor fast.
 """
 
 from __future__ import annotations
@@ -28,8 +32,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from presence_desktop.core.activity import ActivityMerger, EditorReport, Source
+from presence_desktop.core.api import ConnectionEvents, ConnectionInfo, Link
+from presence_desktop.core.state import PresenceState
 from presence_desktop.net import bridge_protocol as bp
 from presence_desktop.net.bridge import EditorBridge
+from presence_desktop.net.editor_link import EditorLink
+from presence_protocol import Friend, Presence, SeenStatus, Snapshot, Status, User, limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.qasync]  # the bridge is a QLocalServer
 
@@ -46,7 +54,16 @@ seconds and the good editor reports all through it."""
 def hypothesis_corpus(size: int) -> list[bytes]:
     """Lines built by hypothesis from the bridge message types."""
     corpus: list[bytes] = []
-    types = st.one_of(st.from_type(bp.Hello), st.from_type(bp.ActivityLine), st.from_type(bp.Bye))
+    types = st.one_of(
+        st.from_type(bp.Hello),
+        st.from_type(bp.ActivityLine),
+        st.from_type(bp.Bye),
+        st.from_type(bp.SetStatusLine),
+        st.from_type(bp.SendMessageLine),
+        st.from_type(bp.OpenPopupLine),
+        st.from_type(bp.SignInLine),
+        st.from_type(bp.GitHubSessionLine),
+    )
 
     @settings(
         max_examples=size,
@@ -84,7 +101,7 @@ def hostile_line(rng: random.Random, corpus: list[bytes]) -> bytes:
         return json.dumps({"type": kind, "bridge": 1}).encode()
     if pick == 10:
         return json.dumps(
-            {"type": "hello", "bridge": rng.choice([0, -1, 2, 99, "1", None])}
+            {"type": "hello", "bridge": rng.choice([0, -1, 3, 99, "1", None])}
         ).encode()
     if pick == 11:
         value = rng.choice([1, None, [], {}, True, 1e308, "x" * 5000])
@@ -92,6 +109,43 @@ def hostile_line(rng: random.Random, corpus: list[bytes]) -> bytes:
     if pick == 12:
         return b"[1,2,3]" if rng.random() < 0.5 else b'"just a string"'
     return b"\r" * rng.randrange(1, 5) + b"{}"
+
+
+class Actions:
+    """What hostile commands made the desktop do (checked to be well-formed)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def set_status(self, status: Status, until: int | None) -> None:
+        self.calls.append(("set_status", status, until))
+
+    def send_message(self, user_id: int, text: str) -> None:
+        self.calls.append(("send_message", user_id, text))
+
+    def sign_in(self) -> None:
+        self.calls.append(("sign_in",))
+
+
+class _NoServer:
+    url = "ws://127.0.0.1:9/"
+
+
+async def _never_accepts(_url: str) -> bool:
+    return False
+
+
+V2_LINES = {
+    "hello",
+    "error",
+    "result",
+    "friends",
+    "friend",
+    "friend_removed",
+    "state",
+    "sign_in_request",
+    "sign_in_result",
+}
 
 
 class Recorder:
@@ -127,6 +181,26 @@ async def test_twenty_thousand_hostile_lines(
     address = str(tmp_path / "run" / "bridge.sock")
     bridge = EditorBridge(merger, address)
     bridge.start()
+    # A signed-in desktop with one friend (id 2), serving version-2 commands.
+    state, connection, actions = PresenceState(), ConnectionEvents(), Actions()
+    link = EditorLink(
+        bridge,
+        state,
+        connection,
+        actions,
+        lambda: _NoServer(),  # type: ignore[arg-type, return-value]
+        accepts_editor=_never_accepts,
+    )
+    link.open_popup = lambda: actions.calls.append(("open_popup",))
+    connection.set(ConnectionInfo(Link.ONLINE))
+    state.apply_snapshot(
+        Snapshot(
+            me=User(id=1, login="me"),
+            friends=[
+                Friend(user=User(id=2, login="pal"), presence=Presence(status=SeenStatus.ONLINE))
+            ],
+        )
+    )
 
     rng = random.Random(5)
     corpus = hypothesis_corpus(2000)
@@ -162,7 +236,8 @@ async def test_twenty_thousand_hostile_lines(
             reader, writer = await asyncio.open_unix_connection(address, limit=2**20)
             try:
                 if rng.random() < 0.5:  # past hello, where activity lines are parsed
-                    writer.write(b'{"type":"hello","bridge":1,"editor":"Evil"}\n')
+                    version = rng.choice([1, 2])  # version 2: commands are parsed too
+                    writer.write(b'{"type":"hello","bridge":%d,"editor":"Evil"}\n' % version)
                 for line in batch:
                     writer.write(line + b"\n")
                 if len(batch[-1]) % 7 == 0:
@@ -186,11 +261,20 @@ async def test_twenty_thousand_hostile_lines(
     codes: dict[str, int] = {}
     for raw in answers:
         answer = json.loads(raw)
-        assert answer["type"] in ("hello", "error"), answer
+        assert answer["type"] in V2_LINES, answer
         if answer["type"] == "error":
             assert answer["code"] in {c.value for c in bp.ErrorCode}, answer
             codes[answer["code"]] = codes.get(answer["code"], 0) + 1
     assert codes.get("bad_line") and codes.get("invalid") and codes.get("line_too_long")
+    # Only well-formed commands became actions; no GitHub session was taken.
+    for call in actions.calls:
+        if call[0] == "set_status":
+            assert isinstance(call[1], Status) and (call[2] is None or call[2] > time.time())
+        elif call[0] == "send_message":
+            assert call[1] == 2 and 1 <= len(str(call[2])) <= limits.MAX_MESSAGE_CHARS
+        else:
+            assert call[0] in ("open_popup",), call
+    assert not link.waiting_for_editor
 
     # The good editor was served throughout, quickly.
     delays = [recorder.arrived[w] - sent_at[w] for w in sent_at if w in recorder.arrived]
@@ -199,10 +283,12 @@ async def test_twenty_thousand_hostile_lines(
     assert bridge.listening and bridge.connection_count == 1  # every hostile connection let go
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     good_writer.close()
+    await link.aclose()
     bridge.close()
     print(
         f"\nbridge fuzz: {LINES} lines over {len(batches)} connections in {elapsed:.1f}s, "
         f"{len(answers)} answers {codes}, {recorder.hostile} hostile reports accepted, "
+        f"{len(actions.calls)} hostile commands carried out, "
         f"good editor: {len(delays)} reports, median {statistics.median(delays) * 1000:.1f} ms, "
         f"max {max(delays) * 1000:.1f} ms"
     )

@@ -296,6 +296,9 @@ class FakeGitHub:
     async def check_token(self, token: str) -> FakeIdentity:
         return self.identities[token]
 
+    async def check_editor_token(self, token: str) -> FakeIdentity:
+        return self.identities[token]
+
 
 async def _github_login(server: RunningServer, code: str) -> tuple[Client, AuthOk | Error]:
     client = await Client.open(server.url)

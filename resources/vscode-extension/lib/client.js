@@ -1,12 +1,13 @@
 'use strict';
 // The bridge connection: JSON lines over the desktop's local socket.
-// Silent by design: when the desktop is not running, nothing is shown and
+// Silent by design: when the desktop is not running, no error is shown and
 // connection attempts back off to one a minute; the latest state is sent as
-// soon as a connection succeeds.
+// soon as a connection succeeds. Version 2 (both ways) is announced; an older
+// desktop that refuses it is spoken to in version 1 (activity only).
 
 const net = require('net');
 
-const BRIDGE_VERSION = 1;
+const BRIDGE_VERSION = 2;
 const MAX_FIELD = 4096;
 
 function backoffDelays(base = 1000, max = 60000) {
@@ -43,6 +44,10 @@ class BridgeClient {
     this.retryTimer = null;
     this.buffer = '';
     this.onReady = options.onReady || (() => {});
+    this.onLine = options.onLine || (() => {});
+    this.onStatus = options.onStatus || (() => {});
+    this.version = options.version || BRIDGE_VERSION;
+    this.desktopVersion = 0;
   }
 
   start() {
@@ -56,14 +61,17 @@ class BridgeClient {
     this.socket = socket;
     socket.setEncoding('utf8');
     socket.on('connect', () => {
-      this.write({ type: 'hello', bridge: BRIDGE_VERSION, ...this.hello });
+      this.write({ type: 'hello', bridge: this.version, ...this.hello });
     });
     socket.on('data', (chunk) => this.receive(chunk));
     socket.on('error', (err) => this.log(`bridge: ${err.code || err.message}`));
     socket.on('close', () => {
+      const wasReady = this.ready;
       this.socket = null;
       this.ready = false;
+      this.desktopVersion = 0;
       this.buffer = '';
+      if (wasReady) this.onStatus('absent');
       this.scheduleRetry();
     });
   }
@@ -80,14 +88,26 @@ class BridgeClient {
       } catch {
         continue;
       }
-      if (message.type === 'hello') {
+      if (!message || typeof message !== 'object') continue;
+      if (message.type === 'hello' && !this.ready) {
         this.ready = true;
+        this.desktopVersion = Number.isInteger(message.bridge) ? message.bridge : 1;
         this.delays.reset();
         if (this.latest) this.write(this.latest);
         this.onReady();
-      } else if (message.type === 'error') {
-        this.log(`bridge error ${message.code}: ${message.message}`);
-        if (message.code === 'unsupported_version') this.stopped = true;
+        this.onStatus(this.desktopVersion >= 2 ? 'connected' : 'outdated');
+      } else if (message.type === 'error' && message.code === 'unsupported_version') {
+        if (this.version > 1) {
+          // An older desktop: speak version 1 to it (activity still works).
+          this.version = 1;
+          this.delays.reset();
+        } else {
+          this.log(`bridge error ${message.code}: ${message.message}`);
+          this.stopped = true;
+        }
+      } else {
+        if (message.type === 'error') this.log(`bridge error ${message.code}: ${message.message}`);
+        this.onLine(message);
       }
     }
   }
@@ -105,6 +125,12 @@ class BridgeClient {
     if (!this.socket) return false;
     this.socket.write(JSON.stringify(message) + '\n');
     return true;
+  }
+
+  // A version-2 command; false when it cannot be sent now.
+  command(message) {
+    if (!this.ready || this.desktopVersion < 2) return false;
+    return this.write(message);
   }
 
   send(activity) {

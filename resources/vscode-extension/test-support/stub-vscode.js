@@ -22,6 +22,34 @@ function uri(fsPath, scheme = 'file') {
   return { scheme, fsPath, path: fsPath };
 }
 
+// Records what the extension draws and asks, and answers its questions from
+// `answers` (quick picks, input boxes, message buttons) in order.
+class TreeItem {
+  constructor(label, collapsibleState) {
+    this.label = label;
+    this.collapsibleState = collapsibleState;
+  }
+}
+
+class ThemeIcon {
+  constructor(id, color) {
+    this.id = id;
+    this.color = color;
+  }
+}
+
+class ThemeColor {
+  constructor(id) {
+    this.id = id;
+  }
+}
+
+class EventEmitter extends Emitter {
+  dispose() {
+    this.listeners.clear();
+  }
+}
+
 function createStub(options = {}) {
   const events = {
     activeEditor: new Emitter(),
@@ -35,6 +63,24 @@ function createStub(options = {}) {
     debugActive: new Emitter(),
   };
   const settings = { 'presenceBridge.enabled': true, ...(options.settings || {}) };
+  const ui = {
+    trees: new Map(),
+    statusBar: [],
+    messages: [],
+    picks: [],
+    inputs: [],
+    contexts: {},
+    answers: [],
+    sessionRequests: [],
+    shown: new Emitter(), // fires after every message shown
+    session: options.session === undefined ? null : options.session,
+  };
+  const commands = new Map();
+  const answer = (kind, value) => {
+    const next = ui.answers.shift();
+    if (next === undefined) return undefined;
+    return typeof next === 'function' ? next(value) : next;
+  };
   const folder = options.folder
     ? { name: path.basename(options.folder), uri: uri(options.folder), index: 0 }
     : null;
@@ -47,7 +93,89 @@ function createStub(options = {}) {
       onDidChangeActiveTextEditor: events.activeEditor.event,
       onDidChangeWindowState: events.windowState.event,
       onDidChangeTextEditorSelection: events.selection.event,
+      createTreeView(id, { treeDataProvider }) {
+        const view = { id, provider: treeDataProvider, message: undefined, dispose() {} };
+        ui.trees.set(id, view);
+        return view;
+      },
+      createStatusBarItem(alignment, priority) {
+        const item = {
+          alignment,
+          priority,
+          text: '',
+          tooltip: '',
+          command: undefined,
+          visible: false,
+          show() {
+            this.visible = true;
+          },
+          hide() {
+            this.visible = false;
+          },
+          dispose() {},
+        };
+        ui.statusBar.push(item);
+        return item;
+      },
+      async showQuickPick(items, pickOptions) {
+        const list = await items;
+        ui.picks.push({ items: list, options: pickOptions });
+        return answer('pick', list);
+      },
+      async showInputBox(inputOptions) {
+        ui.inputs.push(inputOptions);
+        const value = answer('input', inputOptions);
+        if (value !== undefined && inputOptions && inputOptions.validateInput) {
+          const problem = inputOptions.validateInput(value);
+          if (problem) return undefined;
+        }
+        return value;
+      },
+      async showInformationMessage(text, ...buttons) {
+        ui.messages.push({ level: 'info', text, buttons });
+        ui.shown.fire(text);
+        return buttons.length ? answer('button', buttons) : undefined;
+      },
+      async showWarningMessage(text, ...buttons) {
+        ui.messages.push({ level: 'warning', text, buttons });
+        ui.shown.fire(text);
+        return buttons.length ? answer('button', buttons) : undefined;
+      },
+      async showErrorMessage(text, ...buttons) {
+        ui.messages.push({ level: 'error', text, buttons });
+        ui.shown.fire(text);
+        return buttons.length ? answer('button', buttons) : undefined;
+      },
     },
+    commands: {
+      registerCommand(id, fn) {
+        commands.set(id, fn);
+        return { dispose: () => commands.delete(id) };
+      },
+      async executeCommand(id, ...args) {
+        if (id === 'setContext') {
+          ui.contexts[args[0]] = args[1];
+          return undefined;
+        }
+        const fn = commands.get(id);
+        if (!fn) throw new Error(`command '${id}' not found`);
+        return fn(...args);
+      },
+    },
+    authentication: {
+      async getSession(providerId, scopes, sessionOptions) {
+        ui.sessionRequests.push({ providerId, scopes, options: sessionOptions });
+        const session = typeof ui.session === 'function' ? await ui.session() : ui.session;
+        if (session instanceof Error) throw session;
+        return session || undefined;
+      },
+    },
+    TreeItem,
+    ThemeIcon,
+    ThemeColor,
+    EventEmitter,
+    TreeItemCollapsibleState: { None: 0, Collapsed: 1, Expanded: 2 },
+    StatusBarAlignment: { Left: 1, Right: 2 },
     workspace: {
       name: folder ? folder.name : undefined,
       workspaceFolders: folder ? [folder] : undefined,
@@ -75,6 +203,25 @@ function createStub(options = {}) {
     vscode,
     events,
     settings,
+    ui,
+    commands,
+    // The tree as drawn: [{label, description, children: [...]}].
+    async tree(id = 'presence.friends') {
+      const view = ui.trees.get(id);
+      if (!view) return null;
+      const draw = async (element) => {
+        const children = (await view.provider.getChildren(element)) || [];
+        const out = [];
+        for (const child of children) {
+          const item = await view.provider.getTreeItem(child);
+          const node = { label: item.label, description: item.description };
+          if (item.collapsibleState) node.children = await draw(child);
+          out.push(node);
+        }
+        return out;
+      };
+      return { message: view.message, items: await draw(undefined) };
+    },
     open(fileName, languageId) {
       const document = {
         uri: uri(fileName),

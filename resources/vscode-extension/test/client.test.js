@@ -63,7 +63,7 @@ test('hello first, then the latest activity, then bye', async (t) => {
   client.send({ workspace: 'api', kind: 'coding', focused: true });
   client.start();
   await desktop.until((l) => l.length >= 2);
-  assert.deepEqual(desktop.lines[0], { type: 'hello', bridge: 1, ...hello });
+  assert.deepEqual(desktop.lines[0], { type: 'hello', bridge: 2, ...hello });
   assert.deepEqual(desktop.lines[1], { type: 'activity', workspace: 'api', kind: 'coding', focused: true });
   client.send({ workspace: 'api', kind: 'reading', file: 'x'.repeat(10000) });
   await desktop.until((l) => l.length >= 3);
@@ -109,10 +109,15 @@ test('reconnects after the desktop restarts', async (t) => {
   assert.deepEqual(desktop.lines.map((m) => m.type), ['hello', 'activity']);
 });
 
-test('an unsupported version stops retrying', async (t) => {
+test('a desktop refusing version 2 gets version 1; refusing that too stops retrying', async (t) => {
   const socketPath = tempSocket(t);
+  const announced = [];
   const server = net.createServer((s) => {
-    s.end('{"type":"error","code":"unsupported_version","message":"old desktop"}\n');
+    s.setEncoding('utf8');
+    s.once('data', (chunk) => {
+      announced.push(JSON.parse(chunk.split('\n')[0]).bridge);
+      s.end('{"type":"error","code":"unsupported_version","message":"old desktop"}\n');
+    });
   });
   await new Promise((resolve) => server.listen(socketPath, resolve));
   t.after(() => server.close());
@@ -129,7 +134,8 @@ test('an unsupported version stops retrying', async (t) => {
   client.start();
   await new Promise((resolve) => setTimeout(resolve, 150));
   client.stop();
-  assert.equal(attempts, 1);
+  assert.equal(attempts, 2);
+  assert.deepEqual(announced, [2, 1]);
 });
 
 test('backoff doubles up to a minute', () => {

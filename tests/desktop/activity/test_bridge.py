@@ -141,7 +141,7 @@ async def test_malformed_lines_get_errors_and_the_server_keeps_working(
 
 async def test_newer_major_version_is_refused_and_closed(bridge: EditorBridge) -> None:
     editor = await Editor.connect(bridge.address, hello=False)
-    await editor.send({"type": "hello", "bridge": 2, "editor": "Future Code"})
+    await editor.send({"type": "hello", "bridge": 3, "editor": "Future Code"})
     reply = await editor.receive()
     assert reply["code"] == "unsupported_version"
     assert await editor.closed()

@@ -145,3 +145,46 @@ def test_icon_renders_crisp_sizes_for_every_badge(qapp: object) -> None:
             assert image.pixelColor(49, 49).alpha() == 255
         else:
             assert image.pixelColor(62, 62).alpha() == 0
+
+
+class FakeEditorSignIn:
+    """Stands in for ``EditorLink``: what the menu reads and calls."""
+
+    def __init__(self) -> None:
+        from presence_desktop.core.events import Signal
+
+        self.offer_changed = Signal[bool]()
+        self.can_offer_editor_sign_in = False
+        self.waiting_for_editor = False
+        self.requests = 0
+
+    def request_editor_sign_in(self) -> bool:
+        self.requests += 1
+        self.waiting_for_editor = True
+        return True
+
+    def offer(self, offered: bool) -> None:
+        self.can_offer_editor_sign_in = offered
+        self.offer_changed.emit(offered)
+
+
+def test_vs_code_sign_in_is_offered_only_signed_out_with_an_editor_that_can(
+    core: FakeCore,
+) -> None:
+    editor = FakeEditorSignIn()
+    menu = AppMenu(
+        core.state, core.connection, core.actions, Nav(), clock=lambda: NOON, editor_sign_in=editor
+    )
+    assert "Use VS Code's GitHub account" not in entries(menu)  # signed in
+    core.connection.set(ConnectionInfo(Link.SIGNED_OUT))
+    assert entries(menu)[-2:] == ["Sign in", "Quit"]  # no editor that can
+    editor.offer(True)
+    assert entries(menu)[-3:] == ["Sign in", "Use VS Code's GitHub account", "Quit"]
+    assert menu.sign_in_with_editor is not None
+    menu.sign_in_with_editor.trigger()
+    assert editor.requests == 1
+    assert "Waiting for VS Code…" in entries(menu)
+    assert not menu.sign_in_with_editor.isEnabled()
+    core.go_online()
+    assert "Waiting for VS Code…" not in entries(menu)
+    assert "Use VS Code's GitHub account" not in entries(menu)
