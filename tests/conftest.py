@@ -10,10 +10,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import keyring
 import keyring.backend
 import keyring.errors
 import pytest
+
+# Bytecode caches are written even where PYTHONDONTWRITEBYTECODE=1: without them
+# every run compiled the packages, the tests (after pytest's assertion
+# rewriting) and each server process's imports from source again, which was
+# most of collection's 18 s on a busy machine (docs/decisions.md). Set before
+# the plugins below import the packages.
+sys.dont_write_bytecode = False
 
 pytest_plugins = [  # services first: the others import it
     "tests.support.services",

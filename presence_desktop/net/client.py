@@ -722,7 +722,7 @@ class PresenceClient:
         elif isinstance(msg, RelationUpdate):
             self.state.apply_relation(msg)
         elif isinstance(msg, Message):
-            self.state.add_message(msg)  # None for a duplicate: acked all the same
+            self.state.add_message(msg)  # None only for a replay of a message already stored
             if msg.seq > self._ack_wanted:
                 self._ack_wanted = msg.seq
                 self._kick.set()

@@ -3,8 +3,10 @@
 Three ``presence-server`` processes share one PostgreSQL and a private
 Redis. Five users, all friends with each other, connect and disconnect
 devices on random instances while the sequence kills instances with
-SIGKILL, stops them with SIGTERM, starts them again under the same or a new
-``--instance-id``, kills Redis and starts it again, and sends messages.
+SIGKILL (sometimes restarting them at once with the same id, as a service
+supervisor does), stops them with SIGTERM, starts them again under the same
+or a new ``--instance-id``, kills Redis and starts it again, and sends
+messages.
 Actions run in small concurrent batches, so logins and disconnects race the
 faults. After the sequence everything is brought back and left to settle,
 and then:
@@ -47,10 +49,8 @@ from presence_protocol import (
     LoginDev,
     Message,
     MessageSent,
-    PresenceUpdate,
     SeenStatus,
     SendMessage,
-    Snapshot,
 )
 from tests.server.client import Client, befriend, login_dev
 from tests.support.processes import ServerProcess
@@ -232,6 +232,10 @@ class Sequence:
         await self.servers[instance].kill9()
         await self._gone(instance)
 
+    async def crash_restart(self, instance: int) -> None:
+        await self.kill(instance)
+        await self.restart(instance, new_id=False)
+
     async def terminate(self, instance: int) -> None:
         self.note(f"SIGTERM instance {instance}")
         code = await self.servers[instance].stop()
@@ -294,6 +298,9 @@ class Sequence:
         if roll < 0.88 and len(running) > 1:
             instance = rng.choice(running)
             busy.add(instance)
+            if rng.random() < 0.4:
+                # A supervisor with Restart=on-failure and a fixed instance id.
+                return "kill9_restart", lambda: self.crash_restart(instance)
             return "kill9", lambda: self.kill(instance)
         if roll < 0.93 and len(running) > 1:
             instance = rng.choice(running)
@@ -343,7 +350,7 @@ class Sequence:
         others = [u for u in USERS if u != device.user]
 
         def wrong() -> dict[str, tuple[SeenStatus | None, SeenStatus]]:
-            views = {u: (view(client, self.ids[u]), self._truth(u)) for u in others}
+            views = {u: (client.seen_status(self.ids[u]), self._truth(u)) for u in others}
             return {u: v for u, v in views.items() if v[0] != v[1]}
 
         try:
@@ -388,7 +395,9 @@ class Sequence:
         try:
             async with asyncio.timeout(HANG_GUARD):
                 async with watcher._arrived:
-                    while any(view(watcher, self.ids[u]) is not SeenStatus.OFFLINE for u in USERS):
+                    while any(
+                        watcher.seen_status(self.ids[u]) is not SeenStatus.OFFLINE for u in USERS
+                    ):
                         await watcher._arrived.wait()
         finally:
             await watcher.close()
@@ -414,18 +423,6 @@ class Sequence:
             assert not unknown, f"{user} got messages nobody sent: {unknown}"
             for client in (first, second):
                 await client.close()
-
-
-def view(client: Client, user_id: int) -> SeenStatus | None:
-    """What the client was last told about a friend: snapshots and deltas, in order."""
-    status: SeenStatus | None = None
-    frames = ([client.snapshot] if client.snapshot is not None else []) + client.backlog
-    for frame in frames:
-        if isinstance(frame, Snapshot):
-            status = next((f.presence.status for f in frame.friends if f.user.id == user_id), None)
-        elif isinstance(frame, PresenceUpdate) and frame.user_id == user_id:
-            status = frame.status
-    return status
 
 
 async def _close(client: Client) -> None:

@@ -70,20 +70,6 @@ async def send(sender: Client, to: Client, text: str, cmid: str) -> MessageSent:
     return reply
 
 
-def status_of(client: Client, user_id: int) -> SeenStatus | None:
-    """What the client was last told about a friend (snapshots and deltas, in order)."""
-    status: SeenStatus | None = None
-    frames = ([client.snapshot] if client.snapshot is not None else []) + client.backlog
-    for frame in frames:
-        if isinstance(frame, Snapshot):
-            status = next(
-                (f.presence.status for f in frame.friends if f.user.id == user_id), status
-            )
-        elif isinstance(frame, PresenceUpdate) and frame.user_id == user_id:
-            status = frame.status
-    return status
-
-
 async def wait_for(client: Client, condition: Callable[[], bool]) -> None:
     """Wait until ``condition`` holds, re-checking whenever a frame arrives."""
     async with asyncio.timeout(15):
@@ -239,7 +225,7 @@ async def test_redis_restart_loses_no_message(
     await redis_server.start()
     # Bob gets every message once, in order, and alice's new status.
     await wait_for(bob, lambda: len([m for m in bob.backlog if isinstance(m, Message)]) >= 3)
-    await wait_for(bob, lambda: status_of(bob, alice.me) is SeenStatus.DND)
+    await wait_for(bob, lambda: bob.seen_status(alice.me) is SeenStatus.DND)
     await bob.barrier()
     received = bob.take(Message)
     assert [m.message_id for m in received] == [s.message_id for s in sent]

@@ -32,8 +32,8 @@ from presence_protocol import (
     Status,
 )
 from presence_server import RunningServer, ServerConfig, start_server
-from presence_server.redis_link import RedisLink
-from presence_server.redis_registry import PENDING, PUT, RedisRegistry
+from presence_server.cluster.redis_link import RedisLink
+from presence_server.cluster.redis_registry import PENDING, PUT, RedisRegistry
 from tests.server.client import Client, befriend, login_dev
 from tests.support.processes import ServerProcess, Spawn
 from tests.support.services import RedisProcess
@@ -122,9 +122,8 @@ async def test_the_device_cap_holds_for_logins_at_once_on_three_instances(
     instances = [
         await start_instance(spawn, postgres_url, redis_server.url, f"i{n}", *cap) for n in range(3)
     ]
-    # The user exists already, so every login is as quick as it can be.
+    # One device holds a slot already (and the user exists, so logins are quick).
     first = await login_dev(instances[0].url, "alice", "first")
-    await first.close()
 
     async def attempt(n: int) -> tuple[Client, object]:
         client = await Client.open(instances[n % 3].url)
@@ -133,12 +132,13 @@ async def test_the_device_cap_holds_for_logins_at_once_on_three_instances(
 
     attempts = await asyncio.gather(*(attempt(n) for n in range(9)))
     admitted = [c for c, r in attempts if isinstance(r, AuthOk)]
-    assert len(admitted) == 2, [r for _, r in attempts]
+    assert len(admitted) == 1, [r for _, r in attempts]
     for client, reply in attempts:
         if client in admitted:
             continue
         assert isinstance(reply, Error) and reply.code == ErrorCode.RATE_LIMITED
         assert await client.closed() == CloseCode.TRY_AGAIN_LATER
+    await first.close()
     for client in admitted:
         await client.close()
     for process in instances:
@@ -188,7 +188,7 @@ async def device_fields(link: RedisLink, user_id: int) -> list[bytes]:
 
 
 async def test_a_device_that_leaves_while_redis_is_unreachable_leaves_no_ghost(
-    pair: tuple[RunningServer, RunningServer],
+    pair: tuple[RunningServer, RunningServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Alice's only device disconnects while instance one cannot reach Redis:
     her entry under the old epoch must go when the link is back, even though
@@ -201,8 +201,22 @@ async def test_a_device_that_leaves_while_redis_is_unreachable_leaves_no_ghost(
     link = link_of(one)
     assert len(await device_fields(link, alice.me)) == 1
 
+    # Instance one loses Redis, and stays without it until alice has gone.
+    gate = asyncio.Event()
+    reconnect = link._connect
+
+    async def held_back() -> bool:
+        await gate.wait()
+        return await reconnect()
+
+    monkeypatch.setattr(link, "_connect", held_back)
     link.mark_down("simulated outage")  # every Redis call of instance one is skipped now
     await alice.close()
+    async with asyncio.timeout(HANG_GUARD):
+        while running := [t for t in one._handlers if not t.done()]:
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+    assert alice.me not in registry_of(one).local
+    gate.set()
     await link.recovered.wait()  # the supervisor reconnects: a new epoch
     await offline_for(bob, alice.me)
     assert await device_fields(link, alice.me) == []
@@ -248,7 +262,7 @@ async def test_redis_restart_recovers_once_and_the_log_tells_the_real_outage(
 ) -> None:
     """After Redis restarts, the pooled connections are all dead: recovery must
     not use them (it used to fail again on the first one and flap /readyz)."""
-    caplog.set_level(logging.INFO, logger="presence_server.redis_link")
+    caplog.set_level(logging.INFO, logger="presence_server.cluster.redis_link")
     one, two = pair
     alice = await login_dev(one.url, "alice")
     bob = await login_dev(two.url, "bob")
@@ -304,3 +318,31 @@ async def test_redis_restart_recovers_once_and_the_log_tells_the_real_outage(
         )
     for c in (alice, bob):
         await c.close()
+
+
+async def test_a_sweep_lock_left_by_a_crashed_sweeper_does_not_delay_the_next_sweep(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    """An instance that dies holding the sweep lock must not hold up the others
+    until the lock expires (that stretched the offline bound); and a sweep
+    lets go of the lock when it is done, so the next tick can sweep again."""
+    one, two = pair
+    alice = await login_dev(one.url, "alice")
+    await alice.barrier()
+    link = link_of(one)
+    client = aioredis.Redis.from_url(link.url)
+    try:
+        # Instance one dies while holding the lock (its heartbeat expires).
+        await client.set(link.key("sweep-lock"), link.epoch, px=600_000)
+        await client.delete(link.heartbeat_key(link.epoch))
+        assert await registry_of(two).sweep_once() == 1
+        assert await client.exists(link.key("sweep-lock")) == 0
+        # A lock held by a live instance is respected.
+        other = link_of(two)
+        await client.set(other.key("sweep-lock"), other.epoch, px=600_000)
+        assert await registry_of(two).sweep_once() == 0
+        assert await client.get(other.key("sweep-lock")) == other.epoch.encode()
+        await client.delete(other.key("sweep-lock"))
+    finally:
+        await client.aclose()
+    await alice.close()

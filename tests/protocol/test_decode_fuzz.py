@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,9 +56,17 @@ def _decode(data: str | bytes) -> None:
             assert exc.request_id is None or isinstance(exc.request_id, (int, str))
 
 
-@settings(max_examples=400)
+@settings(max_examples=100)
 @given(frames)
 def test_structured_frames_never_crash(frame: dict[str, Any]) -> None:
+    _decode(json.dumps(frame))
+
+
+@pytest.mark.slow
+@settings(max_examples=2000)
+@given(frames)
+def test_structured_frames_never_crash_over_a_long_run(frame: dict[str, Any]) -> None:
+    """The same property, twenty times the examples, in the slow tier."""
     _decode(json.dumps(frame))
 
 

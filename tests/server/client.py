@@ -27,6 +27,8 @@ from presence_protocol import (
     Hello,
     ListSessions,
     LoginDev,
+    PresenceUpdate,
+    SeenStatus,
     Sessions,
     Snapshot,
     User,
@@ -163,6 +165,20 @@ class Client:
         found = [m for m in self.backlog if isinstance(m, kind)]
         self.backlog = [m for m in self.backlog if not isinstance(m, kind)]
         return found
+
+    def seen_status(self, user_id: int) -> SeenStatus | None:
+        """What this client was last told about a friend's status: its snapshot and
+        the presence updates in its backlog, in order (None: not a friend)."""
+        status: SeenStatus | None = None
+        frames = ([self.snapshot] if self.snapshot is not None else []) + self.backlog
+        for frame in frames:
+            if isinstance(frame, Snapshot):
+                status = next(
+                    (f.presence.status for f in frame.friends if f.user.id == user_id), None
+                )
+            elif isinstance(frame, PresenceUpdate) and frame.user_id == user_id:
+                status = frame.status
+        return status
 
     async def closed(self) -> int | None:
         """Wait for the server to close the connection; returns the close code."""

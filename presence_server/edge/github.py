@@ -31,7 +31,9 @@ import msgspec
 
 from presence_protocol import ErrorCode, GitHubConfig
 
-from . import auth as _auth
+from .. import auth as _auth
+from ..config import ConfigError
+from . import options
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,6 @@ FOLLOWING_BUDGET: Final = 8.0
 """Seconds reading follows may add to a sign-in before suggestions are skipped."""
 
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
-
-
-class ConfigError(ValueError):
-    """The operator's GitHub settings are incomplete or contradictory."""
 
 
 class LoginError(Exception):
@@ -372,15 +370,20 @@ class GitHubAuth:
             return LoginError(ErrorCode.EXPIRED_CODE, "The sign-in code expired; sign in again.")
         if error == "access_denied":
             return LoginError(ErrorCode.ACCESS_DENIED, "Access to GitHub was declined.")
+        if error == "redirect_uri_mismatch":
+            # At the exchange this means "not the redirect_uri the code was issued
+            # for": GitHub's authorize page already refuses a callback the app has
+            # not registered, so only a client (buggy or hostile) gets here. Any
+            # unauthenticated client could send it, so it is no operator alarm.
+            log.info("a code exchange named another redirect_uri than its authorize request")
+            return LoginError(
+                ErrorCode.BAD_CODE,
+                "The sign-in code was issued for another redirect address; sign in again.",
+            )
         if error == "incorrect_client_credentials":
             log.error(
                 "GitHub rejected this server's client id or secret: fix "
                 "--github-client-id and PRESENCE_GITHUB_CLIENT_SECRET(_FILE)"
-            )
-        elif error == "redirect_uri_mismatch":
-            log.error(
-                "GitHub rejected the loopback redirect: register the OAuth app's callback "
-                "URL as http://127.0.0.1/callback"
             )
         else:
             log.error("GitHub refused a code exchange: %s (%s)", error, description or "")
@@ -464,60 +467,25 @@ ENV_SUGGESTIONS: Final = "PRESENCE_GITHUB_SUGGESTIONS"
 ENV_ACCEPT_OTHER_APPS: Final = "PRESENCE_GITHUB_ACCEPT_OTHER_APPS"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The GitHub flags of ``presence-server``. The secret is never a flag value."""
+GROUP: Final = options.GITHUB_GROUP
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
+    """The GitHub flags of ``presence-server`` (rows of ``options.OPTIONS``).
+
+    The secret is never a flag value: ``--github-client-secret`` exists only
+    to be refused.
+    """
     group = parser.add_argument_group(
-        "GitHub sign-in",
+        GROUP,
         "The client secret is read from $PRESENCE_GITHUB_CLIENT_SECRET or from a file "
         "(--github-client-secret-file / $PRESENCE_GITHUB_CLIENT_SECRET_FILE), never "
         "from the command line, where it would land in shell history and ps output.",
     )
-    group.add_argument(
-        "--github-client-id", metavar="ID", help=f"OAuth app client id (${ENV_CLIENT_ID})"
-    )
-    group.add_argument(
-        "--github-client-secret-file",
-        metavar="PATH",
-        type=Path,
-        help=f"file holding the OAuth app client secret (${ENV_CLIENT_SECRET_FILE})",
-    )
+    options.add_arguments(group, {} if env is None else env, group=GROUP)
     # Registered only to refuse it (and to stop argparse from reading it as an
     # abbreviation of --github-client-secret-file, which would treat the secret as a path).
     group.add_argument("--github-client-secret", action=_RefuseSecretFlag, help=argparse.SUPPRESS)
-    group.add_argument(
-        "--github-web-url",
-        metavar="URL",
-        help=f"GitHub web base URL, for GitHub Enterprise Server (${ENV_WEB_URL}; "
-        f"default {GITHUB_WEB_URL})",
-    )
-    group.add_argument(
-        "--github-api-url",
-        metavar="URL",
-        help=f"GitHub REST API base URL (${ENV_API_URL}; default {GITHUB_API_URL}, "
-        "or <web url>/api/v3 for Enterprise)",
-    )
-    group.add_argument(
-        "--github-device-flow",
-        action="store_true",
-        default=None,
-        help=f"tell clients the device flow is enabled for this app (${ENV_DEVICE_FLOW}=1)",
-    )
-    group.add_argument(
-        "--no-github-suggestions",
-        dest="github_suggestions",
-        action="store_false",
-        default=None,
-        help=f"do not read whom users follow on GitHub to suggest friends (${ENV_SUGGESTIONS}=0)",
-    )
-    group.add_argument(
-        "--github-accept-other-apps",
-        dest="github_accept_other_apps",
-        action="store_true",
-        default=None,
-        help="accept GitHub tokens issued to other OAuth apps, so people can sign in with "
-        "the GitHub account VS Code already has; anyone holding a token of theirs from any "
-        f"app could then sign in as them (${ENV_ACCEPT_OTHER_APPS}=1; default off)",
-    )
 
 
 class _RefuseSecretFlag(argparse.Action):

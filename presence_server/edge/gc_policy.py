@@ -39,7 +39,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .metrics import AnyMetrics
+from ..metrics import AnyMetrics
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presence_protocol import Message, Status, User
 
-from . import auth
-from .auth import Identity, IdentityKind
+from .. import auth
+from ..auth import Identity, IdentityKind
 from .database import DEV_ID_LOCK, advisory_lock
-from .schema import friend_request_times, friendships, messages, sessions, users
+from .schema import friend_request_times, friendships, id_counters, messages, sessions, users
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ period when that is shorter; idle expiry is in days)."""
 DEV_ID_BASE = 2**52
 """Dev users get ids above this. GitHub ids are far below it (hundreds of
 millions), and the wire allows ids up to 2**53, so the ranges cannot meet."""
+
+
+DEV_USER_COUNTER = "dev_user"
+"""The ``id_counters`` row of dev-login user ids."""
 
 
 class CommandError(Exception):
@@ -309,10 +313,7 @@ class Store:
         ).scalar()
         if found is not None:
             return int(found)
-        highest = (
-            await conn.execute(sa.select(sa.func.max(users.c.id)).where(users.c.id > DEV_ID_BASE))
-        ).scalar()
-        user_id = int(highest or DEV_ID_BASE) + 1
+        user_id = await _next_id(conn, DEV_USER_COUNTER, floor=DEV_ID_BASE)
         await conn.execute(
             sa.insert(users).values(
                 id=user_id,
@@ -518,9 +519,10 @@ class Store:
     ) -> tuple[MessageRow, bool]:
         """Store a message for a friend; returns (row, stored now).
 
-        A repeated ``client_msg_id`` from the same sender returns the original
-        message and ``False``: a resend never creates a second message, even
-        if the friendship has ended since.
+        A repeated ``client_msg_id`` from the same sender to the same recipient
+        returns the original message and ``False``: a resend never creates a
+        second message, even if the friendship has ended since. To another
+        recipient it is refused (``invalid_message``).
         """
         async with self.write() as conn:
             await advisory_lock(conn, sender)
@@ -533,6 +535,14 @@ class Store:
                 )
             ).first()
             if existing is not None:
+                if existing.recipient_id != recipient:
+                    # Answering with the first message's message_sent would tell
+                    # the sender this one was delivered while nobody gets it.
+                    raise CommandError(
+                        "invalid_message",
+                        "send_message: this client_msg_id was already used for a message "
+                        "to someone else; give every message its own",
+                    )
                 return _message_row(existing), False
             if not await _are_friends(conn, sender, recipient):
                 raise CommandError("not_friends", "you can only message friends")
@@ -591,6 +601,32 @@ class Store:
                 )
                 return int(target)
             return int(row.acked_seq)
+
+
+async def _next_id(conn: AsyncConnection, name: str, floor: int) -> int:
+    """The next id of a kind, never one handed out before (even if its row is gone).
+
+    The caller holds the lock that serializes this kind (``DEV_ID_LOCK``);
+    the UPDATE also locks the counter row on PostgreSQL. A missing row
+    (a database created before the counter existed is migrated, so only a
+    hand-made one) starts above every existing id.
+    """
+    bumped = (
+        await conn.execute(
+            sa.update(id_counters)
+            .where(id_counters.c.name == name)
+            .values(value=id_counters.c.value + 1)
+            .returning(id_counters.c.value)
+        )
+    ).scalar()
+    if bumped is not None:
+        return int(bumped)
+    highest = (
+        await conn.execute(sa.select(sa.func.max(users.c.id)).where(users.c.id > floor))
+    ).scalar()
+    value = int(highest or floor) + 1
+    await conn.execute(sa.insert(id_counters).values(name=name, value=value))
+    return value
 
 
 def _report_orphan(task: asyncio.Future[Any]) -> None:

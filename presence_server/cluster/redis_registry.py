@@ -34,7 +34,9 @@ interval). It holds by construction:
   its user set is empty.
 
 **Crashed or partitioned instances.** Every instance runs a sweeper every
-TTL/4; the one that wins ``{p}sweep-lock`` (``SET NX PX``) looks for epochs
+TTL/4; the one that takes ``{p}sweep-lock`` (free, or held by an epoch
+without a heartbeat; released after each pass, so the sweeps of all
+instances together run at least once per TTL/4) looks for epochs
 whose heartbeat key has expired, removes their devices user by user, and
 hands the resulting changes to the hub, which stamps last seen (the dead
 epoch's last heartbeat, not the sweep time) and tells friends. A device of
@@ -64,8 +66,8 @@ import msgspec
 
 from presence_protocol import Activity, Status
 
-from .metrics import AnyMetrics, NullMetrics
-from .presence import OFFLINE, DeviceState, merge
+from ..domain.presence import OFFLINE, DeviceState, merge
+from ..metrics import AnyMetrics, NullMetrics
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .registry import Change, Observed
 
@@ -183,6 +185,21 @@ return {before, v}
 """
 )
 
+TAKE_LOCK = """
+-- KEYS: sweep lock. ARGV: my epoch, PX, heartbeat key prefix
+-- Free, or held by an epoch that is dead (it crashed while sweeping): take it.
+local holder = redis.call('GET', KEYS[1])
+if holder and redis.call('EXISTS', ARGV[3] .. holder) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+DROP_LOCK = """
+-- KEYS: sweep lock. ARGV: my epoch
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 FORGET = """
 -- KEYS: heartbeat, users set, epochs set, beats hash. ARGV: epoch, only if empty (0/1)
 -- Drop an epoch whose fields are gone (or, with ARGV[2] = 1, if its user set is empty).
@@ -268,6 +285,8 @@ class RedisRegistry:
         self._move = client.register_script(MOVE)
         self._sweep = client.register_script(SWEEP)
         self._forget = client.register_script(FORGET)
+        self._take_lock = client.register_script(TAKE_LOCK)
+        self._drop_lock = client.register_script(DROP_LOCK)
         self.on_changes: ChangesHandler | None = None
         """Set by the hub: publishes changes found by the sweeper and re-registration."""
         self._sweeper: asyncio.Task[None] | None = None
@@ -563,16 +582,27 @@ class RedisRegistry:
         retired epoch of a living process keeps its key until it expires.
         """
         link = self.link
-        client = link.client
+        lock = link.key("sweep-lock")
+        me = link.epoch.encode()
         async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-            won = await client.set(
-                link.key("sweep-lock"),
-                link.epoch.encode(),
-                nx=True,
-                px=max(int(self.sweep_interval * 2000), 200),
+            won = await self._take_lock(
+                keys=[lock],
+                args=[me, max(int(self.sweep_interval * 2000), 200), link.heartbeat_key("")],
             )
         if not won:
             return 0
+        try:
+            return await self._sweep_dead()
+        finally:
+            # Let whoever ticks next sweep again, instead of waiting for the
+            # lock to expire (which would stretch the offline bound).
+            with contextlib.suppress(*REDIS_ERRORS):
+                async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                    await self._drop_lock(keys=[lock], args=[me])
+
+    async def _sweep_dead(self) -> int:
+        link = self.link
+        client = link.client
         removed = 0
         async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
             epochs = [e.decode() for e in await client.smembers(link.epochs_key)]

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from presence_protocol import ErrorCode, Relation
 
-from .database import advisory_lock
-from .schema import blocks, friend_requests, friendships, users
-from .store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
+from ..storage.database import advisory_lock
+from ..storage.schema import blocks, friend_requests, friendships, users
+from ..storage.store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

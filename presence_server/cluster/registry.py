@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Protocol
 
-from .presence import OFFLINE, DeviceState, Seen, merge
+from ..domain.presence import OFFLINE, DeviceState, Seen, merge
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -37,13 +37,13 @@ from presence_protocol import (
     encode,
 )
 
-from .fanout import Event
-from .schema import messages
+from ..cluster.fanout import Event
+from ..storage.schema import messages
 
 if TYPE_CHECKING:
+    from ..storage.store import MessageRow
     from .connection import Connection
     from .hub import Hub
-    from .store import MessageRow
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from presence_protocol import (
     ErrorCode,
@@ -27,17 +27,30 @@ from presence_protocol import (
     encode,
 )
 
-from . import presence
-from .config import ServerConfig
-from .fanout import Event, Fanout
-from .friends import Outcome
-from .metrics import AnyMetrics, NullMetrics
-from .presence import DeviceState
-from .registry import Change, PresenceRegistry
-from .store import CommandError, Store
+from ..cluster.fanout import Event, Fanout
+from ..cluster.registry import Change, PresenceRegistry
+from ..config import ServerConfig
+from ..domain import presence
+from ..domain.friends import Outcome
+from ..domain.presence import DeviceState
+from ..metrics import AnyMetrics, NullMetrics
+from ..storage.store import CommandError, Store
 
-if TYPE_CHECKING:
-    from .connection import Connection
+
+class Peer(Protocol):
+    """What the hub needs of a connection it keeps (``session.connection``
+    implements it; the hub does not import that module, which imports the hub)."""
+
+    cid: str
+    ready: bool
+    closing: bool
+    session_id: str | None
+    finished: asyncio.Event
+
+    def close(self, code: int, reason: str) -> None: ...
+
+    async def resync(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +84,18 @@ class Hub:
         (``forget_friends``, called on every relation event delivered here, from
         any instance) and when the user goes offline."""
         self._friends_epoch = 0
-        self.connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self.connections: weakref.WeakSet[Peer] = weakref.WeakSet()
         """Authenticated connections of this instance (the retention sweep keeps
         their sessions alive; a drain closes them; a re-sync refreshes them)."""
         self.hello_frame = encode(self._hello())
 
-    @staticmethod
-    def now() -> int:
-        return int(time.time())
+    def clock_ns(self) -> int:
+        """Now, in Unix nanoseconds, from the configured clock."""
+        return self.config.clock_ns()
+
+    def now(self) -> int:
+        """Now, in whole Unix seconds (as times go on the wire)."""
+        return self.clock_ns() // 1_000_000_000
 
     def _hello(self) -> Hello:
         methods = [LoginMethod.SESSION]
@@ -236,7 +253,7 @@ class Hub:
             user_id,
             self.limits.friend_requests_per_hour,
             int(HOUR * 1000),
-            time.time_ns() // 1_000_000,
+            self.clock_ns() // 1_000_000,
         )
         if wait_ms is not None:
             raise CommandError(
@@ -273,7 +290,7 @@ class Hub:
         started = time.monotonic()
         gate = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
-        async def one(conn: Connection) -> None:
+        async def one(conn: Peer) -> None:
             async with gate:
                 try:
                     await conn.resync()

@@ -27,8 +27,6 @@ repeating it). SQLite has a single server process and needs no lock.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 from typing import TYPE_CHECKING
@@ -36,17 +34,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from presence_protocol import AckExpired, MessageExpired, Ok, encode
+from presence_protocol import MessageExpired
 
-from .database import RETENTION_LOCK, advisory_lock
-from .fanout import Event
-from .schema import friend_request_times, messages, sessions, users
-from .store import Store
+from ..storage.database import RETENTION_LOCK, advisory_lock
+from ..storage.schema import friend_request_times, messages, sessions, users
+from ..storage.store import Store
 
 if TYPE_CHECKING:
-    from .config import RetentionPolicy
-    from .connection import Connection
-    from .hub import Hub
+    from ..config import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -217,91 +212,3 @@ async def forget_notices(store: Store, sender_id: int, message_ids: list[int]) -
             )
 
     await store.finish(forget())
-
-
-# ---------------------------------------------------------------- connection hooks
-
-
-async def send_notices(conn: Connection) -> None:
-    """After login: every expiry notice not yet acknowledged (up to a cap)."""
-    assert conn.user is not None
-    for notice in await pending_notices(conn.hub.store, conn.user.id, MAX_NOTICES_PER_LOGIN):
-        conn.send(notice)
-
-
-async def ack_expired(conn: Connection, message: AckExpired) -> None:
-    """``ack_expired``: the sender saw these notices; drop the tombstones."""
-    assert conn.user is not None
-    ids = [int(m) for m in message.message_ids if m.isdecimal() and len(m) <= 18]
-    if ids:
-        await forget_notices(conn.hub.store, conn.user.id, ids)
-    conn.send(Ok(id=message.id))
-
-
-# ---------------------------------------------------------------- the periodic task
-
-
-class Sweeper:
-    """Runs ``sweep`` every ``policy.sweep_interval`` and tells senders at once.
-
-    One timer per interval, whether the round swept or skipped: a skipped
-    round is not retried early, the instance holding the turn did the work.
-    """
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.policy = hub.config.retention
-        self._task: asyncio.Task[None] | None = None
-        self.swept = asyncio.Event()
-        """Set after each sweep (tests wait on it instead of sleeping)."""
-        self.last: SweepResult | None = None
-        """The latest round's result; None before the first and after a skipped one."""
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def run_once(self) -> SweepResult | None:
-        """One round; None when another instance's sweep had the turn."""
-        hub = self.hub
-        live = frozenset(
-            c.session_id
-            for c in list(hub.connections)
-            if c.session_id is not None and not c.closing
-        )
-        result = await sweep(hub.store, self.policy, hub.now(), live)
-        self.last = result
-        if result is None:
-            log.debug("retention: another instance is sweeping; skipping this round")
-        else:
-            await self._report(result)
-        self.swept.set()
-        return result
-
-    async def _report(self, result: SweepResult) -> None:
-        for expired in result.expired:
-            await self.hub.fanout.publish(
-                [expired.sender_id], Event(frame=encode(expired.notice()))
-            )
-        if result != SweepResult():
-            log.info(
-                "retention: %d delivered and %d expired messages, %d notices, %d sessions removed",
-                result.delivered_deleted,
-                len(result.expired),
-                result.tombstones_deleted,
-                result.sessions_deleted,
-            )
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("retention sweep failed; trying again next interval")
-            await asyncio.sleep(self.policy.sweep_interval)

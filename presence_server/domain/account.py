@@ -16,31 +16,23 @@ every instance, with 4503 through the fan-out.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from presence_protocol import (
     AccountData,
     AccountExport,
-    DeleteAccount,
     Direction,
     ErrorCode,
-    ExportAccount,
     ExportedMessage,
     ExportedRelation,
-    Ok,
-    Relation,
-    RelationUpdate,
     SessionInfo,
-    encode,
 )
 
-from .database import advisory_lock
-from .fanout import Event
-from .schema import (
+from ..storage.database import advisory_lock
+from ..storage.schema import (
     blocks,
     friend_request_times,
     friend_requests,
@@ -49,10 +41,7 @@ from .schema import (
     sessions,
     users,
 )
-from .store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
-
-if TYPE_CHECKING:
-    from .connection import Connection
+from ..storage.store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
 
 MESSAGES_PER_PAGE = 100
 """100 messages of at most 500 code points (up to 6 bytes each once JSON-escaped)
@@ -173,21 +162,6 @@ async def export_page(
     )
 
 
-async def export_account(conn: Connection, message: ExportAccount) -> None:
-    assert conn.user is not None
-    after: int | None = None
-    if message.after is not None:
-        if not message.after.isdecimal() or len(message.after) > 18:
-            raise CommandError(
-                ErrorCode.INVALID_MESSAGE.value, "export_account: after must be a page's next"
-            )
-        after = int(message.after)
-    page = await export_page(
-        conn.hub.store, conn.user.id, conn.session_id, after, MESSAGES_PER_PAGE
-    )
-    conn.send(msgspec.structs.replace(page, id=message.id))
-
-
 # ---------------------------------------------------------------- deletion
 
 
@@ -266,24 +240,3 @@ async def delete(store: Store, me: int) -> Deleted | None:
         )
         await conn.execute(sa.delete(users).where(users.c.id == me))
         return Deleted(user=user, tell=tuple(sorted(tell)))
-
-
-async def delete_account(conn: Connection, message: DeleteAccount) -> None:
-    """``delete_account``: ok, then every device of mine closes with 4503."""
-    hub = conn.hub
-    assert conn.user is not None
-    me = conn.user.id
-    if message.confirm_login.lower() != conn.user.login.lower():
-        raise CommandError(
-            ErrorCode.CONFIRM_MISMATCH.value,
-            "confirm_login must be this account's login; nothing was deleted",
-        )
-    related = await related_ids(hub.store, me)
-    async with hub.locked(me, *related):
-        deleted = await hub.store.finish(delete(hub.store, me))  # durable
-        conn.send(Ok(id=message.id))
-        if deleted is not None:
-            gone = encode(RelationUpdate(user=deleted.user.wire(), relation=Relation.NONE))
-            event = Event(frame=gone, subject=me, friend=False)
-            await hub.fanout.publish(deleted.tell, event)
-    await hub.fanout.publish([me], Event(account_deleted=True))

@@ -46,9 +46,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from .config import ServerConfig, normalize_origin, parse_networks
-from .metrics import AnyMetrics
-from .ratelimit import SlidingWindow
+from ..config import ServerConfig, normalize_origin, parse_networks
+from ..metrics import AnyMetrics
+from ..session.ratelimit import SlidingWindow
 
 log = logging.getLogger(__name__)
 

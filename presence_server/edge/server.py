@@ -16,23 +16,25 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from presence_protocol import CloseCode, limits
 
-from .config import ConfigError, ServerConfig, validate
-from .connection import Connection
-from .database import create_engine, default_database_url, migrate, safe_url
-from .edge import Edge
-from .fanout import Fanout, InProcessFanout
+from ..cluster.fanout import Fanout, InProcessFanout
+from ..cluster.registry import InProcessRegistry, PresenceRegistry
+from ..config import ConfigError, ServerConfig
+from ..metrics import AnyMetrics
+from ..metrics import create as create_metrics
+from ..session import handlers as command_table
+from ..session.connection import Connection
+from ..session.hub import Hub
+from ..session.sweeper import Sweeper
+from ..storage.database import create_engine, default_database_url, migrate, safe_url
+from ..storage.store import Store
 from .gc_policy import GcPolicy
-from .hub import Hub
-from .metrics import AnyMetrics
-from .metrics import create as create_metrics
-from .registry import InProcessRegistry, PresenceRegistry
-from .retention import Sweeper
-from .store import Store
+from .handshake import Edge
+from .options import validate
 
 if TYPE_CHECKING:
     # Imported when --redis is used: the desktop binary's embedded demo
     # server is built without redis-py.
-    from .redis_link import RedisLink
+    from ..cluster.redis_link import RedisLink
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +216,7 @@ async def start_server(
                 await ws.close(CloseCode.SERVER_RESTART, "server restarting")
                 return
             ip = edge.client_ip(ws.remote_address, ws.request.headers if ws.request else None)
-            await Connection(hub, ws, ip).run()
+            await Connection(hub, ws, command_table, ip).run()
         finally:
             metrics.connections.dec()
 
@@ -228,7 +230,7 @@ async def start_server(
             select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
             process_request=edge.process_request,
             compression=None,
-            max_size=limits.MAX_FRAME_BYTES,
+            max_size=config.limits.max_frame_bytes,
             ping_interval=KEEPALIVE_SECONDS,
             server_header=config.server_name,
             logger=WIRE_LOG,
@@ -265,9 +267,9 @@ async def _open_hub(
     """The hub, on Redis when configured (and no fan-out or registry is given)."""
     link: RedisLink | None = None
     if config.redis_url and fanout is None and registry is None:
-        from .redis_fanout import RedisFanout
-        from .redis_link import RedisLink
-        from .redis_registry import RedisRegistry
+        from ..cluster.redis_fanout import RedisFanout
+        from ..cluster.redis_link import RedisLink
+        from ..cluster.redis_registry import RedisRegistry
 
         link = RedisLink(
             config.redis_url,

@@ -1,6 +1,6 @@
 """Opening the database and bringing its schema up to date.
 
-The schema is owned by the Alembic migrations in ``presence_server/migrations``;
+The schema is owned by the Alembic migrations in ``presence_server/storage/migrations``;
 the server runs them on every start, so an operator never has to remember a
 separate step (``presence-server migrate`` exists for those who want to).
 
@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from .config import ConfigError
+from ..config import ConfigError
 
 log = logging.getLogger(__name__)
 

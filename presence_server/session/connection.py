@@ -14,9 +14,8 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -25,9 +24,15 @@ from presence_protocol import (
     LOGIN_MESSAGES,
     Ack,
     AnyClientMessage,
+    Auth,
+    ClientMessage,
     CloseCode,
     Error,
     ErrorCode,
+    LoginDev,
+    LoginGitHubCode,
+    LoginGitHubEditor,
+    LoginGitHubToken,
     ProtocolError,
     RequestId,
     ServerMessage,
@@ -38,11 +43,10 @@ from presence_protocol import (
     encode,
 )
 
-from . import handlers
-from .fanout import Event
-from .presence import DeviceState
+from ..cluster.fanout import Event
+from ..domain.presence import DeviceState
+from ..storage.store import CommandError, UserRow
 from .ratelimit import PresenceGate, SlidingWindow
-from .store import CommandError, UserRow
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -67,9 +71,30 @@ def message_type(message: AnyClientMessage) -> str:
     return tag if isinstance(tag, str) else type(message).__name__
 
 
+LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
+"""What ``LOGIN_MESSAGES`` admits before login."""
+
+
+class Handlers(Protocol):
+    """What a connection asks of the command table (``session.handlers``).
+
+    The edge passes the table in, so this module does not import it: the
+    handlers work on a connection, and a connection only calls them back.
+    """
+
+    async def login(self, conn: Connection, message: LoginMessage) -> bool: ...
+
+    async def dispatch(self, conn: Connection, message: ClientMessage) -> None: ...
+
+    async def snapshot(
+        self, hub: Hub, user_id: int, status: Status, user: UserRow | None = None
+    ) -> tuple[Snapshot | None, dict[int, int]]: ...
+
+
 class Connection:
-    def __init__(self, hub: Hub, ws: ServerConnection, ip: str = "") -> None:
+    def __init__(self, hub: Hub, ws: ServerConnection, handlers: Handlers, ip: str = "") -> None:
         self.hub = hub
+        self.handlers = handlers
         self.ws = ws
         self.ip = ip
         """The client's address (behind a trusted proxy: from X-Forwarded-For), for logs."""
@@ -122,7 +147,36 @@ class Connection:
     # ------------------------------------------------------------ output
 
     def send(self, message: ServerMessage) -> None:
-        self.send_frame(encode(message))
+        """Queue a message; one that would not fit in a frame is never sent.
+
+        ``max_server_frame_bytes`` (announced in ``hello``) is a promise to
+        clients (docs/protocol.md §1): a client may close a bigger frame with
+        1009 and lose everything queued behind it. The server's own frames are
+        bounded by construction (export pages, snapshot lists); this is the
+        check that the bound held.
+        A reply that is too big becomes an ``internal_error`` reply; anything
+        else closes the connection with 1011 so the client reconnects.
+        """
+        frame = encode(message)
+        limit = self.limits.max_server_frame_bytes
+        if len(frame) <= limit:
+            self.send_frame(frame)
+            return
+        log.error(
+            "connection %s: a %s frame of %d bytes exceeds the %d-byte frame limit; not sent",
+            self.cid,
+            type(message).__name__,
+            len(frame),
+            limit,
+            extra={"event": "frame_too_large", "size": len(frame)},
+        )
+        request_id = getattr(message, "id", None)
+        if request_id is not None:
+            self.reply_error(
+                ErrorCode.INTERNAL_ERROR, "the answer did not fit in one frame", request_id
+            )
+        else:
+            self.close(1011, "a frame did not fit the frame limit")
 
     def send_frame(self, frame: bytes) -> None:
         if self.closing:
@@ -437,7 +491,7 @@ class Connection:
             self._count_bad_frame()
             return False
         try:
-            return await handlers.login(self, message)
+            return await self.handlers.login(self, message)
         except Exception:
             log.exception("connection %s: login failed", self.cid)
             self.reply_error(ErrorCode.INTERNAL_ERROR, "the server failed", message.id)
@@ -452,7 +506,7 @@ class Connection:
             if message is None:
                 continue
             try:
-                await handlers.dispatch(self, message)
+                await self.handlers.dispatch(self, message)
             except CommandError as exc:
                 self.reply_error(exc.code, exc.message, message.id, exc.retry_after)
             except ConnectionClosed:
@@ -502,7 +556,9 @@ class Connection:
         frame: Snapshot | None = None
         versions: dict[int, int] = {}
         try:
-            frame, versions = await handlers.snapshot(self.hub, self.user.id, self.device.status)
+            frame, versions = await self.handlers.snapshot(
+                self.hub, self.user.id, self.device.status
+            )
             if frame is not None:
                 self.send(frame)
         finally:
@@ -550,4 +606,4 @@ class Connection:
             status, until = Status.ONLINE, None
         if status is Status.ONLINE:
             until = None
-        return DeviceState(status=status, until=until, status_stamp=time.time_ns())
+        return DeviceState(status=status, until=until, status_stamp=self.hub.clock_ns())

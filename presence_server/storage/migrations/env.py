@@ -15,7 +15,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from presence_server.schema import metadata
+from presence_server.storage.schema import metadata
 
 
 def _run(connection: Connection) -> None:

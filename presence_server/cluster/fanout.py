@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-from .metrics import AnyMetrics, NullMetrics
+from ..metrics import AnyMetrics, NullMetrics
 
 log = logging.getLogger(__name__)
 

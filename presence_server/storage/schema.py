@@ -89,9 +89,26 @@ messages = sa.Table(
     sa.Column("expired_at", sa.BigInteger, index=True),
     sa.UniqueConstraint("sender_id", "client_msg_id", name="uq_messages_sender_client_msg"),
     sa.UniqueConstraint("recipient_id", "seq", name="uq_messages_recipient_seq"),
+    sqlite_autoincrement=True,
 )
 """``expired_at`` marks a tombstone: an undelivered message deleted for age
-(text cleared), kept until its sender acknowledges the ``message_expired``."""
+(text cleared), kept until its sender acknowledges the ``message_expired``.
+
+Ids are never handed out twice: a recipient that has seen one must never get
+it for another message. On PostgreSQL the id comes from a sequence; on SQLite
+``AUTOINCREMENT`` keeps the highest id ever used in ``sqlite_sequence``
+(without it, SQLite gives the highest *existing* id + 1, so deleting the top
+row — account deletion, the retention purge — reused its id)."""
+
+id_counters = sa.Table(
+    "id_counters",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+"""The last id handed out per kind (``dev_user``): it only grows, so an id is
+never given again after its row is deleted. Rows are allocated rarely (a new
+dev login), so one counter row is no bottleneck."""
 
 friend_request_times = sa.Table(
     "friend_request_times",

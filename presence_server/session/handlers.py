@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +51,13 @@ from presence_protocol import (
     encode,
 )
 
-from . import account, conversations, friends, presence, retention
-from .auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
-from .fanout import Event
-from .presence import DeviceState
-from .store import CommandError, UserRow, fetch_user
+from ..auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
+from ..cluster.fanout import Event
+from ..domain import friends, presence
+from ..domain.friends import Outcome
+from ..domain.presence import DeviceState
+from ..storage.store import CommandError, UserRow, fetch_user
+from . import account_commands, conversations, retention_commands
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -221,7 +222,7 @@ async def _start(
     conn.send(frame)
     conn.mark_ready(versions)
     await conn.replay()
-    await retention.send_notices(conn)
+    await retention_commands.send_notices(conn)
     await hub.set_device(user.id, conn.cid, device)
     _schedule_expiry(conn)
 
@@ -277,7 +278,8 @@ def _me(conn: Connection) -> int:
 
 async def set_presence(conn: Connection, message: SetPresence) -> None:
     now = conn.hub.now()
-    if message.until is not None and message.until <= now:
+    timed = message.status is not Status.ONLINE  # until is ignored for online (protocol §4)
+    if timed and message.until is not None and message.until <= now:
         raise CommandError(
             ErrorCode.INVALID_MESSAGE.value, "set_presence: until must be in the future"
         )
@@ -311,7 +313,7 @@ async def _apply_presence(conn: Connection, message: SetPresence) -> None:
     else:
         status = message.status
     old = conn.device
-    stamp = time.time_ns()
+    stamp = hub.clock_ns()
     changed = status is not old.status or until != old.until
     conn.device = DeviceState(
         status=status,
@@ -334,7 +336,7 @@ def _schedule_expiry(conn: Connection) -> None:
     until = conn.device.until
     if until is None:
         return
-    delay = max(until - time.time(), 0.0)
+    delay = max(until - conn.hub.clock_ns() / 1e9, 0.0)
     loop = asyncio.get_running_loop()
     conn.expiry_timer = loop.call_later(delay, lambda: conn.spawn(_expire(conn, until)))
 
@@ -349,7 +351,7 @@ async def _expire(conn: Connection, until: int) -> None:
         status=Status.ONLINE,
         activity=old.activity,
         until=None,
-        status_stamp=time.time_ns(),
+        status_stamp=conn.hub.clock_ns(),
         activity_stamp=old.activity_stamp,
     )
     await conn.hub.store.expire_status(me, until)
@@ -376,59 +378,27 @@ async def friend_request(conn: Connection, message: FriendRequest) -> None:
     conn.send(Ok(id=message.id))
 
 
-async def friend_accept(conn: Connection, message: FriendAccept) -> None:
+RelationCommand = FriendAccept | FriendDecline | FriendCancel | FriendRemove | Block | Unblock
+
+RELATION_CHANGES: dict[type[RelationCommand], Callable[[Hub, int, int], Awaitable[Outcome]]] = {
+    FriendAccept: lambda hub, me, other: friends.accept(
+        hub.store, me, other, hub.now(), hub.limits.max_friends
+    ),
+    FriendDecline: lambda hub, me, other: friends.decline(hub.store, me, other),
+    FriendCancel: lambda hub, me, other: friends.cancel(hub.store, me, other),
+    FriendRemove: lambda hub, me, other: friends.remove(hub.store, me, other),
+    Block: lambda hub, me, other: friends.block(hub.store, me, other, hub.now()),
+    Unblock: lambda hub, me, other: friends.unblock(hub.store, me, other),
+}
+"""The relation commands that name a user by id: each is one change in
+``domain.friends``, applied and announced the same way (``change_relation``)."""
+
+
+async def change_relation(conn: Connection, message: RelationCommand) -> None:
     hub = conn.hub
     me = _me(conn)
-    await hub.change_relation(
-        me,
-        message.user_id,
-        lambda: friends.accept(hub.store, me, message.user_id, hub.now(), hub.limits.max_friends),
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def friend_decline(conn: Connection, message: FriendDecline) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.decline(hub.store, me, message.user_id)
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def friend_cancel(conn: Connection, message: FriendCancel) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.cancel(hub.store, me, message.user_id)
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def friend_remove(conn: Connection, message: FriendRemove) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.remove(hub.store, me, message.user_id)
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def block(conn: Connection, message: Block) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.block(hub.store, me, message.user_id, hub.now())
-    )
-    conn.send(Ok(id=message.id))
-
-
-async def unblock(conn: Connection, message: Unblock) -> None:
-    hub = conn.hub
-    me = _me(conn)
-    await hub.change_relation(
-        me, message.user_id, lambda: friends.unblock(hub.store, me, message.user_id)
-    )
+    change = RELATION_CHANGES[type(message)]
+    await hub.change_relation(me, message.user_id, lambda: change(hub, me, message.user_id))
     conn.send(Ok(id=message.id))
 
 
@@ -520,12 +490,7 @@ async def sign_out(conn: Connection, message: SignOut) -> None:
 HANDLERS: dict[type[ClientMessage], Handler] = {
     SetPresence: set_presence,
     FriendRequest: friend_request,
-    FriendAccept: friend_accept,
-    FriendDecline: friend_decline,
-    FriendCancel: friend_cancel,
-    FriendRemove: friend_remove,
-    Block: block,
-    Unblock: unblock,
+    **dict.fromkeys(RELATION_CHANGES, change_relation),
     SendMessage: send_message,
     MarkRead: conversations.mark_read,
     Typing: conversations.typing,
@@ -533,7 +498,7 @@ HANDLERS: dict[type[ClientMessage], Handler] = {
     ListSessions: list_sessions,
     RevokeSession: revoke_session,
     SignOut: sign_out,
-    AckExpired: retention.ack_expired,
-    ExportAccount: account.export_account,
-    DeleteAccount: account.delete_account,
+    AckExpired: retention_commands.ack_expired,
+    ExportAccount: account_commands.export_account,
+    DeleteAccount: account_commands.delete_account,
 }

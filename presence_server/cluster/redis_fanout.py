@@ -35,8 +35,8 @@ from typing import Any
 
 import msgspec
 
+from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, Subscriber
-from .metrics import AnyMetrics, NullMetrics
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 
 log = logging.getLogger(__name__)

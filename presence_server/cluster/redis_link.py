@@ -48,8 +48,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from .database import safe_url
-from .metrics import AnyMetrics, NullMetrics
+from ..metrics import AnyMetrics, NullMetrics
+from ..storage.database import safe_url
 
 log = logging.getLogger(__name__)
 
