@@ -16,7 +16,7 @@ from presence_desktop.ui.delegate import FriendDelegate
 from presence_desktop.ui.friends_model import FriendsModel, Role
 from presence_desktop.ui.panel import FriendsPanel
 from presence_protocol import SeenStatus
-from presence_server.store import DEV_ID_BASE
+from presence_server.storage.store import DEV_ID_BASE
 
 from .fakes import FakeCore, friend, snapshot
 
