@@ -77,3 +77,15 @@ def memory_keyring():
     keyring.set_keyring(ring)
     yield ring
     keyring.set_keyring(old)
+
+
+SLOW_HANG_GUARD = 900
+"""Seconds a slow-tier test may run before pytest-timeout stops it. The suite-wide
+120 s (pyproject) is 20x a default-tier test; slow tests take 30-120 s on a busy
+machine, and a 120 s limit fired inside a GC test that took 130 s under load."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_HANG_GUARD))

@@ -247,14 +247,21 @@ _started_at = 0.0
 
 
 def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    """The interpreter calls this around every collection, wherever the program
+    is: also a few frames short of the recursion limit (a deeply nested hostile
+    frame being parsed). A pause that cannot be recorded there is dropped; an
+    exception here would only print "Exception ignored" on stderr."""
     global _started_at
     if phase == "start":
         _started_at = time.perf_counter()
         return
     seconds = time.perf_counter() - _started_at
     generation = int(info.get("generation", 0))
-    for policy in list(_observed):
-        policy._collected(generation, seconds)
+    try:
+        for policy in list(_observed):
+            policy._collected(generation, seconds)
+    except RecursionError:
+        pass
 
 
 def _install_callback() -> None:

@@ -23,7 +23,7 @@ pytestmark = [
     pytest.mark.usefixtures("app_log"),
     pytest.mark.postgres,
     pytest.mark.redis,
-    pytest.mark.timeout(400),
+    pytest.mark.timeout(1200),
 ]
 
 INSTANCES = 3

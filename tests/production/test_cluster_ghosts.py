@@ -38,7 +38,7 @@ from tests.server.client import Client, befriend, login_dev
 from tests.support.processes import ServerProcess, Spawn
 from tests.support.services import RedisProcess
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(900)]
 
 TTL = 3.0
 SWEEP_BOUND = TTL * 1.25

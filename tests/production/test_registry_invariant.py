@@ -30,7 +30,7 @@ from presence_server.cluster.redis_registry import RedisRegistry
 from presence_server.domain.presence import DeviceState
 from tests.support.services import require
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(1200)]
 
 CAP = 2
 USERS = 3
