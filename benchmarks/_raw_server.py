@@ -20,8 +20,8 @@ import signal
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from presence_protocol import limits
-from presence_server import loop as event_loop
 
+from . import _loops as event_loop
 from ._common import raise_nofile
 from ._seed import friends_of
 

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from presence_server import loop as event_loop
 from presence_server.config import ServerConfig, ServerLimits
 from presence_server.server import WIRE_LOG, start_server
 
+from . import _loops as event_loop
 from ._common import raise_nofile
 
 RELAXED = ServerLimits(

@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from presence_server.loop import LOOP_NAMES
-
 from ._common import (
     BenchServer,
     Figure,
@@ -213,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--loops",
         type=parse_loops,
-        default=list(LOOP_NAMES),
+        default=["asyncio"],
         help="event loops of the servers, run back to back in this order "
-        "(comma-separated; default asyncio,uvloop)",
+        "(comma-separated, e.g. asyncio,uvloop; default asyncio, the server's loop)",
     )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)

@@ -33,8 +33,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from presence_server.loop import LOOP_NAMES
-
 from ._common import (
     RESULTS_DIR,
     BenchServer,
@@ -54,6 +52,7 @@ from ._wsclient import frame_size
 
 LOAD_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 SECOND = 1_000_000_000
+SATURATION_WARMUP_S = 2.0
 
 
 def _specs(
@@ -148,7 +147,11 @@ def run_server(
         time.sleep(2.0)  # the "came online" deltas of the connect phase settle
         # Saturation.
         specs = _specs(
-            workers, template, args.seconds, 2.0, in_flight=args.in_flight // args.processes
+            workers,
+            template,
+            args.seconds,
+            SATURATION_WARMUP_S,
+            in_flight=args.in_flight // args.processes,
         )
         spy = None
         if profile and shutil.which("py-spy"):
@@ -245,6 +248,17 @@ def variant_figures(
     ]
 
 
+def cpu_per_delivery_us(phase: dict[str, Any]) -> float:
+    """Server CPU time per delivered delta at saturation (µs).
+
+    The CPU time covers the whole phase (warm-up included, at the same
+    saturated rate), so deliveries are counted over the same span.
+    """
+    window_s = (phase["window_ns"][1] - phase["window_ns"][0]) / SECOND
+    delivered = phase["deliveries_per_s"] * (window_s + SATURATION_WARMUP_S)
+    return 1e6 * phase["server_cpu_s"] / delivered if delivered else float("nan")
+
+
 def comparison_figures(
     other: dict[str, Any], first: dict[str, Any], half_index: int, name: str, base: str
 ) -> list[Figure]:
@@ -267,6 +281,23 @@ def comparison_figures(
             baseline=first["raw"]["saturation"]["deliveries_per_s"],
             baseline_name=f"websockets.broadcast on {base}, same run",
             lower_is_better=False,
+        ),
+        Figure(
+            f"server CPU per delivery at saturation, {name} against {base}",
+            cpu_per_delivery_us(other["ours"]["saturation"]),
+            "µs",
+            target=None,
+            baseline=cpu_per_delivery_us(first["ours"]["saturation"]),
+            baseline_name=f"presence server on {base}, same run",
+            note="CPU time is what a shared machine distorts least",
+        ),
+        Figure(
+            f"ceiling CPU per delivery at saturation, {name} against {base}",
+            cpu_per_delivery_us(other["raw"]["saturation"]),
+            "µs",
+            target=None,
+            baseline=cpu_per_delivery_us(first["raw"]["saturation"]),
+            baseline_name=f"websockets.broadcast on {base}, same run",
         ),
         Figure(
             f"p99 delivery latency at half load, {name} against {base}",
@@ -327,9 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--loops",
         type=parse_loops,
-        default=list(LOOP_NAMES),
+        default=["asyncio"],
         help="event loops of the servers, run back to back in this order "
-        "(comma-separated; default asyncio,uvloop; the first sets the offered rates)",
+        "(comma-separated, e.g. asyncio,uvloop; default asyncio, the server's loop; "
+        "the first sets the offered rates)",
     )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
