@@ -15,7 +15,7 @@ import msgspec
 from presence_desktop.core.activity import Current, EditorReport
 from presence_desktop.core.privacy import PrivacySettings, outgoing_presence
 from presence_protocol import SeenStatus, SetPresence, Status, encode
-from presence_server import presence
+from presence_server.domain import presence
 
 TYPICAL_REPORT = EditorReport(
     editor="Visual Studio Code",

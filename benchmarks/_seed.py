@@ -38,7 +38,7 @@ def seed(path: Path, users: int, friends: int) -> str:
     # Imported here: load generators import this module for token_for/friends_of
     # and should not pay for SQLAlchemy and Alembic at start-up.
     from presence_server.auth import hash_token
-    from presence_server.database import create_engine, migrate
+    from presence_server.storage.database import create_engine, migrate
 
     if friends >= users:
         raise ValueError("need more users than friends per user")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from presence_server.config import ServerConfig, ServerLimits
-from presence_server.server import WIRE_LOG, start_server
+from presence_server.edge.server import WIRE_LOG, start_server
 
 from . import _loops as event_loop
 from ._common import raise_nofile

@@ -59,6 +59,7 @@ from .core.settings import (
     SettingsError,
     SettingsStore,
     StoredMessage,
+    normalize_server_url,
     server_key,
 )
 from .core.state import InboxMessage, PresenceState
@@ -66,6 +67,7 @@ from .core.status import ExpiryTimer, effective_status
 from .net.client import PresenceClient
 from .net.github_login import SignInFactory, sign_in_with_github
 from .net.oauth import GitHubSignIn, Opener, SignInError
+from .net.probe import ProbeError, ServerOffer, probe_server
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,11 @@ class Controller:
         self._sign_in: GitHubSignIn | None = None
         """The attempt whose window is open (a server switch cancels it)."""
         self.sign_in_started.connect(self._remember_sign_in)
+        # First run (issue 18): which sign-in methods does a server offer?
+        self.server_checked = Signal[ServerOffer]()
+        """A server answered: its address (canonical) and the sign-in methods usable there."""
+        self.server_check_failed = Signal[UserError]()
+        """The address was refused or the server could not be asked (shown inline)."""
         self._signing_out = False
         self._last_link = connection.current.link
 
@@ -335,6 +342,72 @@ class Controller:
 
     def sign_out(self) -> None:
         self._spawn(self._sign_out())
+
+    # First run (issue 18): server address, then the methods that server offers.
+
+    def check_server(self, address: str) -> None:
+        """Ask the server at ``address`` how to sign in; answers on ``server_checked``."""
+        try:
+            url = normalize_server_url(address)
+        except SettingsError as exc:
+            self.server_check_failed.emit(
+                UserError(
+                    "Not a server address",
+                    f"{str(exc)[:1].upper()}{str(exc)[1:]}.",
+                    "server_address",
+                )
+            )
+            return
+        if not url:
+            self.server_check_failed.emit(
+                UserError(
+                    "No server address",
+                    "Type the address of your presence server, e.g. wss://presence.example.org.",
+                    "server_address",
+                )
+            )
+            return
+        self._spawn(self._check_server(url))
+
+    async def _check_server(self, url: str) -> None:
+        try:
+            offer = await probe_server(url)
+        except ProbeError as exc:
+            self.server_check_failed.emit(
+                UserError("Can't use this server", str(exc), "server_check")
+            )
+            return
+        self.server_checked.emit(offer)
+
+    def sign_in_at(self, url: str, method: str, login: str = "") -> None:
+        """Use the server at ``url`` from now on and sign in there with ``method``.
+
+        ``method`` is "github" or "dev" (a development login as ``login``, which
+        the first-run page only offers on a loopback server that allows it).
+        """
+        if method == "dev" and not _LOGIN.match(login.strip()):
+            self.server_check_failed.emit(
+                UserError(
+                    "Not a login name",
+                    "Use letters, digits and single hyphens, like a GitHub login.",
+                    "server_login",
+                )
+            )
+            return
+        self._spawn(self._sign_in_at(url, method, login.strip()))
+
+    async def _sign_in_at(self, url: str, method: str, login: str) -> None:
+        if method == "dev":
+            self.dev_login = login
+            self.client.dev_login = login
+        if url != self.server_url:
+            if self._url_override is not None or not self.update_settings(server_url=url):
+                return
+            await self._switch_server(url)  # the settings change asked for it too; one wins
+        if method == "dev":
+            self._connect()
+        else:
+            self._start_github_sign_in(None)
 
     def quit(self) -> None:
         self.quit_requested.emit(None)

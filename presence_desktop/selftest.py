@@ -28,6 +28,7 @@ from typing import TextIO, TypeVar
 
 from presence_desktop import __version__
 from presence_desktop.platform import bundle
+from presence_desktop.preflight import Problem
 
 T = TypeVar("T")
 
@@ -56,6 +57,8 @@ class Report:
     header: str
     checks: list[Check] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    footer: str = ""
+    """Advice printed after the verdict (how to fix a failed display check)."""
 
     @property
     def passed(self) -> bool:
@@ -71,6 +74,8 @@ class Report:
             f"{verdict}: {counts[Outcome.OK]} ok, {counts[Outcome.WARN]} warnings, "
             f"{counts[Outcome.FAIL]} failed ({self.seconds:.2f} s)"
         )
+        if self.footer:
+            lines += ["", self.footer.rstrip()]
         return "\n".join(lines) + "\n"
 
 
@@ -482,15 +487,20 @@ def _emit(text: str, stream: TextIO | None) -> None:
     target.write_text(text, encoding="utf-8")
 
 
-def run(stream: TextIO | None = None) -> int:
+def run(stream: TextIO | None = None, *, display_problem: Problem | None = None) -> int:
     """Build a QApplication on the current Qt platform, run every check, report.
 
     Call before the app's own QApplication exists; the process should exit
-    with the returned code afterwards.
+    with the returned code afterwards. With ``display_problem`` (the
+    preflight found no usable display) the checks run on the offscreen
+    platform, so the report still says what else works, and the display is
+    reported as the failure.
     """
     import qasync
     from PySide6.QtWidgets import QApplication
 
+    if display_problem is not None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     started = time.perf_counter()
     out = stream if stream is not None else sys.stdout
     existing = QApplication.instance()
@@ -498,6 +508,12 @@ def run(stream: TextIO | None = None) -> int:
     report = Report(_header())
     with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
         report.checks = runner.run(run_checks())
+    if display_problem is not None:
+        detail = display_problem.title
+        if display_problem.missing:
+            detail += f" ({', '.join(display_problem.missing)})"
+        report.checks.insert(0, Check("display", Outcome.FAIL, detail))
+        report.footer = display_problem.message
     report.seconds = time.perf_counter() - started
     _emit(report.render(), out)
     return 0 if report.passed else 1

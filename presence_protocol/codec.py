@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -54,16 +56,102 @@ def _usable_id(rid: Any) -> bool:
     return isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) <= 2**53
 
 
-def _envelope(data: bytes | str) -> tuple[Any, Any]:
+def _envelope(data: str) -> tuple[Any, Any]:
     """The ``type`` and a usable request ``id`` of a frame that failed validation."""
     try:
         env = _envelope_decoder.decode(data)
     except msgspec.ValidationError:
         raise ProtocolError(ErrorCode.BAD_FRAME, "a frame must be a JSON object") from None
     except (msgspec.DecodeError, RecursionError, ValueError):
-        return None, None
+        # A validation error found before the JSON breaks off (msgspec checks
+        # fields as it reads them): keep what can be read.
+        members = _readable_members(data)
+        return members.get("type"), _readable_id(data)
     rid = env.id if _usable_id(env.id) else None
     return env.type, rid
+
+
+_json = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _readable_members(data: str) -> dict[str, Any]:
+    """The top-level members of a JSON object that come before any damage.
+
+    Reads members in order and stops at the first one that does not parse:
+    ``{"type":"login_dev","id":77,"login":`` still yields its type and id, so
+    the error can say which request it answers (docs/protocol.md §2).
+    """
+    members: dict[str, Any] = {}
+    try:
+        at = _skip(data, 0)
+        if data[at : at + 1] != "{":
+            return members
+        at += 1
+        while True:
+            at = _skip(data, at)
+            if data[at : at + 1] != '"':
+                return members
+            key, at = json.decoder.scanstring(data, at + 1)  # type: ignore[attr-defined]
+            at = _skip(data, at)
+            if data[at : at + 1] != ":":
+                return members
+            value, at = _json.raw_decode(data, _skip(data, at + 1))
+            members.setdefault(key, value)
+            at = _skip(data, at)
+            if data[at : at + 1] != ",":
+                return members
+            at += 1
+    except (ValueError, RecursionError):
+        return members
+
+
+def _skip(data: str, at: int) -> int:
+    match = _SPACE.match(data, at)
+    assert match is not None  # the pattern matches the empty string
+    return match.end()
+
+
+def _readable_id(data: str) -> Any:
+    rid = _readable_members(data).get("id")
+    return rid if _usable_id(rid) else None
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _malformed(data: str, exc: Exception) -> ProtocolError:
+    """A ``bad_frame`` error that says what is wrong, with the id when readable.
+
+    msgspec reports some faults vaguely (a lone surrogate escape such as
+    ``"\\ud800"`` comes out as "Input data was truncated"); the standard
+    library's parser, run only on this error path, names the place instead.
+    """
+    rid = _readable_id(data)
+    if isinstance(exc, RecursionError):
+        return ProtocolError(ErrorCode.BAD_FRAME, "malformed JSON: nested too deeply", rid)
+    try:
+        parsed = json.loads(data)
+    except RecursionError:
+        detail = "nested too deeply"
+    except ValueError as err:
+        detail = f"{getattr(err, 'msg', err)} at character {getattr(err, 'pos', '?')}"
+    else:
+        if _has_lone_surrogate(parsed):
+            detail = (
+                "a string holds a lone surrogate escape (\\ud800-\\udfff without its pair), "
+                "which is not Unicode text"
+            )
+        else:
+            detail = str(exc)
+    return ProtocolError(ErrorCode.BAD_FRAME, f"malformed JSON: {detail}", rid)
 
 
 def _decode(
@@ -89,8 +177,7 @@ def _decode(
             ) from None
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{mtype}: {exc}", rid) from None
     except (msgspec.DecodeError, RecursionError, ValueError, UnicodeError) as exc:
-        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise ProtocolError(ErrorCode.BAD_FRAME, f"malformed JSON: {detail}") from None
+        raise _malformed(data, exc) from None
 
 
 def decode_client(data: bytes | str) -> AnyClientMessage:

@@ -16,12 +16,26 @@ from . import limits
 
 # ---------------------------------------------------------------- scalars
 
-RequestId = Annotated[str, msgspec.Meta(max_length=limits.MAX_REQUEST_ID_CHARS)] | int
+RequestId = (
+    Annotated[str, msgspec.Meta(max_length=limits.MAX_REQUEST_ID_CHARS)]
+    | Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)]
+)
+"""Beyond ±2**53 an integer does not survive a JavaScript client's JSON parser."""
 UserId = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 Timestamp = Annotated[int, msgspec.Meta(ge=0, le=2**40)]
 """Seconds since the Unix epoch (UTC)."""
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-Label = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_LABEL_CHARS)]
+LABEL_FORBIDDEN = "\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+"""Code points an activity label may not hold (a regex class body): control
+characters (NUL, newlines, tabs, C1), line and paragraph separators, and the
+bidirectional marks, embeddings, overrides and isolates, which would let a
+label reorder or spoof what a friend's client shows around it."""
+Label = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=limits.MAX_LABEL_CHARS, pattern=f"^[^{LABEL_FORBIDDEN}]+$"
+    ),
+]
 Login = Annotated[
     str,
     msgspec.Meta(
@@ -593,6 +607,7 @@ AnyServerMessage = (
 
 
 __all__ = [
+    "LABEL_FORBIDDEN",
     "LOGIN_MESSAGES",
     "AccountData",
     "AccountExport",

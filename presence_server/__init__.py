@@ -8,6 +8,6 @@ Embedding (desktop demo, tests)::
 """
 
 from .config import RetentionPolicy, ServerConfig, ServerLimits
-from .server import RunningServer, start_server
+from .edge.server import RunningServer, start_server
 
 __all__ = ["RetentionPolicy", "RunningServer", "ServerConfig", "ServerLimits", "start_server"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
-from pathlib import Path
+import time
+from collections.abc import Callable
 
 from presence_protocol import Limits, Retention, limits
 
@@ -17,20 +17,15 @@ SERVER_NAME = "presence-server/0.1"
 DEFAULT_PRESENCE_TTL = 20.0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ServerLimits:
-    """The protocol limits this instance enforces (and announces in ``hello``).
+class ServerLimits(Limits):
+    """The limits this instance enforces: the protocol's ``Limits`` (announced
+    in ``hello``, defaults from ``presence_protocol.limits``) plus a few the
+    protocol only describes. Inherited, not re-declared, so a limit the
+    protocol adds is a limit of every server at once.
 
-    Defaults are the ``presence_protocol.limits`` constants; tests shrink the
-    windows so that they run in milliseconds.
+    Tests shrink the windows so that they run in milliseconds.
     """
 
-    max_friends: int = limits.MAX_FRIENDS
-    commands_per_minute: int = limits.COMMANDS_PER_MINUTE
-    presence_updates_per_window: int = limits.PRESENCE_UPDATES_PER_WINDOW
-    presence_window_seconds: float = limits.PRESENCE_WINDOW_SECONDS
-    friend_requests_per_hour: int = limits.FRIEND_REQUESTS_PER_HOUR
-    auth_deadline_seconds: float = limits.AUTH_DEADLINE_SECONDS
     max_replay_messages: int = limits.MAX_REPLAY_MESSAGES
     max_bad_frames: int = 20
     """Consecutive invalid frames before the connection is closed with 4002.
@@ -43,14 +38,8 @@ class ServerLimits:
     """Frames waiting for one slow reader before it is closed with 4003."""
 
     def announce(self) -> Limits:
-        return Limits(
-            max_friends=self.max_friends,
-            commands_per_minute=self.commands_per_minute,
-            presence_updates_per_window=self.presence_updates_per_window,
-            presence_window_seconds=self.presence_window_seconds,
-            friend_requests_per_hour=self.friend_requests_per_hour,
-            auth_deadline_seconds=self.auth_deadline_seconds,
-        )
+        """The protocol's part, as ``hello`` carries it."""
+        return Limits(**{name: getattr(self, name) for name in Limits.__struct_fields__})
 
 
 DAY = 86_400
@@ -122,6 +111,10 @@ class ServerConfig:
     """Connected devices per user across instances; 0: unlimited."""
     drain_seconds: float = 10.0
     """On stop: how long closing connections may take to flush before they are cut."""
+    clock_ns: Callable[[], int] = time.time_ns
+    """The wall clock (Unix nanoseconds) every time the server stores, compares
+    or sends is read from: message and status times, status expiry, status
+    stamps. Injected so that tests can set the time instead of waiting for it."""
     gc_freeze: bool = False
     """Run the garbage-collector policy (``gc_policy.py``: freeze long-lived objects
     so full collections stay short). The CLI turns it on; off by default because
@@ -130,7 +123,8 @@ class ServerConfig:
 
 
 class ConfigError(ValueError):
-    """A configuration the server refuses to start with."""
+    """A configuration the server refuses to start with (the only such class:
+    the GitHub settings raise it too)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -140,29 +134,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def validate(config: ServerConfig) -> None:
-    if config.dev_login and not is_loopback(config.host):
-        raise ConfigError(
-            f"--dev-login lets anyone sign in as anyone; it only works on a loopback "
-            f"address (127.0.0.1, ::1 or localhost), not on {config.host!r}"
-        )
-    if not 0 <= config.port <= 65535:
-        raise ConfigError(f"port {config.port} is out of range 0-65535")
-    _validate_production(config)
-    if config.limits.commands_per_minute < 1:
-        raise ConfigError("--commands-per-minute must be at least 1")
-    if min(config.limits.max_bad_frames, config.limits.max_login_frames) < 1:
-        raise ConfigError("max_bad_frames and max_login_frames must be at least 1")
-    keep = config.retention
-    if min(keep.delivered_messages, keep.undelivered_messages, keep.idle_sessions) < 1:
-        raise ConfigError("retention periods must be at least one second")
-    if keep.undelivered_messages < keep.delivered_messages:
-        raise ConfigError(
-            "undelivered messages must be kept at least as long as delivered ones "
-            "(their recipients may still come back)"
-        )
 
 
 NO_PROXY = "none"
@@ -189,33 +160,3 @@ def parse_networks(
 def normalize_origin(origin: str) -> str:
     """``scheme://host[:port]`` in lower case, without a trailing slash."""
     return origin.strip().rstrip("/").lower()
-
-
-def _validate_production(config: ServerConfig) -> None:
-    if config.redis_url and not config.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("--redis must be a URL like redis://host:6379/0 (or rediss:// for TLS)")
-    if not 1 <= config.presence_ttl <= 3600:
-        raise ConfigError("--presence-ttl must be between 1 and 3600 seconds")
-    if config.keyfile and not config.certfile:
-        raise ConfigError("--keyfile needs --certfile (the certificate that goes with the key)")
-    for label, path in (("--certfile", config.certfile), ("--keyfile", config.keyfile)):
-        if path and not Path(path).is_file():
-            raise ConfigError(f"{label} {path!r}: no such file")
-    parse_networks(config.trusted_proxies)
-    for origin in config.allowed_origins:
-        value = normalize_origin(origin)
-        if value != "*" and not re.fullmatch(r"https?://[^/\s]+", value):
-            raise ConfigError(
-                f"--allowed-origin {origin!r} must be scheme://host[:port] "
-                "(like https://example.com) or *"
-            )
-    for label, number in (
-        ("--handshakes-per-minute", config.handshakes_per_minute),
-        ("--max-connections-per-user", config.max_connections_per_user),
-    ):
-        if number < 0:
-            raise ConfigError(f"{label} must be 0 (unlimited) or more")
-    if config.db_pool_size < 1:
-        raise ConfigError("--db-pool-size must be at least 1")
-    if config.drain_seconds < 0:
-        raise ConfigError("--drain-seconds must not be negative")

@@ -145,7 +145,7 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
             ),
         ),
         ("presence_server", ("presence_desktop", "PySide6", "qasync")),
-        ("presence_desktop", ("presence_server.store", "presence_server.handlers")),
+        ("presence_desktop", ("presence_server.storage.store", "presence_server.session.handlers")),
         (
             "presence_desktop/core",
             (
@@ -184,18 +184,50 @@ def test_only_ui_and_entry_points_import_qt_widgets() -> None:
     [
         "presence_protocol",
         "presence_desktop",
-        pytest.param(
-            "presence_server",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="connection ↔ handlers ↔ hub ↔ retention ↔ account: removed by the "
-                "server-core restructuring; strict, so this mark must go when it lands",
-            ),
-        ),
+        "presence_server",
     ],
 )
 def test_no_import_cycles(package: str) -> None:
     assert cycles(import_graph(package)) == []
+
+
+SERVER_LAYERS = {
+    # Leaves every layer may use: what an instance is started with, identities
+    # and tokens, and the metrics every part counts into.
+    "config": 0,
+    "auth": 0,
+    "metrics": 0,
+    "storage": 1,
+    "domain": 2,
+    "cluster": 3,
+    "session": 4,
+    "edge": 5,
+    "__main__": 6,
+    "": 6,
+}
+"""presence_server's layers, lowest first (DESIGN.md): edge → session → domain →
+storage; cluster (who is online where, fan-out) serves the session and uses the
+domain's presence merge. An arrow may only point to the same layer or lower."""
+
+
+def server_layer(module: str) -> str:
+    parts = module.split(".")[1:]
+    return parts[0] if parts else ""
+
+
+def test_every_server_module_is_in_a_layer() -> None:
+    for module in import_graph("presence_server"):
+        assert server_layer(module) in SERVER_LAYERS, f"{module}: put it in a layer package"
+
+
+def test_server_layers_only_point_down() -> None:
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in import_graph("presence_server").items()
+        for target in targets
+        if SERVER_LAYERS[server_layer(target)] > SERVER_LAYERS[server_layer(module)]
+    ]
+    assert upward == []
 
 
 def test_the_checker_sees_relative_imports_and_cycles(tmp_path: Path) -> None:

@@ -111,13 +111,23 @@ def my_status_text(
     return f"{label} until {clock_text(until, now, tz)}"
 
 
+def _wait_text(seconds: int) -> str:
+    """ "12 s" up to two minutes, then whole minutes ("60 min")."""
+    return f"{seconds} s" if seconds < 120 else f"{round(seconds / 60)} min"
+
+
 def connection_text(info: ConnectionInfo, now_monotonic: float) -> str:
     """For the tray tooltip and the popup header; ``now`` on the monotonic clock."""
     if info.link is Link.RECONNECTING:
-        if info.retry_at is None:
-            return "Reconnecting…"
-        wait = max(0, round(info.retry_at - now_monotonic))
-        return f"Reconnecting in {wait} s…" if wait >= 1 else "Reconnecting…"
+        # With a reason: "Can't reach server — retrying in 12 s" says what is wrong.
+        wait = None if info.retry_at is None else max(0, round(info.retry_at - now_monotonic))
+        if info.title:
+            if not wait:
+                return f"{info.title} — retrying…"
+            return f"{info.title} — retrying in {_wait_text(wait)}"
+        return f"Reconnecting in {wait} s…" if wait else "Reconnecting…"
+    if info.link is Link.CONNECTING and info.title:
+        return f"{info.title} — reconnecting…"
     if info.link is Link.OFFLINE:
         return info.title or "Offline"
     return {

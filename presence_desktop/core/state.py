@@ -71,6 +71,10 @@ class PresenceChange:
     """Part of a snapshot (on connect), not a change witnessed live."""
 
 
+MessageKey = tuple[int, int, str]
+"""(sender, seq, message id): what identifies a received message on replay."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class InboxMessage:
     message_id: str
@@ -95,7 +99,7 @@ class PresenceState:
         self.outgoing: dict[int, User] = {}
         self.blocked: dict[int, User] = {}
         self.inbox: list[InboxMessage] = []
-        self._seen_message_ids: set[str] = set()
+        self._seen_messages: set[MessageKey] = set()
 
         self.reset = Signal[None]()
         """Everything may have changed (new snapshot or sign-out)."""
@@ -140,7 +144,7 @@ class PresenceState:
         self.outgoing.clear()
         self.blocked.clear()
         self.inbox.clear()
-        self._seen_message_ids.clear()
+        self._seen_messages.clear()
         self.reset.emit(None)
         self.requests_changed.emit(None)
         self.inbox_changed.emit(None)
@@ -159,7 +163,7 @@ class PresenceState:
         Their ids count as seen, so a replay from the server is not shown twice.
         """
         self.inbox = list(messages)
-        self._seen_message_ids = {m.message_id for m in self.inbox}
+        self._seen_messages = {(m.sender_id, m.seq, m.message_id) for m in self.inbox}
         self.inbox_changed.emit(None)
 
     def apply_snapshot(self, snap: Snapshot) -> None:
@@ -222,10 +226,18 @@ class PresenceState:
         self.relation_changed.emit(update)
 
     def add_message(self, msg: Message) -> InboxMessage | None:
-        """Store a received message; returns None for a duplicate (already seen id)."""
-        if msg.message_id in self._seen_message_ids:
+        """Store a received message; returns None for a replay of one already stored.
+
+        A replay is recognised by sender, seq and id together: the server
+        never gives one seq of mine to two messages, so a different message
+        cannot match even on a server that reused a message id (older
+        versions did after a deletion). A wrong match would be worse than a
+        repeat: the message would be acknowledged and never shown.
+        """
+        key = (msg.sender, msg.seq, msg.message_id)
+        if key in self._seen_messages:
             return None
-        self._seen_message_ids.add(msg.message_id)
+        self._seen_messages.add(key)
         item = InboxMessage(
             message_id=msg.message_id,
             seq=msg.seq,

@@ -104,11 +104,21 @@ MAX_INCOMING_FRAME = limits.MAX_SERVER_FRAME_BYTES
 HANDSHAKE_TIMEOUT = 15.0
 """Seconds for hello, login reply and snapshot after the socket opened."""
 
-KEEPALIVE_SECONDS = 30.0
-"""Ping interval: a dead server or a dropped NAT mapping is noticed within
-50 s (this plus the 20 s pong timeout), traffic every 30 s keeps proxies
-with a 60 s idle timeout open, and an idle connection stays under 1 KB a
-minute on the wire together with the server's own pings (docs/performance.md)."""
+KEEPALIVE_SECONDS = 10.0
+"""Ping interval. With ``KEEPALIVE_TIMEOUT`` a dead or frozen server (or a
+dropped NAT mapping) is noticed within 15 s, so the popup stops showing
+friends as online long before anyone would act on it. Traffic every 10 s also
+keeps proxies with a 60 s idle timeout open; a client ping and the pong cost
+16 bytes, under 100 bytes a minute (docs/performance.md)."""
+
+KEEPALIVE_TIMEOUT = 5.0
+"""Seconds to wait for the pong. A loaded server answers pings from its event
+loop in milliseconds; 5 s leaves room for a slow mobile link."""
+
+UNREACHABLE = "Can't reach server"
+"""Header title while retrying after an attempt that never got online."""
+CONNECTION_LOST = "Connection lost"
+"""Header title while retrying after an established connection dropped."""
 
 SIGN_OUT_TIMEOUT = 5.0
 
@@ -172,6 +182,8 @@ class _Outcome:
     immediate: bool = False
     """Retry at once (e.g. a stale token was dropped for a dev login)."""
     min_delay: float = 0.0
+    lost: bool = False
+    """The connection had been online (the header says "Connection lost", not "Can't reach")."""
 
 
 class _Stop(Exception):
@@ -224,6 +236,7 @@ class PresenceClient:
         stable_after: float = STABLE_AFTER,
         open_timeout: float = 10.0,
         before_ack: Callable[[int], object] | None = None,
+        keepalive: tuple[float, float] = (KEEPALIVE_SECONDS, KEEPALIVE_TIMEOUT),
     ) -> None:
         self.url = url
         self.state = state
@@ -235,6 +248,10 @@ class PresenceClient:
         self._stable_after = stable_after
         self._open_timeout = open_timeout
         self._before_ack = before_ack
+        self._keepalive = keepalive
+        """(ping interval, pong timeout) in seconds; tests shorten them."""
+        self._trouble = ""
+        """Why the last attempt failed ("Can't reach server"), until back online."""
 
         self.errors = Signal[UserError]()
         """Failures the person should see, with the server's error code."""
@@ -466,8 +483,11 @@ class PresenceClient:
             # Cleared before announcing the wait, so a "Reconnect now" from a
             # listener of that announcement is not lost.
             self._wake.clear()
+            self._trouble = CONNECTION_LOST if outcome.lost else UNREACHABLE
             self.connection.set(
-                ConnectionInfo(Link.RECONNECTING, retry_at=time.monotonic() + delay)
+                ConnectionInfo(
+                    Link.RECONNECTING, retry_at=time.monotonic() + delay, title=self._trouble
+                )
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -484,7 +504,9 @@ class PresenceClient:
                     Link.SIGNED_OUT, title="Not signed in", message="Sign in to see your friends."
                 )
             )
-        self.connection.set(ConnectionInfo(Link.CONNECTING))
+        # After a failure the header keeps saying what is wrong while it tries again
+        # (a frozen server accepts the TCP connection and then answers nothing).
+        self.connection.set(ConnectionInfo(Link.CONNECTING, title=self._trouble))
         try:
             async with connect(
                 self.url,
@@ -493,7 +515,8 @@ class PresenceClient:
                 max_size=MAX_INCOMING_FRAME,
                 open_timeout=self._open_timeout,
                 close_timeout=2.0,
-                ping_interval=KEEPALIVE_SECONDS,
+                ping_interval=self._keepalive[0],
+                ping_timeout=self._keepalive[1],
                 proxy=None if is_loopback_url(self.url) else True,
                 user_agent_header=f"presence-desktop/{__version__}",
                 logger=WIRE_LOG,
@@ -532,6 +555,7 @@ class PresenceClient:
             self._conn_no += 1
             self._presence_sent_on = None
             online_since = time.monotonic()
+            self._trouble = ""
             self.connection.set(ConnectionInfo(Link.ONLINE))
             writer = asyncio.get_running_loop().create_task(self._write_loop(ws, self._conn_no))
             self._kick.set()
@@ -556,7 +580,8 @@ class PresenceClient:
                 if not call.done():
                     call.set_exception(ConnectionError("the connection to the server dropped"))
         stable = online_since is not None and time.monotonic() - online_since >= self._stable_after
-        return self._after_close(ws.close_code, ws.close_reason or "", stable)
+        outcome = self._after_close(ws.close_code, ws.close_reason or "", stable)
+        return dataclasses.replace(outcome, lost=online_since is not None)
 
     def _after_close(self, code: int | None, reason: str, stable: bool) -> _Outcome:
         log.info("connection closed (code %s %s)", code, reason)
@@ -697,7 +722,7 @@ class PresenceClient:
         elif isinstance(msg, RelationUpdate):
             self.state.apply_relation(msg)
         elif isinstance(msg, Message):
-            self.state.add_message(msg)  # None for a duplicate: acked all the same
+            self.state.add_message(msg)  # None only for a replay of a message already stored
             if msg.seq > self._ack_wanted:
                 self._ack_wanted = msg.seq
                 self._kick.set()

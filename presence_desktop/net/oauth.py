@@ -34,14 +34,16 @@ import time
 import urllib.parse
 import webbrowser
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import httpx
 import msgspec
 
 from presence_desktop.core.api import UserError
 from presence_desktop.core.events import Signal
 from presence_protocol import GitHubConfig, LoginGitHubCode, LoginGitHubToken
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -384,8 +386,12 @@ class DeviceFlow:
             response = await self._http.post(
                 self._web + path, data=data, headers={"Accept": "application/json"}
             )
-        except httpx.HTTPError:
-            raise _unreachable() from None
+        except Exception as exc:
+            import httpx  # loaded already: self._http is an httpx client
+
+            if isinstance(exc, httpx.HTTPError):
+                raise _unreachable() from None
+            raise
         if response.status_code >= 500 or response.status_code == 429:
             raise _unreachable()
         return response.content
@@ -634,6 +640,8 @@ class GitHubSignIn:
             self._emit(phase, url=self._url)
 
     async def _device(self, device: str) -> LoginGitHubToken:
+        import httpx  # only when signing in (issue 18: not at start)
+
         http = self._http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
         try:
             flow = DeviceFlow(

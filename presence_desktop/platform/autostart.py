@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import plistlib
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -101,6 +100,8 @@ def launch_agent_plist(command: Sequence[str], label: str = LAUNCH_AGENT_LABEL) 
     """A LaunchAgent that runs ``command`` once at login, without restarting it on quit."""
     if not command:
         raise ValueError("autostart command is empty")
+    import plistlib  # macOS only; loads an XML parser
+
     return plistlib.dumps(
         {
             "Label": label,

@@ -13,9 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 from PySide6.QtCore import QObject, QRect, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox, QSystemTrayIcon, QWidget
@@ -29,7 +28,6 @@ from ..platform.bundle import resources_dir
 from ..platform.vscode import InstallResult
 from .avatars import AvatarStore
 from .countdown import Countdown
-from .delegate import FriendDelegate
 from .extension import ExtensionInstaller
 from .friends_model import FriendsModel
 from .icons import IconFactory
@@ -43,13 +41,17 @@ from .notifications import (
     TrayMessageBackend,
 )
 from .notify_avatar import initials_avatar
-from .panel import FriendsPanel
-from .popup import MainWindow, PopupWindow
 from .present import Badge
-from .settings_dialog import SettingsDialog
 from .sharing import SharingService
 from .sign_in import SignInWindows
 from .tray import Tray
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .panel import FriendsPanel
+    from .popup import MainWindow, PopupWindow
+    from .settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,6 @@ class DesktopUi(QObject):
             parent=self,
         )
         self.avatars.ready.connect(self.model.refresh)
-        self.delegate = FriendDelegate(self.avatars)
         self.menu = AppMenu(
             state,
             connection,
@@ -142,25 +143,16 @@ class DesktopUi(QObject):
         )
         if extension is not None:
             extension.finished.connect(self.show_install_result)
-        self.panel = FriendsPanel(
-            state,
-            connection,
-            actions,
-            self.model,
-            self.delegate,
-            app_menu=self.menu,
-            presence=editors.me if editors is not None else None,
-            chat=chat,
-            clock=clock,
-            monotonic=monotonic,
-        )
-        self.panel.settings_requested.connect(lambda: self.open_settings(privacy=True))
-        self.delegate.setParent(self.panel)
+        self._state, self._connection = state, connection
+        self._editors_presence = editors.me if editors is not None else None
+        self._chat = chat
+        self._clock, self._monotonic = clock, monotonic
+        self._panel: FriendsPanel | None = None
+        self._popup: PopupWindow | None = None
         self.countdown = Countdown(connection, monotonic=monotonic, parent=self)
-        self.countdown.tick.connect(self.panel.update_connection)
+        self.countdown.tick.connect(self._on_countdown)
 
         self.tray: Tray | None = None
-        self.popup: PopupWindow | None = None
         self.window: MainWindow | None = None
         if tray_available:
             self.tray = Tray(
@@ -175,9 +167,11 @@ class DesktopUi(QObject):
             )
             self.tray.activated.connect(self.toggle_popup)
             self.countdown.tick.connect(self.tray.update)
-            self.popup = PopupWindow(self.panel, monotonic=monotonic)
-            self.popup.setWindowIcon(self.icons.icon(None))
+            # The popup (panel, list, pages) is built when first opened: a tray
+            # app may run for days without it (issue 18: several MiB at start).
         else:
+            from .popup import MainWindow
+
             self.window = MainWindow(self.panel)
             self.window.setWindowIcon(self.icons.icon(None))
             self.window.close_requested.connect(self.request_quit)
@@ -196,6 +190,49 @@ class DesktopUi(QObject):
             if started is not None
             else None
         )
+
+    @property
+    def panel(self) -> FriendsPanel:
+        """The popup's content, built on first use."""
+        if self._panel is None:
+            # Imported here, with the popup: the panel's modules (list, pages,
+            # conversation, first run) are not needed until it first opens.
+            from .delegate import FriendDelegate
+            from .panel import FriendsPanel
+
+            delegate = FriendDelegate(self.avatars)
+            panel = FriendsPanel(
+                self._state,
+                self._connection,
+                self.actions,
+                self.model,
+                delegate,
+                app_menu=self.menu,
+                presence=self._editors_presence,
+                chat=self._chat,
+                clock=self._clock,
+                monotonic=self._monotonic,
+            )
+            panel.settings_requested.connect(lambda: self.open_settings(privacy=True))
+            delegate.setParent(panel)
+            self._panel = panel
+        return self._panel
+
+    @property
+    def popup(self) -> PopupWindow | None:
+        """The popup next to the tray icon (None where there is no tray), built on first use."""
+        if self.tray is None:
+            return None
+        if self._popup is None:
+            from .popup import PopupWindow
+
+            self._popup = PopupWindow(self.panel, monotonic=self._monotonic)
+            self._popup.setWindowIcon(self.icons.icon(None))
+        return self._popup
+
+    def _on_countdown(self) -> None:
+        if self._panel is not None:
+            self._panel.update_connection()
 
     # ---------------------------------------------------------- start / stop
 
@@ -223,8 +260,8 @@ class DesktopUi(QObject):
         if self.window is not None:
             self.window.allow_close()
             self.window.close()
-        if self.popup is not None:
-            self.popup.hide()
+        if self._popup is not None:
+            self._popup.hide()
         if self._settings_dialog is not None:
             self._settings_dialog.close()
         for box in list(self._message_boxes):
@@ -304,6 +341,10 @@ class DesktopUi(QObject):
         if self.settings is None:
             return
         if self._settings_dialog is None:
+            # Imported when first opened: Settings, its privacy page and the
+            # account dialogs are not part of the first screen (issue 18, memory).
+            from .settings_dialog import SettingsDialog
+
             dialog = SettingsDialog(
                 self.settings,
                 self.core.state,

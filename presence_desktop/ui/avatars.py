@@ -15,10 +15,13 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +33,11 @@ TIMEOUT = 15.0
 
 
 class AvatarStore(QObject):
-    ready = Signal(int)
-    """A user's avatar is now available (user id)."""
+    ready = Signal(object)
+    """A user's avatar is now available (user id).
+
+    ``object``, not ``int``: a Qt ``int`` is 32 bits and user ids go past 2^52
+    (dev-login ids start there), which would raise ``OverflowError`` on emit."""
 
     def __init__(
         self,
@@ -158,4 +164,8 @@ def _save_png(image: QImage, path: Path) -> None:
 
 
 def _default_client() -> httpx.AsyncClient:
+    # Imported on the first download, not at start: httpx and its dependencies
+    # are a few MiB the first screen does not need (issue 18, memory).
+    import httpx
+
     return httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True)

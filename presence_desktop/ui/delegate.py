@@ -29,9 +29,11 @@ from PySide6.QtGui import (
     QPainterPath,
     QPen,
 )
+from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from ..core.state import FriendView
+from ..platform.bundle import resources_dir
 from .avatars import AvatarStore
 from .friends_model import Role
 from .present import STATUS_COLOURS, avatar_hue, initials
@@ -44,15 +46,22 @@ AVATAR = 36
 DOT = 12
 PAD = 10
 MENU_BUTTON = 26
+MARK_GAP = 4
+STALE_OPACITY = 0.5
+"""Rows while disconnected: readable, but clearly not live."""
 
 
 class FriendDelegate(QStyledItemDelegate):
-    menu_requested = Signal(int, QPoint)
-    """The row's "⋯" button was clicked: user id and where to open the menu (global)."""
+    menu_requested = Signal(object, QPoint)
+    """The row's "⋯" button was clicked: user id and where to open the menu (global).
+
+    The id travels as ``object``: Qt's ``int`` is 32 bits, user ids are not."""
 
     def __init__(self, avatars: AvatarStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._avatars = avatars
+        # Vector marks: an emoji (★, 🔕) drew as an empty box without an emoji font.
+        self._marks = {name: _mark(name) for name in ("star", "muted")}
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         kind = index.data(Role.KIND)
@@ -134,6 +143,9 @@ class FriendDelegate(QStyledItemDelegate):
             p.fillRect(rect, _with_alpha(pal.color(pal.ColorRole.Highlight), 40))
         text_colour = pal.color(pal.ColorRole.HighlightedText if selected else pal.ColorRole.Text)
         dim_colour = _with_alpha(text_colour, 150)
+        if index.data(Role.STALE):
+            # Disconnected: what the row says is only the last thing we heard.
+            p.setOpacity(STALE_OPACITY)
 
         # Avatar (or initials) in a circle, status dot bottom-right.
         avatar_rect = QRect(
@@ -151,7 +163,7 @@ class FriendDelegate(QStyledItemDelegate):
         right = rect.right() - PAD - (MENU_BUTTON + 4 if hovered or selected else 0)
         starred = bool(index.data(Role.STARRED))
         muted = bool(index.data(Role.MUTED))
-        marks = ("★ " if starred else "") + ("🔕 " if muted else "")
+        marks = [name for name, on in (("star", starred), ("muted", muted)) if on]
         name_font = QFont(option.font)
         name_font.setBold(True)
         name_metrics = QFontMetrics(name_font)
@@ -175,13 +187,27 @@ class FriendDelegate(QStyledItemDelegate):
             p.setPen(dim_colour)
             p.drawText(QPoint(left + used, line1), login)
 
-        activity = marks + str(index.data(Role.ACTIVITY) or "")
+        activity = str(index.data(Role.ACTIVITY) or "")
+        mark_size = small_metrics.ascent()
+        x = left
+        for name in marks:
+            self._marks[name].render(p, QRectF(x, line2 - mark_size + 1, mark_size, mark_size))
+            x += mark_size + MARK_GAP
         p.setFont(small_font)
         p.setPen(dim_colour)
         p.drawText(
-            QPoint(left, line2),
-            small_metrics.elidedText(activity, Qt.TextElideMode.ElideRight, width),
+            QPoint(x, line2),
+            small_metrics.elidedText(
+                activity, Qt.TextElideMode.ElideRight, max(0, width - x + left)
+            ),
         )
+
+        if option.state & QStyle.StateFlag.State_HasFocus:
+            # The keyboard's place, visible even where the selection colour is faint.
+            p.setOpacity(1.0)
+            p.setPen(QPen(pal.color(pal.ColorRole.Highlight).lighter(130), 2))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRoundedRect(QRectF(rect).adjusted(1.5, 1.5, -1.5, -1.5), 4, 4)
 
         if hovered or selected:
             button = self.menu_rect(rect)
@@ -212,6 +238,13 @@ class FriendDelegate(QStyledItemDelegate):
         p.setFont(f)
         p.setPen(QColor("#ffffff"))
         p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), initials(friend.display_name))
+
+
+def _mark(name: str) -> QSvgRenderer:
+    renderer = QSvgRenderer(str(resources_dir() / "icons" / f"mark-{name}.svg"))
+    if not renderer.isValid():
+        raise FileNotFoundError(f"row mark art missing or invalid: mark-{name}.svg")
+    return renderer
 
 
 def _with_alpha(colour: QColor, alpha: int) -> QColor:

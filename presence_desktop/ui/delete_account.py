@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from ..core.api import UserError
 from ..core.events import Signal
+from .fit import tool_dialog
 
 WHAT_GOES = (
     "Deleting your account on {server} removes:",
@@ -58,6 +59,7 @@ class DeleteAccountDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Delete my account")
+        tool_dialog(self)
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self._actions = actions
         self.login = login

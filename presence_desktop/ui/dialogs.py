@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 
 from presence_protocol import limits
 
+from .fit import fit_on_show, tool_dialog
+
 
 class SendMessageDialog(QDialog):
     """One message to one friend; Send stays disabled while the text is empty or too long."""
@@ -34,6 +36,7 @@ class SendMessageDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Message to {login}")
+        tool_dialog(self)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._send = send
         layout = QVBoxLayout(self)
@@ -85,6 +88,7 @@ def confirm(
     yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    fit_on_show(box)
 
     def done(_result: int) -> None:
         if box.clickedButton() is yes:

@@ -1,8 +1,13 @@
 """The app icon with a status badge, rendered from the SVG art at every size asked for.
 
 Tray hosts ask for anything from 16 to 64 px, at device pixel ratios 1–3.
-Pre-rendering each size from vector art keeps the icon crisp everywhere;
-16–24 px use a simplified variant so the outline stays on the pixel grid.
+Rendering each size from vector art keeps the icon crisp everywhere; 16–24 px
+use a simplified variant so the outline stays on the pixel grid. Only the
+tray's sizes are rendered for badged icons, and the plain icon is left to
+Qt's SVG engine (issue 18, memory: all 20 sizes of every badge up front held
+several MiB of pixmaps nobody displayed). A Python ``QIconEngine`` rendering
+on demand was tried and crashed at interpreter exit (PySide6 ownership of
+engines cloned by ``QIcon``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from ..platform.bundle import resources_dir
 from .present import Badge
 
 SIZES = (16, 20, 22, 24, 32, 40, 48, 64, 128, 256)
+TRAY_SIZES = tuple(s for s in SIZES if s <= 64)
 RATIOS = (1.0, 2.0)
+"""Device pixel ratios for icons rendered ahead (the unread-count icons); the badge
+icons here render each size on demand instead."""
 _SMALL_MAX_PX = 26
 _DIMMED_OPACITY = 0.8
 
@@ -31,6 +39,7 @@ class IconFactory:
 
     def __init__(self, directory: Path | None = None) -> None:
         base = directory or icons_dir()
+        self._base = base
         self._glyph = _renderer(base / "presence.svg")
         self._glyph_small = _renderer(base / "presence-small.svg")
         self._badges = {b: _renderer(base / f"badge-{b.value}.svg") for b in Badge}
@@ -72,10 +81,17 @@ class IconFactory:
         cached = self._icons.get(badge)
         if cached is not None:
             return cached
-        icon = QIcon()
-        for size in SIZES:
-            for ratio in RATIOS:
-                icon.addPixmap(QPixmap.fromImage(self.image(badge, size, ratio)))
+        if badge is None:
+            # The plain app icon (windows, dialogs, balloons) can be asked for at
+            # any size up to 256 px: Qt's own SVG icon engine renders it on demand.
+            icon = QIcon(str(self._base / "presence.svg"))
+        else:
+            # Badged icons are for the tray, which asks for 16–64 px: only those
+            # are rendered (all sizes up to 256 px at two ratios held ~2 MiB each).
+            icon = QIcon()
+            for size in TRAY_SIZES:
+                for ratio in RATIOS:
+                    icon.addPixmap(QPixmap.fromImage(self.image(badge, size, ratio)))
         self._icons[badge] = icon
         return icon
 

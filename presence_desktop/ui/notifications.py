@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import functools
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,6 +117,10 @@ class DesktopNotifierBackend:
     @staticmethod
     def supported() -> bool:
         """False where desktop-notifier would only pretend (its dummy back-end)."""
+        if sys.platform.startswith("linux"):
+            # Its Linux back-end is always the D-Bus one: say so without importing
+            # it (and dbus_fast) at start-up; it loads with the first notification.
+            return True
         try:
             from desktop_notifier.main import get_backend_class
         except Exception:  # pragma: no cover - broken install

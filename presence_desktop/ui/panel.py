@@ -8,15 +8,18 @@ signals into view updates. The list itself is a ``QListView`` over
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
 from PySide6.QtCore import (
+    QAbstractItemModel,
     QEvent,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
     QPoint,
+    QSize,
     Qt,
     QTimer,
     Signal,
@@ -31,6 +34,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QToolButton,
     QVBoxLayout,
@@ -48,18 +52,61 @@ from ..core.api import (
 from ..core.format import connection_text, my_status_text
 from ..core.my_presence import MyPresence
 from ..core.state import PresenceState
+from .banner import ErrorBanner
 from .conversation import ConversationPage, NoHistoryChat
 from .delegate import FriendDelegate
 from .dialogs import SendMessageDialog, confirm
+from .first_run import FirstRunPage, ServerSetup
 from .friends_model import FriendsModel, Role
 from .inbox import InboxPage
 from .menus import StatusMenu, status_dot
-from .present import ADD_FRIEND_ERRORS, Section
+from .present import ADD_FRIEND_ERRORS
 from .requests import AddFriendBar, RequestsPanel
 from .sharing import SharingLine
 
 RELATIVE_TIME_REFRESH_MS = 60_000
 """"12 min" lines move on while the panel is visible; nothing ticks while hidden."""
+
+
+LIST_HINT_LIMIT = 2000
+"""The list never asks for more than this (logical px); the popup's own limit is lower."""
+
+
+class FriendsListView(QListView):
+    """A list that asks for the height of its rows, so the popup can fit its content.
+
+    Qt's list views ask for a fixed 256×192 whatever they hold; here the hint
+    is the sum of the rows' heights (up to ``LIST_HINT_LIMIT``), and every
+    change in the rows asks the window to lay out again.
+    """
+
+    def setModel(self, model: QAbstractItemModel | None) -> None:
+        super().setModel(model)
+        if model is not None:
+            for signal in (
+                model.rowsInserted,
+                model.rowsRemoved,
+                model.modelReset,
+                model.layoutChanged,
+            ):
+                signal.connect(self.updateGeometry)
+
+    def sizeHint(self) -> QSize:
+        model = self.model()
+        height = 0
+        if model is not None:
+            for row in range(model.rowCount()):
+                if self.isRowHidden(row):
+                    continue
+                height += max(0, self.sizeHintForRow(row))
+                if height >= LIST_HINT_LIMIT:
+                    height = LIST_HINT_LIMIT
+                    break
+        frame = 2 * self.frameWidth()
+        return QSize(super().sizeHint().width(), height + frame)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), 0)
 
 
 class FriendsPanel(QWidget):
@@ -108,14 +155,7 @@ class FriendsPanel(QWidget):
         self.notice.hide()
         root.addWidget(self.notice)
 
-        self.banner = QPushButton()
-        self.banner.setObjectName("ErrorBanner")
-        self.banner.setFlat(True)
-        self.banner.setStyleSheet(
-            "text-align: left; padding: 6px 10px; background: rgba(229, 83, 75, 0.18);"
-        )
-        self.banner.setToolTip("Click to dismiss")
-        self.banner.clicked.connect(self.banner.hide)
+        self.banner = ErrorBanner()
         self.banner.hide()
         root.addWidget(self.banner)
 
@@ -146,6 +186,7 @@ class FriendsPanel(QWidget):
         actions.errors.connect(self._on_error)
         model.modelReset.connect(self._update_counts)
         self._on_connection(connection.current)
+        self._set_tab_order()
 
     # ---------------------------------------------------------- building
 
@@ -200,11 +241,23 @@ class FriendsPanel(QWidget):
         self.status_button.setMenu(self.status_menu)
         row2.addWidget(self.status_button)
         row2.addStretch(1)
+        v.addLayout(row2)
+        # What is wrong with the connection, on its own wrapping line so a long
+        # reason is never cut by an ellipsis; hidden while connected.
+        row3 = QHBoxLayout()
+        row3.setSpacing(6)
         self.connection_label = QLabel()
         self.connection_label.setObjectName("ConnectionLine")
-        self.connection_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.connection_label.setTextFormat(Qt.TextFormat.PlainText)
-        row2.addWidget(self.connection_label)
+        self.connection_label.setWordWrap(True)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.connection_label.setSizePolicy(policy)
+        self.connection_label.setMinimumWidth(1)
+        font = QFont(self.connection_label.font())
+        font.setBold(True)
+        self.connection_label.setFont(font)
+        row3.addWidget(self.connection_label, 1)
         # While waiting to reconnect (or stopped), one click skips the wait once.
         self.reconnect_button = QToolButton()
         self.reconnect_button.setObjectName("ReconnectNow")
@@ -215,8 +268,11 @@ class FriendsPanel(QWidget):
         )
         self.reconnect_button.clicked.connect(lambda _checked=False: self._actions.reconnect_now())
         self.reconnect_button.hide()
-        row2.addWidget(self.reconnect_button)
-        v.addLayout(row2)
+        row3.addWidget(self.reconnect_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.connection_row = QWidget()
+        self.connection_row.setLayout(row3)
+        row3.setContentsMargins(0, 2, 0, 0)
+        v.addWidget(self.connection_row)
         self.offline_detail = QLabel()
         self.offline_detail.setWordWrap(True)
         self.offline_detail.hide()
@@ -234,7 +290,7 @@ class FriendsPanel(QWidget):
         v = QVBoxLayout(page)
         v.setContentsMargins(0, 0, 0, 0)
         v.setSpacing(0)
-        self.add_bar = AddFriendBar(self._actions)
+        self.add_bar = AddFriendBar(self._actions, state=self._state)
         self.add_bar.hide()
         v.addWidget(self.add_bar)
         self.search = QLineEdit()
@@ -249,7 +305,7 @@ class FriendsPanel(QWidget):
         v.addWidget(search_box)
         self.requests = RequestsPanel(self._state, self._actions)
         v.addWidget(self.requests)
-        self.view = QListView()
+        self.view = FriendsListView()
         self.view.setObjectName("FriendsList")
         self.view.setModel(model)
         self.view.setItemDelegate(delegate)
@@ -268,6 +324,8 @@ class FriendsPanel(QWidget):
         # Both filters only once both widgets exist (events arrive during setup).
         self.search.installEventFilter(self)
         self.view.installEventFilter(self)
+        # Rows never move under the pointer: the model holds moves while it is over the list.
+        self.view.viewport().installEventFilter(self)
         delegate.menu_requested.connect(self.open_friend_menu)
         v.addWidget(self.view, 1)
         self.empty_label = QLabel()
@@ -290,8 +348,94 @@ class FriendsPanel(QWidget):
         self.sign_in_button = QPushButton("Sign in with GitHub")
         self.sign_in_button.clicked.connect(lambda: self._actions.sign_in())
         v.addWidget(self.sign_in_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        # With the real controller: the first-run flow (server, then its sign-in methods).
+        self.first_run: FirstRunPage | None = None
+        if isinstance(self._actions, ServerSetup):
+            self.first_run = FirstRunPage(self._actions)
+            v.addWidget(self.first_run)
+            self.sign_in_button.hide()
         v.addStretch(2)
         return page
+
+    def _set_tab_order(self) -> None:
+        """Tab follows the eye: header (top row, then status), search, requests, list."""
+        self.search.setAccessibleName("Search friends")
+        self.view.setAccessibleName("Friends")
+        self.inbox_button.setAccessibleName("Inbox")
+        self.reconnect_button.setAccessibleName("Reconnect now")
+        for button in (self.inbox_button, self.add_button, self.menu_button, self.status_button):
+            # Auto-raised tool buttons take no focus by default: the header was unreachable.
+            button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.reconnect_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        chain: list[QWidget] = [
+            self.inbox_button,
+            self.add_button,
+            self.menu_button,
+            self.status_button,
+            self.reconnect_button,
+            self.add_bar.field,
+            self.add_bar.button,
+            self.search,
+            *self.requests.findChildren(QPushButton),
+            self.view,
+        ]
+        for first, second in itertools.pairwise(chain):
+            QWidget.setTabOrder(first, second)
+
+    def reset_for_next_open(self) -> None:
+        """The popup opens on the friends list with an empty search (called when it hides)."""
+        self.search.clear()
+        self.add_bar.hide()
+        self.show_friends()
+        self.view.clearSelection()
+        self.view.setCurrentIndex(self._model.index(-1))
+        self.view.scrollToTop()
+
+    def escape(self) -> bool:
+        """Esc undoes one thing at a time: the add bar, the search text, a conversation,
+        the inbox page.
+
+        Returns False when there was nothing left to undo (the popup then closes).
+        """
+        if self.add_bar.isVisible():
+            self.add_bar.hide()
+            self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        if self.search.text():
+            self.search.clear()
+            self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        if self.page == "conversation":
+            self.conversation.back_requested.emit()  # as its Back button: the inbox
+            return True
+        if self.page == "inbox":
+            self.show_friends()
+            self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        return False
+
+    def _step(self, down: bool) -> None:
+        """Move the current row to the next friend up or down, skipping section headers."""
+        rows = self._model.rowCount()
+        row = self.view.currentIndex().row()
+        row = (-1 if down else rows) if row < 0 else row
+        step = 1 if down else -1
+        row += step
+        while 0 <= row < rows:
+            index = self._model.index(row)
+            if index.data(Role.KIND) == "friend":
+                self.view.setCurrentIndex(index)
+                self.view.scrollTo(index)
+                return
+            row += step
+        if not down:
+            self.search.setFocus(Qt.FocusReason.BacktabFocusReason)  # above the first friend
+
+    def _activate_current(self) -> None:
+        """Enter on a friend: their conversation (the same as a click)."""
+        index = self.view.currentIndex()
+        if index.isValid() and index.data(Role.KIND) == "friend":
+            self._on_double_click(index)
 
     # ---------------------------------------------------------- navigation
 
@@ -330,6 +474,8 @@ class FriendsPanel(QWidget):
             self.search.setFocus(Qt.FocusReason.OtherFocusReason)
         elif self.page == "conversation":
             self.conversation.composer.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.page == "signed_out" and self.first_run is not None:
+            self.first_run.focus_field()  # typing goes to the address (or the login name)
 
     def set_notice(self, text: str) -> None:
         self.notice.setText(text)
@@ -435,8 +581,26 @@ class FriendsPanel(QWidget):
         self.me_label.setText((me.name or me.login) if me else "Presence")
         until = getattr(self._state, "my_status_until", None)
         status = self._state.my_status
-        self.status_button.setIcon(status_dot(status))
-        self.status_button.setText(my_status_text(status, until, self._clock()) + "  ▾")
+        chosen = my_status_text(status, until, self._clock())
+        link = self._connection.current.link
+        if link is Link.ONLINE:
+            self.status_button.setIcon(status_dot(status))
+            self.status_button.setText(chosen + "  ▾")
+            self.status_button.setToolTip("Your status")
+        elif link is Link.SIGNED_OUT:
+            self.status_button.setIcon(status_dot("offline"))
+            self.status_button.setText("Signed out")
+            self.status_button.setToolTip("Sign in to share your status")
+        else:
+            # Not connected: friends see me offline whatever I chose; say so.
+            self.status_button.setIcon(status_dot("offline"))
+            self.status_button.setText("Friends see you offline  ▾")
+            self.status_button.setToolTip(
+                f"Not connected. Your status ({chosen}) applies again once connected."
+            )
+        self.status_button.setAccessibleName(
+            "Your status: " + self.status_button.text().removesuffix("  ▾")
+        )
         unread = self._state.unread_count()
         self.inbox_button.setText(f"Inbox · {unread}" if unread else "Inbox")
         self.inbox_button.setStyleSheet(
@@ -466,11 +630,20 @@ class FriendsPanel(QWidget):
         self.reconnect_button.setVisible(waiting)
         self.offline_detail.setText(info.message)
         self.offline_detail.setVisible(info.link is Link.OFFLINE and bool(info.message))
+        # "Connected" needs no line; every other state says what is wrong.
+        self.connection_row.setVisible(info.link not in (Link.ONLINE, Link.SIGNED_OUT))
+        if self.sharing_line is not None:
+            # "Friends see: Online" is false while they cannot see me at all.
+            self.sharing_line.setVisible(info.link is Link.ONLINE)
 
     def _on_connection(self, info: ConnectionInfo) -> None:
         self.update_connection()
-        self.status_button.setEnabled(info.link is not Link.SIGNED_OUT)
-        self.add_button.setEnabled(info.link is not Link.SIGNED_OUT)
+        self._model.set_stale(info.link is not Link.ONLINE)
+        signed_in = info.link is not Link.SIGNED_OUT
+        self.status_button.setEnabled(signed_in)
+        # Signed out there is nobody to add and no inbox: the header shows only that.
+        self.add_button.setVisible(signed_in)
+        self.inbox_button.setVisible(signed_in)
         if info.link is Link.SIGNED_OUT:
             # E.g. "No server: Set the presence server address in Settings."
             self.signed_out_text.setText(
@@ -478,6 +651,13 @@ class FriendsPanel(QWidget):
                 if info.title or info.message
                 else "Sign in to see which friends are coding."
             )
+            if self.first_run is not None:
+                no_server = not self.first_run.setup.server_url
+                self.signed_out_text.setVisible(not no_server and bool(info.title))
+                if no_server:
+                    self.first_run.ask_server()
+                elif self.page != "signed_out" or self.first_run.offer is None:
+                    self.first_run.check(self.first_run.setup.server_url)
             self._set_page(2)
         elif self.page == "signed_out":
             self._set_page(0)
@@ -494,7 +674,7 @@ class FriendsPanel(QWidget):
                 else ""
             )
             self.empty_label.show()
-        elif self._model.rowCount() == _header_rows():
+        elif self._model.rowCount() == 0:
             self.empty_label.setText(f"No friend matches “{self._model.query}”.")
             self.empty_label.show()
         else:
@@ -522,8 +702,15 @@ class FriendsPanel(QWidget):
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
         self._refresh_timer.stop()
+        self._model.hold(False)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view.viewport() and event.type() in (
+            QEvent.Type.Enter,
+            QEvent.Type.Leave,
+        ):
+            self._model.hold(event.type() == QEvent.Type.Enter)
+            return False
         # The menu key (or Shift+F10) opens the selected friend's actions.
         if (
             watched is self.view
@@ -543,22 +730,28 @@ class FriendsPanel(QWidget):
                 where = self.view.viewport().mapToGlobal(rect.center())
                 self.open_friend_menu(int(index.data(Role.USER_ID)), where)
                 return True
-        # Down arrow from the search box moves into the list.
+        # Arrows walk the friends (headers are skipped); Enter opens a message.
+        if (
+            watched is self.view
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Up):
+                self._step(event.key() == Qt.Key.Key_Down)
+                return True
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self._activate_current()
+                return True
+        # Down arrow (or Enter) from the search box moves into the list.
         if (
             watched is self.search
             and event.type() == QEvent.Type.KeyPress
             and isinstance(event, QKeyEvent)
-            and event.key() == Qt.Key.Key_Down
+            and event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter)
         ):
-            self.view.setFocus()
-            for row in range(self._model.rowCount()):
-                idx = self._model.index(row)
-                if idx.data(Role.KIND) == "friend":
-                    self.view.setCurrentIndex(idx)
-                    break
+            self.view.setFocus(Qt.FocusReason.TabFocusReason)
+            self.view.setCurrentIndex(self._model.index(-1))
+            self._step(True)
             return True
         return super().eventFilter(watched, event)
-
-
-def _header_rows() -> int:
-    return len(Section)

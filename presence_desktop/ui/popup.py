@@ -11,14 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QKeyEvent
-from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLayout, QVBoxLayout, QWidget
 
+from .fit import fit_on_show, room
 from .panel import FriendsPanel
-from .present import popup_position
+from .present import POPUP_MARGIN, popup_position
 
 POPUP_SIZE = QSize(380, 540)
+"""The fallback window's first size (before it is fitted to its screen)."""
+POPUP_WIDTH = 380
+MIN_POPUP_HEIGHT = 240
+MAX_POPUP_HEIGHT = 640
+"""The popup grows with its content up to this (logical px), then the list scrolls."""
 REOPEN_GUARD_S = 0.35
 """A tray click right after the popup closed itself on focus loss means "close"."""
 
@@ -56,23 +62,61 @@ class PopupWindow(QWidget):
         inner.addWidget(panel)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
+        # The window's size is chosen by fit(), not by the layout's minimum: at
+        # a large scale factor the content's minimum can be taller than the screen.
+        outer.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         outer.addWidget(frame)
+        self._tray: QRect | None = None
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._fit_if_visible)
         self.resize(POPUP_SIZE)
 
-    def open_near(self, tray: QRect | None) -> None:
-        """Show next to ``tray`` (or centred), clamped to that screen's free area."""
-        screen = None
+    def fit(self, tray: QRect | None = None) -> QRect:
+        """Size to the content for the screen next to ``tray``, and place next to it.
+
+        Width: ``POPUP_WIDTH`` or the screen's room, whichever is less. Height:
+        what the content asks for at that width, between ``MIN_POPUP_HEIGHT``
+        and ``MAX_POPUP_HEIGHT`` or the screen's room; past that the list scrolls.
+        """
         if tray is not None:
-            screen = QGuiApplication.screenAt(tray.center())
-        screen = screen or QGuiApplication.primaryScreen()
+            self._tray = tray
+        tray = self._tray
+        screen = QGuiApplication.screenAt(tray.center()) if tray is not None else None
+        screen = screen or self.screen() or QGuiApplication.primaryScreen()
         area = screen.availableGeometry()
+        limit = room(area, POPUP_MARGIN)
+        width = min(POPUP_WIDTH, limit.width())
+        wanted = (
+            self.heightForWidth(width) if self.hasHeightForWidth() else self.sizeHint().height()
+        )
+        if wanted <= 0:
+            wanted = self.sizeHint().height()
+        height = min(max(wanted, MIN_POPUP_HEIGHT), MAX_POPUP_HEIGHT, limit.height())
+        self.resize(width, height)
         tray_rect = None if tray is None else (tray.x(), tray.y(), tray.width(), tray.height())
         x, y = popup_position(
-            tray_rect,
-            (self.width(), self.height()),
-            (area.x(), area.y(), area.width(), area.height()),
+            tray_rect, (width, height), (area.x(), area.y(), area.width(), area.height())
         )
         self.move(x, y)
+        return QRect(x, y, width, height)
+
+    def _fit_if_visible(self) -> None:
+        if self.isVisible():
+            self.fit()
+
+    def event(self, event: QEvent) -> bool:
+        # Content changed size (rows came or went, an error appeared): fit again,
+        # once, after the layout has settled.
+        if event.type() == QEvent.Type.LayoutRequest and self.isVisible():
+            self._refit.start()
+        return super().event(event)
+
+    def open_near(self, tray: QRect | None) -> None:
+        """Show next to ``tray`` (or centred), sized to the content and that screen."""
+        self._tray = tray
+        self.fit(tray)
         self.show()
         self.raise_()
         self.activateWindow()
@@ -99,13 +143,16 @@ class PopupWindow(QWidget):
             self.hide()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Esc clears the search (or closes the add bar, or leaves the inbox) first.
         if event.key() == Qt.Key.Key_Escape:
-            self.hide()
+            if not self.panel.escape():
+                self.hide()
             return
         super().keyPressEvent(event)
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
+        self.panel.reset_for_next_open()
         self.hidden.emit()
 
 
@@ -123,6 +170,7 @@ class MainWindow(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(panel)
         self.resize(POPUP_SIZE)
+        fit_on_show(self, grow=False)  # keeps the size the user gave it, if it fits
         self._quitting = False
 
     def open(self) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 import hashlib
 
-from presence_protocol import SeenStatus, Status
+from presence_protocol import Activity, SeenStatus, Status
 
 from ..core.api import ConnectionInfo, Link
-from ..core.format import connection_text
+from ..core.format import activity_summary, connection_text
 from ..core.state import FriendView
 
 
@@ -37,6 +37,14 @@ def section_of(status: SeenStatus) -> Section:
     return Section.ONLINE
 
 
+_STATUS_RANK = {SeenStatus.ONLINE: 0, SeenStatus.DND: 1, SeenStatus.AWAY: 2, SeenStatus.OFFLINE: 3}
+
+
+def status_rank(status: SeenStatus) -> int:
+    """Order of statuses in the list: online, do not disturb, away, offline."""
+    return _STATUS_RANK[status]
+
+
 def matches(friend: FriendView, query: str, activity_text: str) -> bool:
     """Case-insensitive: every word of the query appears in login, name or activity."""
     words = query.casefold().split()
@@ -44,6 +52,37 @@ def matches(friend: FriendView, query: str, activity_text: str) -> bool:
         return True
     haystack = " ".join((friend.login, friend.name or "", activity_text)).casefold()
     return all(word in haystack for word in words)
+
+
+_SPOKEN_STATUS = {
+    SeenStatus.ONLINE: "online",
+    SeenStatus.AWAY: "away",
+    SeenStatus.DND: "do not disturb",
+    SeenStatus.OFFLINE: "offline",
+}
+
+
+def spoken_row(friend: FriendView, activity_text: str, *, stale: bool = False) -> str:
+    """What a screen reader says for a row: "alice, online, coding Rust in tokio".
+
+    Built from the presence rather than the painted line, whose middle dots
+    and bare fragments ("Coding · Rust · tokio") read badly aloud. Offline
+    rows say when the friend was last seen (``activity_text``).
+    """
+    words = [friend.display_name, _SPOKEN_STATUS.get(friend.status, friend.status.value)]
+    activity = friend.activity
+    if friend.status is SeenStatus.OFFLINE:
+        if activity_text and activity_text != "Offline":
+            words.append(activity_text[:1].lower() + activity_text[1:])
+    elif activity is not None:
+        kind = activity_summary(Activity(kind=activity.kind)).lower()
+        phrase = f"{kind} {activity.language}" if activity.language else kind
+        if activity.project:
+            phrase += f" in {activity.project}"
+        words.append(phrase)
+    if stale:
+        words.append("last known, not connected")
+    return ", ".join(words)
 
 
 def initials(display_name: str) -> str:

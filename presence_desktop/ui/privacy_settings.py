@@ -45,6 +45,7 @@ from ..core.privacy import (
 )
 from ..core.privacy import preview as render_preview
 from ..core.settings import Settings, SettingsError
+from .fit import tool_dialog
 from .sharing import LEVEL_LABELS, PREFIX, connect_while, decided_by, rule_target
 
 MAX_AWAY_MINUTES = 24 * 60
@@ -78,6 +79,7 @@ class RuleDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit rule" if rule is not None else "Add rule")
+        tool_dialog(self)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._presence = presence
         layout = QVBoxLayout(self)

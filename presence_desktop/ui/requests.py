@@ -113,11 +113,26 @@ class RequestsPanel(QWidget):
 
 
 class AddFriendBar(QWidget):
-    """A GitHub login field; errors from the controller appear right under it."""
+    """A GitHub login field; errors from the controller appear right under it.
 
-    def __init__(self, actions: AppActions, parent: QWidget | None = None) -> None:
+    The field keeps what was typed until the request is confirmed (it shows
+    up among the outgoing requests), so a refused login can be corrected
+    rather than typed again; "on its way" is said only then.
+    """
+
+    def __init__(
+        self,
+        actions: AppActions,
+        parent: QWidget | None = None,
+        *,
+        state: PresenceState | None = None,
+    ) -> None:
         super().__init__(parent)
         self._actions = actions
+        self._state = state
+        self._pending: str | None = None
+        if state is not None:
+            state.requests_changed.connect(lambda _none: self._on_requests_changed())
         v = QVBoxLayout(self)
         v.setContentsMargins(10, 6, 10, 6)
         v.setSpacing(2)
@@ -148,16 +163,40 @@ class AddFriendBar(QWidget):
         if not login:
             self.show_error("Type the GitHub login of the person to add.")
             return
+        me = self._state.me if self._state is not None else None
+        if me is not None and me.login.casefold() == login.casefold():
+            self.sent.hide()
+            self.show_error("That is you: type the GitHub login of someone else.")
+            return
         self.clear_error()
         self._actions.add_friend(login)
-        self.sent.setText(f"Friend request to {login} is on its way.")
+        if self._state is None:
+            self.sent.setText(f"Friend request to {login} is on its way.")
+            self.sent.show()
+            self.field.clear()
+            return
+        self._pending = login
+        self.sent.setText(f"Sending a friend request to {login}…")
         self.sent.show()
-        self.field.clear()
 
     def on_error(self, error: UserError) -> None:
         if error.code in ADD_FRIEND_ERRORS:
+            self._pending = None
             self.sent.hide()
             self.show_error(f"{error.title}: {error.message}" if error.message else error.title)
+            # The login stays in the field, ready to be corrected.
+
+    def _on_requests_changed(self) -> None:
+        if self._pending is None or self._state is None:
+            return
+        wanted = self._pending.casefold()
+        logins = {u.login.casefold() for u in self._state.outgoing.values()}
+        logins |= {f.login.casefold() for f in self._state.friends.values()}
+        if wanted in logins:
+            self.sent.setText(f"Friend request to {self._pending} is on its way.")
+            self._pending = None
+            if self.field.text().strip().lstrip("@").casefold() == wanted:
+                self.field.clear()
 
     def show_error(self, text: str) -> None:
         self.error.setText(text)

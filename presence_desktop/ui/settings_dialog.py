@@ -38,6 +38,7 @@ from ..core.settings import OnlineAlerts, Settings, SettingsError, SettingsStore
 from ..core.state import PresenceState
 from .delete_account import DeleteAccountDialog
 from .dialogs import confirm
+from .fit import scrolling, tool_dialog
 from .privacy_settings import PrivacyPage
 
 _ONLINE_ALERT_LABELS = {
@@ -85,7 +86,10 @@ class SettingsDialog(QDialog):
         self._actions = actions
         outer = QVBoxLayout(self)
         self.tabs = QTabWidget()
-        outer.addWidget(self.tabs)
+        # The pages scroll, Save and Cancel stay put: at a large scale factor the
+        # settings are taller than the screen (tool_dialog fits the window to it).
+        outer.addWidget(scrolling(self.tabs))
+        tool_dialog(self)
         general = QWidget()
         layout = QVBoxLayout(general)
         self.tabs.addTab(general, "&General")

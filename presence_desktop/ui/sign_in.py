@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from presence_desktop.core.events import Signal as CoreSignal
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInStatus
+from presence_desktop.ui.fit import tool_dialog
 
 from .menus import EDITOR_SIGN_IN_TEXT, EditorSignIn
 
@@ -56,6 +57,7 @@ class SignInWindow(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Sign in to Presence")
+        tool_dialog(self)
         self._editor_sign_in = editor_sign_in
         self._open_url = open_url
         self._sign_in: GitHubSignIn | None = None

@@ -61,8 +61,8 @@ async def run(wrapper: str, out: Path) -> dict[str, Any]:
     from presence_desktop.ui.app import DesktopUi
     from presence_desktop.ui.notifications import LogBackend
     from presence_server.config import ServerConfig
-    from presence_server.github import GitHubAuth, GitHubSettings
-    from presence_server.server import start_server
+    from presence_server.edge.github import GitHubAuth, GitHubSettings
+    from presence_server.edge.server import start_server
     from tests.conftest import MemoryKeyring
     from tests.fakes.github import FakeGitHub
 

@@ -11,7 +11,7 @@ import pytest
 
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInError
 from presence_protocol import GitHubConfig, LoginGitHubCode
-from presence_server.github import GitHubAuth
+from presence_server.edge.github import GitHubAuth
 from tests.fakes.github import FakeGitHub
 from tests.support.github import Chromium
 

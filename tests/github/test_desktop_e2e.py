@@ -30,8 +30,8 @@ from presence_desktop.net.oauth import GitHubSignIn, Phase
 from presence_desktop.platform.credentials import CredentialStore
 from presence_protocol import Auth, AuthOk, SignOut, decode_server, encode_text, limits
 from presence_server.config import ServerConfig
-from presence_server.github import GitHubAuth
-from presence_server.server import RunningServer, start_server
+from presence_server.edge.github import GitHubAuth
+from presence_server.edge.server import RunningServer, start_server
 from tests.conftest import MemoryKeyring
 from tests.fakes.github import FakeGitHub
 from tests.support.github import Chromium

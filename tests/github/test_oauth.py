@@ -25,7 +25,7 @@ from presence_desktop.net.oauth import (
     SignInStatus,
 )
 from presence_protocol import GitHubConfig, LoginGitHubCode, LoginGitHubToken
-from presence_server.github import GitHubAuth
+from presence_server.edge.github import GitHubAuth
 from tests.fakes.github import FakeGitHub
 
 

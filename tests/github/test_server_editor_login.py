@@ -35,8 +35,8 @@ from presence_protocol import (
     limits,
 )
 from presence_server.config import ServerConfig
-from presence_server.github import GitHubAuth, GitHubSettings, settings_from
-from presence_server.server import RunningServer, start_server
+from presence_server.edge.github import GitHubAuth, GitHubSettings, settings_from
+from presence_server.edge.server import RunningServer, start_server
 from tests.fakes.github import EDITOR_APP, FakeGitHub
 
 
@@ -177,7 +177,7 @@ def test_the_setting_comes_from_a_flag_or_the_environment_and_is_off_by_default(
 
 
 def test_the_flag_is_part_of_the_servers_command_line() -> None:
-    from presence_server.github import add_arguments
+    from presence_server.edge.github import add_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from presence_protocol import ErrorCode
-from presence_server import github as gh
-from presence_server.github import GitHubAuth, GitHubSettings, LoginError
+from presence_server.edge import github as gh
+from presence_server.edge.github import GitHubAuth, GitHubSettings, LoginError
 from tests.fakes.github import FakeGitHub, s256
 
 REDIRECT = "http://127.0.0.1:49152/callback"
@@ -67,16 +67,23 @@ async def test_expired_code(fake_github: FakeGitHub, github_auth: GitHubAuth) ->
     assert "expired" in err.value.message
 
 
-async def test_redirect_mismatch_is_an_operator_problem(
+async def test_redirect_mismatch_is_a_bad_code_not_an_operator_problem(
     fake_github: FakeGitHub, github_auth: GitHubAuth, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """At the exchange, a redirect_uri other than the authorize request's can only
+    come from the client: GitHub's authorize page already refuses an unregistered
+    callback, so a misconfigured app never gets this far (issue 14, point 4)."""
     verifier = secrets.token_urlsafe(48)
     code = _code(fake_github, verifier, "http://127.0.0.1:40000/callback")
-    with caplog.at_level(logging.ERROR, "presence_server.github"), pytest.raises(LoginError) as err:
+    with (
+        caplog.at_level(logging.INFO, "presence_server.edge.github"),
+        pytest.raises(LoginError) as err,
+    ):
         await github_auth.exchange_code(code, verifier, REDIRECT)
-    assert err.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
-    assert "operator" in err.value.message
-    assert "http://127.0.0.1/callback" in caplog.text
+    assert err.value.code is ErrorCode.BAD_CODE
+    assert err.value.retry_after is None
+    assert "sign in again" in err.value.message and "operator" not in err.value.message
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_non_loopback_redirect_is_refused_before_calling_github(
@@ -106,7 +113,7 @@ async def test_wrong_secret_is_logged_for_the_operator_not_shown_to_users(
     auth = GitHubAuth(settings)
     verifier = secrets.token_urlsafe(48)
     try:
-        with caplog.at_level(logging.ERROR, "presence_server.github"):
+        with caplog.at_level(logging.ERROR, "presence_server.edge.github"):
             with pytest.raises(LoginError) as err:
                 await auth.exchange_code(_code(fake_github, verifier), verifier, REDIRECT)
             with pytest.raises(LoginError) as err2:

@@ -6,6 +6,7 @@ client is exercised in ``test_desktop_e2e.py``.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,8 +35,8 @@ from presence_protocol import (
     limits,
 )
 from presence_server.config import ServerConfig
-from presence_server.github import GitHubAuth
-from presence_server.server import RunningServer, start_server
+from presence_server.edge.github import GitHubAuth
+from presence_server.edge.server import RunningServer, start_server
 from tests.fakes.github import FakeGitHub, s256
 
 
@@ -143,12 +144,20 @@ async def test_login_updates_a_renamed_account(
         ("verifier", ErrorCode.BAD_CODE),
         ("expired", ErrorCode.BAD_CODE),
         ("redirect", ErrorCode.BAD_CODE),
+        ("other_loopback_redirect", ErrorCode.BAD_CODE),
         ("down", ErrorCode.UPSTREAM_UNAVAILABLE),
     ],
 )
 async def test_refused_code_logins_are_specific_errors(
-    server: RunningServer, fake_github: FakeGitHub, spoil: str, code: ErrorCode
+    server: RunningServer,
+    fake_github: FakeGitHub,
+    spoil: str,
+    code: ErrorCode,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Each is the client's problem (or GitHub's), never an operator alarm: no ERROR
+    in the log, which any unauthenticated client could otherwise fill (issue 14)."""
+    caplog.set_level(logging.WARNING)
     login = _code_login(fake_github)
     if spoil == "reuse":
         ws, ok = await _login(server, login)
@@ -170,6 +179,15 @@ async def test_refused_code_logins_are_specific_errors(
             code_verifier=login.code_verifier,
             redirect_uri="https://x.example/callback",
         )
+    elif spoil == "other_loopback_redirect":
+        # Well formed, but not the one the code was issued for: GitHub answers
+        # redirect_uri_mismatch, which at this step only a client can cause.
+        login = LoginGitHubCode(
+            id=1,
+            code=login.code,
+            code_verifier=login.code_verifier,
+            redirect_uri="http://127.0.0.1:40000/callback",
+        )
     elif spoil == "down":
         fake_github.fail_next["/login/oauth/access_token"] = 503
     ws, reply = await _login(server, login)
@@ -178,6 +196,9 @@ async def test_refused_code_logins_are_specific_errors(
     assert reply.message and "Traceback" not in reply.message
     if code is ErrorCode.UPSTREAM_UNAVAILABLE:
         assert reply.retry_after and reply.retry_after > 0
+    else:
+        assert "operator" not in reply.message and reply.retry_after is None
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     # The connection stays open for another try.
     await ws.send(encode_text(_code_login(fake_github)))
     assert isinstance(await _recv(ws), AuthOk)

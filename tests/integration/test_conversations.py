@@ -9,7 +9,7 @@ import pytest
 
 from presence_desktop.core.history import Delivery
 from presence_protocol import ErrorCode, FriendRemove, MarkRead, ProtocolError, codec
-from presence_server import connection
+from presence_server.session import connection
 
 from ..desktop.net.helpers import until
 from .apps import App, befriend

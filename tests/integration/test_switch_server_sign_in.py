@@ -19,8 +19,8 @@ from presence_desktop.core.state import PresenceState
 from presence_desktop.net.oauth import GitHubSignIn, Phase
 from presence_desktop.platform.credentials import CredentialStore
 from presence_server.config import ServerConfig
-from presence_server.github import GitHubAuth
-from presence_server.server import RunningServer, start_server
+from presence_server.edge.github import GitHubAuth
+from presence_server.edge.server import RunningServer, start_server
 from tests.conftest import MemoryKeyring
 from tests.desktop.net.helpers import fast_backoff, next_emit, until
 from tests.support.servers import ServerHandle

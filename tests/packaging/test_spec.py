@@ -130,8 +130,8 @@ def test_analysis_bundles_resources_and_excludes_what_a_tray_app_never_uses(
     assert ("presence-256.png", "resources/icons") in bundled
     assert ("presence-desktop.desktop", "resources/linux") in bundled
     # --demo's server: Alembic reads its scripts as files, SQLAlchemy imports the driver by name.
-    assert ("env.py", "presence_server/migrations") in bundled
-    assert ("r0001_initial.py", "presence_server/migrations/versions") in bundled
+    assert ("env.py", "presence_server/storage/migrations") in bundled
+    assert ("r0001_initial.py", "presence_server/storage/migrations/versions") in bundled
     assert "aiosqlite" in analysis.kwargs["hiddenimports"]
     # The filtered TOC: Qt Quick, translations and the GTK theme are gone.
     assert [b[0] for b in analysis.binaries] == [

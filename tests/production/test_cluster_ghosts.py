@@ -32,8 +32,8 @@ from presence_protocol import (
     Status,
 )
 from presence_server import RunningServer, ServerConfig, start_server
-from presence_server.redis_link import RedisLink
-from presence_server.redis_registry import PENDING, PUT, RedisRegistry
+from presence_server.cluster.redis_link import RedisLink
+from presence_server.cluster.redis_registry import PENDING, PUT, RedisRegistry
 from tests.server.client import Client, befriend, login_dev
 from tests.support.processes import ServerProcess, Spawn
 from tests.support.services import RedisProcess
@@ -262,7 +262,7 @@ async def test_redis_restart_recovers_once_and_the_log_tells_the_real_outage(
 ) -> None:
     """After Redis restarts, the pooled connections are all dead: recovery must
     not use them (it used to fail again on the first one and flap /readyz)."""
-    caplog.set_level(logging.INFO, logger="presence_server.redis_link")
+    caplog.set_level(logging.INFO, logger="presence_server.cluster.redis_link")
     one, two = pair
     alice = await login_dev(one.url, "alice")
     bob = await login_dev(two.url, "bob")

@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from presence_protocol import PresenceUpdate, SeenStatus, SetPresence, Status, encode
 from presence_server import RunningServer, ServerConfig, start_server
-from presence_server.fanout import Event
-from presence_server.redis_fanout import encode_event
+from presence_server.cluster.fanout import Event
+from presence_server.cluster.redis_fanout import encode_event
 from tests.server.client import Client, befriend, login_dev
 
 

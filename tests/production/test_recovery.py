@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from presence_protocol import PresenceUpdate, SeenStatus, SetPresence, Status
 from presence_server import RunningServer, ServerConfig, start_server
-from presence_server.redis_registry import RedisRegistry
+from presence_server.cluster.redis_registry import RedisRegistry
 from tests.server.client import befriend, login_dev
 
 TTL = 30.0

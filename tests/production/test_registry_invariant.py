@@ -25,9 +25,9 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from presence_server.presence import DeviceState
-from presence_server.redis_link import RedisLink
-from presence_server.redis_registry import RedisRegistry
+from presence_server.cluster.redis_link import RedisLink
+from presence_server.cluster.redis_registry import RedisRegistry
+from presence_server.domain.presence import DeviceState
 from tests.support.services import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(600)]

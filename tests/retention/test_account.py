@@ -26,7 +26,7 @@ from presence_protocol import (
     encode,
 )
 from presence_server import ServerLimits
-from presence_server.account import MESSAGES_PER_PAGE
+from presence_server.domain.account import MESSAGES_PER_PAGE
 from tests.server.client import Client, befriend, login_dev
 from tests.support.servers import StartServer
 

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus
 
-from presence_server import edge
+from presence_server.edge import handshake as edge
 from tests.server.client import Client, login_dev
 from tests.support.clock import FakeClock
 from tests.support.processes import ServerProcess

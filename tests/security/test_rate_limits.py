@@ -3,7 +3,7 @@
 Each flood runs while a bystander pair keeps messaging, and the bystanders'
 round trips during the flood are compared with theirs before it. The
 command window is a minute in production; tests that need the retry to come
-back shrink it (``presence_server.connection.MINUTE``) so they run in
+back shrink it (``presence_server.session.connection.MINUTE``) so they run in
 seconds, which changes the length of the window and nothing else.
 """
 
@@ -34,7 +34,8 @@ from presence_protocol import (
     Status,
     limits,
 )
-from presence_server import ServerLimits, connection
+from presence_server import ServerLimits
+from presence_server.session import connection
 from tests.desktop.net.helpers import Peer, until
 from tests.server.client import Client, befriend, login_dev
 from tests.support.servers import StartServer

@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from presence_protocol import Auth, AuthOk, CloseCode, Hello, PresenceUpdate, SetPresence, Status
-from presence_server.database import MIGRATIONS
+from presence_server.storage.database import MIGRATIONS
 from tests.support.processes import Spawn
 
 from .client import Client, befriend, login_dev

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from presence_protocol import AuthOk, CloseCode, Error, ErrorCode, Hello, LoginDev, Snapshot
 from presence_server import RunningServer
-from presence_server.presence import DeviceState
-from presence_server.registry import InProcessRegistry
+from presence_server.cluster.registry import InProcessRegistry
+from presence_server.domain.presence import DeviceState
 from tests.support.servers import Database, StartServer
 
 from .client import Client, login_dev

@@ -89,7 +89,7 @@ class Seen(logging.Handler):
 @pytest.fixture
 def drain_cancelled() -> Any:
     seen = Seen("drain_cancelled")
-    logger = logging.getLogger("presence_server.server")
+    logger = logging.getLogger("presence_server.edge.server")
     logger.addHandler(seen)
     yield seen.happened
     logger.removeHandler(seen)

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from presence_server import RunningServer
-from presence_server.connection import Connection
-from presence_server.gc_policy import GcPolicy, _on_gc
+from presence_server.edge.gc_policy import GcPolicy, _on_gc
+from presence_server.session.connection import Connection
 from tests.server.client import Client, login_dev
 from tests.support.servers import StartServer, running_servers, sqlite_url
 

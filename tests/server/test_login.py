@@ -274,7 +274,7 @@ class FakeLoginError(Exception):
 
 
 class FakeGitHub:
-    """Stands in for presence_server.github.GitHubAuth at the plug-in point."""
+    """Stands in for presence_server.edge.github.GitHubAuth at the plug-in point."""
 
     def __init__(self) -> None:
         self.identities = {

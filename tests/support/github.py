@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from presence_server.github import GitHubAuth, GitHubSettings
+from presence_server.edge.github import GitHubAuth, GitHubSettings
 from tests.fakes.github import FakeGitHub
 
 from .services import require

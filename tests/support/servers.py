@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from presence_server import RunningServer, ServerConfig, start_server
-from presence_server.database import normalize_url
+from presence_server.storage.database import normalize_url
 
 from .services import fresh_postgres_database, postgres_dsn
 

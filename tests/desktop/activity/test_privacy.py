@@ -287,3 +287,15 @@ def test_settings_decode_and_reject_bad_rules() -> None:
         msgspec.convert({"default_level": "everything"}, PrivacySettings)
     with pytest.raises(msgspec.ValidationError, match="private project label"):
         msgspec.convert({"private_label": "  "}, PrivacySettings)
+
+
+def test_a_rule_label_never_carries_characters_the_server_refuses() -> None:
+    """The server refuses control and bidi characters in labels (issue 14): a rule
+    label typed with one must still give a presence the server accepts."""
+    rules = (
+        PrivacyRule(remote="github.com/acme/*", level=ShareLevel.PROJECT, label="acme\n\u202e/api"),
+    )
+    activity = filter_activity(PrivacySettings(rules=rules), current(REPORT))
+    assert activity is not None and activity.project == "api"  # one line, last component
+    frame = msgspec.json.encode({"type": "set_presence", "status": "online", "activity": activity})
+    assert decode_client(frame.decode()).activity == activity  # type: ignore[union-attr]

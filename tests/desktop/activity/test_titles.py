@@ -187,29 +187,34 @@ async def test_real_windows_under_a_window_manager(wm_display: str) -> None:
     try:
         assert (await asyncio.wait_for(helper.stdout.readline(), 30)).strip() == b"ready"
         listed: list[TopWindow] = []
-        for _ in range(100):  # the window manager adopts windows asynchronously
+        deadline = asyncio.get_running_loop().time() + 60  # a hang guard
+        while asyncio.get_running_loop().time() < deadline:
+            # The window manager adopts windows asynchronously.
             listed = lister.list_windows() or []
-            if len({w.title for w in listed} & set(titles)) == 2 and any(w.focused for w in listed):
+            if len({w.title for w in listed} & set(titles)) == 2:
                 break
             await asyncio.sleep(0.05)
         assert {w.title for w in listed} >= set(titles)
         loop = asyncio.get_running_loop()
         merger = ActivityMerger(loop)
         detector = TitleDetector(lister, merger, loop)
-        detector.scan()
-        assert merger.windows == 2
-        focused = [w for w in listed if w.focused]
-        assert len(focused) == 1
-        expected = "alpha" if "alpha" in focused[0].title else "beta"
-        assert merger.current is not None and merger.current.report.workspace == expected
-        # Focus the other window for real, and the detector follows.
-        other = "beta" if expected == "alpha" else "alpha"
-        proc = await asyncio.create_subprocess_exec(
-            "xdotool", "search", "--name", other, "windowactivate", "--sync", env=env
-        )
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
-        detector.scan()
-        assert merger.current.report.workspace == other
+
+        async def activate(name: str) -> None:
+            """Focus a window for real (the window manager may still be placing the
+            second one: its own choice of focus is not what this test is about)."""
+            proc = await asyncio.create_subprocess_exec(
+                "xdotool", "search", "--name", name, "windowactivate", "--sync", env=env
+            )
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+        for workspace in ("alpha", "beta", "alpha"):
+            await activate(workspace)
+            detector.scan()
+            assert merger.windows == 2
+            focused = [w for w in lister.list_windows() or [] if w.focused]
+            assert len(focused) == 1 and workspace in focused[0].title
+            assert merger.current is not None
+            assert merger.current.report.workspace == workspace
         detector.stop()
     finally:
         lister.close()

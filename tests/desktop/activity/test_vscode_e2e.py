@@ -58,8 +58,8 @@ from presence_protocol import (
     Status,
 )
 from presence_server.config import ServerConfig
-from presence_server.github import GitHubAuth, GitHubSettings
-from presence_server.server import start_server
+from presence_server.edge.github import GitHubAuth, GitHubSettings
+from presence_server.edge.server import start_server
 from tests.fakes.github import EDITOR_APP, FakeGitHub
 from tests.server.client import Client, befriend
 from tests.support.services import require

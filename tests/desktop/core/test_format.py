@@ -126,10 +126,26 @@ def test_my_status_text() -> None:
     [
         (ConnectionInfo(Link.SIGNED_OUT), "Signed out"),
         (ConnectionInfo(Link.CONNECTING), "Connecting…"),
+        (
+            ConnectionInfo(Link.CONNECTING, title="Connection lost"),
+            "Connection lost — reconnecting…",
+        ),
         (ConnectionInfo(Link.ONLINE), "Connected"),
         (ConnectionInfo(Link.RECONNECTING, retry_at=108.2), "Reconnecting in 8 s…"),
         (ConnectionInfo(Link.RECONNECTING, retry_at=100.3), "Reconnecting…"),
         (ConnectionInfo(Link.RECONNECTING), "Reconnecting…"),
+        (
+            ConnectionInfo(Link.RECONNECTING, retry_at=112.0, title="Can't reach server"),
+            "Can't reach server — retrying in 12 s",
+        ),
+        (
+            ConnectionInfo(Link.RECONNECTING, retry_at=3700.0, title="Connection lost"),
+            "Connection lost — retrying in 60 min",
+        ),
+        (
+            ConnectionInfo(Link.RECONNECTING, retry_at=100.2, title="Connection lost"),
+            "Connection lost — retrying…",
+        ),
         (
             ConnectionInfo(Link.OFFLINE, title="Signed out on this device"),
             "Signed out on this device",

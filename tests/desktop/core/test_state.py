@@ -143,6 +143,20 @@ def test_messages_are_deduplicated_by_id_and_read_state_tracked() -> None:
     assert state.unread_count() == 0
 
 
+def test_a_reused_message_id_is_still_a_new_message() -> None:
+    """An older server gave a deleted message's id to the next one (issue 14):
+    a new seq, or another sender, is a new message, never a silent duplicate."""
+    state = PresenceState()
+    state.load_inbox([InboxMessage("2", 1, 3, "dave", "from dave", 5)])
+    reused = state.add_message(Message(seq=2, message_id="2", sender=4, text="erin", sent_at=6))
+    assert reused is not None and reused.text == "erin"
+    again = state.add_message(Message(seq=3, message_id="2", sender=3, text="dave", sent_at=7))
+    assert again is not None
+    assert [m.text for m in state.inbox] == ["from dave", "erin", "dave"]
+    replay = Message(seq=2, message_id="2", sender=4, text="erin", sent_at=6)
+    assert state.add_message(replay) is None
+
+
 def test_a_restored_inbox_counts_as_seen_without_announcing() -> None:
     state = PresenceState()
     events = recorder(state)

@@ -1,0 +1,99 @@
+"""Delivering events to every connection of a set of users.
+
+Handlers publish to user ids, never to sockets: a frame is encoded once and
+the same bytes go to every recipient's devices. ``InProcessFanout`` serves
+one process; a Redis pub/sub implementation of ``Fanout`` (channel per user)
+(``redis_fanout.RedisFanout``) replaces it for many instances without touching
+the handlers, which is why events are plain data (a frame, or a request to
+close revoked sessions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+from ..metrics import AnyMetrics, NullMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    frame: bytes | None = None
+    """An encoded server message, sent as is."""
+    seq: int | None = None
+    """For ``message`` frames: its seq, so a connection can skip what replay already sent."""
+    revoke: frozenset[str] = frozenset()
+    """Session ids whose connections must close with 4502."""
+    revoke_all: bool = False
+    """Every connection of the user must close with 4502 (sign out everywhere)."""
+    account_deleted: bool = False
+    """The account is gone: every connection of the user must close with 4503."""
+    subject: int | None = None
+    """For ``presence`` and ``relation`` frames: the user the frame is about."""
+    friend: bool | None = None
+    """For ``relation`` frames: whether ``subject`` is now a friend (None: not a relation)."""
+    version: int = 0
+    """Registry version of the presence a frame carries (0: unordered)."""
+
+
+class Subscriber(Protocol):
+    def deliver(self, event: Event) -> None:
+        """Called for each event; must not block (enqueue and return)."""
+        ...
+
+
+class Fanout(Protocol):
+    async def subscribe(self, user_id: int, subscriber: Subscriber) -> None: ...
+
+    async def unsubscribe(self, user_id: int, subscriber: Subscriber) -> None: ...
+
+    async def publish(self, user_ids: Iterable[int], event: Event) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def local_users(self) -> int:
+        """Users with at least one subscriber on this instance."""
+        ...
+
+
+class InProcessFanout:
+    def __init__(self, metrics: AnyMetrics | None = None) -> None:
+        self._subscribers: dict[int, set[Subscriber]] = {}
+        self.metrics = metrics or NullMetrics()
+
+    async def subscribe(self, user_id: int, subscriber: Subscriber) -> None:
+        self._subscribers.setdefault(user_id, set()).add(subscriber)
+
+    async def unsubscribe(self, user_id: int, subscriber: Subscriber) -> None:
+        subs = self._subscribers.get(user_id)
+        if subs is not None:
+            subs.discard(subscriber)
+            if not subs:
+                del self._subscribers[user_id]
+
+    async def publish(self, user_ids: Iterable[int], event: Event) -> None:
+        start = time.time()
+        delivered = 0
+        for user_id in set(user_ids):
+            for subscriber in list(self._subscribers.get(user_id, ())):
+                delivered += 1
+                try:
+                    subscriber.deliver(event)
+                except Exception:
+                    log.exception("delivering an event to user %s failed", user_id)
+        if delivered:
+            self.metrics.deliveries.labels("local").inc(delivered)
+            self.metrics.fanout_latency.labels("local").observe(max(time.time() - start, 0.0))
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+
+    @property
+    def local_users(self) -> int:
+        return len(self._subscribers)

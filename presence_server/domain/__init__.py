@@ -1,0 +1,2 @@
+"""The rules: friends, the presence merge, account export and deletion,
+retention."""

@@ -1,0 +1,267 @@
+"""Keeping Python's full garbage collections short while connections are held.
+
+A full (generation 2) collection walks every tracked object, and each open
+connection holds a few hundred, so with thousands of connections a single
+collection stopped the event loop for hundreds of milliseconds and set the
+fan-out latency tail (docs/performance.md). ``gc.freeze()`` moves every
+tracked object into a permanent generation that collections skip, so the
+objects of connections that are already established cost nothing any more.
+
+What stays open is garbage: a cycle among the objects of a connection that
+closed after it was frozen is only reclaimed once it is unfrozen. So the
+policy has three moves, all on timers of the event loop (nothing polls):
+
+- at start: collect once (nothing is connected yet, so it is cheap) and freeze;
+- every ``freeze_every`` seconds, and right after any full collection the
+  interpreter ran by itself: freeze again (O(1), no pause) and reset the
+  interpreter's trigger for the next full collection (see ``_freeze``), so full
+  collections stay frequent and small and each object is walked by about one;
+- every ``full_every`` seconds: if the server is quiet (at most
+  ``quiet_fraction`` of the most connections seen since the last time) or the
+  frozen set has grown by ``growth`` since then, unfreeze, collect everything
+  and freeze again. That one pause is paid at a quiet moment, or because
+  memory would otherwise keep growing with the churn of connections.
+
+The garbage collector is process-wide, which is why the server only runs this
+when ``ServerConfig.gc_freeze`` is set (the CLI sets it): an embedded server
+shares its process with code whose garbage it would keep frozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..metrics import AnyMetrics
+
+log = logging.getLogger(__name__)
+
+FREEZE_EVERY = 60.0
+FULL_EVERY = 3600.0
+GROWTH = 0.5
+QUIET_FRACTION = 0.5
+MAX_PENDING_PAUSES = 10_000
+
+
+class GcPolicy:
+    """Freezes long-lived objects and reclaims frozen garbage at quiet moments."""
+
+    def __init__(
+        self,
+        metrics: AnyMetrics,
+        connections: Callable[[], int],
+        *,
+        freeze_every: float = FREEZE_EVERY,
+        full_every: float = FULL_EVERY,
+        growth: float = GROWTH,
+        quiet_fraction: float = QUIET_FRACTION,
+    ) -> None:
+        self.metrics = metrics
+        self.connections = connections
+        self.freeze_every = freeze_every
+        self.full_every = full_every
+        self.growth = growth
+        self.quiet_fraction = quiet_fraction
+        self.freezes = 0
+        self.full_collections = 0
+        self.full_collected = asyncio.Event()
+        """Set after each of the policy's own full collections (tests await it)."""
+        self.froze = asyncio.Event()
+        """Set after each freeze."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._frozen_after_full = 0
+        self._peak = 0
+        self._pauses: list[tuple[int, float]] = []
+        self._flush_pending = False
+        self._freeze_pending = False
+        self._stopper: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
+    def start(self) -> GcPolicy:
+        """Collect once, freeze, and arm the timers (call on the server's loop)."""
+        if self._loop is not None:
+            return self
+        self._loop = asyncio.get_running_loop()
+        _observed.add(self)
+        _install_callback()
+        _own_collection.set()
+        try:
+            gc.collect()
+        finally:
+            _own_collection.clear()
+        self._frozen_after_full = self._freeze()
+        self._peak = self.connections()
+        self._metrics_frozen()
+        self._arm("freeze", self.freeze_every, self._periodic_freeze)
+        self._arm("full", self.full_every, self._maintenance)
+        return self
+
+    def stop(self) -> None:
+        """Cancel the timers and hand every frozen object back to the collector."""
+        if self._loop is None:
+            return
+        self._loop = None
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        _observed.discard(self)
+        if not _observed:
+            _remove_callback()
+            gc.unfreeze()
+        self._flush()
+
+    def stop_when(self, closed: Awaitable[Any]) -> asyncio.Task[None]:
+        """Stop once ``closed`` finishes (the server's ``wait_closed()``)."""
+
+        async def wait() -> None:
+            try:
+                await closed
+            finally:
+                self.stop()
+
+        self._stopper = asyncio.get_running_loop().create_task(wait(), name="gc-policy")
+        return self._stopper
+
+    def collect_now(self) -> int:
+        """Unfreeze, collect every generation, freeze again: the maintenance pause.
+
+        Returns the number of unreachable objects found.
+        """
+        gc.unfreeze()
+        _own_collection.set()
+        try:
+            found = gc.collect()
+        finally:
+            _own_collection.clear()
+        self._frozen_after_full = self._freeze()
+        self._peak = self.connections()
+        self.full_collections += 1
+        self.metrics.gc_full_collections.inc()
+        self.full_collected.set()
+        return found
+
+    # -- timers
+
+    def _arm(self, name: str, delay: float, callback: Callable[[], None]) -> None:
+        if self._loop is not None:
+            self._timers[name] = self._loop.call_later(delay, callback)
+
+    def _periodic_freeze(self) -> None:
+        self._peak = max(self._peak, self.connections())
+        self._freeze()
+        self._arm("freeze", self.freeze_every, self._periodic_freeze)
+
+    def _maintenance(self) -> None:
+        now = self.connections()
+        frozen = gc.get_freeze_count()
+        quiet = now <= self.quiet_fraction * max(self._peak, now)
+        grown = frozen >= (1 + self.growth) * self._frozen_after_full
+        if quiet or grown:
+            started = time.perf_counter()
+            found = self.collect_now()
+            log.info(
+                "full garbage collection: %d unreachable objects, %.0f ms",
+                found,
+                (time.perf_counter() - started) * 1000,
+                extra={
+                    "event": "gc_full",
+                    "frozen_before": frozen,
+                    "frozen_after": self._frozen_after_full,
+                    "connections": now,
+                    "quiet": quiet,
+                },
+            )
+        self._arm("full", self.full_every, self._maintenance)
+
+    def _freeze(self) -> int:
+        gc.freeze()
+        # The interpreter starts a full collection once the objects promoted since
+        # the last one exceed a quarter of what that one kept, and freezing does not
+        # lower that count: the next full collection would walk a quarter of
+        # everything frozen. A full collection now walks nothing (all is frozen) and
+        # resets the count, so the next one comes soon and walks only what was
+        # promoted since; its survivors are frozen right after it, and so on.
+        _own_collection.set()
+        try:
+            gc.collect()
+        finally:
+            _own_collection.clear()
+        self._freeze_pending = False
+        self.freezes += 1
+        self.metrics.gc_freezes.inc()
+        self.froze.set()
+        return gc.get_freeze_count()
+
+    def _metrics_frozen(self) -> None:
+        self.metrics.gc_frozen_objects.set_function(lambda: float(gc.get_freeze_count()))
+
+    # -- called from the collector (any thread, inside the collection)
+
+    def _collected(self, generation: int, seconds: float) -> None:
+        """Note a pause; metrics and the follow-up freeze run later on the loop.
+
+        Nothing here takes a lock: a metric's lock may be held by the very code
+        the collection interrupted.
+        """
+        loop = self._loop
+        if loop is None or len(self._pauses) >= MAX_PENDING_PAUSES:
+            return
+        self._pauses.append((generation, seconds))
+        if generation == 2 and not _own_collection.is_set():
+            self._freeze_pending = True
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+        with contextlib.suppress(RuntimeError):  # a closed loop: nothing left to freeze for
+            loop.call_soon_threadsafe(self._after_collection)
+
+    def _after_collection(self) -> None:
+        self._flush()
+        if self._freeze_pending and self._loop is not None:
+            self._freeze()
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        pauses, self._pauses = self._pauses, []
+        for generation, seconds in pauses:
+            self.metrics.gc_pause.labels(str(generation)).observe(seconds)
+
+
+# One callback for the process, whatever the number of servers in it.
+_observed: weakref.WeakSet[GcPolicy] = weakref.WeakSet()
+_own_collection = threading.Event()
+"""Set during a policy's own collections (of any policy in the process): they
+call for no freeze, or two policies would keep answering each other's."""
+_started_at = 0.0
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    global _started_at
+    if phase == "start":
+        _started_at = time.perf_counter()
+        return
+    seconds = time.perf_counter() - _started_at
+    generation = int(info.get("generation", 0))
+    for policy in list(_observed):
+        policy._collected(generation, seconds)
+
+
+def _install_callback() -> None:
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+
+
+def _remove_callback() -> None:
+    while _on_gc in gc.callbacks:
+        gc.callbacks.remove(_on_gc)

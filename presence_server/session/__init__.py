@@ -1,0 +1,2 @@
+"""One connection's protocol life: login, the command table, delivery state
+(seq, ack, replay, presence pacing), and the hub the connections share."""

@@ -1,0 +1,65 @@
+"""The ``export_account`` and ``delete_account`` commands of a connection.
+
+What they read and delete is ``domain.account``; here is only what a
+connection does with it: the reply, and the fan-out that tells everyone who
+could see a relation with a deleted account, and closes its devices.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from presence_protocol import (
+    DeleteAccount,
+    ErrorCode,
+    ExportAccount,
+    Ok,
+    Relation,
+    RelationUpdate,
+    encode,
+)
+
+from ..cluster.fanout import Event
+from ..domain.account import MESSAGES_PER_PAGE, delete, export_page, related_ids
+from ..storage.store import CommandError
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+async def export_account(conn: Connection, message: ExportAccount) -> None:
+    assert conn.user is not None
+    after: int | None = None
+    if message.after is not None:
+        if not message.after.isdecimal() or len(message.after) > 18:
+            raise CommandError(
+                ErrorCode.INVALID_MESSAGE.value, "export_account: after must be a page's next"
+            )
+        after = int(message.after)
+    page = await export_page(
+        conn.hub.store, conn.user.id, conn.session_id, after, MESSAGES_PER_PAGE
+    )
+    conn.send(msgspec.structs.replace(page, id=message.id))
+
+
+async def delete_account(conn: Connection, message: DeleteAccount) -> None:
+    """``delete_account``: ok, then every device of mine closes with 4503."""
+    hub = conn.hub
+    assert conn.user is not None
+    me = conn.user.id
+    if message.confirm_login.lower() != conn.user.login.lower():
+        raise CommandError(
+            ErrorCode.CONFIRM_MISMATCH.value,
+            "confirm_login must be this account's login; nothing was deleted",
+        )
+    related = await related_ids(hub.store, me)
+    async with hub.locked(me, *related):
+        deleted = await hub.store.finish(delete(hub.store, me))  # durable
+        conn.send(Ok(id=message.id))
+        if deleted is not None:
+            gone = encode(RelationUpdate(user=deleted.user.wire(), relation=Relation.NONE))
+            event = Event(frame=gone, subject=me, friend=False)
+            await hub.fanout.publish(deleted.tell, event)
+    await hub.fanout.publish([me], Event(account_deleted=True))

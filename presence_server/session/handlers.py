@@ -1,0 +1,504 @@
+"""What each client message does.
+
+Every command gets exactly one reply (``ok``, ``message_sent``, ``sessions``
+or ``error``, echoing its ``id``), except ``ack``, which is answered only
+when it is invalid. Failures raise ``CommandError`` (answered by the
+connection) and leave nothing changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from presence_protocol import (
+    Ack,
+    AckExpired,
+    Auth,
+    AuthOk,
+    Block,
+    ClientMessage,
+    CloseCode,
+    DeleteAccount,
+    ErrorCode,
+    ExportAccount,
+    Friend,
+    FriendAccept,
+    FriendCancel,
+    FriendDecline,
+    FriendRemove,
+    FriendRequest,
+    ListSessions,
+    LoginDev,
+    LoginGitHubCode,
+    LoginGitHubEditor,
+    LoginGitHubToken,
+    MarkRead,
+    MessageSent,
+    Ok,
+    RevokeSession,
+    SendMessage,
+    SessionInfo,
+    Sessions,
+    SetPresence,
+    SignOut,
+    Snapshot,
+    Status,
+    Typing,
+    Unblock,
+    encode,
+)
+
+from ..auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
+from ..cluster.fanout import Event
+from ..domain import friends, presence
+from ..domain.friends import Outcome
+from ..domain.presence import DeviceState
+from ..storage.store import CommandError, UserRow, fetch_user
+from . import account_commands, conversations, retention_commands
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
+CONNECTION_CAP_RETRY_SECONDS = 30.0
+
+
+# ---------------------------------------------------------------- login
+
+
+async def login(conn: Connection, message: LoginMessage) -> bool:
+    """Try one login message; True once the connection is authenticated."""
+    hub = conn.hub
+    now = hub.now()
+    token: str | None = None
+    suggestions: list[UserRow] = []
+    if isinstance(message, Auth):
+        idle_since = now - hub.config.retention.idle_sessions
+        resumed = await hub.store.resume_session(message.session, now, idle_since)
+        if resumed is None:
+            conn.reply_error(
+                ErrorCode.AUTH_FAILED, "this session is unknown or was signed out", message.id
+            )
+            conn.close(CloseCode.AUTH_FAILED, "sign in again")
+            return False
+        session_id, user = resumed
+        if await _too_many_devices(conn, user, message):
+            return False
+    else:
+        identity = await _identity(conn, message)
+        if identity is None:
+            return False
+        user = await hub.store.upsert_identity(identity, now)
+        if await _too_many_devices(conn, user, message):
+            return False
+        try:
+            session_id, token = await hub.store.create_session(user.id, message.device, now)
+            if identity.following:
+                suggestions = await hub.store.github_users(identity.following)
+        except BaseException:
+            await conn.release_slot()
+            raise
+    await _start(conn, user, session_id, token, message, suggestions)
+    log.info(
+        "connection %s: user %s signed in",
+        conn.cid,
+        user.id,
+        extra={
+            "event": "login",
+            "cid": conn.cid,
+            "user": user.id,
+            "method": type(message).__struct_config__.tag,
+            "resumed": token is None,
+            "ip": conn.ip,
+        },
+    )
+    return True
+
+
+async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessage) -> bool:
+    """Take a device slot, or refuse a connection beyond the per-user cap:
+    error, then close 4004.
+
+    Check and registration are one atomic step in the registry (a Redis
+    script across instances), so logins at the same moment cannot all pass.
+    It comes before a new session is created, so a refused login leaves
+    nothing behind; the slot is the connection's from now on and is released
+    with it (``Connection._cleanup``).
+    """
+    cap = conn.hub.config.max_connections_per_user
+    if await conn.take_slot(user.id):
+        return False
+    conn.reply_error(
+        ErrorCode.RATE_LIMITED,
+        f"at most {cap} devices of one account can be connected at once",
+        message.id,
+        retry_after=CONNECTION_CAP_RETRY_SECONDS,
+    )
+    conn.close(CloseCode.TRY_AGAIN_LATER, "too many connections for this account")
+    return True
+
+
+async def _identity(
+    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
+) -> Identity | None:
+    hub = conn.hub
+    if isinstance(message, LoginDev):
+        if not hub.config.dev_login:
+            conn.reply_error(
+                ErrorCode.LOGIN_UNAVAILABLE,
+                "dev login is not enabled on this server",
+                message.id,
+            )
+            return None
+        return Identity(kind=IdentityKind.DEV, login=message.login)
+    github = hub.config.github
+    if github is None:
+        conn.reply_error(
+            ErrorCode.LOGIN_UNAVAILABLE, "GitHub sign-in is not configured here", message.id
+        )
+        return None
+    try:
+        if isinstance(message, LoginGitHubCode):
+            ext = await github.exchange_code(
+                message.code, message.code_verifier, message.redirect_uri
+            )
+        elif isinstance(message, LoginGitHubEditor):
+            ext = await _editor_identity(conn, message)
+        else:
+            ext = await github.check_token(message.access_token)
+    except Exception as exc:
+        failure = as_login_failure(exc)
+        if failure is None:
+            raise
+        conn.reply_error(failure.code, failure.message, message.id, failure.retry_after)
+        return None
+    return Identity.from_github(ext)
+
+
+async def _editor_identity(conn: Connection, message: LoginGitHubEditor) -> ExternalIdentity:
+    """An editor's GitHub session (``login_github_editor``); kept apart from the
+    browser and device paths so changes there and here do not collide."""
+    github = conn.hub.config.github
+    assert github is not None
+    ext = await github.check_editor_token(message.access_token)
+    log.info(
+        "connection %s: GitHub session from an editor accepted",
+        conn.cid,
+        extra={"event": "editor_login", "cid": conn.cid, "editor": message.editor[:40]},
+    )
+    return ext
+
+
+async def _start(
+    conn: Connection,
+    user: UserRow,
+    session_id: str,
+    token: str | None,
+    message: LoginMessage,
+    suggestions: list[UserRow],
+) -> None:
+    """auth_ok, snapshot, replay, then this device counts as online."""
+    hub = conn.hub
+    await conn.start_session(user, session_id)
+    conn.send(
+        AuthOk(
+            id=message.id,
+            user=user.wire(),
+            session_id=session_id,
+            session=token,
+            suggestions=[s.wire() for s in suggestions if s.id != user.id],
+        )
+    )
+    device = conn.initial_device(user, hub.now())
+    conn.device = device
+    frame, versions = await snapshot(hub, user.id, device.status, user)
+    assert frame is not None
+    conn.send(frame)
+    conn.mark_ready(versions)
+    await conn.replay()
+    await retention_commands.send_notices(conn)
+    await hub.set_device(user.id, conn.cid, device)
+    _schedule_expiry(conn)
+
+
+async def snapshot(
+    hub: Hub, user_id: int, status: Status, user: UserRow | None = None
+) -> tuple[Snapshot | None, dict[int, int]]:
+    """The snapshot for a device, and the presence version it shows per friend.
+
+    None when the user no longer exists (deleted meanwhile).
+    """
+    if user is None:
+        async with hub.store.read() as db:
+            user = await fetch_user(db, user_id)
+        if user is None:
+            return None, {}
+    rel = await friends.relations(hub.store, user.id)
+    seen = await hub.registry.seen(f.id for f in rel.friends)
+    frame = Snapshot(
+        me=user.wire(),
+        status=status,
+        friends=[
+            Friend(user=f.wire(), presence=presence.presence(seen[f.id].seen, f.last_seen))
+            for f in rel.friends
+        ],
+        incoming=[u.wire() for u in rel.incoming],
+        outgoing=[u.wire() for u in rel.outgoing],
+        blocked=[u.wire() for u in rel.blocked],
+        acked_seq=user.acked_seq,
+    )
+    return frame, {f.id: seen[f.id].version for f in rel.friends}
+
+
+# ---------------------------------------------------------------- dispatch
+
+Handler = Callable[["Connection", Any], Awaitable[None]]
+
+
+async def dispatch(conn: Connection, message: ClientMessage) -> None:
+    handler = HANDLERS.get(type(message))
+    if handler is None:
+        raise CommandError(ErrorCode.ALREADY_AUTHENTICATED.value, "you are already logged in")
+    await handler(conn, message)
+
+
+def _me(conn: Connection) -> int:
+    assert conn.user is not None
+    return conn.user.id
+
+
+# ---------------------------------------------------------------- presence
+
+
+async def set_presence(conn: Connection, message: SetPresence) -> None:
+    now = conn.hub.now()
+    timed = message.status is not Status.ONLINE  # until is ignored for online (protocol §4)
+    if timed and message.until is not None and message.until <= now:
+        raise CommandError(
+            ErrorCode.INVALID_MESSAGE.value, "set_presence: until must be in the future"
+        )
+    wait = conn.gate.offer()
+    if wait is None:
+        await _apply_presence(conn, message)
+    else:
+        conn.pending_presence = message
+        if conn.flush_timer is None:
+            loop = asyncio.get_running_loop()
+            conn.flush_timer = loop.call_later(wait, _flush_presence, conn)
+    conn.send(Ok(id=message.id))
+
+
+def _flush_presence(conn: Connection) -> None:
+    conn.flush_timer = None
+    message, conn.pending_presence = conn.pending_presence, None
+    if message is None or conn.closing:
+        return
+    conn.gate.flush()
+    conn.spawn(_apply_presence(conn, message))
+
+
+async def _apply_presence(conn: Connection, message: SetPresence) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    until = None if message.status is Status.ONLINE else message.until
+    if until is not None and until <= hub.now():
+        until = None
+        status = Status.ONLINE
+    else:
+        status = message.status
+    old = conn.device
+    stamp = hub.clock_ns()
+    changed = status is not old.status or until != old.until
+    conn.device = DeviceState(
+        status=status,
+        activity=message.activity,
+        until=until,
+        status_stamp=stamp if changed else old.status_stamp,
+        activity_stamp=stamp if message.activity is not None else 0,
+    )
+    if changed:
+        await hub.store.set_status(me, status, until)
+    await hub.set_device(me, conn.cid, conn.device)
+    _schedule_expiry(conn)
+
+
+def _schedule_expiry(conn: Connection) -> None:
+    """A timed status reverts to online on the server when its time passes."""
+    if conn.expiry_timer is not None:
+        conn.expiry_timer.cancel()
+        conn.expiry_timer = None
+    until = conn.device.until
+    if until is None:
+        return
+    delay = max(until - conn.hub.clock_ns() / 1e9, 0.0)
+    loop = asyncio.get_running_loop()
+    conn.expiry_timer = loop.call_later(delay, lambda: conn.spawn(_expire(conn, until)))
+
+
+async def _expire(conn: Connection, until: int) -> None:
+    conn.expiry_timer = None
+    if conn.closing or conn.device.until != until:
+        return
+    me = _me(conn)
+    old = conn.device
+    conn.device = DeviceState(
+        status=Status.ONLINE,
+        activity=old.activity,
+        until=None,
+        status_stamp=conn.hub.clock_ns(),
+        activity_stamp=old.activity_stamp,
+    )
+    await conn.hub.store.expire_status(me, until)
+    await conn.hub.set_device(me, conn.cid, conn.device)
+
+
+# ---------------------------------------------------------------- friends
+
+
+async def friend_request(conn: Connection, message: FriendRequest) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    await hub.check_friend_request_rate(me)
+    other = await friends.find_login(hub.store, message.login)
+    if other is None:
+        raise CommandError(
+            ErrorCode.UNKNOWN_USER.value, f"nobody called {message.login!r} uses this server"
+        )
+    await hub.change_relation(
+        me,
+        other.id,
+        lambda: friends.request(hub.store, me, other.id, hub.now(), hub.limits.max_friends),
+    )
+    conn.send(Ok(id=message.id))
+
+
+RelationCommand = FriendAccept | FriendDecline | FriendCancel | FriendRemove | Block | Unblock
+
+RELATION_CHANGES: dict[type[RelationCommand], Callable[[Hub, int, int], Awaitable[Outcome]]] = {
+    FriendAccept: lambda hub, me, other: friends.accept(
+        hub.store, me, other, hub.now(), hub.limits.max_friends
+    ),
+    FriendDecline: lambda hub, me, other: friends.decline(hub.store, me, other),
+    FriendCancel: lambda hub, me, other: friends.cancel(hub.store, me, other),
+    FriendRemove: lambda hub, me, other: friends.remove(hub.store, me, other),
+    Block: lambda hub, me, other: friends.block(hub.store, me, other, hub.now()),
+    Unblock: lambda hub, me, other: friends.unblock(hub.store, me, other),
+}
+"""The relation commands that name a user by id: each is one change in
+``domain.friends``, applied and announced the same way (``change_relation``)."""
+
+
+async def change_relation(conn: Connection, message: RelationCommand) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    change = RELATION_CHANGES[type(message)]
+    await hub.change_relation(me, message.user_id, lambda: change(hub, me, message.user_id))
+    conn.send(Ok(id=message.id))
+
+
+# ---------------------------------------------------------------- messages
+
+
+async def send_message(conn: Connection, message: SendMessage) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    if message.to == me:
+        raise CommandError(ErrorCode.NOT_FRIENDS.value, "you can only message friends")
+    row, _stored = await hub.store.store_message(
+        me, message.to, message.client_msg_id, message.text, hub.now()
+    )
+    conn.send(
+        MessageSent(
+            id=message.id,
+            message_id=str(row.id),
+            client_msg_id=row.client_msg_id,
+            sent_at=row.sent_at,
+        )
+    )
+    # A repeated send (same client_msg_id) publishes again: the instance that
+    # stored the first one may have died before publishing it, and connections
+    # drop a seq they already sent, so a recipient never sees it twice.
+    frame = encode(row.wire())
+    await hub.fanout.publish([row.recipient_id], Event(frame=frame, seq=row.seq))
+    await conversations.publish_copy(hub, row)
+
+
+async def ack(conn: Connection, message: Ack) -> None:
+    """Acks are outside the command limit, so one that records nothing new must
+    cost nothing: only what this connection was sent can be acknowledged, and
+    a mark already reached needs no write (an ack flood was a write per frame)."""
+    me = _me(conn)
+    seq = min(message.seq, conn.last_sent_seq)
+    if seq <= conn.acked_seq:
+        return
+    before = conn.acked_seq
+    conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, seq))
+    await conversations.publish_delivered(conn.hub, me, before, conn.acked_seq)
+    if conn.replay_pending and conn.acked_seq >= conn.last_sent_seq:
+        await conn.replay()
+
+
+# ---------------------------------------------------------------- sessions
+
+
+async def list_sessions(conn: Connection, message: ListSessions) -> None:
+    rows = await conn.hub.store.list_sessions(_me(conn))
+    conn.send(
+        Sessions(
+            id=message.id,
+            sessions=[
+                SessionInfo(
+                    id=r.id,
+                    device=r.device,
+                    created_at=r.created_at,
+                    last_used_at=r.last_used_at,
+                    current=r.id == conn.session_id,
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
+async def revoke_session(conn: Connection, message: RevokeSession) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    revoked = await hub.store.revoke_sessions(me, [message.session_id], hub.now())
+    if not revoked:
+        raise CommandError(ErrorCode.UNKNOWN_SESSION.value, "you have no such session")
+    conn.send(Ok(id=message.id))
+    await hub.revoke(me, revoked)
+
+
+async def sign_out(conn: Connection, message: SignOut) -> None:
+    hub = conn.hub
+    me = _me(conn)
+    assert conn.session_id is not None
+    targets = None if message.everywhere else [conn.session_id]
+    revoked = await hub.store.revoke_sessions(me, targets, hub.now())
+    conn.send(Ok(id=message.id))
+    await hub.revoke(me, None if message.everywhere else revoked)
+    conn.close(CloseCode.SESSION_REVOKED, "signed out")
+
+
+HANDLERS: dict[type[ClientMessage], Handler] = {
+    SetPresence: set_presence,
+    FriendRequest: friend_request,
+    **dict.fromkeys(RELATION_CHANGES, change_relation),
+    SendMessage: send_message,
+    MarkRead: conversations.mark_read,
+    Typing: conversations.typing,
+    Ack: ack,
+    ListSessions: list_sessions,
+    RevokeSession: revoke_session,
+    SignOut: sign_out,
+    AckExpired: retention_commands.ack_expired,
+    ExportAccount: account_commands.export_account,
+    DeleteAccount: account_commands.delete_account,
+}

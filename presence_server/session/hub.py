@@ -1,0 +1,322 @@
+"""What connections share: store, fan-out, presence registry, and the rules
+for turning a change into the deltas other connections receive.
+
+Ordering: every change to a user's merged presence, and every relation
+change between two users, runs under that user's (both users') lock, from
+the registry or database update through the publish. So a friend never
+receives a stale presence after a newer one, and an ex-friend never receives
+a presence published after the ``relation`` frame that ended the friendship.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Protocol
+
+from presence_protocol import (
+    ErrorCode,
+    Hello,
+    LoginMethod,
+    Relation,
+    RelationUpdate,
+    encode,
+)
+
+from ..cluster.fanout import Event, Fanout
+from ..cluster.registry import Change, PresenceRegistry
+from ..config import ServerConfig
+from ..domain import presence
+from ..domain.friends import Outcome
+from ..domain.presence import DeviceState
+from ..metrics import AnyMetrics, NullMetrics
+from ..storage.store import CommandError, Store
+
+
+class Peer(Protocol):
+    """What the hub needs of a connection it keeps (``session.connection``
+    implements it; the hub does not import that module, which imports the hub)."""
+
+    cid: str
+    ready: bool
+    closing: bool
+    session_id: str | None
+    finished: asyncio.Event
+
+    def close(self, code: int, reason: str) -> None: ...
+
+    async def resync(self) -> None: ...
+
+
+log = logging.getLogger(__name__)
+
+HOUR = 3600.0
+RESYNC_CONCURRENCY = 16
+
+
+class Hub:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        fanout: Fanout,
+        registry: PresenceRegistry,
+        metrics: AnyMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.store = store
+        self.fanout = fanout
+        self.registry = registry
+        self.metrics = metrics or NullMetrics()
+        self.metrics.users.set_function(lambda: fanout.local_users)
+        self.stopping = False
+        self._resync: asyncio.Task[None] | None = None
+        self._gone_at_stop: dict[int, Change] = {}
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._friend_ids: dict[int, list[int]] = {}
+        """Friends of users whose presence may change here, so a presence change
+        costs no database read. Dropped when a relation of the user changes
+        (``forget_friends``, called on every relation event delivered here, from
+        any instance) and when the user goes offline."""
+        self._friends_epoch = 0
+        self.connections: weakref.WeakSet[Peer] = weakref.WeakSet()
+        """Authenticated connections of this instance (the retention sweep keeps
+        their sessions alive; a drain closes them; a re-sync refreshes them)."""
+        self.hello_frame = encode(self._hello())
+
+    def clock_ns(self) -> int:
+        """Now, in Unix nanoseconds, from the configured clock."""
+        return self.config.clock_ns()
+
+    def now(self) -> int:
+        """Now, in whole Unix seconds (as times go on the wire)."""
+        return self.clock_ns() // 1_000_000_000
+
+    def _hello(self) -> Hello:
+        methods = [LoginMethod.SESSION]
+        if self.config.dev_login:
+            methods.append(LoginMethod.DEV)
+        github = self.config.github.public() if self.config.github is not None else None
+        if github is not None:
+            methods.append(LoginMethod.GITHUB_CODE)
+            if github.device_flow:
+                methods.append(LoginMethod.GITHUB_TOKEN)
+            if github.editor_tokens:
+                methods.append(LoginMethod.GITHUB_EDITOR)
+        return Hello(
+            server=self.config.server_name,
+            login_methods=methods,
+            github=github,
+            limits=self.limits.announce(),
+            retention=self.config.retention.announce(),
+        )
+
+    # ------------------------------------------------------------ locks
+
+    def _lock(self, user_id: int) -> asyncio.Lock:
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[user_id] = lock
+        return lock
+
+    @contextlib.asynccontextmanager
+    async def locked(self, *user_ids: int) -> AsyncIterator[None]:
+        """Hold the locks of several users, always taken in id order (no deadlock)."""
+        async with contextlib.AsyncExitStack() as stack:
+            held = [self._lock(uid) for uid in sorted(set(user_ids))]
+            for lock in held:
+                await stack.enter_async_context(lock)
+            yield
+
+    # ------------------------------------------------------------ presence
+
+    async def set_device(self, user_id: int, device: str, state: DeviceState) -> None:
+        async with self.locked(user_id):
+            change = await self.registry.put(user_id, device, state)
+            await self._presence_changed(user_id, change)
+
+    async def reserve_device(self, user_id: int, device: str) -> bool:
+        """Take a device slot for a login (the per-user cap, on every instance)."""
+        return await self.registry.reserve(user_id, device, self.config.max_connections_per_user)
+
+    async def drop_device(self, user_id: int, device: str) -> None:
+        async with self.locked(user_id):
+            change = await self.registry.remove(user_id, device)
+            await self._presence_changed(user_id, change)
+
+    async def _presence_changed(self, user_id: int, change: Change) -> None:
+        """Tell friends; going from visible to offline (or invisible) stamps last seen."""
+        if not change.changed:
+            return
+        if self.stopping and change.after.offline:
+            # Everyone here is being disconnected (and told to reconnect):
+            # stamp last seen in one write at the end instead of one per user,
+            # and tell friends elsewhere in one batch then.
+            self._gone_at_stop[user_id] = change
+            return
+        last_seen: int | None = None
+        if change.after.offline:
+            last_seen = self.now()
+            await self.store.set_last_seen([user_id], last_seen)
+        friends = self._friend_ids.get(user_id)
+        if friends is None:
+            epoch = self._friends_epoch
+            friends = await self.store.friend_ids(user_id)
+            # A relation event during the read may mean the read is stale: use it once.
+            if not change.after.offline and epoch == self._friends_epoch:
+                self._friend_ids[user_id] = friends
+        if change.after.offline:
+            self._friend_ids.pop(user_id, None)
+        if friends:
+            frame = encode(presence.update(user_id, change.after, last_seen))
+            await self.fanout.publish(
+                friends, Event(frame=frame, subject=user_id, version=change.version)
+            )
+
+    async def apply_changes(self, changes: Mapping[int, Change]) -> None:
+        """Publish many users' presence changes at once (sweeps, re-sync, shutdown).
+
+        One write stamps last seen for everyone who went offline, and one read
+        finds all their friends.
+        """
+        changed = {uid: c for uid, c in changes.items() if c.changed}
+        if not changed:
+            return
+        now = self.now()
+        # A swept user was last seen when their instance was last alive, not now.
+        stamps = {
+            uid: min(now, c.last_seen) if c.last_seen is not None else now
+            for uid, c in changed.items()
+            if c.after.offline
+        }
+        for when in sorted(set(stamps.values())):
+            await self.store.set_last_seen([u for u, t in stamps.items() if t == when], when)
+        friends = await self.store.friends_of(changed)
+        for uid, change in changed.items():
+            if not friends.get(uid):
+                continue
+            last_seen = stamps.get(uid)
+            frame = encode(presence.update(uid, change.after, last_seen))
+            await self.fanout.publish(
+                friends[uid], Event(frame=frame, subject=uid, version=change.version)
+            )
+
+    # ------------------------------------------------------------ relations
+
+    async def change_relation(
+        self, me: int, other: int, operation: Callable[[], Awaitable[Outcome]]
+    ) -> Outcome:
+        """Apply a relation change and publish one ``relation`` frame per side."""
+        async with self.locked(me, other):
+            outcome = await self.store.finish(operation())  # durable: see Store.finish
+            self.forget_friends(me, other)
+            befriended = [n.about.id for n in outcome.notices if n.relation is Relation.FRIEND]
+            seen = await self.registry.seen(befriended) if befriended else {}
+            for notice in outcome.notices:
+                about = notice.about
+                friend = notice.relation is Relation.FRIEND
+                update = RelationUpdate(
+                    user=about.wire(),
+                    relation=notice.relation,
+                    presence=presence.presence(seen[about.id].seen, about.last_seen)
+                    if friend
+                    else None,
+                )
+                event = Event(
+                    frame=encode(update),
+                    subject=about.id,
+                    friend=friend,
+                    version=seen[about.id].version if friend else 0,
+                )
+                await self.fanout.publish([notice.to], event)
+            return outcome
+
+    def forget_friends(self, *user_ids: int) -> None:
+        """The friends of these users may have changed: read them again next time."""
+        self._friends_epoch += 1
+        for uid in user_ids:
+            self._friend_ids.pop(uid, None)
+
+    async def check_friend_request_rate(self, user_id: int) -> None:
+        """Friend requests per rolling hour per user, across all their devices.
+
+        Counted in the database, so the limit also holds when the devices sit
+        on different instances.
+        """
+        wait_ms = await self.store.take_friend_request_slot(
+            user_id,
+            self.limits.friend_requests_per_hour,
+            int(HOUR * 1000),
+            self.clock_ns() // 1_000_000,
+        )
+        if wait_ms is not None:
+            raise CommandError(
+                ErrorCode.RATE_LIMITED.value,
+                f"at most {self.limits.friend_requests_per_hour} friend requests per hour",
+                retry_after=round(wait_ms / 1000, 3),
+            )
+
+    # ------------------------------------------------------------ sessions
+
+    async def revoke(self, user_id: int, session_ids: list[str] | None) -> None:
+        """Close the live connections of revoked sessions (all, with None)."""
+        if session_ids is None:
+            await self.fanout.publish([user_id], Event(revoke_all=True))
+        elif session_ids:
+            await self.fanout.publish([user_id], Event(revoke=frozenset(session_ids)))
+
+    # ------------------------------------------------------------ re-sync
+
+    async def resync_all(self) -> None:
+        """After a Redis outage: a fresh snapshot and missing messages for everyone here.
+
+        Runs in the background (the link must keep its heartbeat going) and
+        replaces a re-sync still running from an earlier outage.
+        """
+        if self._resync is not None:
+            self._resync.cancel()
+        self._resync = asyncio.get_running_loop().create_task(self._resync_all(), name="resync")
+
+    async def _resync_all(self) -> None:
+        connections = [c for c in list(self.connections) if c.ready and not c.closing]
+        if not connections:
+            return
+        started = time.monotonic()
+        gate = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+        async def one(conn: Peer) -> None:
+            async with gate:
+                try:
+                    await conn.resync()
+                    self.metrics.resyncs.inc()
+                except Exception:
+                    log.exception("re-sync of connection %s failed", conn.cid)
+
+        await asyncio.gather(*(one(c) for c in connections))
+        log.info(
+            "re-synced %d connections in %.2f s",
+            len(connections),
+            time.monotonic() - started,
+            extra={"event": "resynced", "connections": len(connections)},
+        )
+
+    async def close(self) -> None:
+        """After all connections closed: persist last seen, tell friends, release resources."""
+        gone, self._gone_at_stop = self._gone_at_stop, {}
+        try:
+            await self.apply_changes(gone)
+        except Exception:
+            log.exception("recording last seen at shutdown failed")
+        if self._resync is not None:
+            self._resync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resync
+        await self.registry.close()
+        await self.fanout.close()
+        await self.store.close()

@@ -1,0 +1,135 @@
+"""The frame-size contract of docs/protocol.md §1 is what the server does.
+
+Clients send frames of at most ``MAX_FRAME_BYTES``; the server sends frames of
+at most ``MAX_SERVER_FRAME_BYTES``, announces that number in ``hello`` and
+never sends more (issue 14, point 3: an export page was 60 KB while §1 said
+16 KB both ways, so a client sized as the doc said was disconnected).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from presence_protocol import (
+    AccountExport,
+    Error,
+    ErrorCode,
+    ExportAccount,
+    Hello,
+    MessageSent,
+    SendMessage,
+    limits,
+)
+from presence_server import ServerLimits
+from tests.support.servers import StartServer
+
+from .client import Client, befriend, login_dev
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+NO_RATE_LIMIT = ServerLimits(commands_per_minute=100_000)
+WORST_TEXT = "\x01" * limits.MAX_MESSAGE_CHARS
+"""The longest message whose every code point JSON-escapes to six bytes."""
+
+
+def spaced(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
+def test_section_1_states_both_limits() -> None:
+    transport = DOC.read_text(encoding="utf-8").split("## 2.", 1)[0]
+    size = next(line for line in transport.splitlines() if line.startswith("| Size |"))
+    assert f"**{spaced(limits.MAX_FRAME_BYTES)} bytes**" in size
+    assert f"**{spaced(limits.MAX_SERVER_FRAME_BYTES)} bytes**" in size
+    assert "max_server_frame_bytes" in size
+    assert not re.search(r"both ways", size)
+
+
+async def send_many(sender: Client, to: int, count: int) -> None:
+    for n in range(count):
+        reply = await sender.request(SendMessage(to=to, text=WORST_TEXT, client_msg_id=f"w{n}"))
+        assert isinstance(reply, MessageSent), reply
+
+
+async def test_a_client_sized_as_documented_exports_a_full_account(start: StartServer) -> None:
+    server = await start(limits=NO_RATE_LIMIT)
+    alice = await login_dev(server.url, "alice", max_size=limits.MAX_SERVER_FRAME_BYTES)
+    bob = await login_dev(server.url, "bob")
+    await befriend(alice, bob)
+    await send_many(bob, alice.me, 130)
+    pages: list[AccountExport] = []
+    after: str | None = None
+    while True:
+        page = await alice.request(ExportAccount(after=after))
+        assert isinstance(page, AccountExport), page
+        pages.append(page)
+        if page.next is None:
+            break
+        after = page.next
+    assert sum(len(p.messages) for p in pages) == 130
+    sizes = [len(frame) for frame in alice.raw]
+    assert max(sizes) > limits.MAX_FRAME_BYTES  # the asymmetry the doc now states is real
+    assert max(sizes) <= limits.MAX_SERVER_FRAME_BYTES
+    assert alice.ws.close_code is None
+    await alice.close()
+    await bob.close()
+
+
+async def test_hello_announces_the_server_frame_limit(start: StartServer) -> None:
+    server = await start()
+    client = await Client.open(server.url)
+    hello = await client.expect(Hello)
+    assert hello.limits.max_frame_bytes == limits.MAX_FRAME_BYTES
+    assert hello.limits.max_server_frame_bytes == limits.MAX_SERVER_FRAME_BYTES
+    await client.close()
+
+
+async def test_a_reply_that_would_not_fit_is_an_error_and_nothing_bigger_is_sent(
+    start: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last line of defence, with the limit shrunk so one page exceeds it."""
+    shrunk = ServerLimits(commands_per_minute=100_000, max_server_frame_bytes=4000)
+    server = await start(limits=shrunk)
+    alice = await login_dev(server.url, "alice")
+    bob = await login_dev(server.url, "bob")
+    await befriend(alice, bob)
+    await send_many(bob, alice.me, 3)
+    await alice.barrier()
+    seen = len(alice.raw)
+    reply = await alice.request(ExportAccount())
+    assert isinstance(reply, Error) and reply.code == ErrorCode.INTERNAL_ERROR
+    assert all(len(frame) <= 4000 for frame in alice.raw[seen:])
+    assert "exceeds the 4000-byte frame limit" in caplog.text
+    assert alice.ws.close_code is None  # still connected: only that reply was refused
+    await alice.barrier()
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_snapshot_that_would_not_fit_closes_with_1011(
+    start: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start()
+    alice = await login_dev(server.url, "alice")
+    for name in ("bob", "carol", "dave"):
+        other = await login_dev(server.url, name)
+        await befriend(alice, other)
+        await other.close()
+    await alice.close()
+    again = await login_dev(server.url, "alice")
+    snapshot_size = next(len(f) for f in again.raw if '"type":"snapshot"' in str(f))
+    await again.close()
+    await server.stop()
+    shrunk = await start(limits=ServerLimits(max_server_frame_bytes=snapshot_size - 1))
+    caplog.set_level(logging.ERROR)
+    client = await Client.open(shrunk.url)
+    hello = await client.expect(Hello)
+    assert hello.limits.max_server_frame_bytes == snapshot_size - 1  # what it announces
+    await client.send('{"type": "login_dev", "id": 1, "login": "alice"}')
+    assert await client.closed() == 1011
+    kinds = [type(m).__name__ for m in client.backlog]
+    assert "Snapshot" not in kinds and "AuthOk" in kinds
+    assert "Snapshot frame" in caplog.text
