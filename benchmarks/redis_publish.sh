@@ -6,8 +6,11 @@
 #   1. to channels nobody subscribes to (a friend who is offline: today's server still
 #      publishes to every friend's channel),
 #   2. to channels that one subscriber connection listens on (an online friend on
-#      another instance: Redis writes the message to that instance's connection).
-# Usage: benchmarks/redis_publish.sh [REQUESTS]   (needs redis-server, redis-benchmark)
+#      another instance: Redis writes the message to that instance's connection);
+# and then the registry's PUT script (presence_server/cluster/redis_registry.py), one
+# per presence change, for a device that is already registered, over 100,000 users.
+# Usage: benchmarks/redis_publish.sh [REQUESTS]   (from the repository root; needs
+# redis-server, redis-benchmark, redis-cli, bc and the project's environment for the script)
 set -euo pipefail
 REQUESTS=${1:-1000000}
 DIR=$(mktemp -d)
@@ -44,3 +47,16 @@ until [ "$(redis-cli -p "$PORT" PUBSUB NUMSUB "$(printf 'u:%012d' $((CHANNELS - 
 done
 before=$(cpu)
 echo "one subscriber:  $(rate) PUBLISH/s  (redis-server CPU $(echo "$(cpu) - $before" | bc) s)"
+PUT=$(uv run python -c 'from presence_server.cluster.redis_registry import PUT; print(PUT)')
+SHA=$(redis-cli -p "$PORT" SCRIPT LOAD "$PUT")
+redis-cli -p "$PORT" SET 'p:hb:e1' live >/dev/null
+STATE='{"s":"online","a":{"l":"python","p":"a private project"},"t":1765000000}'
+before=$(cpu)
+PUTS=$(redis-benchmark -p "$PORT" --csv -n "$((REQUESTS / 4))" -c 4 -P 50 -r 100000 \
+  EVALSHA "$SHA" 3 'p:dev:__rand_int__' 'p:users:e1' 'p:hb:e1' 'e1|c1' "$STATE" 7 'e1' '|c1' 0 |
+  tail -n 1 | rev | cut -d, -f7 | rev | tr -d '"')
+used=$(echo "$(cpu) - $before" | bc)
+echo "registry PUT:    $PUTS scripts/s  (redis-server CPU $used s for $((REQUESTS / 4)))"
+# The script really wrote (an error reply would be counted as a request too).
+KEY=$(redis-cli -p "$PORT" --scan --pattern 'p:dev:*' | head -n 1 || true)
+echo "a device hash:   $KEY -> $(redis-cli -p "$PORT" HKEYS "$KEY" | tr '\n' ' ')"
