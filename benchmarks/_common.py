@@ -345,6 +345,9 @@ class BenchServer(ChildProcess):
         self.port = int(self.url.rsplit(":", 1)[1])
         nofile = [line for line in self.lines if line.startswith("nofile ")]
         self.nofile = tuple(int(x) for x in nofile[0].split()[1:3]) if nofile else None
+        loops = [line.split()[2] for line in self.lines if line.startswith("event loop ")]
+        self.loop_module = loops[0] if loops else ""
+        """The module of the child's event loop class (``asyncio.unix_events``, ``uvloop``)."""
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from presence_protocol import limits
 
+from . import _loops as event_loop
 from ._common import raise_nofile
 from ._seed import friends_of
 
@@ -60,6 +61,7 @@ async def run(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        print(f"event loop {type(loop).__module__}", flush=True)
         print(f"listening on ws://127.0.0.1:{port}", flush=True)
         await stop.wait()
 
@@ -69,11 +71,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--friends", type=int, default=0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--loop", choices=event_loop.LOOP_NAMES, default="asyncio", help="the server's event loop"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     soft, hard = raise_nofile()
     print(f"nofile {soft} {hard}", flush=True)
-    asyncio.run(run(args))
+    event_loop.run(run(args), name=args.loop)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 from presence_server.config import ServerConfig, ServerLimits
 from presence_server.edge.server import WIRE_LOG, start_server
 
+from . import _loops as event_loop
 from ._common import raise_nofile
 
 RELAXED = ServerLimits(
@@ -74,6 +75,7 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    print(f"event loop {type(loop).__module__}", flush=True)
     print(f"listening on {server.url}", flush=True)
     await stop.wait()
     await server.stop()
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> None:
     if args.gc_log:
         gc.callbacks.append(pauses)
     try:
-        asyncio.run(serve(args))
+        event_loop.run(serve(args), name=args.loop)
     finally:
         if args.gc_log:
             Path(args.gc_log).write_text(json.dumps(pauses.pauses))
@@ -98,6 +100,9 @@ def main() -> None:
     parser.add_argument("--redis", default="", help="Redis URL: fan-out across instances")
     parser.add_argument("--presence-ttl", type=float, default=ServerConfig().presence_ttl)
     parser.add_argument("--instance-id", default="")
+    parser.add_argument(
+        "--loop", choices=event_loop.LOOP_NAMES, default="asyncio", help="the server's event loop"
+    )
     parser.add_argument("--gc-log", default="", help="write GC pauses here (JSON) on exit")
     parser.add_argument(
         "--no-gc-freeze", action="store_true", help="as the CLI's flag: no GC policy"

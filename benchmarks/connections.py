@@ -32,6 +32,7 @@ from ._common import (
     write_results,
 )
 from ._loadgen import Workers
+from ._loops import parse_loops
 from ._seed import seed
 
 SETTLE_S = 2.0
@@ -100,6 +101,80 @@ def ramp(
     }
 
 
+def variant_figures(variant: dict[str, Any], suffix: str) -> list[Figure]:
+    """One loop's presence server against the bare server on the same loop."""
+    ours, raw = variant["ours"], variant["raw"]
+    return [
+        Figure(
+            f"connections held{suffix}",
+            ours["held"],
+            "connections",
+            target=15_000,
+            lower_is_better=False,
+            note=f"server open-files limit {ours['nofile']}",
+        ),
+        Figure(
+            f"memory per connection above the empty server{suffix}",
+            ours["kib_per_connection"],
+            "KiB",
+            target=25,
+            baseline=raw["kib_per_connection"],
+            baseline_name=f"bare websockets server{suffix}",
+        ),
+        Figure(
+            f"server CPU while idle with all connections (keepalives){suffix}",
+            ours["idle"].get("cpu_percent", float("nan")),
+            "% of one core",
+            target=None,
+            baseline=raw["idle"].get("cpu_percent"),
+            baseline_name=f"bare websockets server{suffix}",
+        ),
+        Figure(
+            f"connect + authenticate + snapshot rate (reconnect storm){suffix}",
+            ours["connects_per_second"],
+            "connections/s",
+            target=None,
+            baseline=raw["connects_per_second"],
+            baseline_name=f"bare websockets server (handshake only){suffix}",
+            lower_is_better=False,
+        ),
+    ]
+
+
+def comparison_figures(
+    other: dict[str, Any], first: dict[str, Any], name: str, base: str
+) -> list[Figure]:
+    """One loop against the other in the same run."""
+    return [
+        Figure(
+            f"connect + authenticate + snapshot rate, {name} against {base}",
+            other["ours"]["connects_per_second"],
+            "connections/s",
+            target=None,
+            baseline=first["ours"]["connects_per_second"],
+            baseline_name=f"presence server on {base}, same run",
+            lower_is_better=False,
+        ),
+        Figure(
+            f"bare handshake rate, {name} against {base}",
+            other["raw"]["connects_per_second"],
+            "connections/s",
+            target=None,
+            baseline=first["raw"]["connects_per_second"],
+            baseline_name=f"bare websockets server on {base}, same run",
+            lower_is_better=False,
+        ),
+        Figure(
+            f"memory per connection, {name} against {base}",
+            other["ours"]["kib_per_connection"],
+            "KiB",
+            target=None,
+            baseline=first["ours"]["kib_per_connection"],
+            baseline_name=f"presence server on {base}, same run",
+        ),
+    ]
+
+
 def plot(raw: dict[str, Any], ours: dict[str, Any]) -> None:
     plt = pyplot()
     fig, ax = plt.subplots()
@@ -133,65 +208,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6, help="number of measuring steps")
     parser.add_argument("--settle", type=float, default=SETTLE_S, help="seconds before RSS")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU")
+    parser.add_argument(
+        "--loops",
+        type=parse_loops,
+        default=["asyncio"],
+        help="event loops of the servers, run back to back in this order "
+        "(comma-separated, e.g. asyncio,uvloop; default asyncio, the server's loop)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
     soft, hard = raise_nofile()
     n = args.connections
     steps = sorted({max(1, round(n * (k + 1) / args.steps)) for k in range(args.steps)})
+    loops: list[str] = args.loops
+    variants: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-conn-") as tmp:
         url = seed(Path(tmp) / "bench.sqlite3", n, args.friends)
-        print(f"ceiling: bare websockets server, {n} connections")
-        raw_server = BenchServer("benchmarks._raw_server", "--users", str(n))
-        try:
-            raw = ramp(
-                raw_server, n, steps, args.processes, b'{"type":"auth_ok"', args.settle, args.idle
-            )
-        finally:
-            raw_server.stop()
-        print(f"presence server: {n} connections, {args.friends} friends each")
-        server = BenchServer("benchmarks._server", "--database", url)
-        try:
-            ours = ramp(
-                server, n, steps, args.processes, b'{"type":"snapshot"', args.settle, args.idle
-            )
-        finally:
-            server.stop()
-    figures = [
-        Figure(
-            "connections held",
-            ours["held"],
-            "connections",
-            target=15_000,
-            lower_is_better=False,
-            note=f"server open-files limit {ours['nofile']}",
-        ),
-        Figure(
-            "memory per connection above the empty server",
-            ours["kib_per_connection"],
-            "KiB",
-            target=25,
-            baseline=raw["kib_per_connection"],
-            baseline_name="bare websockets server",
-        ),
-        Figure(
-            "server CPU while idle with all connections (keepalives)",
-            ours["idle"].get("cpu_percent", float("nan")),
-            "% of one core",
-            target=None,
-            baseline=raw["idle"].get("cpu_percent"),
-            baseline_name="bare websockets server",
-        ),
-        Figure(
-            "connect + authenticate + snapshot rate (reconnect storm)",
-            ours["connects_per_second"],
-            "connections/s",
-            target=None,
-            baseline=raw["connects_per_second"],
-            baseline_name="bare websockets server (handshake only)",
-            lower_is_better=False,
-        ),
-    ]
+        # Each loop: the ceiling, then the presence server, back to back.
+        for name in loops:
+            print(f"ceiling on {name}: bare websockets server, {n} connections")
+            raw_server = BenchServer("benchmarks._raw_server", "--users", str(n), "--loop", name)
+            try:
+                raw = ramp(
+                    raw_server,
+                    *(n, steps, args.processes, b'{"type":"auth_ok"', args.settle, args.idle),
+                )
+                raw["loop_module"] = raw_server.loop_module
+            finally:
+                raw_server.stop()
+            print(f"presence server on {name}: {n} connections, {args.friends} friends each")
+            server = BenchServer("benchmarks._server", "--database", url, "--loop", name)
+            try:
+                ours = ramp(
+                    server, n, steps, args.processes, b'{"type":"snapshot"', args.settle, args.idle
+                )
+                ours["loop_module"] = server.loop_module
+            finally:
+                server.stop()
+            variants[name] = {"ours": ours, "raw": raw}
+    figures: list[Figure] = []
+    for name in loops:
+        figures += variant_figures(variants[name], "" if name == loops[0] else f" ({name})")
+    first = variants[loops[0]]
+    for name in loops[1:]:
+        figures += comparison_figures(variants[name], first, name, loops[0])
+    raw, ours = first["raw"], first["ours"]
     write_results(
         "connections",
         figures,
@@ -200,8 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             "friends": args.friends,
             "load_processes": args.processes,
             "client_nofile": [soft, hard],
+            "loops": loops,
             "raw": raw,
             "ours": ours,
+            "variants": variants,
         },
         started,
     )

@@ -46,11 +46,13 @@ from ._common import (
 )
 from ._deltas import stamped_templates
 from ._loadgen import PublishResult, PublishSpec, Workers
+from ._loops import parse_loops
 from ._seed import seed
 from ._wsclient import frame_size
 
 LOAD_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 SECOND = 1_000_000_000
+SATURATION_WARMUP_S = 2.0
 
 
 def _specs(
@@ -145,7 +147,11 @@ def run_server(
         time.sleep(2.0)  # the "came online" deltas of the connect phase settle
         # Saturation.
         specs = _specs(
-            workers, template, args.seconds, 2.0, in_flight=args.in_flight // args.processes
+            workers,
+            template,
+            args.seconds,
+            SATURATION_WARMUP_S,
+            in_flight=args.in_flight // args.processes,
         )
         spy = None
         if profile and shutil.which("py-spy"):
@@ -199,15 +205,128 @@ def run_server(
     return out
 
 
-def plot(ours: dict[str, Any], raw: dict[str, Any], ceiling: float) -> None:
+def variant_figures(
+    variant: dict[str, Any],
+    half_index: int,
+    delta_bytes: int,
+    args: argparse.Namespace,
+    suffix: str,
+) -> list[Figure]:
+    """Throughput and half-load latency of one loop's server against its own ceiling."""
+    ours, raw = variant["ours"], variant["raw"]
+    half, raw_half = ours["levels"][half_index], raw["levels"][half_index]
+    return [
+        Figure(
+            f"fan-out throughput{suffix}",
+            ours["saturation"]["deliveries_per_s"],
+            "deltas/s",
+            target=0.5,
+            target_on="ratio",
+            baseline=raw["saturation"]["deliveries_per_s"],
+            baseline_name=f"websockets.broadcast ceiling{suffix}",
+            lower_is_better=False,
+            note=f"{args.users} users x {args.friends} friends, delta frame {delta_bytes} bytes",
+        ),
+        Figure(
+            f"p50 delivery latency at half load{suffix}",
+            half["p50_ms"],
+            "ms",
+            target=None,
+            baseline=raw_half["p50_ms"],
+            baseline_name=f"ceiling at the same offered load{suffix}",
+            note=f"{half['deliveries_per_s']:.0f} deltas/s",
+        ),
+        Figure(
+            f"p99 delivery latency at half load{suffix}",
+            half["p99_ms"],
+            "ms",
+            target=50,
+            baseline=raw_half["p99_ms"],
+            baseline_name=f"ceiling at the same offered load{suffix}",
+            note=f"{half['deliveries_per_s']:.0f} deltas/s",
+        ),
+    ]
+
+
+def cpu_per_delivery_us(phase: dict[str, Any]) -> float:
+    """Server CPU time per delivered delta at saturation (µs).
+
+    The CPU time covers the whole phase (warm-up included, at the same
+    saturated rate), so deliveries are counted over the same span.
+    """
+    window_s = (phase["window_ns"][1] - phase["window_ns"][0]) / SECOND
+    delivered = phase["deliveries_per_s"] * (window_s + SATURATION_WARMUP_S)
+    return 1e6 * phase["server_cpu_s"] / delivered if delivered else float("nan")
+
+
+def comparison_figures(
+    other: dict[str, Any], first: dict[str, Any], half_index: int, name: str, base: str
+) -> list[Figure]:
+    """One loop against the other in the same run: the server's and the ceiling's gain."""
+    return [
+        Figure(
+            f"fan-out throughput, {name} against {base}",
+            other["ours"]["saturation"]["deliveries_per_s"],
+            "deltas/s",
+            target=None,
+            baseline=first["ours"]["saturation"]["deliveries_per_s"],
+            baseline_name=f"presence server on {base}, same run",
+            lower_is_better=False,
+        ),
+        Figure(
+            f"ceiling throughput, {name} against {base}",
+            other["raw"]["saturation"]["deliveries_per_s"],
+            "deltas/s",
+            target=None,
+            baseline=first["raw"]["saturation"]["deliveries_per_s"],
+            baseline_name=f"websockets.broadcast on {base}, same run",
+            lower_is_better=False,
+        ),
+        Figure(
+            f"server CPU per delivery at saturation, {name} against {base}",
+            cpu_per_delivery_us(other["ours"]["saturation"]),
+            "µs",
+            target=None,
+            baseline=cpu_per_delivery_us(first["ours"]["saturation"]),
+            baseline_name=f"presence server on {base}, same run",
+            note="CPU time is what a shared machine distorts least",
+        ),
+        Figure(
+            f"ceiling CPU per delivery at saturation, {name} against {base}",
+            cpu_per_delivery_us(other["raw"]["saturation"]),
+            "µs",
+            target=None,
+            baseline=cpu_per_delivery_us(first["raw"]["saturation"]),
+            baseline_name=f"websockets.broadcast on {base}, same run",
+        ),
+        Figure(
+            f"p99 delivery latency at half load, {name} against {base}",
+            other["ours"]["levels"][half_index]["p99_ms"],
+            "ms",
+            target=None,
+            baseline=first["ours"]["levels"][half_index]["p99_ms"],
+            baseline_name=f"presence server on {base} at the same offered load",
+        ),
+    ]
+
+
+def plot(variants: dict[str, dict[str, Any]], ceiling: float) -> None:
     plt = pyplot()
     fig, ax = plt.subplots()
-    for run, color, name in ((ours, "C0", "presence server"), (raw, "C1", "bare broadcast")):
-        xs = [lv["deliveries_per_s"] / 1000 for lv in run["levels"]]
-        ax.plot(xs, [lv["p50_ms"] for lv in run["levels"]], "o--", color=color, label=f"{name} p50")
-        ax.plot(xs, [lv["p99_ms"] for lv in run["levels"]], "o-", color=color, label=f"{name} p99")
+    color = 0
+    for name, variant in variants.items():
+        for key, what in (("ours", "presence server"), ("raw", "bare broadcast")):
+            run = variant[key]
+            xs = [lv["deliveries_per_s"] / 1000 for lv in run["levels"]]
+            c = f"C{color}"
+            color += 1
+            label = f"{what} ({name})"
+            ax.plot(
+                xs, [lv["p50_ms"] for lv in run["levels"]], "o--", color=c, label=f"{label} p50"
+            )
+            ax.plot(xs, [lv["p99_ms"] for lv in run["levels"]], "o-", color=c, label=f"{label} p99")
     ax.axhline(50, color="grey", linestyle=":", label="target p99 50 ms")
-    ax.axvline(ceiling / 1000, color="C1", linestyle=":", alpha=0.6, label="ceiling throughput")
+    ax.axvline(ceiling / 1000, color="grey", linestyle="-.", alpha=0.6, label="ceiling throughput")
     ax.set_yscale("log")
     ax.set_xlabel("deltas delivered per second (thousands)")
     ax.set_ylabel("delivery latency (ms)")
@@ -236,78 +355,79 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the presence server without its GC policy (the figures before it existed)",
     )
+    parser.add_argument(
+        "--loops",
+        type=parse_loops,
+        default=["asyncio"],
+        help="event loops of the servers, run back to back in this order "
+        "(comma-separated, e.g. asyncio,uvloop; default asyncio, the server's loop; "
+        "the first sets the offered rates)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
     raise_nofile()
     command, delta = stamped_templates()
     delta_bytes = frame_size(len(delta.replace(b"USERID", b"12345678")), masked=False)
+    loops: list[str] = args.loops
+    variants: dict[str, dict[str, Any]] = {}
+    rates: list[float] | None = None
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         url = seed(Path(tmp) / "bench.sqlite3", args.users, args.friends)
-        print(f"presence server: {args.users} users x {args.friends} friends")
-        gc_log = Path(tmp) / "gc.json"
-        gc_flag = ["--no-gc-freeze"] if args.no_gc_freeze else []
-        server = BenchServer(
-            "benchmarks._server",
-            "--database",
-            url,
-            "--relaxed-limits",
-            "--gc-log",
-            str(gc_log),
-            *gc_flag,
-        )
-        try:
-            ours = run_server(
-                server, "presence server", args, command, b'{"type":"snapshot"', None, args.profile
+        # Each loop: the presence server, then the ceiling on the same loop, back
+        # to back. The first loop's saturation sets the offered rates of every
+        # later run, so all latencies are compared at the same offered load.
+        for name in loops:
+            print(f"presence server on {name}: {args.users} users x {args.friends} friends")
+            gc_log = Path(tmp) / f"gc-{name}.json"
+            gc_flag = ["--no-gc-freeze"] if args.no_gc_freeze else []
+            server = BenchServer(
+                "benchmarks._server",
+                *("--database", url, "--loop", name, "--relaxed-limits"),
+                *("--gc-log", str(gc_log), *gc_flag),
             )
-        finally:
-            server.stop()
-        pauses = json.loads(gc_log.read_text()) if gc_log.exists() else []
-        gc_pauses(ours, pauses, args.fractions.index(0.5))
-        rates = [lv["offered_updates_per_s"] for lv in ours["levels"]]
-        print("ceiling: bare websockets server, websockets.broadcast")
-        raw_server = BenchServer(
-            "benchmarks._raw_server", "--users", str(args.users), "--friends", str(args.friends)
+            try:
+                ours = run_server(
+                    server,
+                    f"presence server ({name})",
+                    args,
+                    command,
+                    b'{"type":"snapshot"',
+                    rates,
+                    args.profile and name == loops[0],
+                )
+                ours["loop_module"] = server.loop_module
+            finally:
+                server.stop()
+            pauses = json.loads(gc_log.read_text()) if gc_log.exists() else []
+            gc_pauses(ours, pauses, args.fractions.index(0.5))
+            if rates is None:
+                rates = [lv["offered_updates_per_s"] for lv in ours["levels"]]
+            print(f"ceiling on {name}: bare websockets server, websockets.broadcast")
+            raw_server = BenchServer(
+                "benchmarks._raw_server",
+                *("--users", str(args.users), "--friends", str(args.friends), "--loop", name),
+            )
+            try:
+                raw = run_server(
+                    raw_server, f"bare broadcast ({name})", args, delta, b'{"type":"auth_ok"', rates
+                )
+                raw["loop_module"] = raw_server.loop_module
+            finally:
+                raw_server.stop()
+            variants[name] = {"ours": ours, "raw": raw}
+    half_index = args.fractions.index(0.5)
+    figures: list[Figure] = []
+    for name in loops:
+        figures += variant_figures(
+            variants[name], half_index, delta_bytes, args, "" if name == loops[0] else f" ({name})"
         )
-        try:
-            raw = run_server(raw_server, "bare broadcast", args, delta, b'{"type":"auth_ok"', rates)
-        finally:
-            raw_server.stop()
+    first = variants[loops[0]]
+    for name in loops[1:]:
+        other = variants[name]
+        figures += comparison_figures(other, first, half_index, name, loops[0])
+    ours, raw = first["ours"], first["raw"]
     ceiling = raw["saturation"]["deliveries_per_s"]
-    throughput = ours["saturation"]["deliveries_per_s"]
-    half = ours["levels"][args.fractions.index(0.5)]
-    raw_half = raw["levels"][args.fractions.index(0.5)]
-    figures = [
-        Figure(
-            "fan-out throughput",
-            throughput,
-            "deltas/s",
-            target=0.5,
-            target_on="ratio",
-            baseline=ceiling,
-            baseline_name="websockets.broadcast ceiling",
-            lower_is_better=False,
-            note=f"{args.users} users x {args.friends} friends, delta frame {delta_bytes} bytes",
-        ),
-        Figure(
-            "p50 delivery latency at half load",
-            half["p50_ms"],
-            "ms",
-            target=None,
-            baseline=raw_half["p50_ms"],
-            baseline_name="ceiling at the same offered load",
-            note=f"{half['deliveries_per_s']:.0f} deltas/s",
-        ),
-        Figure(
-            "p99 delivery latency at half load",
-            half["p99_ms"],
-            "ms",
-            target=50,
-            baseline=raw_half["p99_ms"],
-            baseline_name="ceiling at the same offered load",
-            note=f"{half['deliveries_per_s']:.0f} deltas/s",
-        ),
-    ]
     write_results(
         "fanout",
         figures,
@@ -318,13 +438,15 @@ def main(argv: list[str] | None = None) -> int:
             "in_flight": args.in_flight,
             "delta_frame_bytes": delta_bytes,
             "gc_freeze": not args.no_gc_freeze,
+            "loops": loops,
             "ours": ours,
             "raw": raw,
+            "variants": variants,
         },
         started,
     )
     if not args.no_plot:
-        plot(ours, raw, ceiling)
+        plot(variants, ceiling)
     return 0
 
 

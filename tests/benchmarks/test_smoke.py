@@ -123,3 +123,28 @@ def test_cross_instance_two_servers_and_a_kill(tmp_path: Path, require: Any) -> 
     assert len(offline) == 1
     assert offline[0] > 0  # measured; the bound is the benchmark's verdict, not the smoke test's
     assert data["data"]["latency"]["pair"][0]["cross"]["samples"] > 0
+
+
+def test_fanout_runs_each_event_loop_against_its_own_ceiling(tmp_path: Path) -> None:
+    data = run(
+        "fanout",
+        *("--users", "40", "--friends", "4", "--processes", "1", "--in-flight", "8"),
+        *("--seconds", "2.5", "--level-seconds", "1.5", "--fractions", "0.5"),
+        *("--loops", "uvloop,asyncio", "--no-plot"),
+        tmp_path=tmp_path,
+    )
+    variants = data["data"]["variants"]
+    # Each server really ran on the loop it was asked for, the ceiling too.
+    assert variants["uvloop"]["ours"]["loop_module"] == "uvloop"
+    assert variants["uvloop"]["raw"]["loop_module"] == "uvloop"
+    assert variants["asyncio"]["ours"]["loop_module"].startswith("asyncio")
+    assert variants["asyncio"]["raw"]["loop_module"].startswith("asyncio")
+    # The later loop is offered the first loop's rates: same load, comparable latency.
+    assert (
+        variants["asyncio"]["ours"]["levels"][0]["offered_updates_per_s"]
+        == variants["uvloop"]["ours"]["levels"][0]["offered_updates_per_s"]
+    )
+    names = [f["name"] for f in data["figures"]]
+    assert "fan-out throughput (asyncio)" in names
+    compared = next(f for f in data["figures"] if f["name"].startswith("server CPU per delivery"))
+    assert compared["value"] > 0 and compared["baseline"] > 0
