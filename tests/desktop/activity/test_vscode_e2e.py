@@ -287,6 +287,8 @@ async def test_signed_in_with_vs_codes_github_account_and_friends_in_the_view(
                 and bool(e["state"] and e["state"]["signed_in"])
                 and len(e["sections"]) == 2
                 and e["sections"][0]["friends"][0]["description"] != "Online"
+                # The tree is drawn from the same model on VS Code's next refresh.
+                and len(e["tree"]["items"]) == 2
             )
         )
         await until(lambda: connection.current.link is Link.ONLINE, connection.changed)
