@@ -11,24 +11,22 @@ Prints one JSON line with what it saw; exits non-zero when something failed.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .display_child import run_job
+from .display_child import until as _until
+
 WAIT = 30.0
+"""Hang guard for each step: messages cross two apps, a server and dunst."""
 
 
 async def until(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.05)  # tray geometry and other processes have no signal here
+    await _until(predicate, what, within=WAIT)
 
 
 async def scenario() -> dict[str, Any]:
@@ -130,19 +128,7 @@ async def scenario() -> dict[str, Any]:
 
 
 def main() -> int:
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication(sys.argv[:1])
-    app.setQuitOnLastWindowClosed(False)
-    try:
-        with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-            result = runner.run(scenario())
-    except Exception as exc:
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+    return run_job(scenario)
 
 
 if __name__ == "__main__":

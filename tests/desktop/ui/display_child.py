@@ -14,15 +14,16 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 WAIT = 15.0
 
 
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
+async def until(predicate: Callable[[], object], what: str, within: float = WAIT) -> None:
+    """Poll ``predicate`` until it holds; ``within`` is a hang guard."""
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(what)
@@ -176,13 +177,14 @@ async def showcase() -> dict[str, Any]:
     return {}
 
 
-def main() -> int:
+def run_job(job: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -> int:
+    """Run one display job on a qasync loop, as the app does; print its result
+    (or the error) as one JSON line. Every display child's ``main``."""
     import qasync
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
-    job = {"tray": tray, "notify": notify, "showcase": showcase}[sys.argv[1]]
     try:
         with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
             result = runner.run(job())
@@ -191,6 +193,10 @@ def main() -> int:
         return 1
     print(json.dumps(result), flush=True)
     return 0
+
+
+def main() -> int:
+    return run_job({"tray": tray, "notify": notify, "showcase": showcase}[sys.argv[1]])
 
 
 if __name__ == "__main__":

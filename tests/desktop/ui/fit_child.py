@@ -9,13 +9,12 @@ Prints one JSON line with the geometries it saw (logical pixels).
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .display_child import rect, until
+from .display_child import rect, run_job, until
 
 
 async def fit() -> dict[str, Any]:
@@ -80,19 +79,7 @@ async def fit() -> dict[str, Any]:
 
 
 def main() -> int:
-    import qasync
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication(sys.argv[:1])
-    app.setQuitOnLastWindowClosed(False)
-    try:
-        with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-            result = runner.run(fit())
-    except Exception as exc:
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+    return run_job(fit)
 
 
 if __name__ == "__main__":
