@@ -327,6 +327,10 @@ async def test_a_sweep_lock_left_by_a_crashed_sweeper_does_not_delay_the_next_sw
     until the lock expires (that stretched the offline bound); and a sweep
     lets go of the lock when it is done, so the next tick can sweep again."""
     one, two = pair
+    for server in (one, two):  # only the sweeps the test runs
+        sweeper = registry_of(server)._sweeper
+        assert sweeper is not None
+        sweeper.cancel()
     alice = await login_dev(one.url, "alice")
     await alice.barrier()
     link = link_of(one)
