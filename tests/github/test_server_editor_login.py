@@ -15,29 +15,24 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.typing import Subprotocol
 
 from presence_protocol import (
     Auth,
     AuthOk,
-    ClientMessage,
     Error,
     ErrorCode,
-    Hello,
     LoginGitHubEditor,
     LoginGitHubToken,
     LoginMethod,
-    ServerMessage,
     Snapshot,
-    decode_server,
     encode_text,
-    limits,
 )
 from presence_server.config import ServerConfig
 from presence_server.edge.github import GitHubAuth, GitHubSettings, settings_from
 from presence_server.edge.server import RunningServer, start_server
 from tests.fakes.github import EDITOR_APP, FakeGitHub
+
+from .test_server_login import _login, _open, _recv  # one raw client for both
 
 
 @dataclasses.dataclass
@@ -64,25 +59,6 @@ async def running(
     yield Running(server, db_dir)
     await server.stop()
     await auth.aclose()
-
-
-async def _open(server: RunningServer) -> tuple[ClientConnection, Hello]:
-    ws = await connect(server.url, subprotocols=[Subprotocol(limits.SUBPROTOCOL)], max_size=2**22)
-    hello = decode_server(await ws.recv(), max_bytes=2**22)
-    assert isinstance(hello, Hello)
-    return ws, hello
-
-
-async def _recv(ws: ClientConnection) -> ServerMessage:
-    return decode_server(await ws.recv(), max_bytes=2**22)
-
-
-async def _login(
-    server: RunningServer, message: ClientMessage
-) -> tuple[ClientConnection, ServerMessage]:
-    ws, _ = await _open(server)
-    await ws.send(encode_text(message))
-    return ws, await _recv(ws)
 
 
 def _accepting(running: Running) -> bool:

@@ -41,9 +41,6 @@ class FakeClock:
     def monotonic(self) -> float:
         return self()
 
-    def time(self) -> float:
-        return self()
-
     def call_later(self, delay: float, callback: Callable[[], object]) -> FakeTimer:
         timer = FakeTimer(self.now + delay)
         heapq.heappush(self._queue, (timer.when, next(self._order), timer, callback))
