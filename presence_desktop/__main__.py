@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run against an embedded server with simulated friends (no account needed)",
     )
+    parser.add_argument(
+        "--keychain-helper", action="store_true", help=argparse.SUPPRESS
+    )  # internal: one keychain request on stdin (platform/keychain_process.py)
     parser.add_argument("--verbose", action="store_true", help="also log to stderr, with debug")
     parser.add_argument(
         "--self-test",
@@ -120,6 +123,10 @@ def setup_logging(log_dir: Path, *, verbose: bool) -> Path | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.keychain_helper:
+        from .platform.keychain_process import serve
+
+        return serve()
     if args.version:
         print(f"presence-desktop {__version__}")
         return 0
@@ -395,13 +402,20 @@ def _trim_heap() -> None:
 
 
 def _credentials_for(server_url: str | None) -> Any:
+    """The keychain entry of ``server_url``, read by a helper process (started now).
+
+    Not ``CredentialStore`` itself: that would import keyring into the tray
+    for good (see platform/keychain_process.py).
+    """
     from .core.credentials import MemoryCredentials
 
     if not server_url:
         return MemoryCredentials()
-    from .platform.credentials import CredentialStore
+    from .platform.keychain_process import ChildCredentialStore
 
-    return CredentialStore(server_url)
+    store = ChildCredentialStore(server_url)  # the helper's CredentialStore normalizes it
+    store.prefetch()
+    return store
 
 
 if __name__ == "__main__":
