@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 import logging
 import re
 from collections.abc import Callable
@@ -96,6 +95,8 @@ def linkify(text: str) -> str:
     Only http and https: a ``file:`` or custom-scheme link in a friend's
     message must not become one click away from running something.
     """
+    import html  # with the first message shown: its entity tables are not needed at start
+
     out: list[str] = []
     last = 0
     for match in _URL.finditer(text):

@@ -5,7 +5,8 @@ days. These checks keep the lazy imports that took the app under the target
 from rotting: keyring lives only in the keychain helper
 (``platform/keychain_process.py``); the sign-in flow, the server check, the
 account export and the sign-in window load when first used; SQLite loads
-with the first conversation (``core/history.py``). A new top-level import
+with the first conversation (``core/history.py``) and ``html`` with the first
+message shown. A new top-level import
 of any of them in a module the start-up path reaches fails here.
 """
 
@@ -34,6 +35,7 @@ NOT_AT_START = (
     "importlib_metadata",
     "jaraco",
     "sqlite3",
+    "html",
     "webbrowser",
     "presence_desktop.platform.credentials",
     "presence_desktop.net.oauth",
