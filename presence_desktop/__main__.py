@@ -12,7 +12,6 @@ import time
 _STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import logging  # noqa: E402
 import logging.handlers  # noqa: E402
@@ -20,13 +19,19 @@ import re  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .paths import AppPaths  # noqa: E402
+
+if TYPE_CHECKING:
+    import tempfile
+
+# asyncio (with ssl, inspect and subprocess), qasync and tempfile are imported
+# after the tray icon shows: nothing before it needs them, and on a busy
+# machine they were the largest part of the wait (issue 18: cold start).
 
 log = logging.getLogger("presence_desktop")
 
@@ -150,7 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = setup_logging(paths.log_dir, verbose=args.verbose)
     log.info("presence-desktop %s starting (log: %s)", __version__, log_path)
 
-    import qasync
     from PySide6.QtWidgets import QApplication
 
     from .ui.single_instance import SingleInstance, instance_name
@@ -170,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .ui.theme import apply as apply_theme
 
     apply_theme(app)  # the OS light/dark scheme, followed while running (after the icon shows)
+    import asyncio
+
+    import qasync
+
     try:
         with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
             return runner.run(run_app(args, paths, instance, early_icon))
@@ -214,6 +222,9 @@ async def run_app(
     args: argparse.Namespace, paths: AppPaths, instance: Any, early_icon: Any = None
 ) -> int:
     """Build core and ui, run until Quit (or SIGINT/SIGTERM), then shut down in order."""
+    import asyncio
+    import tempfile
+
     from .controller import Controller
     from .core.api import ConnectionEvents, ConnectionInfo, Link, UserError
     from .core.credentials import Credentials, MemoryCredentials

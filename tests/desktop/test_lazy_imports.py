@@ -5,9 +5,9 @@ days. These checks keep the lazy imports that took the app under the target
 from rotting: keyring lives only in the keychain helper
 (``platform/keychain_process.py``); the sign-in flow, the server check, the
 account export and the sign-in window load when first used; SQLite loads
-with the first conversation (``core/history.py``) and ``html`` with the first
-message shown. A new top-level import
-of any of them in a module the start-up path reaches fails here.
+with the first conversation (``core/history.py``) and ``html`` with the
+first message shown. A new top-level import of any of them in a module the
+start-up path reaches fails here.
 """
 
 from __future__ import annotations
@@ -178,3 +178,35 @@ def test_a_real_start_up_to_its_first_connection_attempt(tmp_path: Path, signed_
     assert result["token"] == ("tok-123456" if signed_in else None)
     extra = _imported(result["modules"])
     assert not extra, extra
+
+
+BEFORE_THE_ICON = textwrap.dedent(
+    """
+    import json, sys
+    from presence_desktop import __main__ as entry
+    from presence_desktop.paths import AppPaths
+    from presence_desktop.platform.memory import read_sources_uncached
+    from presence_desktop.preflight import check
+    check()
+    read_sources_uncached()
+    AppPaths.platform()
+    from presence_desktop.ui.single_instance import SingleInstance
+    print(json.dumps(sorted(sys.modules)))
+    """
+)
+
+
+def test_nothing_before_the_tray_icon_imports_the_event_loop(tmp_path: Path) -> None:
+    """asyncio (with ssl and inspect) and qasync load after the icon shows (cold start)."""
+    out = subprocess.run(
+        [sys.executable, "-c", BEFORE_THE_ICON],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    modules = set(json.loads(out))
+    assert "PySide6.QtCore" in modules  # the preflight ran
+    assert not modules & {"asyncio", "qasync", "ssl", "keyring", "msgspec", "websockets"}
