@@ -27,6 +27,7 @@ from .messages import (
     AccountData,
     AccountExport,
     AccountLists,
+    AuthOk,
     ExportedMessage,
     ServerMessage,
     Snapshot,
@@ -106,6 +107,24 @@ def snapshot_frames(snapshot: Snapshot, max_bytes: int) -> list[Snapshot | Snaps
     for frame in frames[:-1]:
         frame.more = True
     return frames
+
+
+def fit_suggestions(reply: AuthOk, max_bytes: int) -> AuthOk:
+    """``reply`` with as many of its ``suggestions`` as fit in ``max_bytes``, in order.
+
+    Suggestions are hints (people you follow on GitHub who use this server),
+    already capped in number; the rest of ``auth_ok`` is small. Rather than
+    refuse a sign-in over them, the ones that do not fit are left out.
+    """
+    if len(encode(reply)) <= max_bytes:
+        return reply
+    budget = Budget(max_bytes, msgspec.structs.replace(reply, suggestions=[]), ["suggestions"])
+    kept = []
+    for user in reply.suggestions:
+        if not budget.take(item_size(user)):
+            break
+        kept.append(user)
+    return msgspec.structs.replace(reply, suggestions=kept)
 
 
 class SnapshotAssembler:

@@ -25,6 +25,7 @@ from presence_protocol import (
     Ack,
     AnyClientMessage,
     Auth,
+    AuthOk,
     ClientMessage,
     CloseCode,
     Error,
@@ -42,7 +43,7 @@ from presence_protocol import (
     decode_client,
     encode,
 )
-from presence_protocol.paging import FrameTooLarge, snapshot_frames
+from presence_protocol.paging import FrameTooLarge, fit_suggestions, snapshot_frames
 
 from ..cluster.fanout import Event
 from ..domain.presence import DeviceState
@@ -162,6 +163,8 @@ class Connection:
         """
         frame = encode(message)
         limit = self.limits.max_server_frame_bytes
+        if len(frame) > limit and isinstance(message, AuthOk):
+            frame = encode(fit_suggestions(message, limit))  # suggestions are only hints
         if len(frame) <= limit:
             self.send_frame(frame)
             return
