@@ -10,7 +10,8 @@ option is adding such a line; nothing else has to learn about it. Nested
 parts work the same way: ``RetentionPolicy``'s fields are rows (in days on the
 command line, seconds in the config), and the protocol limits an operator may
 change are rows of ``ServerLimits.OPTIONS`` (the fields themselves are the
-protocol's, used rather than mirrored).
+protocol's, used rather than mirrored); a server-only limit is one field
+annotated with ``limit_option``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Final, TypeVar, get_type_hints
+from typing import Annotated, Any, ClassVar, Final, TypeVar, get_args, get_origin, get_type_hints
+
+import msgspec
 
 from presence_protocol import Limits, Retention, limits
 
@@ -217,6 +220,24 @@ def option(
     return field
 
 
+def limit_option(
+    flag: str,
+    env: str,
+    help: str,
+    *,
+    shown: str | None = None,
+    check: Check | None = None,
+    metavar: str | None = "N",
+    group: str = EDGE_GROUP,
+) -> msgspec.Meta:
+    """The same for a field of ``ServerLimits`` (a msgspec struct, which has no
+    field metadata): ``x: Annotated[int, limit_option("--x", "PRESENCE_X", "…")] = 5``.
+    A limit the protocol declares is not re-declared; its row goes in
+    ``ServerLimits.OPTIONS`` instead."""
+    declared = _Declared(flag, env, help, shown, check, metavar, (), False, group, 1, _UNSET)
+    return msgspec.Meta(extra={_OPTION_KEY: declared})
+
+
 def _kind_of(annotation: Any, per: int) -> Kind:
     if per != 1:
         return Kind.FLOAT
@@ -245,10 +266,9 @@ def _shown(kind: Kind, value: Any) -> str:
     return f"`{value}`"
 
 
-def _row(field: dataclasses.Field[Any], annotation: Any, target: str) -> Option:
-    declared: _Declared = field.metadata[_OPTION_KEY]
+def _row(declared: _Declared, annotation: Any, field_default: Any, target: str) -> Option:
     kind = _kind_of(annotation, declared.per)
-    default: Any = field.default
+    default: Any = field_default
     if declared.cli_default is not _UNSET:
         default = declared.cli_default
     else:
@@ -276,18 +296,37 @@ def _row(field: dataclasses.Field[Any], annotation: Any, target: str) -> Option:
     )
 
 
+def _struct_rows(cls: type[msgspec.Struct], prefix: str) -> list[Option]:
+    """Rows of a msgspec struct (``ServerLimits``): fields annotated with ``limit_option``."""
+    rows: list[Option] = []
+    hints = get_type_hints(cls, include_extras=True)
+    for field in msgspec.structs.fields(cls):
+        hint = hints[field.name]
+        if get_origin(hint) is not Annotated:
+            continue
+        base, *metadata = get_args(hint)
+        for meta in metadata:
+            if isinstance(meta, msgspec.Meta) and meta.extra and _OPTION_KEY in meta.extra:
+                declared = meta.extra[_OPTION_KEY]
+                rows.append(_row(declared, base, field.default, prefix + field.name))
+    return rows
+
+
 def rows_of(cls: type[Any], prefix: str = "") -> list[Option]:
     """The options a config class declares, its nested parts' included, in field order."""
     rows: list[Option] = []
-    hints = get_type_hints(cls)
     declared: Mapping[str, Option] = getattr(cls, "OPTIONS", {})
     for name, row in declared.items():
         rows.append(dataclasses.replace(row, target=prefix + name))
+    if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
+        rows.extend(_struct_rows(cls, prefix))
     if not dataclasses.is_dataclass(cls):
         return rows
+    hints = get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if _OPTION_KEY in field.metadata:
-            rows.append(_row(field, hints[field.name], prefix + field.name))
+            row = _row(field.metadata[_OPTION_KEY], hints[field.name], field.default, "")
+            rows.append(dataclasses.replace(row, target=prefix + field.name))
             continue
         nested = hints[field.name]
         if isinstance(nested, type) and (
@@ -371,8 +410,10 @@ class ServerLimits(Limits):
             f"`{limits.COMMANDS_PER_MINUTE}`", check=at_least(1), metavar="N", group=EDGE_GROUP,
         ),
     }  # fmt: skip
-    """The limits an operator may change: one row each, keyed by the field it sets
-    (the field is the protocol's, so the row is all a new one takes here)."""
+    """The protocol's limits an operator may change: one row each, keyed by the
+    field it sets (the field is the protocol's, so the row is all a new one takes
+    here). A limit of this server alone is one annotated field instead:
+    ``x: Annotated[int, limit_option("--x", "PRESENCE_X", "…")] = 5``."""
 
     max_replay_messages: int = limits.MAX_REPLAY_MESSAGES
     max_bad_frames: int = 20

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from hypothesis import given, settings
@@ -150,9 +150,19 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be more than 0"
 
 
+class _GrownLimits(ServerLimits):
+    """ServerLimits plus a limit an operator may set: one annotated field."""
+
+    max_widgets: Annotated[
+        int, cfg.limit_option("--max-widgets", "PRESENCE_MAX_WIDGETS", "widgets", check=_positive)
+    ] = 7
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _GrownConfig(ServerConfig):
     """ServerConfig plus options added the only way there is: one field line each."""
+
+    limits: _GrownLimits = dataclasses.field(default_factory=_GrownLimits)
 
     greeting: str = cfg.option("hello", "--greeting", "PRESENCE_GREETING", "what the server says")
     burst: int = cfg.option(3, "--burst", "PRESENCE_BURST", "frames per burst", check=_positive)
@@ -194,7 +204,19 @@ def test_a_new_field_line_is_a_flag_a_variable_a_config_field_and_a_docs_row() -
     table = options.render_markdown(GROWN)
     assert "| `--greeting` | `PRESENCE_GREETING` | `hello` | what the server says |" in table
     assert "| `--burst` | `PRESENCE_BURST` | `3` | frames per burst |" in table
+    assert "| `--max-widgets` | `PRESENCE_MAX_WIDGETS` | `7` | widgets |" in table
     assert "--greeting" not in options.render_markdown()  # the real table is not touched
+
+
+def test_a_new_limit_field_line_is_an_option_of_the_nested_part_too() -> None:
+    assert "--max-widgets N" in _grown_parser({}).format_help()
+    config = config_from(_grown_parser({"PRESENCE_MAX_WIDGETS": "9"}).parse_args([]), GROWN)
+    assert isinstance(config.limits, _GrownLimits) and config.limits.max_widgets == 9
+    flagged = config_from(_grown_parser({}).parse_args(["--max-widgets", "3"]), GROWN)
+    assert isinstance(flagged.limits, _GrownLimits) and flagged.limits.max_widgets == 3
+    assert flagged.limits.commands_per_minute == ServerLimits().commands_per_minute
+    with pytest.raises(ConfigError, match="--max-widgets must be more than 0"):
+        validate(_GrownConfig(limits=_GrownLimits(max_widgets=0)), GROWN)
 
 
 def test_every_row_states_its_fields_default() -> None:
