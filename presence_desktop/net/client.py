@@ -642,7 +642,8 @@ class PresenceClient:
                 raise _Retry(f"expected auth_ok, got {type(answer).__name__}")
             reply = answer
             self._store_session(reply)
-        snapshots = SnapshotAssembler()
+        # A new connection: a half-received snapshot of the last one is void.
+        snapshots = self._snapshots = SnapshotAssembler()
         while True:
             # A Snapshot comes next (its parts right behind it when it did not fit
             # in one frame); anything else before it is unexpected but harmless.
