@@ -15,11 +15,13 @@ checked is what a client sized as the protocol says receives.
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from presence_protocol import (
     AccountExport,
+    ErrorCode,
     ExportAccount,
     FriendRequest,
     MessageSent,
@@ -32,8 +34,10 @@ from presence_protocol import (
 )
 from presence_protocol.paging import join_export
 from presence_server import ServerLimits
+from presence_server.domain.account import parse_cursor
 from presence_server.storage.database import normalize_url
 from presence_server.storage.schema import blocks, friend_requests, friendships, messages, users
+from presence_server.storage.store import CommandError
 from tests.support.servers import Database, StartServer
 
 from .client import Client, befriend, login_dev
@@ -231,3 +235,20 @@ async def test_export_pages_fit_a_small_announced_limit_too(start: StartServer) 
     assert max(len(frame) for frame in alice.raw[seen:]) <= 4000
     for client in (*others, bob, alice):
         await client.close()
+
+
+@pytest.mark.parametrize("cursor", ["0", "1187", "9" * 18, "f", "f12", "i4503599627370777", "o1",
+                                    "b77", "s", "s9f2c4e0b1a7d3e55"])  # fmt: skip
+def test_every_next_the_server_makes_reads_back_as_itself(cursor: str) -> None:
+    parsed = parse_cursor(cursor)
+    assert not parsed.first
+    assert parsed.text() == ("0" if cursor == "0" else cursor)
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "-1", "1" * 19, "x1", "F1", "f-1", "f" + "1" * 19, "sXYZ", "\u0663", "i 1"]
+)
+def test_a_cursor_of_neither_shape_is_invalid_message(bad: str) -> None:
+    with pytest.raises(CommandError) as err:
+        parse_cursor(bad)
+    assert err.value.code == ErrorCode.INVALID_MESSAGE.value
