@@ -30,6 +30,7 @@ from presence_protocol import (
     SendMessage,
     Snapshot,
     SnapshotPart,
+    encode,
     limits,
 )
 from presence_protocol.paging import join_export
@@ -142,13 +143,15 @@ async def test_a_snapshot_over_a_mebibyte_arrives_whole_in_frames_within_the_lim
 ) -> None:
     server = await start()
     first = await login_dev(server.url, "alice")
-    ids = await seed(database, first.me, friends=40, incoming=600, blocked=60)
+    # Friends alone pass 1 MiB, well within MAX_FRIENDS; requests and blocks add to it.
+    ids = await seed(database, first.me, friends=600, incoming=100, blocked=60)
     await first.close()
 
     alice = await login_dev(server.url, "alice", max_size=LIMIT)  # sized as §1 says
     snapshot = alice.snapshot
     assert snapshot is not None
     assert {f.user.id for f in snapshot.friends} == ids["friends"]
+    assert len(encode(Snapshot(me=snapshot.me, friends=snapshot.friends))) > LIMIT
     assert {u.id for u in snapshot.incoming} == ids["incoming"]
     assert {u.id for u in snapshot.blocked} == ids["blocked"]
     assert all(u.name == WIDE_NAME and u.avatar_url == LONG_AVATAR for u in snapshot.incoming)
