@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 HELPER_FLAG: Final = "--keychain-helper"
 HELPER_TIMEOUT_S: Final = 120.0
 """A keychain may wait for the person to unlock it; after this the call fails with advice."""
-MAX_REQUEST_BYTES: Final = 64 * 1024
-"""A session token is under 100 bytes; anything near this is not a request from the tray."""
+MAX_REQUEST_BYTES: Final = 16 * 1024
+"""A session token is under 100 bytes and a server address under 2 KB; the
+request must also fit a pipe's buffer (16 KiB on macOS), which the tray fills
+before the child starts."""
 
 NO_ANSWER = UserError(
     "The keychain did not answer",
@@ -141,6 +143,8 @@ class ChildCredentialStore:
         # below a pipe's capacity), so the child reads it at once and the parent
         # only has to collect the answer.
         data = json.dumps(request).encode()
+        if len(data) > MAX_REQUEST_BYTES:
+            raise ValueError("keychain request too large (a server address over 16 KB?)")
         read_end, write_end = os.pipe()
         try:
             with open(write_end, "wb", closefd=True) as pipe:

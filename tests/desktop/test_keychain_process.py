@@ -110,10 +110,14 @@ def test_a_helper_that_dies_is_reported_with_advice() -> None:
         store.get()  # not remembered as "no token": asked again next time
 
 
-def test_empty_token_is_refused_before_any_process_starts() -> None:
+def test_bad_requests_are_refused_before_any_process_starts() -> None:
     store = ChildCredentialStore("ws://127.0.0.1:9", argv=["/nonexistent/helper"])
     with pytest.raises(ValueError):
         store.set("")
+    # The request is written into a pipe before the child runs: it must fit.
+    huge = ChildCredentialStore("ws://h.example/" + "a" * 20_000, argv=["/nonexistent/helper"])
+    with pytest.raises(ValueError):
+        huge.get()
 
 
 # ---------------------------------------------------------------- the helper side
