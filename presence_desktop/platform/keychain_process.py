@@ -198,6 +198,19 @@ class ChildCredentialStore:
                 pending.communicate()
 
 
+def helper_backend(argv: list[str] | None = None) -> str:
+    """The keyring backend a helper child chooses (``--self-test``: the helper mode works).
+
+    Touches no entry, so it never prompts to unlock a keychain.
+    """
+    store = ChildCredentialStore("", argv)
+    answer = store._finish(store._start({"op": "backend"}))
+    backend = answer.get("backend")
+    if not isinstance(backend, str):
+        raise KeychainError(NO_ANSWER)
+    return backend
+
+
 # ---------------------------------------------------------------- the helper side
 
 
@@ -207,6 +220,8 @@ def serve(stdin_fd: int = 0, stdout_fd: int = 1) -> int:
     File descriptors rather than ``sys.stdin``: a windowed frozen build may
     have no Python-level standard streams. Exit status 0 when an answer
     (success or a ``UserError``) was written, 2 for a malformed request.
+    Requests: ``get``, ``set`` (with ``token``), ``delete`` of a ``server``'s
+    entry, and ``backend`` (which keyring backend this process would use).
     """
     raw = b""
     while len(raw) <= MAX_REQUEST_BYTES:
@@ -216,7 +231,14 @@ def serve(stdin_fd: int = 0, stdout_fd: int = 1) -> int:
         raw += chunk
     try:
         request = json.loads(raw)
-        op, server = request["op"], request["server"]
+        op = request["op"]
+        if op == "backend":
+            import keyring
+
+            chosen = type(keyring.get_keyring())
+            _write(stdout_fd, {"backend": f"{chosen.__module__}.{chosen.__qualname__}"})
+            return 0
+        server = request["server"]
         token = request.get("token")
         if op not in ("get", "set", "delete") or not isinstance(server, str):
             raise ValueError(op)

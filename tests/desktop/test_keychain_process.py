@@ -22,6 +22,7 @@ from presence_desktop.platform.keychain_process import (
     NO_ANSWER,
     ChildCredentialStore,
     KeychainError,
+    helper_backend,
     serve,
 )
 from tests.conftest import MemoryKeyring
@@ -170,3 +171,16 @@ def test_a_malformed_request_changes_nothing(
     assert memory_keyring.items == {
         ("presence-desktop ws://h.example", "session@ws://h.example"): "keep"
     }
+
+
+def test_helper_names_its_backend_without_touching_an_entry(
+    memory_keyring: MemoryKeyring,
+) -> None:
+    """What ``--self-test`` asks a helper: no entry read, so no unlock prompt."""
+    assert _serve(b'{"op": "backend"}') == (0, {"backend": "tests.conftest.MemoryKeyring"})
+    assert memory_keyring.items == {}
+
+
+def test_a_dead_helper_fails_the_backend_question() -> None:
+    with pytest.raises(KeychainError):
+        helper_backend([sys.executable, "-c", "exit(1)"])
