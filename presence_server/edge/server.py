@@ -22,7 +22,6 @@ from ..config import ConfigError, ServerConfig
 from ..metrics import AnyMetrics
 from ..metrics import create as create_metrics
 from ..session import handlers as command_table
-from ..session.connection import Connection
 from ..session.hub import Hub
 from ..session.sweeper import Sweeper
 from ..storage.database import create_engine, default_database_url, migrate, safe_url
@@ -30,6 +29,7 @@ from ..storage.store import Store
 from .gc_policy import GcPolicy
 from .handshake import Edge
 from .options import validate
+from .transport import serve_connection
 
 if TYPE_CHECKING:
     # Imported when --redis is used: the desktop binary's embedded demo
@@ -115,7 +115,7 @@ class RunningServer:
         live = list(hub.connections)
         for conn in live:
             conn.close(CloseCode.SERVER_RESTART, "server restarting")
-        finished = [asyncio.ensure_future(c.finished.wait()) for c in live]
+        finished = [asyncio.ensure_future(c.wait_finished()) for c in live]
         if finished:
             await asyncio.wait(finished, timeout=self.config.drain_seconds)
             for waiter in finished:
@@ -216,7 +216,7 @@ async def start_server(
                 await ws.close(CloseCode.SERVER_RESTART, "server restarting")
                 return
             ip = edge.client_ip(ws.remote_address, ws.request.headers if ws.request else None)
-            await Connection(hub, ws, command_table, ip).run()
+            await serve_connection(hub, ws, command_table, ip)
         finally:
             metrics.connections.dec()
 

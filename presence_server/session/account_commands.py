@@ -26,10 +26,10 @@ from ..domain.account import MESSAGES_PER_PAGE, delete, export_page, related_ids
 from ..storage.store import CommandError
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .machine import Session
 
 
-async def export_account(conn: Connection, message: ExportAccount) -> None:
+async def export_account(conn: Session, message: ExportAccount) -> None:
     assert conn.user is not None
     after: int | None = None
     if message.after is not None:
@@ -44,7 +44,7 @@ async def export_account(conn: Connection, message: ExportAccount) -> None:
     conn.send(msgspec.structs.replace(page, id=message.id))
 
 
-async def delete_account(conn: Connection, message: DeleteAccount) -> None:
+async def delete_account(conn: Session, message: DeleteAccount) -> None:
     """``delete_account``: ok, then every device of mine closes with 4503."""
     hub = conn.hub
     assert conn.user is not None

@@ -17,7 +17,7 @@ import pytest
 
 from presence_server import RunningServer
 from presence_server.edge.gc_policy import GcPolicy, _on_gc
-from presence_server.session.connection import Connection
+from presence_server.session.machine import Session
 from tests.server.client import Client, login_dev
 from tests.support.servers import StartServer, running_servers, sqlite_url
 
@@ -74,11 +74,11 @@ async def close_round(server: RunningServer, clients: list[Client]) -> None:
     live = list(server.hub.connections)
     await asyncio.gather(*(c.close() for c in clients))
     async with asyncio.timeout(60):
-        await asyncio.gather(*(c.finished.wait() for c in live))
+        await asyncio.gather(*(c.wait_finished() for c in live))
 
 
 async def churn(
-    server: RunningServer, policy: GcPolicy, tracked: weakref.WeakSet[Connection]
+    server: RunningServer, policy: GcPolicy, tracked: weakref.WeakSet[Session]
 ) -> int:
     """Open and close ``ROUNDS * PER_ROUND`` connections, each round frozen while open.
 
@@ -111,7 +111,7 @@ async def test_closed_connections_are_reclaimed_by_the_periodic_full_collection(
         quiet_fraction=0.0,
     ).start()
     try:
-        tracked: weakref.WeakSet[Connection] = weakref.WeakSet()
+        tracked: weakref.WeakSet[Session] = weakref.WeakSet()
         frozen_while_open = await churn(server, policy, tracked)
         policy.full_collected.clear()
         await asyncio.wait_for(policy.full_collected.wait(), 30)
@@ -136,7 +136,7 @@ async def test_without_the_full_collection_frozen_closed_connections_stay(
         server.metrics, lambda: len(connections), freeze_every=0.05, full_every=3600.0
     ).start()
     try:
-        tracked: weakref.WeakSet[Connection] = weakref.WeakSet()
+        tracked: weakref.WeakSet[Session] = weakref.WeakSet()
         clients = await open_round(server, 0)
         tracked.update(connections)
         policy.froze.clear()

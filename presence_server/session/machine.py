@@ -1,24 +1,35 @@
-"""One client connection: framing, limits, the login phase and the command loop.
+"""One connection's protocol life as a state machine, without a socket.
 
-Outgoing frames go through a bounded queue drained by a writer task, so a
-client that stops reading fills only its own queue and is closed with 4003
-instead of slowing the publisher (and with it everyone else). Commands of one
-connection are handled one after the other, in the order they arrive, so
+A ``Session`` is what python-websockets' ``Protocol`` is to its asyncio
+connection: all the state and every decision, no I/O of its own. The
+transport (``edge.transport``) hands it each received frame
+(``receive``), the fan-out hands it events (``deliver``), and its injected
+clock (``session.timing``) fires its timers: the auth deadline, presence
+pacing, status expiry. What it says goes to an ``Output``: frames, written at
+once and in order, and at most one close. Store, registry and fan-out calls
+go through the hub, so tests drive a session with a real SQLite store, an
+in-process fan-out, a list for output and a fake clock, and never sleep.
+
+Frames are written straight to the output (as ``websockets.broadcast``
+does), never queued here: the output reports how many bytes still wait for
+the client, and one that lets more than ``send_buffer_bytes`` pile up is
+closed with 4003, so a client that stops reading costs bounded memory and
+never slows the publisher (and with it everyone else). Commands of one
+session are handled one after the other, in the order they arrive, so
 replies come back in request order.
+
+A session lives once per connection, so its state is in slots, and what
+most connections never need (held presence, early events, background tasks)
+is created on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
 import secrets
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
-
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from presence_protocol import (
     LOGIN_MESSAGES,
@@ -44,9 +55,12 @@ from presence_protocol import (
 )
 
 from ..cluster.fanout import Event
+from ..config import ServerLimits
 from ..domain.presence import DeviceState
+from ..metrics import AnyMetrics
 from ..storage.store import CommandError, UserRow
 from .ratelimit import PresenceGate, SlidingWindow
+from .timing import Clock, Timer
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -55,14 +69,9 @@ log = logging.getLogger(__name__)
 
 MINUTE = 60.0
 HELD_PRESENCE = 64
-"""Presence deltas about non-friends kept per connection (see ``Connection.held``)."""
-CLOSE_WAIT_SECONDS = 10.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Close:
-    code: int
-    reason: str
+"""Presence deltas about non-friends kept per session (see ``Session.held``)."""
+NEW_DEVICE = DeviceState()
+"""Every session's device before login (frozen, so one instance serves all)."""
 
 
 def message_type(message: AnyClientMessage) -> str:
@@ -75,58 +84,125 @@ LoginMessage = Auth | LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHu
 """What ``LOGIN_MESSAGES`` admits before login."""
 
 
+class Output(Protocol):
+    """Where a session's frames go: the WebSocket transport, or a list in tests."""
+
+    def write(self, frame: bytes) -> int:
+        """Send one text frame now; return the bytes still waiting for the client."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Send the close frame after everything written (called at most once)."""
+        ...
+
+
 class Handlers(Protocol):
-    """What a connection asks of the command table (``session.handlers``).
+    """What a session asks of the command table (``session.handlers``).
 
     The edge passes the table in, so this module does not import it: the
-    handlers work on a connection, and a connection only calls them back.
+    handlers work on a session, and a session only calls them back.
     """
 
-    async def login(self, conn: Connection, message: LoginMessage) -> bool: ...
+    async def login(self, conn: Session, message: LoginMessage) -> bool: ...
 
-    async def dispatch(self, conn: Connection, message: ClientMessage) -> None: ...
+    async def dispatch(self, conn: Session, message: ClientMessage) -> None: ...
 
     async def snapshot(
         self, hub: Hub, user_id: int, status: Status, user: UserRow | None = None
     ) -> tuple[Snapshot | None, dict[int, int]]: ...
 
+    async def apply_presence(self, conn: Session, message: SetPresence) -> None: ...
 
-class Connection:
-    def __init__(self, hub: Hub, ws: ServerConnection, handlers: Handlers, ip: str = "") -> None:
+
+class Session:
+    __slots__ = (
+        "__weakref__",
+        "_busy",
+        "_finished_waiter",
+        "_replay_active",
+        "_tasks",
+        "acked_seq",
+        "authenticated",
+        "bad_frames",
+        "cid",
+        "clock",
+        "closing",
+        "commands",
+        "deadline_passed",
+        "deadline_timer",
+        "device",
+        "early",
+        "expiry_timer",
+        "finished",
+        "flush_timer",
+        "friends",
+        "gate",
+        "handlers",
+        "held",
+        "hub",
+        "ip",
+        "last_sent_seq",
+        "login_frames",
+        "out",
+        "pending_presence",
+        "ready",
+        "replay_dirty",
+        "replay_pending",
+        "replay_running",
+        "session_id",
+        "slot_user",
+        "user",
+        "versions",
+    )
+
+    def __init__(
+        self,
+        hub: Hub,
+        handlers: Handlers,
+        out: Output,
+        ip: str = "",
+        clock: Clock | None = None,
+    ) -> None:
         self.hub = hub
         self.handlers = handlers
-        self.ws = ws
+        self.out = out
         self.ip = ip
         """The client's address (behind a trusted proxy: from X-Forwarded-For), for logs."""
-        self.metrics = hub.metrics
-        self.limits = hub.limits
+        self.clock: Clock = clock or hub.clock
         self.cid = secrets.token_hex(4)
-        """Log label and presence-registry device key of this connection."""
-        self.finished = asyncio.Event()
-        """Set when the connection is over and cleaned up (a drain waits for it)."""
-        self.queue: asyncio.Queue[bytes | _Close] = asyncio.Queue(
-            maxsize=self.limits.send_queue_frames
-        )
+        """Log label and presence-registry device key of this session."""
         self.closing = False
+        """Closed by either side: input is ignored and nothing more is sent."""
+        self.finished = False
+        """Over and cleaned up (``end``); a drain waits for it (``wait_finished``)."""
+        self._finished_waiter: asyncio.Future[None] | None = None
+        self.authenticated = False
         self.user: UserRow | None = None
         self.session_id: str | None = None
         self.slot_user: int | None = None
-        """The user whose device slot this connection holds (from the cap check
-        on, before ``user`` is set): released when the connection ends."""
-        self.commands = SlidingWindow(self.limits.commands_per_minute, MINUTE)
+        """The user whose device slot this session holds (from the cap check
+        on, before ``user`` is set): released when the session ends."""
+        limits = hub.limits
+        self.commands = SlidingWindow(limits.commands_per_minute, MINUTE, self.clock.monotonic)
         self.bad_frames = 0
+        self.login_frames = 0
+        self._busy = False
+        self.deadline_passed = False
+        self.deadline_timer: Timer | None = None
         # Presence of this device.
-        self.device = DeviceState()
+        self.device = NEW_DEVICE
         self.gate = PresenceGate(
-            self.limits.presence_updates_per_window, self.limits.presence_window_seconds
+            limits.presence_updates_per_window,
+            limits.presence_window_seconds,
+            self.clock.monotonic,
         )
         self.pending_presence: SetPresence | None = None
-        self.flush_timer: asyncio.TimerHandle | None = None
-        self.expiry_timer: asyncio.TimerHandle | None = None
-        # Delivery of messages: what was sent to this connection, and whether
+        self.flush_timer: Timer | None = None
+        self.expiry_timer: Timer | None = None
+        # Delivery of messages: what was sent to this session, and whether
         # stored messages are still being replayed (live ones then wait).
         self.ready = False
-        self.early: list[Event] = []
+        self.early: list[Event] | None = None
         # What this client was told about others: friends (from the snapshot
         # and relation frames) and the newest presence version sent per user.
         # Presence about someone who is not (yet) a friend is never sent; the
@@ -134,20 +210,27 @@ class Connection:
         # friend arrives later with an older presence (cross-instance races).
         self.friends: set[int] = set()
         self.versions: dict[int, int] = {}
-        self.held: dict[int, Event] = {}
+        self.held: dict[int, Event] | None = None
         self.acked_seq = 0
         self.last_sent_seq = 0
         self.replay_running = False
         self.replay_pending = False
         self.replay_dirty = False
         self._replay_active = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] | None = None
+
+    @property
+    def metrics(self) -> AnyMetrics:
+        return self.hub.metrics
+
+    @property
+    def limits(self) -> ServerLimits:
+        return self.hub.limits
 
     # ------------------------------------------------------------ output
 
     def send(self, message: ServerMessage) -> None:
-        """Queue a message; one that would not fit in a frame is never sent.
+        """Send a message; one that would not fit in a frame is never sent.
 
         ``max_server_frame_bytes`` (announced in ``hello``) is a promise to
         clients (docs/protocol.md §1): a client may close a bigger frame with
@@ -179,13 +262,18 @@ class Connection:
             self.close(1011, "a frame did not fit the frame limit")
 
     def send_frame(self, frame: bytes) -> None:
+        """Write a frame now; close a client that has stopped reading (4003)."""
         if self.closing:
             return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            log.info("connection %s: send queue full, closing as slow consumer", self.cid)
-            self.abort(CloseCode.SLOW_CONSUMER, "you are not reading fast enough")
+        waiting = self.out.write(frame)
+        self.metrics.messages_out.inc()
+        if waiting > self.limits.send_buffer_bytes:
+            log.info(
+                "connection %s: %d bytes wait for the client, closing as slow consumer",
+                self.cid,
+                waiting,
+            )
+            self.close(CloseCode.SLOW_CONSUMER, "you are not reading fast enough")
 
     def reply_error(
         self,
@@ -198,36 +286,14 @@ class Connection:
         self.send(Error(id=request_id, code=str(code), message=message, retry_after=retry_after))
 
     def close(self, code: int, reason: str) -> None:
-        """Close after the frames already queued (e.g. the reply saying why).
+        """Close after the frames already written (e.g. the reply saying why).
 
         From now on input is ignored and the device leaves the registry at
         once: friends see it go offline without waiting for the TCP close.
         """
         if self.closing:
             return
-        try:
-            self.queue.put_nowait(_Close(code, reason))
-        except asyncio.QueueFull:
-            self.abort(code, reason)
-            return
         self.closing = True
-        self._closed_by_server(code)
-        self.spawn(self._cleanup())
-
-    def abort(self, code: int, reason: str) -> None:
-        """Close now, dropping whatever is still queued."""
-        if self.closing:
-            return
-        self.closing = True
-        self._closed_by_server(code)
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        if self._writer_task is not None:
-            self._writer_task.cancel()
-        self.spawn(self.ws.close(code, reason))
-        self.spawn(self._cleanup())
-
-    def _closed_by_server(self, code: int) -> None:
         self.metrics.closes.labels(str(code)).inc()
         log.log(
             logging.DEBUG if code == CloseCode.SERVER_RESTART else logging.INFO,
@@ -242,14 +308,22 @@ class Connection:
                 "ip": self.ip,
             },
         )
+        self.out.close(code, reason)
+        self.spawn(self._cleanup())
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run work the session started by itself (a timer, a close) in the background."""
         task = asyncio.create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        if self._tasks is not None:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._tasks = None
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "connection %s: background task failed",
@@ -257,17 +331,10 @@ class Connection:
                 exc_info=task.exception(),
             )
 
-    async def _writer(self) -> None:
-        try:
-            while True:
-                item = await self.queue.get()
-                if isinstance(item, _Close):
-                    await self.ws.close(item.code, item.reason)
-                    return
-                await self.ws.send(item, text=True)
-                self.metrics.messages_out.inc()
-        except ConnectionClosed:
-            pass
+    async def settle(self) -> None:
+        """Wait until the background work is done, also work started meanwhile."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
 
     # ------------------------------------------------------------ fan-out input
 
@@ -301,9 +368,11 @@ class Connection:
                 return
             self.last_sent_seq = event.seq
         if not self.ready:
+            if self.early is None:
+                self.early = []
             self.early.append(event)
-            if len(self.early) > self.limits.send_queue_frames:
-                self.abort(CloseCode.SLOW_CONSUMER, "you are not reading fast enough")
+            if len(self.early) > self.limits.max_early_events:
+                self.close(CloseCode.SLOW_CONSUMER, "you are not reading fast enough")
             return
         self._forward(event)
 
@@ -326,87 +395,80 @@ class Connection:
             return
         if not event.friend:
             self.friends.discard(subject)
-            self.held.pop(subject, None)
+            if self.held is not None:
+                self.held.pop(subject, None)
             self.send_frame(event.frame)
             return
         self.friends.add(subject)
         if event.version > self.versions.get(subject, 0):
             self.versions[subject] = event.version
         self.send_frame(event.frame)
-        held = self.held.pop(subject, None)
+        held = self.held.pop(subject, None) if self.held is not None else None
         if held is not None and held.version > event.version:
             assert held.frame is not None
             self.send_frame(held.frame)
 
     def _hold(self, subject: int, event: Event) -> None:
+        if self.held is None:
+            self.held = {}
         self.held.pop(subject, None)
         self.held[subject] = event
         if len(self.held) > HELD_PRESENCE:
             del self.held[next(iter(self.held))]
 
-    # ------------------------------------------------------------ life cycle
+    # ------------------------------------------------------------ client input
 
-    async def run(self) -> None:
-        writer = self._writer_task = asyncio.create_task(self._writer())
+    def start(self) -> None:
+        """The connection is open: greet, and start the login deadline."""
+        self.send_frame(self.hub.hello_frame)
+        self.deadline_timer = self.clock.call_later(
+            self.limits.auth_deadline_seconds, self._deadline
+        )
+
+    def _deadline(self) -> None:
+        self.deadline_timer = None
+        if self.authenticated or self.closing:
+            return
+        self.deadline_passed = True
+        if not self._busy:  # else the login under way decides (``_before_login``)
+            self.close(CloseCode.AUTH_TIMEOUT, "no login before the deadline")
+
+    async def receive(self, data: str | bytes) -> None:
+        """Handle one frame from the client, completely (replies are written)."""
+        if self.closing:
+            return
+        if self.authenticated:
+            await self._command(data)
+        else:
+            await self._before_login(data)
+
+    async def _before_login(self, data: str | bytes) -> None:
+        """Before login only a login message is of any use, so every other frame
+        (an ``ack`` too) is answered with an error and counts as invalid, and
+        at most ``max_login_frames`` frames are read at all: a stranger cannot
+        keep the server busy with well-formed junk until the deadline.
+        """
+        self.login_frames += 1
+        self._busy = True
         try:
-            self.send_frame(self.hub.hello_frame)
-            if await self._login_phase():
-                await self._command_loop()
-            else:
-                await self._discard_input()
-        except ConnectionClosed:
-            pass
+            logged_in = await self._login_frame(data)
         finally:
-            await self._cleanup()
-            if not writer.done():
-                if self.closing:
-                    # Let the writer flush the reply and send the close code.
-                    await asyncio.wait([writer], timeout=CLOSE_WAIT_SECONDS)
-                writer.cancel()
-            for task in list(self._tasks):
-                if not task.done():
-                    await asyncio.wait([task], timeout=CLOSE_WAIT_SECONDS)
-            self.finished.set()
-
-    async def _cleanup(self) -> None:
-        """Leave fan-out and registry; safe to run more than once."""
-        for timer in (self.flush_timer, self.expiry_timer):
-            if timer is not None:
-                timer.cancel()
-        self.hub.connections.discard(self)
-        if self.user is None:
-            await self.release_slot()
-            return
-        try:
-            await self.hub.fanout.unsubscribe(self.user.id, self)
-            await self.hub.drop_device(self.user.id, self.cid)
-        except Exception:
-            log.exception("connection %s: cleanup failed", self.cid)
-        self.slot_user = None
-
-    async def take_slot(self, user_id: int) -> bool:
-        """Hold one of the user's device slots (the per-user cap); False if full."""
-        await self.release_slot()  # an earlier login attempt that failed halfway
-        if not await self.hub.reserve_device(user_id, self.cid):
-            return False
-        self.slot_user = user_id
-        return True
-
-    async def release_slot(self) -> None:
-        """Give back the slot of a login that did not complete (safe to repeat)."""
-        user_id, self.slot_user = self.slot_user, None
-        if user_id is None:
-            return
-        try:
-            await self.hub.drop_device(user_id, self.cid)
-        except Exception:
-            log.exception("connection %s: releasing a device slot failed", self.cid)
+            self._busy = False
+        if logged_in:
+            self.authenticated = True
+            if self.deadline_timer is not None:
+                self.deadline_timer.cancel()
+                self.deadline_timer = None
+        elif self.deadline_passed:
+            self.close(CloseCode.AUTH_TIMEOUT, "no login before the deadline")
+        elif self.login_frames >= self.limits.max_login_frames:
+            self.close(CloseCode.TOO_MANY_ERRORS, "too many frames before login")
 
     def _decode(self, data: str | bytes, *, logged_in: bool = True) -> AnyClientMessage | None:
         """A valid message, or None after answering with the decode error.
 
         Before login a valid frame does not reset the invalid-frame count and
-        an ``ack`` is not free: only a login is of use then (see ``_login_phase``).
+        an ``ack`` is not free: only a login is of use then (see ``_before_login``).
         """
         try:
             message = decode_client(data)
@@ -436,47 +498,6 @@ class Connection:
         if self.bad_frames >= self.limits.max_bad_frames:
             self.close(CloseCode.TOO_MANY_ERRORS, "too many invalid frames")
 
-    async def _login_phase(self) -> bool:
-        """Read frames until one logs in, for at most the auth deadline.
-
-        Before login only a login message is of any use, so every other frame
-        (an ``ack`` too) is answered with an error and counts as invalid, and
-        at most ``max_login_frames`` frames are read at all: a stranger cannot
-        keep the server busy with well-formed junk until the deadline.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.auth_deadline_seconds
-        frames = 0
-        while not self.closing:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    data = await self.ws.recv()
-            except TimeoutError:
-                self.close(CloseCode.AUTH_TIMEOUT, "no login before the deadline")
-                return False
-            if self.closing:
-                return False
-            frames += 1
-            if await self._login_frame(data):
-                return True
-            if frames >= self.limits.max_login_frames:
-                self.close(CloseCode.TOO_MANY_ERRORS, "too many frames before login")
-        return False
-
-    async def _discard_input(self) -> None:
-        """Read and drop frames until the connection is closed.
-
-        The close frame we sent is answered only if we keep reading: frames
-        the client sent meanwhile would otherwise fill the receive buffer,
-        reading would pause, and the close would hang until its timeout.
-        Bounded, like the wait for the writer: a client that never completes
-        the close is cut when the handler returns.
-        """
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_WAIT_SECONDS):
-                while True:
-                    await self.ws.recv()
-
     async def _login_frame(self, data: str | bytes) -> bool:
         """Handle one frame before login; True once it logged in."""
         message = self._decode(data, logged_in=False)
@@ -497,27 +518,79 @@ class Connection:
             self.reply_error(ErrorCode.INTERNAL_ERROR, "the server failed", message.id)
             return False
 
-    async def _command_loop(self) -> None:
-        while True:
-            data = await self.ws.recv()
-            if self.closing:
-                continue
-            message = self._decode(data)
-            if message is None:
-                continue
-            try:
-                await self.handlers.dispatch(self, message)
-            except CommandError as exc:
-                self.reply_error(exc.code, exc.message, message.id, exc.retry_after)
-            except ConnectionClosed:
-                raise
-            except Exception:
-                log.exception("connection %s: %s failed", self.cid, type(message).__name__)
-                self.reply_error(
-                    ErrorCode.INTERNAL_ERROR,
-                    "the server failed; the command was not applied",
-                    message.id,
-                )
+    async def _command(self, data: str | bytes) -> None:
+        message = self._decode(data)
+        if message is None:
+            return
+        try:
+            await self.handlers.dispatch(self, message)
+        except CommandError as exc:
+            self.reply_error(exc.code, exc.message, message.id, exc.retry_after)
+        except Exception:
+            log.exception("connection %s: %s failed", self.cid, type(message).__name__)
+            self.reply_error(
+                ErrorCode.INTERNAL_ERROR,
+                "the server failed; the command was not applied",
+                message.id,
+            )
+
+    # ------------------------------------------------------------ life cycle
+
+    def _cancel_timers(self) -> None:
+        for timer in (self.deadline_timer, self.flush_timer, self.expiry_timer):
+            if timer is not None:
+                timer.cancel()
+        self.deadline_timer = self.flush_timer = self.expiry_timer = None
+
+    async def _cleanup(self) -> None:
+        """Leave fan-out and registry; safe to run more than once."""
+        self._cancel_timers()
+        self.hub.connections.discard(self)
+        if self.user is None:
+            await self.release_slot()
+            return
+        try:
+            await self.hub.fanout.unsubscribe(self.user.id, self)
+            await self.hub.drop_device(self.user.id, self.cid)
+        except Exception:
+            log.exception("connection %s: cleanup failed", self.cid)
+        self.slot_user = None
+
+    async def leave(self) -> None:
+        """The connection is gone (either side closed it): stop, and leave everything."""
+        self.closing = True
+        await self._cleanup()
+
+    def end(self) -> None:
+        """The transport is done with this session (a drain waits for this)."""
+        self.finished = True
+        if self._finished_waiter is not None and not self._finished_waiter.done():
+            self._finished_waiter.set_result(None)
+
+    async def wait_finished(self) -> None:
+        if self.finished:
+            return
+        if self._finished_waiter is None:
+            self._finished_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._finished_waiter)
+
+    async def take_slot(self, user_id: int) -> bool:
+        """Hold one of the user's device slots (the per-user cap); False if full."""
+        await self.release_slot()  # an earlier login attempt that failed halfway
+        if not await self.hub.reserve_device(user_id, self.cid):
+            return False
+        self.slot_user = user_id
+        return True
+
+    async def release_slot(self) -> None:
+        """Give back the slot of a login that did not complete (safe to repeat)."""
+        user_id, self.slot_user = self.slot_user, None
+        if user_id is None:
+            return
+        try:
+            await self.hub.drop_device(user_id, self.cid)
+        except Exception:
+            log.exception("connection %s: releasing a device slot failed", self.cid)
 
     # ------------------------------------------------------------ session start
 
@@ -531,17 +604,17 @@ class Connection:
         await self.hub.fanout.subscribe(user.id, self)
 
     def mark_ready(self, versions: dict[int, int]) -> None:
-        """The snapshot is queued; deltas that arrived meanwhile follow it.
+        """The snapshot is sent; deltas that arrived meanwhile follow it.
 
         ``versions`` maps each friend in the snapshot to the presence version
         it showed, so an older delta still in flight is dropped.
         """
         self.friends = set(versions)
         self.versions = {uid: v for uid, v in versions.items() if v}
-        self.held.clear()
+        self.held = None
         self.ready = True
-        early, self.early = self.early, []
-        for event in early:
+        early, self.early = self.early, None
+        for event in early or ():
             self._forward(event)
 
     async def resync(self) -> None:
@@ -607,3 +680,67 @@ class Connection:
         if status is Status.ONLINE:
             until = None
         return DeviceState(status=status, until=until, status_stamp=self.hub.clock_ns())
+
+    # ------------------------------------------------------------ delivery state
+
+    def ackable(self, seq: int) -> int | None:
+        """The seq an ``ack`` may record: only what this session was sent, and
+        only a step forward (None: nothing new, so nothing to write)."""
+        seq = min(seq, self.last_sent_seq)
+        return seq if seq > self.acked_seq else None
+
+    def acked(self, stored: int) -> None:
+        """The store recorded this session's ack up to ``stored``."""
+        self.acked_seq = max(self.acked_seq, stored)
+
+    async def replay_after_ack(self) -> None:
+        """A replay batch waits for the client's ack before the next one is sent."""
+        if self.replay_pending and self.acked_seq >= self.last_sent_seq:
+            await self.replay()
+
+    def pace_presence(self, message: SetPresence) -> bool:
+        """True: apply ``message`` now. False: this window is used up; the
+        latest such message applies when it ends (``_flush_presence``)."""
+        wait = self.gate.offer()
+        if wait is None:
+            return True
+        self.pending_presence = message
+        if self.flush_timer is None:
+            self.flush_timer = self.clock.call_later(wait, self._flush_presence)
+        return False
+
+    def _flush_presence(self) -> None:
+        self.flush_timer = None
+        message, self.pending_presence = self.pending_presence, None
+        if message is None or self.closing:
+            return
+        self.gate.flush()
+        self.spawn(self.handlers.apply_presence(self, message))
+
+    def schedule_expiry(self) -> None:
+        """A timed status reverts to online on the server when its time passes."""
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+            self.expiry_timer = None
+        until = self.device.until
+        if until is None:
+            return
+        delay = max(until - self.hub.clock_ns() / 1e9, 0.0)
+        self.expiry_timer = self.clock.call_later(delay, lambda: self.spawn(self._expire(until)))
+
+    async def _expire(self, until: int) -> None:
+        self.expiry_timer = None
+        if self.closing or self.device.until != until:
+            return
+        assert self.user is not None
+        me = self.user.id
+        old = self.device
+        self.device = DeviceState(
+            status=Status.ONLINE,
+            activity=old.activity,
+            until=None,
+            status_stamp=self.hub.clock_ns(),
+            activity_stamp=old.activity_stamp,
+        )
+        await self.hub.store.expire_status(me, until)
+        await self.hub.set_device(me, self.cid, self.device)
