@@ -118,7 +118,7 @@ async def typing(conn: Session, message: Typing) -> None:
     assert conn.user is not None
     hub = conn.hub
     me = conn.user.id
-    # ``conn.friends`` is this connection's view of my friends (kept current by
-    # relation events): a hint never costs a database read.
-    if message.to != me and message.to in conn.friends:
+    # ``conn.is_friend`` is this connection's view of my friends (kept current
+    # by relation events): a hint never costs a database read.
+    if message.to != me and conn.is_friend(message.to):
         await hub.fanout.publish([message.to], Event(frame=encode(TypingHint(user_id=me))))

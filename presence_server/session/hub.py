@@ -72,6 +72,8 @@ class Hub:
         self.config = config
         self.clock: Clock = clock or LoopClock()
         """Timers and rate windows of every session here (tests pass a fake one)."""
+        self.monotonic = self.clock.monotonic
+        """Bound once: every session's rate windows share this one method object."""
         self.limits = config.limits
         self.store = store
         self.fanout = fanout

@@ -60,7 +60,7 @@ from ..domain.presence import DeviceState
 from ..metrics import AnyMetrics
 from ..storage.store import CommandError, UserRow
 from .ratelimit import PresenceGate, SlidingWindow
-from .timing import Clock, Timer
+from .timing import Timer
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -125,7 +125,6 @@ class Session:
         "authenticated",
         "bad_frames",
         "cid",
-        "clock",
         "closing",
         "commands",
         "deadline_passed",
@@ -135,12 +134,12 @@ class Session:
         "expiry_timer",
         "finished",
         "flush_timer",
-        "friends",
         "gate",
         "handlers",
         "held",
         "hub",
         "ip",
+        "known",
         "last_sent_seq",
         "login_frames",
         "out",
@@ -152,7 +151,6 @@ class Session:
         "session_id",
         "slot_user",
         "user",
-        "versions",
     )
 
     def __init__(
@@ -161,14 +159,12 @@ class Session:
         handlers: Handlers,
         out: Output,
         ip: str = "",
-        clock: Clock | None = None,
     ) -> None:
         self.hub = hub
         self.handlers = handlers
         self.out = out
         self.ip = ip
         """The client's address (behind a trusted proxy: from X-Forwarded-For), for logs."""
-        self.clock: Clock = clock or hub.clock
         self.cid = secrets.token_hex(4)
         """Log label and presence-registry device key of this session."""
         self.closing = False
@@ -183,19 +179,15 @@ class Session:
         """The user whose device slot this session holds (from the cap check
         on, before ``user`` is set): released when the session ends."""
         limits = hub.limits
-        self.commands = SlidingWindow(limits.commands_per_minute, MINUTE, self.clock.monotonic)
+        self.commands = SlidingWindow(limits.commands_per_minute, MINUTE, hub.monotonic)
         self.bad_frames = 0
         self.login_frames = 0
         self._busy = False
         self.deadline_passed = False
         self.deadline_timer: Timer | None = None
-        # Presence of this device.
+        # Presence of this device; the gate comes with its first update.
         self.device = NEW_DEVICE
-        self.gate = PresenceGate(
-            limits.presence_updates_per_window,
-            limits.presence_window_seconds,
-            self.clock.monotonic,
-        )
+        self.gate: PresenceGate | None = None
         self.pending_presence: SetPresence | None = None
         self.flush_timer: Timer | None = None
         self.expiry_timer: Timer | None = None
@@ -208,8 +200,12 @@ class Session:
         # Presence about someone who is not (yet) a friend is never sent; the
         # newest such delta is held in case a relation frame making them a
         # friend arrives later with an older presence (cross-instance races).
-        self.friends: set[int] = set()
-        self.versions: dict[int, int] = {}
+        self.known: dict[int, int] = {}
+        """Per user: the newest presence version this client was told about,
+        as is for a friend and as ``-(version + 1)`` for anyone else. One
+        dict instead of a friend set plus a version map: it is the biggest
+        part of an idle session, and a friend's entry reuses the registry's
+        version object."""
         self.held: dict[int, Event] | None = None
         self.acked_seq = 0
         self.last_sent_seq = 0
@@ -376,6 +372,10 @@ class Session:
             return
         self._forward(event)
 
+    def is_friend(self, user_id: int) -> bool:
+        """This client was told ``user_id`` is a friend (snapshot or relation frame)."""
+        return self.known.get(user_id, -1) >= 0
+
     def _forward(self, event: Event) -> None:
         """Send a delta, unless it is about a non-friend or older than one already sent."""
         assert event.frame is not None
@@ -383,25 +383,27 @@ class Session:
         if subject is None:
             self.send_frame(event.frame)
             return
+        entry = self.known.get(subject, -1)
+        friend = entry >= 0
+        version = entry if friend else -entry - 1
         if event.friend is None:  # a presence delta
-            if event.version and event.version <= self.versions.get(subject, 0):
+            if event.version and event.version <= version:
                 return
             if event.version:
-                self.versions[subject] = event.version
-            if subject not in self.friends:
+                self.known[subject] = event.version if friend else -event.version - 1
+            if not friend:
                 self._hold(subject, event)
                 return
             self.send_frame(event.frame)
             return
         if not event.friend:
-            self.friends.discard(subject)
+            if friend:
+                self.known[subject] = -version - 1
             if self.held is not None:
                 self.held.pop(subject, None)
             self.send_frame(event.frame)
             return
-        self.friends.add(subject)
-        if event.version > self.versions.get(subject, 0):
-            self.versions[subject] = event.version
+        self.known[subject] = max(version, event.version)
         self.send_frame(event.frame)
         held = self.held.pop(subject, None) if self.held is not None else None
         if held is not None and held.version > event.version:
@@ -421,7 +423,7 @@ class Session:
     def start(self) -> None:
         """The connection is open: greet, and start the login deadline."""
         self.send_frame(self.hub.hello_frame)
-        self.deadline_timer = self.clock.call_later(
+        self.deadline_timer = self.hub.clock.call_later(
             self.limits.auth_deadline_seconds, self._deadline
         )
 
@@ -609,8 +611,7 @@ class Session:
         ``versions`` maps each friend in the snapshot to the presence version
         it showed, so an older delta still in flight is dropped.
         """
-        self.friends = set(versions)
-        self.versions = {uid: v for uid, v in versions.items() if v}
+        self.known = versions  # the caller's fresh dict: kept, not copied
         self.held = None
         self.ready = True
         early, self.early = self.early, None
@@ -701,12 +702,19 @@ class Session:
     def pace_presence(self, message: SetPresence) -> bool:
         """True: apply ``message`` now. False: this window is used up; the
         latest such message applies when it ends (``_flush_presence``)."""
+        if self.gate is None:
+            limits = self.limits
+            self.gate = PresenceGate(
+                limits.presence_updates_per_window,
+                limits.presence_window_seconds,
+                self.hub.monotonic,
+            )
         wait = self.gate.offer()
         if wait is None:
             return True
         self.pending_presence = message
         if self.flush_timer is None:
-            self.flush_timer = self.clock.call_later(wait, self._flush_presence)
+            self.flush_timer = self.hub.clock.call_later(wait, self._flush_presence)
         return False
 
     def _flush_presence(self) -> None:
@@ -714,6 +722,7 @@ class Session:
         message, self.pending_presence = self.pending_presence, None
         if message is None or self.closing:
             return
+        assert self.gate is not None
         self.gate.flush()
         self.spawn(self.handlers.apply_presence(self, message))
 
@@ -726,7 +735,9 @@ class Session:
         if until is None:
             return
         delay = max(until - self.hub.clock_ns() / 1e9, 0.0)
-        self.expiry_timer = self.clock.call_later(delay, lambda: self.spawn(self._expire(until)))
+        self.expiry_timer = self.hub.clock.call_later(
+            delay, lambda: self.spawn(self._expire(until))
+        )
 
     async def _expire(self, until: int) -> None:
         self.expiry_timer = None
