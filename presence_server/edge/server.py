@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -198,33 +199,9 @@ async def start_server(
 
     handlers: set[asyncio.Task[Any]] = set()
 
-    async def handler(ws: ServerConnection) -> None:
-        metrics.connections.inc()
-        task = asyncio.current_task()
-        if task is not None:
-            handlers.add(task)
-            task.add_done_callback(handlers.discard)
-        try:
-            offered = ws.request.headers.get_all("Sec-WebSocket-Protocol") if ws.request else []
-            if ws.subprotocol is None and offered:
-                await ws.close(
-                    CloseCode.UNSUPPORTED_PROTOCOL,
-                    f"this server speaks {limits.SUBPROTOCOL}; update the app",
-                )
-                return
-            if hub.stopping:
-                await ws.close(CloseCode.SERVER_RESTART, "server restarting")
-                return
-            ip = edge.client_ip(ws.remote_address, ws.request.headers if ws.request else None)
-            # Everything the handshake carried is read by now (subprotocol,
-            # client address). Its headers would stay for the connection's
-            # whole life: about 3 KiB, a fifth of an idle connection.
-            for message in (ws.request, ws.response):
-                if message is not None:
-                    message.headers.clear()
-            await serve_connection(hub, ws, command_table, ip)
-        finally:
-            metrics.connections.dec()
+    handler = functools.partial(
+        serve_connection, hub=hub, handlers=command_table, edge=edge, tasks=handlers
+    )
 
     try:
         ws_server = await serve(

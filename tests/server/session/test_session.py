@@ -15,6 +15,7 @@ from presence_protocol import (
     Ack,
     Auth,
     AuthOk,
+    ClientMessage,
     CloseCode,
     DeleteAccount,
     Error,
@@ -105,7 +106,7 @@ async def test_a_login_under_way_at_the_deadline_finishes(tmp_path: Path) -> Non
             clock.advance(hub.limits.auth_deadline_seconds + 1)  # the deadline fires meanwhile
             return await real(*args)  # type: ignore[arg-type]
 
-        hub.store.upsert_identity = slow_upsert  # type: ignore[method-assign]
+        hub.store.upsert_identity = slow_upsert  # type: ignore[method-assign,assignment]
         frames = await dev.send(LoginDev(id=1, login="alice"))
         assert isinstance(frames[1], AuthOk)
         assert dev.wire.closed is None
@@ -121,7 +122,7 @@ async def test_a_failed_login_at_the_deadline_closes_with_4001(tmp_path: Path) -
             clock.advance(hub.limits.auth_deadline_seconds + 1)  # the deadline fires meanwhile
             raise RuntimeError("the disk is gone")
 
-        hub.store.upsert_identity = failing_upsert  # type: ignore[method-assign]
+        hub.store.upsert_identity = failing_upsert  # type: ignore[method-assign,assignment]
         (error,) = await dev.send(LoginDev(id=1, login="alice"))
         assert isinstance(error, Error) and error.code == ErrorCode.INTERNAL_ERROR
         assert dev.wire.closed is not None and dev.wire.closed[0] == CloseCode.AUTH_TIMEOUT
@@ -153,14 +154,15 @@ async def test_replies_come_in_request_order_with_their_ids(hub: Hub) -> None:
     bob, _ = await logged_in(hub, "bob")
     await befriend(alice, bob)
     replies = []
-    for message in [
+    messages: list[ClientMessage | str] = [
         ListSessions(id=1),
         SendMessage(id=2, to=bob.me, text="hi", client_msg_id="m1"),
         FriendRequest(id=3, login="nobody"),
         SetPresence(id=4, status=Status.DND),
         "{not json",
         ListSessions(id=6),
-    ]:
+    ]
+    for message in messages:
         replies += [r for r in await alice.send(message) if not isinstance(r, MessageCopy)]
     assert [(type(r).__name__, r.id) for r in replies] == [  # type: ignore[union-attr]
         ("Sessions", 1),
@@ -267,7 +269,7 @@ async def test_a_message_published_during_the_replay_is_sent_once_after_it(hub: 
             await alice.send(SendMessage(id=2, to=bob.me, text="live", client_msg_id="2"))
         return rows
 
-    hub.store.unacked = unacked_then_a_live_send  # type: ignore[method-assign]
+    hub.store.unacked = unacked_then_a_live_send  # type: ignore[method-assign,assignment]
     frames = await bob.send(LoginDev(id=1, login="bob"))
     assert [(f.seq, f.text) for f in frames if isinstance(f, Message)] == [
         (1, "stored"),

@@ -182,8 +182,8 @@ async def run(ops: list[tuple[object, ...]]) -> None:
                 elif kind == "presence":
                     minutes = int(op[4])  # type: ignore[call-overload]
                     until = int(clock.now) + minutes if minutes else None
-                    message = SetPresence(id=rid, status=op[3], until=until)  # type: ignore[arg-type]
-                    await world.request(u, seen, message, rid)
+                    presence = SetPresence(id=rid, status=Status(str(op[3])), until=until)
+                    await world.request(u, seen, presence, rid)
                 elif kind == "junk":
                     await world.request(u, seen, f'{{"type":"nope","id":"{rid}"}}', rid)
                 elif kind == "list":
@@ -201,10 +201,10 @@ async def run(ops: list[tuple[object, ...]]) -> None:
                 await connect(u, 9)
                 world.gone.append(world.devices.pop((u, 9)))
             for seen in world.gone:
-                for rid in seen.asked:
-                    assert seen.replies[rid] <= 1, f"{rid} answered {seen.replies[rid]} times"
-                    if rid in seen.open_after:
-                        assert seen.replies[rid] == 1, f"{rid} never answered"
+                for asked in seen.asked:
+                    assert seen.replies[asked] <= 1, f"{asked} answered {seen.replies[asked]} times"
+                    if asked in seen.open_after:
+                        assert seen.replies[asked] == 1, f"{asked} never answered"
             for u in range(len(USERS)):
                 missing = world.confirmed[u] - world.received[u]
                 assert not missing, f"{USERS[u]} never got {sorted(missing)}"
