@@ -89,9 +89,7 @@ async def close_round(server: RunningServer, clients: list[Client]) -> None:
         await asyncio.gather(*(c.wait_finished() for c in live))
 
 
-async def churn(
-    server: RunningServer, policy: GcPolicy, tracked: weakref.WeakSet[object]
-) -> int:
+async def churn(server: RunningServer, policy: GcPolicy, tracked: weakref.WeakSet[object]) -> int:
     """Open and close ``ROUNDS * PER_ROUND`` connections, each round frozen while open.
 
     Returns the size of the frozen set while the last round was open.
