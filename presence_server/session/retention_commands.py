@@ -9,17 +9,17 @@ from presence_protocol import AckExpired, Ok
 from ..domain.retention import MAX_NOTICES_PER_LOGIN, forget_notices, pending_notices
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .machine import Session
 
 
-async def send_notices(conn: Connection) -> None:
+async def send_notices(conn: Session) -> None:
     """After login: every expiry notice not yet acknowledged (up to a cap)."""
     assert conn.user is not None
     for notice in await pending_notices(conn.hub.store, conn.user.id, MAX_NOTICES_PER_LOGIN):
         conn.send(notice)
 
 
-async def ack_expired(conn: Connection, message: AckExpired) -> None:
+async def ack_expired(conn: Session, message: AckExpired) -> None:
     """``ack_expired``: the sender saw these notices; drop the tombstones."""
     assert conn.user is not None
     ids = [int(m) for m in message.message_ids if m.isdecimal() and len(m) <= 18]
