@@ -83,6 +83,9 @@ class ServerConfig:
     # -- scale-out (docs/deployment.md)
     redis_url: str = ""
     """Redis for fan-out and presence across instances; empty: this process alone."""
+    redis_pubsub_url: str = ""
+    """Sharded pub/sub for the fan-out (a Redis Cluster node or a Redis 7 server);
+    empty: plain pub/sub on ``redis_url``."""
     redis_prefix: str = "presence:"
     """Prefix of every Redis key and channel (several deployments can share a Redis)."""
     presence_ttl: float = DEFAULT_PRESENCE_TTL

@@ -60,6 +60,7 @@ import msgspec
 from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, Subscriber
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
+from .redis_shards import ShardedPubSub
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ BATCH_EVENTS = 256
 
 ROUTE = """
 -- KEYS: the recipients' device hashes ({p}dev:{user}), one per recipient.
--- ARGV: publishing process, channel prefix ({p}i:), header and frame,
---       then the recipients' ids in the order of KEYS.
+-- ARGV: publishing process, channel prefix ({p}i:; empty: return the routes
+--       instead of publishing), header and frame, then the recipients' ids in
+--       the order of KEYS.
 -- Publishes one message per process holding a device of a recipient (never
 -- to the publishing process, which delivered already). Returns the count.
 local groups, order, seen = {}, {}, {}
@@ -92,6 +94,15 @@ for i, key in ipairs(KEYS) do
       group[#group + 1] = uid
     end
   end
+end
+if ARGV[2] == '' then
+  -- Sharded pub/sub lives elsewhere: return process, ids pairs to publish there.
+  local routes = {}
+  for _, process in ipairs(order) do
+    routes[#routes + 1] = process
+    routes[#routes + 1] = table.concat(groups[process], ',')
+  end
+  return routes
 end
 for _, process in ipairs(order) do
   redis.call('PUBLISH', ARGV[2] .. process, table.concat(groups[process], ',') .. '\\n' .. ARGV[3])
@@ -173,8 +184,16 @@ _Pending = tuple[tuple[int, ...], Event, float, asyncio.Future[None]]
 
 
 class RedisFanout:
-    def __init__(self, link: RedisLink, metrics: AnyMetrics | None = None) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        metrics: AnyMetrics | None = None,
+        *,
+        shards: ShardedPubSub | None = None,
+    ) -> None:
         self.link = link
+        self.shards = shards
+        """Sharded pub/sub elsewhere (``--redis-pubsub``); None: plain pub/sub on the link."""
         self.metrics = metrics or NullMetrics()
         self._local: dict[int, set[Subscriber]] = {}
         self._pubsub: Any = None
@@ -279,18 +298,31 @@ class RedisFanout:
                     future.set_result(None)
 
     async def _send(self, batch: Sequence[tuple[tuple[int, ...], Event, float]]) -> None:
-        """One pipeline, one ``ROUTE`` script per event."""
+        """One pipeline, one ``ROUTE`` script per event (then, with sharded
+        pub/sub, one pipeline of ``SPUBLISH`` per shard)."""
         link = self.link
-        prefix = self.channel_of("")
+        shards = self.shards
+        prefix = b"" if shards is not None else self.channel_of("")
+        payloads = [encode_event(event, link.process, now) for _, event, now in batch]
         async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
             async with link.client.pipeline(transaction=False) as pipe:
-                for ids, event, now in batch:
+                for (ids, _, _), payload in zip(batch, payloads, strict=True):
                     await self._route(
                         keys=[self._devices_key(uid) for uid in ids],
-                        args=[link.process, prefix, encode_event(event, link.process, now), *ids],
+                        args=[link.process, prefix, payload, *ids],
                         client=pipe,
                     )
-                await pipe.execute()
+                replies = await pipe.execute()
+        if shards is None:
+            return
+        messages: list[tuple[bytes, bytes]] = []
+        for routes, payload in zip(replies, payloads, strict=True):
+            for i in range(0, len(routes) - 1, 2):
+                messages.append(
+                    (self.channel_of(routes[i].decode()), routes[i + 1] + b"\n" + payload)
+                )
+        if messages:
+            await shards.publish(messages)
 
     def _keep(self, ids: tuple[int, ...], event: Event) -> None:
         if not _durable(event):
@@ -314,8 +346,14 @@ class RedisFanout:
                 message = await pubsub.get_message(timeout=None)
                 if message is None:
                     continue
-                if message.get("type") in (b"message", "message"):
+                kind = message.get("type")
+                if kind in (b"message", "message", b"smessage", "smessage"):
                     self._received(message["data"])
+                elif kind in (b"sunsubscribe", "sunsubscribe"):
+                    # The channel's slot moved to another node (resharding,
+                    # failover): recover as from an outage, on the new owner.
+                    self.link.mark_down("the sharded pub/sub channel moved")
+                    return
         except asyncio.CancelledError:
             raise
         except REDIS_ERRORS as exc:
@@ -360,16 +398,19 @@ class RedisFanout:
     async def _on_up(self) -> None:
         """A new pub/sub connection on this process's channel, then the backlog."""
         self._on_down()
-        pubsub = self.link.client.pubsub()
-        self._pubsub = pubsub
-        async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-            await pubsub.subscribe(self.channel)
-            # Wait for Redis to confirm: events routed here from now on arrive
-            # (the re-registration and re-sync that follow rely on it).
-            while True:
-                reply = await pubsub.get_message(timeout=COMMAND_TIMEOUT_SECONDS)
-                if reply is not None and reply.get("type") in (b"subscribe", "subscribe"):
-                    break
+        # Wait for Redis to confirm each subscription: events routed here from
+        # now on arrive (the re-registration and re-sync that follow rely on it).
+        if self.shards is not None:
+            await self.shards.open()
+            pubsub = self._pubsub = await self.shards.subscribe(self.channel)
+        else:
+            pubsub = self._pubsub = self.link.client.pubsub()
+            async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                await pubsub.subscribe(self.channel)
+                while True:
+                    reply = await pubsub.get_message(timeout=COMMAND_TIMEOUT_SECONDS)
+                    if reply is not None and reply.get("type") in (b"subscribe", "subscribe"):
+                        break
         self._listener = asyncio.get_running_loop().create_task(
             self._listen(pubsub), name="redis-listener"
         )
@@ -403,3 +444,5 @@ class RedisFanout:
                 future.set_result(None)
         self._local.clear()
         self._backlog.clear()
+        if self.shards is not None:
+            await self.shards.close()

@@ -228,6 +228,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="URL", group=_SCALE,
     ),
     Option(
+        "redis_pubsub", "--redis-pubsub", "PRESENCE_REDIS_PUBSUB", Kind.STR, "",
+        "sharded pub/sub (Redis 7 `SPUBLISH`) for the fan-out on this Redis Cluster node "
+        "or Redis 7 server; the presence registry stays on `--redis` (docs/scaling.md)",
+        "`--redis`, plain pub/sub", check=_redis_url, target="redis_pubsub_url",
+        metavar="URL", group=_SCALE,
+    ),
+    Option(
         "redis_prefix", "--redis-prefix", "PRESENCE_REDIS_PREFIX", Kind.STR,
         _CONFIG.redis_prefix, "prefix of every Redis key and channel, so deployments can "
         "share a Redis", f"`{_CONFIG.redis_prefix}`", target="redis_prefix",
@@ -497,6 +504,10 @@ def validate(config: ServerConfig) -> None:
         raise ConfigError(
             f"--dev-login lets anyone sign in as anyone; it only works on a loopback "
             f"address (127.0.0.1, ::1 or localhost), not on {config.host!r}"
+        )
+    if config.redis_pubsub_url and not config.redis_url:
+        raise ConfigError(
+            "--redis-pubsub needs --redis (the presence registry that routes the fan-out)"
         )
     if config.keyfile and not config.certfile:
         raise ConfigError("--keyfile needs --certfile (the certificate that goes with the key)")
