@@ -133,6 +133,14 @@ def test_cross_instance_two_and_three_servers_scale_and_a_kill(
     assert (tmp_path / "plots" / "cross_instance_scale.png").exists()
 
 
+def test_redis_route_measures_redis_and_client_cpu_per_event(tmp_path: Path, require: Any) -> None:
+    require(shutil.which("redis-server") is not None, "needs redis-server")
+    data = run("redis_route", "--events", "400", tmp_path=tmp_path)
+    rows = data["data"]["rows"]
+    assert [r["online"] for r in rows] == [0, 17, 50, 17]
+    assert all(r["redis_us"] > 0 and r["client_us"] > 0 for r in rows)
+
+
 def test_fanout_runs_each_event_loop_against_its_own_ceiling(tmp_path: Path) -> None:
     data = run(
         "fanout",
