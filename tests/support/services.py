@@ -237,6 +237,8 @@ async def redis_shards(tmp_path: Path) -> AsyncIterator[RedisShards]:
     )
     assert binary is not None
     shards = RedisShards(binary, tmp_path / "shards")
-    await shards.start()
-    yield shards
-    await shards.stop()
+    try:
+        await shards.start()
+        yield shards
+    finally:  # also when the cluster never came up: no node outlives the test
+        await shards.stop()
