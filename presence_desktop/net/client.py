@@ -44,6 +44,7 @@ from presence_desktop.core.backoff import STABLE_AFTER, backoff_delays
 from presence_desktop.core.credentials import Credentials
 from presence_desktop.core.events import Signal
 from presence_desktop.core.state import PresenceState
+from presence_desktop.net.keepalive import QuietPingConnection
 from presence_protocol import (
     Ack,
     AckExpired,
@@ -81,6 +82,7 @@ from presence_protocol import (
     SetPresence,
     SignOut,
     Snapshot,
+    SnapshotPart,
     Typing,
     TypingHint,
     Unblock,
@@ -90,6 +92,7 @@ from presence_protocol import (
     encode_text,
     limits,
 )
+from presence_protocol.paging import SnapshotAssembler
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +108,12 @@ HANDSHAKE_TIMEOUT = 15.0
 """Seconds for hello, login reply and snapshot after the socket opened."""
 
 KEEPALIVE_SECONDS = 10.0
-"""Ping interval. With ``KEEPALIVE_TIMEOUT`` a dead or frozen server (or a
-dropped NAT mapping) is noticed within 15 s, so the popup stops showing
-friends as online long before anyone would act on it. Traffic every 10 s also
-keeps proxies with a 60 s idle timeout open; a client ping and the pong cost
-16 bytes, under 100 bytes a minute (docs/performance.md)."""
+"""Seconds of silence from the server before a ping (``net/keepalive.py``: any
+bytes received count, the server's own pings included). With
+``KEEPALIVE_TIMEOUT`` a dead or frozen server (or a dropped NAT mapping) is
+noticed within 15 s, so the popup stops showing friends as online long before
+anyone would act on it. Traffic every 10 s also keeps proxies with a 60 s idle
+timeout open (docs/performance.md, desktop_idle)."""
 
 KEEPALIVE_TIMEOUT = 5.0
 """Seconds to wait for the pong. A loaded server answers pings from its event
@@ -284,6 +288,8 @@ class PresenceClient:
         older server's ``unknown_type`` for them is expected, not an error."""
         self._calls: dict[int, asyncio.Future[AnyServerMessage]] = {}
         """Replies awaited by ``call``, by request id."""
+        self._snapshots = SnapshotAssembler()
+        """A live snapshot that came in parts, until its last part (protocol.md §5)."""
 
         self._ids = itertools.count(1)
         self._outbox: dict[int, OutboxEntry] = {}
@@ -517,6 +523,7 @@ class PresenceClient:
                 close_timeout=2.0,
                 ping_interval=self._keepalive[0],
                 ping_timeout=self._keepalive[1],
+                create_connection=QuietPingConnection,  # pings only a quiet server
                 proxy=None if is_loopback_url(self.url) else True,
                 user_agent_header=f"presence-desktop/{__version__}",
                 logger=WIRE_LOG,
@@ -638,12 +645,19 @@ class PresenceClient:
                 raise _Retry(f"expected auth_ok, got {type(answer).__name__}")
             reply = answer
             self._store_session(reply)
+        # A new connection: a half-received snapshot of the last one is void.
+        snapshots = self._snapshots = SnapshotAssembler()
         while True:
-            # A Snapshot comes next; anything else before it is unexpected but harmless.
-            frame = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
-            if isinstance(frame, Snapshot):
-                break
-            log.warning("ignoring %s before the snapshot", type(frame).__name__)
+            # A Snapshot comes next (its parts right behind it when it did not fit
+            # in one frame); anything else before it is unexpected but harmless.
+            received = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
+            if isinstance(received, (Snapshot, SnapshotPart)):
+                whole = snapshots.feed(received)
+                if whole is not None:
+                    frame = whole
+                    break
+                continue
+            log.warning("ignoring %s before the snapshot", type(received).__name__)
         self.authenticated.emit(reply)
         self._ack_sent = frame.acked_seq
         self._ack_wanted = max(self._ack_wanted, frame.acked_seq)
@@ -732,8 +746,10 @@ class PresenceClient:
             self._confirmed(msg.id)
         elif isinstance(msg, Error):
             self._refused(msg)
-        elif isinstance(msg, Snapshot):
-            self.state.apply_snapshot(msg)
+        elif isinstance(msg, (Snapshot, SnapshotPart)):
+            whole = self._snapshots.feed(msg)  # a snapshot in parts is applied once whole
+            if whole is not None:
+                self.state.apply_snapshot(whole)
         elif isinstance(msg, MessageExpired):
             self.expired.emit(msg)
             self.send(AckExpired(message_ids=[msg.message_id]))
