@@ -14,9 +14,10 @@ offline, and no instance receives (or filters) events for users it does not
 serve.
 
 Why routing through the registry is enough: a connection takes its device
-slot in the registry (``reserve``, a field under this process's epoch)
-before it subscribes here and before it reads any state; so once it reads,
-every event routed after that finds its field and reaches this process. An
+slot in the registry (``reserve``: a field under this process's epoch, and
+this process in ``{prefix}at:{user}``, in one script) before it subscribes
+here and before it reads any state; so once it reads, every event routed
+after that finds this process and reaches it. An
 instance that cannot write to the registry (Redis down) is re-registered
 and re-synced when Redis returns, as for any outage.
 
@@ -230,9 +231,6 @@ class RedisFanout:
 
     def channel_of(self, process: str) -> bytes:
         return self.link.key("i", process).encode()
-
-    def _devices_key(self, user_id: int) -> str:
-        return self.link.key("dev", user_id)
 
     @property
     def local_users(self) -> int:
