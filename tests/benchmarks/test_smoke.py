@@ -110,19 +110,35 @@ def test_desktop_idle_counts_wakeups_and_socket_bytes(tmp_path: Path, require: A
     assert data["data"]["socket"]["wire_bytes"] >= data["data"]["socket"]["payload_bytes"]
 
 
-def test_cross_instance_two_servers_and_a_kill(tmp_path: Path, require: Any) -> None:
+def test_cross_instance_two_and_three_servers_scale_and_a_kill(
+    tmp_path: Path, require: Any
+) -> None:
     require(shutil.which("redis-server") is not None, "needs redis-server")
     data = run(
         "cross_instance",
         *("--users", "40", "--friends", "4", "--processes", "1", "--seconds", "2"),
         *("--fractions", "0.5", "--presence-ttl", "1", "--offline-runs", "1"),
+        *("--instances", "2,3", "--scale-repeats", "1"),
         tmp_path=tmp_path,
-        timeout=110,
+        timeout=200,
     )
     offline = data["data"]["offline_s"]
     assert len(offline) == 1
     assert offline[0] > 0  # measured; the bound is the benchmark's verdict, not the smoke test's
-    assert data["data"]["latency"]["pair"][0]["cross"]["samples"] > 0
+    for count in ("2", "3"):
+        assert data["data"]["latency"]["clusters"][count][0]["cross"]["samples"] > 0
+    scale = data["data"]["scale"]
+    assert scale["one"]["best"]["deliveries_per_s"] > 0
+    assert scale["three"]["best"]["deliveries_per_s"] > 0
+    assert (tmp_path / "plots" / "cross_instance_scale.png").exists()
+
+
+def test_redis_route_measures_redis_and_client_cpu_per_event(tmp_path: Path, require: Any) -> None:
+    require(shutil.which("redis-server") is not None, "needs redis-server")
+    data = run("redis_route", "--events", "400", tmp_path=tmp_path)
+    rows = data["data"]["rows"]
+    assert [r["online"] for r in rows] == [0, 17, 50, 17]
+    assert all(r["redis_us"] > 0 and r["client_us"] > 0 for r in rows)
 
 
 def test_fanout_runs_each_event_loop_against_its_own_ceiling(tmp_path: Path) -> None:
