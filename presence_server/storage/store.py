@@ -22,6 +22,7 @@ cancellation can never leave one checked out for the garbage collector.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -159,6 +160,50 @@ async def fetch_user(conn: AsyncConnection, user_id: int) -> UserRow | None:
     return user_row(row) if row else None
 
 
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """The reader waits for a busy file like the writer does, and can never write."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA query_only=ON")
+    finally:
+        cursor.close()
+
+
+class _SqliteReader:
+    """A synchronous engine on the same SQLite file, used only by one thread of its own.
+
+    One thread (not a pool): reads of indexed rows take tens of microseconds
+    in SQLite, so the cost that matters is handing work to a thread and its
+    result back, which one hop per read keeps to the minimum; one thread also
+    keeps one connection, so nothing is opened per read.
+    """
+
+    def __init__(self, url: sa.URL) -> None:
+        self.engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"), pool_size=1)
+        sa.event.listen(self.engine, "connect", _sqlite_reader_pragmas)
+        self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+
+    def call(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Runs on the reader thread: one read transaction, rolled back at the end."""
+        with self.engine.connect() as conn:
+            return fn(conn)
+
+    def close(self) -> None:
+        """Runs on the reader thread: closes its connection where it was used."""
+        self.engine.dispose()
+
+
+def _reader_for(engine: AsyncEngine) -> _SqliteReader | None:
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if not database or database == ":memory:" or "mode=memory" in str(url):
+        return None
+    return _SqliteReader(url)
+
+
 class StoreClosed(RuntimeError):
     """The store was closed (the server stopped); nothing more is read or written."""
 
@@ -184,6 +229,7 @@ class Store:
         self._lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
         self._running: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._reader = _reader_for(engine)
 
     # ------------------------------------------------------------ tasks
 
@@ -257,6 +303,22 @@ class Store:
         finally:
             await self._release(conn)
 
+    async def run_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn`` (synchronous, reads only) on one connection, in one go.
+
+        The point is the number of thread hops (see the module docstring):
+        ``fn`` runs whole on the SQLite reader thread, or on one pooled async
+        connection. ``close()`` waits for reads in flight, as for writes.
+        """
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        reader = self._reader
+        if reader is None:
+            async with self.read() as conn:
+                return await conn.run_sync(fn)
+        work = asyncio.get_running_loop().run_in_executor(reader.thread, reader.call, fn)
+        return await asyncio.shield(self._track(work))
+
     async def drain(self) -> None:
         """Wait until every write in flight has finished (and its connection is back)."""
         while self._running:
@@ -266,6 +328,10 @@ class Store:
         """Finish the writes in flight, then release every pooled connection."""
         await self.drain()
         self._closed = True
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await asyncio.get_running_loop().run_in_executor(reader.thread, reader.close)
+            reader.thread.shutdown(wait=False)
         await self.engine.dispose()
 
     # ------------------------------------------------------------ users
@@ -431,21 +497,11 @@ class Store:
         Use is recorded at most once per ``SESSION_USE_GRANULARITY``: a reconnect
         storm is then thousands of reads, not thousands of serialized writes.
         """
-        async with self.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(sessions.c.id, sessions.c.user_id, sessions.c.last_used_at).where(
-                        sessions.c.token_hash == auth.hash_token(token),
-                        sessions.c.revoked_at.is_(None),
-                        sessions.c.last_used_at >= idle_since,
-                    )
-                )
-            ).first()
-            if row is None:
-                return None
-            user = await fetch_user(conn, row.user_id)
-        if user is None:
+        token_hash = auth.hash_token(token)
+        found = await self.run_read(lambda c: _session_user(c, token_hash, idle_since))
+        if found is None:
             return None
+        row, user = found
         granularity = min(SESSION_USE_GRANULARITY, max((now - idle_since) // 10, 0))
         if row.last_used_at < now - granularity:
             async with self.write() as conn:
@@ -490,11 +546,7 @@ class Store:
     # ------------------------------------------------------------ friends (reads)
 
     async def friend_ids(self, user_id: int) -> list[int]:
-        async with self.read() as conn:
-            rows = await conn.execute(
-                sa.select(friendships.c.friend_id).where(friendships.c.user_id == user_id)
-            )
-            return [r.friend_id for r in rows]
+        return await self.run_read(lambda c: friend_ids(c, user_id))
 
     async def friends_of(self, user_ids: Iterable[int]) -> dict[int, list[int]]:
         """Friends of many users in one read (chunked)."""
@@ -571,18 +623,7 @@ class Store:
             return row, True
 
     async def unacked(self, user_id: int, after_seq: int, limit: int) -> list[MessageRow]:
-        async with self.read() as conn:
-            rows = await conn.execute(
-                sa.select(messages)
-                .where(
-                    messages.c.recipient_id == user_id,
-                    messages.c.seq > after_seq,
-                    messages.c.expired_at.is_(None),
-                )
-                .order_by(messages.c.seq)
-                .limit(limit)
-            )
-            return [_message_row(r) for r in rows]
+        return await self.run_read(lambda c: _unacked(c, user_id, after_seq, limit))
 
     @durable
     async def ack(self, user_id: int, seq: int) -> int:
@@ -627,6 +668,83 @@ async def _next_id(conn: AsyncConnection, name: str, floor: int) -> int:
     value = int(highest or floor) + 1
     await conn.execute(sa.insert(id_counters).values(name=name, value=value))
     return value
+
+
+# ---------------------------------------------------------------- reads (run_read)
+
+
+# Built once: constructing a statement and its cache key costs SQLAlchemy
+# several times what SQLite needs to answer it (a login is five of them).
+
+_SESSION_USER = (
+    sa.select(
+        sessions.c.id.label("session_id"),
+        sessions.c.last_used_at.label("session_last_used_at"),
+        *USER_COLUMNS,
+    )
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(
+        sessions.c.token_hash == sa.bindparam("token_hash"),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.last_used_at >= sa.bindparam("idle_since"),
+    )
+)
+_USER = sa.select(*USER_COLUMNS).where(users.c.id == sa.bindparam("user_id"))
+_FRIEND_IDS = sa.select(friendships.c.friend_id).where(
+    friendships.c.user_id == sa.bindparam("user_id")
+)
+_UNACKED = (
+    sa.select(messages)
+    .where(
+        messages.c.recipient_id == sa.bindparam("user_id"),
+        messages.c.seq > sa.bindparam("after_seq"),
+        messages.c.expired_at.is_(None),
+    )
+    .order_by(messages.c.seq)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+
+
+def user_row_at(row: Sequence[Any], at: int) -> UserRow:
+    """A ``UserRow`` from ``USER_COLUMNS`` starting at position ``at`` of a row
+    (by position: a login reads dozens of them)."""
+    uid, kind, login, name, avatar_url, last_seen, status, until, acked = row[at : at + 9]
+    try:
+        chosen = Status(status)
+    except ValueError:
+        chosen = Status.ONLINE
+    return UserRow(uid, kind, login, name, avatar_url, last_seen, chosen, until, acked)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SessionHit:
+    id: str
+    last_used_at: int
+
+
+def _session_user(
+    conn: sa.Connection, token_hash: str, idle_since: int
+) -> tuple[_SessionHit, UserRow] | None:
+    """A live session by token hash and its user, in one statement."""
+    row = conn.execute(_SESSION_USER, {"token_hash": token_hash, "idle_since": idle_since}).first()
+    if row is None:
+        return None
+    return _SessionHit(row[0], row[1]), user_row_at(row, 2)
+
+
+def read_user(conn: sa.Connection, user_id: int) -> UserRow | None:
+    """``fetch_user`` on a synchronous connection (for ``Store.run_read``)."""
+    row = conn.execute(_USER, {"user_id": user_id}).first()
+    return user_row_at(row, 0) if row else None
+
+
+def friend_ids(conn: sa.Connection, user_id: int) -> list[int]:
+    return list(conn.execute(_FRIEND_IDS, {"user_id": user_id}).scalars())
+
+
+def _unacked(conn: sa.Connection, user_id: int, after_seq: int, limit: int) -> list[MessageRow]:
+    rows = conn.execute(_UNACKED, {"user_id": user_id, "after_seq": after_seq, "limit": limit})
+    return [_message_row(r) for r in rows]
 
 
 def _report_orphan(task: asyncio.Future[Any]) -> None:
