@@ -13,7 +13,8 @@ MAX_FRAME_BYTES: Final = 16 * 1024
 """Largest text frame either side accepts. Bigger frames close with 1009."""
 
 MAX_SERVER_FRAME_BYTES: Final = 1024 * 1024
-"""Largest frame a server sends (a snapshot of ``MAX_FRIENDS`` friends fits)."""
+"""Largest frame a server sends. A longer answer is cut: a snapshot into
+``snapshot_part`` frames, an export into pages (docs/protocol.md §8)."""
 
 MAX_MESSAGE_CHARS: Final = 500
 """Longest chat message text, in Unicode code points."""

@@ -204,6 +204,16 @@ class AccountData(Base, omit_defaults=False):
     sessions: list[SessionInfo] = msgspec.field(default_factory=list)
 
 
+class AccountLists(Base, omit_defaults=False):
+    """The lists of an exported account record continued on a later page."""
+
+    friends: list[ExportedRelation] = msgspec.field(default_factory=list)
+    incoming: list[ExportedRelation] = msgspec.field(default_factory=list)
+    outgoing: list[ExportedRelation] = msgspec.field(default_factory=list)
+    blocked: list[ExportedRelation] = msgspec.field(default_factory=list)
+    sessions: list[SessionInfo] = msgspec.field(default_factory=list)
+
+
 class ExportedMessage(Base):
     message_id: str
     direction: Direction
@@ -461,6 +471,21 @@ class Snapshot(ServerMessage, tag="snapshot", kw_only=True, omit_defaults=False)
     blocked: list[User] = msgspec.field(default_factory=list)
     acked_seq: Seq = 0
     """Highest message seq this user acknowledged (on any device)."""
+    more: bool = False
+    """The lists continue in ``snapshot_part`` frames that follow at once: the
+    server sends a snapshot in parts when it does not fit in one frame of
+    ``max_server_frame_bytes``. Apply it once a frame has ``more`` false."""
+
+
+class SnapshotPart(ServerMessage, tag="snapshot_part", kw_only=True, omit_defaults=False):
+    """The lists of a ``snapshot`` continued (append them to the snapshot's)."""
+
+    friends: list[Friend] = msgspec.field(default_factory=list)
+    incoming: list[User] = msgspec.field(default_factory=list)
+    outgoing: list[User] = msgspec.field(default_factory=list)
+    blocked: list[User] = msgspec.field(default_factory=list)
+    more: bool = False
+    """Another ``snapshot_part`` follows; false on the last one."""
 
 
 class PresenceUpdate(ServerMessage, tag="presence", kw_only=True):
@@ -532,13 +557,19 @@ class MessageExpired(ServerMessage, tag="message_expired", kw_only=True):
 
 
 class AccountExport(ServerMessage, tag="account_export", kw_only=True):
-    """One page of my account export: ``account`` on the first, then messages."""
+    """One page of my account export: ``account`` on the first, then messages.
+
+    Pages are cut by encoded size, so that none exceeds ``max_server_frame_bytes``:
+    an account record too long for one page continues in ``account_more``.
+    """
 
     id: RequestId | None = None
     account: AccountData | None = None
+    account_more: AccountLists | None = None
+    """The first page's ``account`` lists continued: append them to its lists."""
     messages: list[ExportedMessage] = msgspec.field(default_factory=list)
     next: str | None = None
-    """More messages follow: send ``export_account`` with ``after`` set to this."""
+    """More follows: send ``export_account`` with ``after`` set to this (opaque)."""
 
 
 class MessageCopy(ServerMessage, tag="message_copy", kw_only=True):
@@ -589,6 +620,7 @@ AnyServerMessage = (
     Hello
     | AuthOk
     | Snapshot
+    | SnapshotPart
     | PresenceUpdate
     | RelationUpdate
     | Message
@@ -611,6 +643,7 @@ __all__ = [
     "LOGIN_MESSAGES",
     "AccountData",
     "AccountExport",
+    "AccountLists",
     "Ack",
     "AckExpired",
     "Activity",
@@ -674,6 +707,7 @@ __all__ = [
     "SetPresence",
     "SignOut",
     "Snapshot",
+    "SnapshotPart",
     "Status",
     "Timestamp",
     "Token",

@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 
 from presence_protocol import AccountData, AccountExport, ExportedMessage
+from presence_protocol.paging import join_export
 
 from .jsonfile import save_atomic
 
@@ -30,14 +31,12 @@ class ExportDocument(msgspec.Struct, kw_only=True):
 
 
 def assemble(pages: Sequence[AccountExport], server: str, now: int) -> ExportDocument:
+    """One document; an account record too long for one page is joined from its
+    ``account_more`` continuations (the protocol's rule, ``paging.join_export``)."""
     if not pages or pages[0].account is None:
         raise ValueError("the first page of an export carries the account")
-    return ExportDocument(
-        server=server,
-        exported_at=now,
-        account=pages[0].account,
-        messages=[m for page in pages for m in page.messages],
-    )
+    account, messages = join_export(pages)
+    return ExportDocument(server=server, exported_at=now, account=account, messages=messages)
 
 
 def save(path: Path, document: ExportDocument) -> None:

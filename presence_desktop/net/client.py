@@ -81,6 +81,7 @@ from presence_protocol import (
     SetPresence,
     SignOut,
     Snapshot,
+    SnapshotPart,
     Typing,
     TypingHint,
     Unblock,
@@ -90,6 +91,7 @@ from presence_protocol import (
     encode_text,
     limits,
 )
+from presence_protocol.paging import SnapshotAssembler
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +286,8 @@ class PresenceClient:
         older server's ``unknown_type`` for them is expected, not an error."""
         self._calls: dict[int, asyncio.Future[AnyServerMessage]] = {}
         """Replies awaited by ``call``, by request id."""
+        self._snapshots = SnapshotAssembler()
+        """A live snapshot that came in parts, until its last part (protocol.md §5)."""
 
         self._ids = itertools.count(1)
         self._outbox: dict[int, OutboxEntry] = {}
@@ -638,12 +642,19 @@ class PresenceClient:
                 raise _Retry(f"expected auth_ok, got {type(answer).__name__}")
             reply = answer
             self._store_session(reply)
+        # A new connection: a half-received snapshot of the last one is void.
+        snapshots = self._snapshots = SnapshotAssembler()
         while True:
-            # A Snapshot comes next; anything else before it is unexpected but harmless.
-            frame = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
-            if isinstance(frame, Snapshot):
-                break
-            log.warning("ignoring %s before the snapshot", type(frame).__name__)
+            # A Snapshot comes next (its parts right behind it when it did not fit
+            # in one frame); anything else before it is unexpected but harmless.
+            received = decode_server(await ws.recv(), max_bytes=MAX_INCOMING_FRAME)
+            if isinstance(received, (Snapshot, SnapshotPart)):
+                whole = snapshots.feed(received)
+                if whole is not None:
+                    frame = whole
+                    break
+                continue
+            log.warning("ignoring %s before the snapshot", type(received).__name__)
         self.authenticated.emit(reply)
         self._ack_sent = frame.acked_seq
         self._ack_wanted = max(self._ack_wanted, frame.acked_seq)
@@ -732,8 +743,10 @@ class PresenceClient:
             self._confirmed(msg.id)
         elif isinstance(msg, Error):
             self._refused(msg)
-        elif isinstance(msg, Snapshot):
-            self.state.apply_snapshot(msg)
+        elif isinstance(msg, (Snapshot, SnapshotPart)):
+            whole = self._snapshots.feed(msg)  # a snapshot in parts is applied once whole
+            if whole is not None:
+                self.state.apply_snapshot(whole)
         elif isinstance(msg, MessageExpired):
             self.expired.emit(msg)
             self.send(AckExpired(message_ids=[msg.message_id]))

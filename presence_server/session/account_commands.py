@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from presence_protocol import (
     DeleteAccount,
     ErrorCode,
@@ -22,7 +20,7 @@ from presence_protocol import (
 )
 
 from ..cluster.fanout import Event
-from ..domain.account import MESSAGES_PER_PAGE, delete, export_page, related_ids
+from ..domain.account import delete, export_page, parse_cursor, related_ids
 from ..storage.store import CommandError
 
 if TYPE_CHECKING:
@@ -30,18 +28,17 @@ if TYPE_CHECKING:
 
 
 async def export_account(conn: Connection, message: ExportAccount) -> None:
+    """One page, cut to the frame limit this connection announced."""
     assert conn.user is not None
-    after: int | None = None
-    if message.after is not None:
-        if not message.after.isdecimal() or len(message.after) > 18:
-            raise CommandError(
-                ErrorCode.INVALID_MESSAGE.value, "export_account: after must be a page's next"
-            )
-        after = int(message.after)
     page = await export_page(
-        conn.hub.store, conn.user.id, conn.session_id, after, MESSAGES_PER_PAGE
+        conn.hub.store,
+        conn.user.id,
+        conn.session_id,
+        parse_cursor(message.after),
+        request_id=message.id,
+        max_bytes=conn.limits.max_server_frame_bytes,
     )
-    conn.send(msgspec.structs.replace(page, id=message.id))
+    conn.send(page)
 
 
 async def delete_account(conn: Connection, message: DeleteAccount) -> None:

@@ -25,6 +25,7 @@ from presence_protocol import (
     Ack,
     AnyClientMessage,
     Auth,
+    AuthOk,
     ClientMessage,
     CloseCode,
     Error,
@@ -42,6 +43,7 @@ from presence_protocol import (
     decode_client,
     encode,
 )
+from presence_protocol.paging import FrameTooLarge, fit_suggestions, snapshot_frames
 
 from ..cluster.fanout import Event
 from ..domain.presence import DeviceState
@@ -151,17 +153,30 @@ class Connection:
 
         ``max_server_frame_bytes`` (announced in ``hello``) is a promise to
         clients (docs/protocol.md §1): a client may close a bigger frame with
-        1009 and lose everything queued behind it. The server's own frames are
-        bounded by construction (export pages, snapshot lists); this is the
-        check that the bound held.
+        1009 and lose everything queued behind it. Most frames are bounded by
+        construction (protocol.md §8), export pages are cut by size, and a
+        snapshot that does not fit is sent in parts (``snapshot_part``), back
+        to back so that no other frame comes between them; this is the check
+        that the bound held.
         A reply that is too big becomes an ``internal_error`` reply; anything
         else closes the connection with 1011 so the client reconnects.
         """
         frame = encode(message)
         limit = self.limits.max_server_frame_bytes
+        if len(frame) > limit and isinstance(message, AuthOk):
+            frame = encode(fit_suggestions(message, limit))  # suggestions are only hints
         if len(frame) <= limit:
             self.send_frame(frame)
             return
+        if isinstance(message, Snapshot):
+            try:  # a snapshot too long for one frame goes in parts (protocol.md §5)
+                parts = snapshot_frames(message, limit)
+            except FrameTooLarge:
+                pass  # one entry alone is too long: nothing to cut; reported below
+            else:
+                for part in parts:
+                    self.send_frame(encode(part))
+                return
         log.error(
             "connection %s: a %s frame of %d bytes exceeds the %d-byte frame limit; not sent",
             self.cid,

@@ -53,6 +53,8 @@ def server_samples() -> list[p.ServerMessage]:
         ),
         p.AuthOk(id=1, user=me, session_id="s", session="t", suggestions=[bob]),
         p.Snapshot(me=me, friends=[p.Friend(user=bob, presence=pres)], incoming=[bob]),
+        p.Snapshot(me=me, incoming=[bob], more=True),
+        p.SnapshotPart(friends=[p.Friend(user=bob, presence=pres)], blocked=[bob]),
         p.PresenceUpdate(user_id=2, status=p.SeenStatus.ONLINE),
         p.RelationUpdate(user=bob, relation=p.Relation.FRIEND, presence=pres),
         p.Message(seq=3, message_id="m", sender=2, text="hi", sent_at=9),
@@ -88,6 +90,11 @@ def server_samples() -> list[p.ServerMessage]:
                 )
             ],
             next="17",
+        ),
+        p.AccountExport(
+            id=8,
+            account_more=p.AccountLists(incoming=[p.ExportedRelation(user=bob, since=5)]),
+            next="i2",
         ),
     ]
 

@@ -31,11 +31,13 @@ from presence_protocol import (
     SeenStatus,
     Sessions,
     Snapshot,
+    SnapshotPart,
     User,
     decode_server,
     encode_text,
     limits,
 )
+from presence_protocol.paging import SnapshotAssembler
 
 T = TypeVar("T")
 TIMEOUT = 30.0
@@ -202,8 +204,17 @@ async def login_dev(url: str, login: str, device: str = "test", **connect: Any) 
     client.user = ok.user
     client.session = ok.session
     client.session_id = ok.session_id
-    client.snapshot = await client.expect(Snapshot)
+    client.snapshot = await take_snapshot(client)
     return client
+
+
+async def take_snapshot(client: Client) -> Snapshot:
+    """The next snapshot, joined from its ``snapshot_part`` frames when it came in parts."""
+    assembler = SnapshotAssembler()
+    whole = assembler.feed(await client.expect(Snapshot))
+    while whole is None:
+        whole = assembler.feed(await client.expect(SnapshotPart))
+    return whole
 
 
 async def befriend(a: Client, b: Client) -> None:

@@ -12,6 +12,7 @@ import logging
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from presence_protocol import (
@@ -20,8 +21,10 @@ from presence_protocol import (
     ErrorCode,
     ExportAccount,
     Hello,
+    ListSessions,
     MessageSent,
     SendMessage,
+    encode,
     limits,
 )
 from presence_server import ServerLimits
@@ -90,46 +93,50 @@ async def test_hello_announces_the_server_frame_limit(start: StartServer) -> Non
 async def test_a_reply_that_would_not_fit_is_an_error_and_nothing_bigger_is_sent(
     start: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The last line of defence, with the limit shrunk so one page exceeds it."""
+    """The last line of defence: a ``sessions`` list (not paged; protocol.md §8)
+    longer than a shrunk limit is refused with ``internal_error``, not sent."""
     shrunk = ServerLimits(commands_per_minute=100_000, max_server_frame_bytes=4000)
     server = await start(limits=shrunk)
+    for n in range(30):  # thirty devices signed in once: thirty live sessions
+        await (await login_dev(server.url, "alice", device=f"{n:02}" + "d" * 62)).close()
     alice = await login_dev(server.url, "alice")
-    bob = await login_dev(server.url, "bob")
-    await befriend(alice, bob)
-    await send_many(bob, alice.me, 3)
-    await alice.barrier()
     seen = len(alice.raw)
-    reply = await alice.request(ExportAccount())
+    reply = await alice.request(ListSessions())
     assert isinstance(reply, Error) and reply.code == ErrorCode.INTERNAL_ERROR
     assert all(len(frame) <= 4000 for frame in alice.raw[seen:])
     assert "exceeds the 4000-byte frame limit" in caplog.text
     assert alice.ws.close_code is None  # still connected: only that reply was refused
-    await alice.barrier()
     await alice.close()
-    await bob.close()
 
 
-async def test_a_snapshot_that_would_not_fit_closes_with_1011(
+async def test_a_snapshot_entry_that_fits_no_frame_closes_with_1011(
     start: StartServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A snapshot longer than the limit comes in parts (tests/server/test_big_accounts.py);
+    only an entry that alone exceeds a frame, which the protocol's bounds rule out
+    at the real limit, leaves nothing to send: 1011, so the client reconnects."""
     server = await start()
     alice = await login_dev(server.url, "alice")
-    for name in ("bob", "carol", "dave"):
-        other = await login_dev(server.url, name)
-        await befriend(alice, other)
-        await other.close()
+    other = await login_dev(server.url, "bob")
+    await befriend(alice, other)
+    await other.close()
     await alice.close()
     again = await login_dev(server.url, "alice")
-    snapshot_size = next(len(f) for f in again.raw if '"type":"snapshot"' in str(f))
+    assert again.snapshot is not None
+    entry = len(encode(again.snapshot.friends[0]))
+    envelope = len(encode(msgspec.structs.replace(again.snapshot, friends=[])))
     await again.close()
     await server.stop()
-    shrunk = await start(limits=ServerLimits(max_server_frame_bytes=snapshot_size - 1))
+    limit = max(envelope, entry) + 20  # the envelope fits, envelope plus the entry does not
+    assert envelope + entry > limit
+    shrunk = await start(limits=ServerLimits(max_server_frame_bytes=limit))
     caplog.set_level(logging.ERROR)
     client = await Client.open(shrunk.url)
     hello = await client.expect(Hello)
-    assert hello.limits.max_server_frame_bytes == snapshot_size - 1  # what it announces
+    assert hello.limits.max_server_frame_bytes == limit  # what it announces
     await client.send('{"type": "login_dev", "id": 1, "login": "alice"}')
     assert await client.closed() == 1011
     kinds = [type(m).__name__ for m in client.backlog]
-    assert "Snapshot" not in kinds and "AuthOk" in kinds
+    assert "AuthOk" in kinds
+    assert all(len(frame) <= limit for frame in client.raw[1:])  # after hello
     assert "Snapshot frame" in caplog.text

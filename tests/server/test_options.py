@@ -1,21 +1,25 @@
-"""One table of options (presence_server/edge/options.py) drives the CLI, the
-environment, the config, its checks and the settings table of deployment.md."""
+"""One table of options drives the CLI, the environment, the config, its checks
+and the settings table of deployment.md: the ``option(...)`` fields of
+``ServerConfig`` (presence_server/config.py) plus the few rows of
+presence_server/edge/options.py that set no config field."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from presence_server import ServerConfig, ServerLimits
+from presence_server import config as cfg
 from presence_server.__main__ import build_parser
 from presence_server.config import ConfigError
 from presence_server.edge import github, options
-from presence_server.edge.options import OPTIONS, Kind, config_from, validate
+from presence_server.edge.options import OPTIONS, Kind, OptionTable, config_from, validate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
@@ -137,3 +141,92 @@ def test_a_config_built_in_code_gets_the_same_checks(change: dict[str, Any], mes
     with pytest.raises(ConfigError) as err:
         validate(dataclasses.replace(ServerConfig(), **change))
     assert message in str(err.value)
+
+
+# ------------------------------------------------- a new option is one line in one place
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be more than 0"
+
+
+class _GrownLimits(ServerLimits):
+    """ServerLimits plus a limit an operator may set: one annotated field."""
+
+    max_widgets: Annotated[
+        int, cfg.limit_option("--max-widgets", "PRESENCE_MAX_WIDGETS", "widgets", check=_positive)
+    ] = 7
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _GrownConfig(ServerConfig):
+    """ServerConfig plus options added the only way there is: one field line each."""
+
+    limits: _GrownLimits = dataclasses.field(default_factory=_GrownLimits)
+
+    greeting: str = cfg.option("hello", "--greeting", "PRESENCE_GREETING", "what the server says")
+    burst: int = cfg.option(3, "--burst", "PRESENCE_BURST", "frames per burst", check=_positive)
+
+
+GROWN = OptionTable.of(_GrownConfig, options.OTHER_ROWS)
+
+
+def _grown_parser(env: dict[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grown")
+    options.add_arguments(parser, env, table=GROWN)
+    return parser
+
+
+def test_a_new_field_line_is_a_flag_a_variable_a_config_field_and_a_docs_row() -> None:
+    # the command line, with its help text
+    help_text = " ".join(_grown_parser({}).format_help().split())
+    assert "--greeting" in help_text and "$PRESENCE_GREETING; default hello)" in help_text
+    flagged = config_from(_grown_parser({}).parse_args(["--greeting", "hi"]), GROWN)
+    assert isinstance(flagged, _GrownConfig) and flagged.greeting == "hi"
+    # the environment, under the one precedence rule
+    environ = {"PRESENCE_GREETING": "hey", "PRESENCE_BURST": "9"}
+    from_env = config_from(_grown_parser(environ).parse_args([]), GROWN)
+    assert isinstance(from_env, _GrownConfig)
+    assert (from_env.greeting, from_env.burst) == ("hey", 9)
+    both = config_from(_grown_parser(environ).parse_args(["--burst", "4"]), GROWN)
+    assert isinstance(both, _GrownConfig) and both.burst == 4
+    # the config object: typed field with the declared default, the rest untouched
+    assert _GrownConfig().greeting == "hello" and _GrownConfig().burst == 3
+    assert config_from(_grown_parser({}).parse_args([]), GROWN) == _GrownConfig(gc_freeze=True)
+    # the checks, on the command line and on a config built in code
+    with pytest.raises(ConfigError, match="--burst must be more than 0"):
+        config_from(_grown_parser({}).parse_args(["--burst", "0"]), GROWN)
+    with pytest.raises(ConfigError, match="--burst must be more than 0"):
+        validate(_GrownConfig(burst=-1), GROWN)
+    with pytest.raises(ConfigError, match=r"\$PRESENCE_BURST must be a whole number"):
+        _grown_parser({"PRESENCE_BURST": "many"})
+    # the settings table of docs/deployment.md
+    table = options.render_markdown(GROWN)
+    assert "| `--greeting` | `PRESENCE_GREETING` | `hello` | what the server says |" in table
+    assert "| `--burst` | `PRESENCE_BURST` | `3` | frames per burst |" in table
+    assert "| `--max-widgets` | `PRESENCE_MAX_WIDGETS` | `7` | widgets |" in table
+    assert "--greeting" not in options.render_markdown()  # the real table is not touched
+
+
+def test_a_new_limit_field_line_is_an_option_of_the_nested_part_too() -> None:
+    assert "--max-widgets N" in _grown_parser({}).format_help()
+    config = config_from(_grown_parser({"PRESENCE_MAX_WIDGETS": "9"}).parse_args([]), GROWN)
+    assert isinstance(config.limits, _GrownLimits) and config.limits.max_widgets == 9
+    flagged = config_from(_grown_parser({}).parse_args(["--max-widgets", "3"]), GROWN)
+    assert isinstance(flagged.limits, _GrownLimits) and flagged.limits.max_widgets == 3
+    assert flagged.limits.commands_per_minute == ServerLimits().commands_per_minute
+    with pytest.raises(ConfigError, match="--max-widgets must be more than 0"):
+        validate(_GrownConfig(limits=_GrownLimits(max_widgets=0)), GROWN)
+
+
+def test_every_row_states_its_fields_default() -> None:
+    """A row's default is its field's (after days → seconds and ``--no-…``), so
+    neither can drift: there is only one of them, read two ways."""
+    plain = ServerConfig()
+    for option in OPTIONS:
+        if option.target is None or option.name == "no_gc_freeze":
+            continue
+        held: Any = plain
+        for part in option.target.split("."):
+            held = getattr(held, part)
+        assert option.to_config(option.default) == held, option.name

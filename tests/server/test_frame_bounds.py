@@ -1,0 +1,179 @@
+"""Which server frames can outgrow ``max_server_frame_bytes``, at their worst case.
+
+docs/protocol.md §8 sorts every server frame into three kinds, and this file
+holds the proof for each claim:
+
+* bounded by construction: every field has a protocol or schema limit, and
+  the frame built from the widest value of each still fits 1 MiB with room
+  to spare (presence, relation, message, message_copy, message_expired,
+  message_delivered, read markers, replies);
+* cut to fit: ``snapshot`` (parts), ``account_export`` (pages), and the
+  suggestions of ``auth_ok`` (hints; as many as fit) — the single entries
+  they are cut into are bounded, so cutting always makes progress;
+* not bounded: ``sessions`` (one entry per live session); a reply that would
+  not fit is refused with ``internal_error`` (tests/server/test_frame_limits.py).
+
+Worst case per field: JSON escapes a control character into six bytes
+(``\\u0001``); activity labels may not hold control characters, so their
+worst is a four-byte code point each; user names and avatar URLs come from
+GitHub and are as long as the users table holds (255 and 1000 characters).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from presence_protocol import (
+    Activity,
+    ActivityKind,
+    AuthOk,
+    Direction,
+    Error,
+    ExportedMessage,
+    ExportedRelation,
+    Friend,
+    Message,
+    MessageCopy,
+    MessageDelivered,
+    MessageExpired,
+    MessageSent,
+    Ok,
+    Presence,
+    PresenceUpdate,
+    ReadMarker,
+    ReadReceipt,
+    Relation,
+    RelationUpdate,
+    SeenStatus,
+    ServerMessage,
+    SessionInfo,
+    Snapshot,
+    TypingHint,
+    User,
+    encode,
+    limits,
+)
+from presence_protocol.paging import fit_suggestions, item_size
+from presence_server.edge.github import DEFAULT_FOLLOWING_CAP
+from presence_server.session.conversations import MAX_DELIVERED_IDS
+from presence_server.storage.schema import users
+
+LIMIT = limits.MAX_SERVER_FRAME_BYTES
+BIG_ID = 2**53
+BIG_TIME = 2**40
+MESSAGE_ID = "9" * 19  # a 64-bit message id
+REQUEST_ID = "\x01" * limits.MAX_REQUEST_ID_CHARS
+NAME_CHARS = getattr(users.c.name.type, "length", None)
+AVATAR_CHARS = getattr(users.c.avatar_url.type, "length", None)
+WORST_USER = User(
+    id=BIG_ID,
+    login="a" * limits.MAX_LOGIN_CHARS,
+    name="\x01" * (NAME_CHARS or 0),
+    avatar_url="\x01" * (AVATAR_CHARS or 0),
+)
+WORST_LABEL = "😀" * limits.MAX_LABEL_CHARS
+WORST_ACTIVITY = Activity(
+    kind=ActivityKind.DEBUGGING,
+    editor=WORST_LABEL,
+    language=WORST_LABEL,
+    project=WORST_LABEL,
+    file=WORST_LABEL,
+    since=BIG_TIME,
+)
+WORST_PRESENCE = Presence(
+    status=SeenStatus.OFFLINE, activity=WORST_ACTIVITY, last_seen=BIG_TIME, until=BIG_TIME
+)
+WORST_TEXT = "\x01" * limits.MAX_MESSAGE_CHARS
+
+BOUNDED: list[ServerMessage] = [
+    PresenceUpdate(
+        user_id=BIG_ID,
+        status=SeenStatus.OFFLINE,
+        activity=WORST_ACTIVITY,
+        last_seen=BIG_TIME,
+        until=BIG_TIME,
+    ),
+    RelationUpdate(user=WORST_USER, relation=Relation.FRIEND, presence=WORST_PRESENCE),
+    Message(seq=BIG_ID, message_id=MESSAGE_ID, sender=BIG_ID, text=WORST_TEXT, sent_at=BIG_TIME),
+    MessageCopy(
+        message_id=MESSAGE_ID, client_msg_id="c" * 64, to=BIG_ID, text=WORST_TEXT, sent_at=BIG_TIME
+    ),
+    MessageExpired(
+        message_id=MESSAGE_ID,
+        client_msg_id="c" * 64,
+        to=BIG_ID,
+        sent_at=BIG_TIME,
+        expired_at=BIG_TIME,
+    ),
+    MessageDelivered(to=BIG_ID, message_ids=[MESSAGE_ID] * MAX_DELIVERED_IDS),
+    MessageSent(id=REQUEST_ID, message_id=MESSAGE_ID, client_msg_id="c" * 64, sent_at=BIG_TIME),
+    ReadMarker(peer=BIG_ID, message_id=MESSAGE_ID, sent_at=BIG_TIME),
+    ReadReceipt(reader=BIG_ID, message_id=MESSAGE_ID, sent_at=BIG_TIME),
+    TypingHint(user_id=BIG_ID),
+    Ok(id=REQUEST_ID),
+    # An error's text is the server's; what it quotes of a request is bounded by
+    # the request's own 16 KiB frame.
+    Error(id=REQUEST_ID, code="invalid_message", message="\x01" * limits.MAX_FRAME_BYTES),
+]
+
+
+def test_the_schema_bounds_what_a_user_record_can_hold() -> None:
+    assert NAME_CHARS == 255 and AVATAR_CHARS == 1000
+
+
+@pytest.mark.parametrize("frame", BOUNDED, ids=lambda f: type(f).__name__)
+def test_a_bounded_frame_fits_at_its_worst(frame: ServerMessage) -> None:
+    size = len(encode(frame))
+    assert size <= LIMIT // 8, f"{type(frame).__name__}: {size} bytes at worst"
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        Friend(user=WORST_USER, presence=WORST_PRESENCE),
+        WORST_USER,
+        ExportedRelation(user=WORST_USER, since=BIG_TIME),
+        SessionInfo(
+            id="f" * 32,
+            device="\x01" * limits.MAX_DEVICE_CHARS,
+            created_at=BIG_TIME,
+            last_used_at=BIG_TIME,
+            current=True,
+        ),
+        ExportedMessage(
+            message_id=MESSAGE_ID,
+            direction=Direction.RECEIVED,
+            peer=BIG_ID,
+            text=WORST_TEXT,
+            sent_at=BIG_TIME,
+            seq=BIG_ID,
+            delivered=True,
+            expired_at=BIG_TIME,
+        ),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_every_entry_a_cut_frame_is_made_of_fits_many_times(entry: object) -> None:
+    """Snapshot parts and export pages always make progress: the widest single
+    entry is a small fraction of a frame (and of an envelope with it)."""
+    envelope = len(encode(Snapshot(me=WORST_USER, acked_seq=BIG_ID, more=False)))
+    assert envelope + item_size(entry) <= LIMIT // 16
+
+
+def test_auth_ok_keeps_the_suggestions_that_fit_in_order() -> None:
+    reply = AuthOk(
+        id=REQUEST_ID,
+        user=WORST_USER,
+        session_id="f" * 16,
+        session="t" * 43,
+        suggestions=[
+            msgspec.structs.replace(WORST_USER, id=n) for n in range(1, DEFAULT_FOLLOWING_CAP + 1)
+        ],
+    )
+    assert len(encode(reply)) > LIMIT  # the default follow cap with the widest records
+    fitted = fit_suggestions(reply, LIMIT)
+    assert len(encode(fitted)) <= LIMIT
+    assert fitted.suggestions == reply.suggestions[: len(fitted.suggestions)]
+    assert len(fitted.suggestions) > DEFAULT_FOLLOWING_CAP // 4
+    assert fit_suggestions(fitted, LIMIT) is fitted  # one that fits is left alone
