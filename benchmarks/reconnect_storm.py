@@ -44,6 +44,7 @@ from ._common import (
     RESULTS_DIR,
     BenchServer,
     Figure,
+    cpu_seconds,
     percentile,
     pyplot,
     raise_nofile,
@@ -286,12 +287,15 @@ def run_storm(args: argparse.Namespace, url: str) -> dict[str, Any]:
     try:
         workers = StormWorkers(raw.url, n, args.processes, AUTH_OK, 0)
         try:
+            cpu0 = cpu_seconds(raw.pid)
             bare = workers.storm(args.concurrency, args.deadline)
+            bare["server_cpu_s"] = cpu_seconds(raw.pid) - cpu0
         finally:
             workers.stop()
     finally:
         raw.stop()
     out["bare"] = {**_summary(bare, n), "back_s": bare["back_s"][:: max(1, n // 2000)]}
+    out["bare"]["cpu_ms_per_login"] = 1000 * bare["server_cpu_s"] / max(len(bare["back_s"]), 1)
     print(f"  {out['bare']['rate_per_s']:.0f} handshakes/s, {bare['failures']} failed")
 
     print(f"presence server: {n} clients with {f} friends each connect")
@@ -300,8 +304,12 @@ def run_storm(args: argparse.Namespace, url: str) -> dict[str, Any]:
     workers = StormWorkers(server.url, n, args.processes, SNAPSHOT, f)
     spy: subprocess.Popen[bytes] | None = None
     try:
+        cpu0 = cpu_seconds(server.pid)
         cold = workers.storm(args.concurrency, args.deadline)
         out["cold"] = _summary(cold, n)
+        out["cold"]["cpu_ms_per_login"] = (
+            1000 * (cpu_seconds(server.pid) - cpu0) / max(len(cold["back_s"]), 1)
+        )
         print(
             f"  cold start: {out['cold']['rate_per_s']:.0f} logins/s, all seeing their friends "
             f"after {out['cold']['last_complete_s']:.1f} s, {cold['failures']} failed"
@@ -324,7 +332,9 @@ def run_storm(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        cpu0 = cpu_seconds(server.pid)
         storm = workers.storm(args.concurrency, args.deadline)
+        storm_cpu_s = cpu_seconds(server.pid) - cpu0
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
@@ -334,6 +344,7 @@ def run_storm(args: argparse.Namespace, url: str) -> dict[str, Any]:
         if spy is not None and spy.poll() is None:
             spy.kill()
     summary = _summary(storm, n)
+    summary["cpu_ms_per_login"] = 1000 * storm_cpu_s / max(len(storm["back_s"]), 1)
     offset = (storm["started_ns"] - t_stop) / 1e9
     summary.update(
         stop_s=(t_stopped - t_stop) / 1e9,
@@ -349,6 +360,11 @@ def run_storm(args: argparse.Namespace, url: str) -> dict[str, Any]:
         f"{summary['back']} back at {summary['rate_per_s']:.0f} logins/s, all seeing every "
         f"friend {summary['restart_to_all_seen_s']:.1f} s after the restart, "
         f"{storm['failures']} failed"
+    )
+    print(
+        f"  server CPU per login: {summary['cpu_ms_per_login']:.2f} ms in the storm, "
+        f"{out['cold']['cpu_ms_per_login']:.2f} ms cold; bare server "
+        f"{out['bare']['cpu_ms_per_login']:.2f} ms per handshake"
     )
     return out
 
@@ -374,6 +390,15 @@ def figures(out: dict[str, Any], clients: int) -> list[Figure]:
             target=TARGET_SECONDS,
             note=f"{clients} clients; includes stop {storm['stop_s']:.1f} s "
             f"and start {storm['start_s']:.1f} s; {storm['failures']} failed",
+        ),
+        Figure(
+            "server CPU per session-resume login in the storm",
+            storm["cpu_ms_per_login"],
+            "ms",
+            target=None,
+            baseline=bare["cpu_ms_per_login"],
+            baseline_name="bare websockets server per handshake + answer",
+            note="less sensitive to other work on the machine than the rates",
         ),
         Figure(
             "session-resume login rate, cold start (first connect)",

@@ -17,6 +17,19 @@ as its own task (``finish``), the caller awaits it through ``asyncio.shield``
 and ``close()`` waits for every such task before releasing the pool. A
 connection is opened and handed back under the same protection, so a
 cancellation can never leave one checked out for the garbage collector.
+
+Reads on the hot paths (a login's session, its snapshot, the replay) are
+plain functions of a synchronous connection run by ``Store.run_read`` in one
+go. aiosqlite runs every cursor call on its connection's thread, so one
+statement through SQLAlchemy's async layer costs four thread hops and a
+pooled read a fifth (the rollback); a login was about forty. For a SQLite
+file ``run_read`` instead runs the whole function on a read-only connection
+of its own to the same file (WAL: it sees every committed write and does not
+wait for the writer), on the event loop itself as long as SQLite can answer
+without waiting for a lock, else on the store's reader thread (see
+``_SqliteReader``). On PostgreSQL (asyncpg has no threads) and for an
+in-memory SQLite database (which a second connection would not see) it runs
+the same function on one pooled async connection (``AsyncConnection.run_sync``).
 """
 
 from __future__ import annotations
@@ -160,37 +173,64 @@ async def fetch_user(conn: AsyncConnection, user_id: int) -> UserRow | None:
     return user_row(row) if row else None
 
 
-def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """The reader waits for a busy file like the writer does, and can never write."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.execute("PRAGMA query_only=ON")
-    finally:
-        cursor.close()
+def _read_only(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            cursor.execute("PRAGMA query_only=ON")
+        finally:
+            cursor.close()
+
+    return pragmas
+
+
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+
+
+def _is_busy(exc: sa.exc.OperationalError) -> bool:
+    """SQLite answered "database is locked" (it would have had to wait)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
 
 
 class _SqliteReader:
-    """A synchronous engine on the same SQLite file, used only by one thread of its own.
+    """Two read-only synchronous connections to the store's SQLite file.
 
-    One thread (not a pool): reads of indexed rows take tens of microseconds
-    in SQLite, so the cost that matters is handing work to a thread and its
-    result back, which one hop per read keeps to the minimum; one thread also
-    keeps one connection, so nothing is opened per read.
+    ``now`` runs a read on the event loop itself, on a connection that never
+    waits for a lock (``busy_timeout=0``): a login's reads are a few indexed
+    lookups bounded by the protocol's limits, which SQLite answers from its
+    page cache in well under a millisecond of CPU, less than handing them to a
+    thread and back costs (measured: about 0.3 ms of CPU per hop, GIL hand-overs
+    included). A read that would have to wait (SQLite says busy: in WAL mode
+    only while another process holds the file exclusively, e.g. in recovery)
+    goes to ``call`` instead, on a thread of its own with the writer's
+    5 s busy timeout, so the loop never waits for a lock.
     """
 
     def __init__(self, url: sa.URL) -> None:
-        self.engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"), pool_size=1)
-        sa.event.listen(self.engine, "connect", _sqlite_reader_pragmas)
+        url = url.set(drivername="sqlite+pysqlite")
+        self.inline = sa.create_engine(url, pool_size=1)
+        sa.event.listen(self.inline, "connect", _read_only(0))
+        self.engine = sa.create_engine(url, pool_size=1)
+        sa.event.listen(self.engine, "connect", _read_only(5000))
         self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self.waited = 0
+        """Reads that found the file busy and went to the thread (for tests and logs)."""
+
+    def now(self, fn: Callable[[sa.Connection], T]) -> T:
+        """On the event loop: one read transaction, rolled back at the end; raises
+        ``OperationalError`` at once if SQLite is busy."""
+        with self.inline.connect() as conn:
+            return fn(conn)
 
     def call(self, fn: Callable[[sa.Connection], T]) -> T:
-        """Runs on the reader thread: one read transaction, rolled back at the end."""
+        """On the reader thread: one read transaction, waiting up to 5 s for a lock."""
         with self.engine.connect() as conn:
             return fn(conn)
 
     def close(self) -> None:
-        """Runs on the reader thread: closes its connection where it was used."""
+        """On the reader thread: closes its connection where it was used."""
         self.engine.dispose()
 
 
@@ -304,11 +344,13 @@ class Store:
             await self._release(conn)
 
     async def run_read(self, fn: Callable[[sa.Connection], T]) -> T:
-        """Run ``fn`` (synchronous, reads only) on one connection, in one go.
+        """Run ``fn`` (synchronous, reads only, bounded) on one connection, in one go.
 
         The point is the number of thread hops (see the module docstring):
-        ``fn`` runs whole on the SQLite reader thread, or on one pooled async
-        connection. ``close()`` waits for reads in flight, as for writes.
+        on a SQLite file ``fn`` runs on the loop, or whole on the reader thread
+        if the file is busy; otherwise on one pooled async connection.
+        ``close()`` waits for reads in flight, as for writes. ``fn`` may run
+        twice (busy on the loop, then on the thread), so it must only read.
         """
         if self._closed:
             raise StoreClosed("the store is closed")
@@ -316,6 +358,16 @@ class Store:
         if reader is None:
             async with self.read() as conn:
                 return await conn.run_sync(fn)
+        try:
+            return reader.now(fn)
+        except sa.exc.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        reader.waited += 1
+        log.warning(
+            "the SQLite file was busy; a read waits on the reader thread",
+            extra={"event": "sqlite_busy_read"},
+        )
         work = asyncio.get_running_loop().run_in_executor(reader.thread, reader.call, fn)
         return await asyncio.shield(self._track(work))
 
@@ -330,6 +382,7 @@ class Store:
         self._closed = True
         reader, self._reader = self._reader, None
         if reader is not None:
+            reader.inline.dispose()
             await asyncio.get_running_loop().run_in_executor(reader.thread, reader.close)
             reader.thread.shutdown(wait=False)
         await self.engine.dispose()

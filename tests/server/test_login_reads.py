@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import tempfile
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -198,28 +198,66 @@ def test_login_reads_see_every_committed_change_many(backend: str) -> None:
     run_sequences(backend, examples=60)
 
 
+def count_users(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one())
+
+
 async def test_close_waits_for_reads_in_flight_and_refuses_later_ones(tmp_path: Path) -> None:
-    engine = create_engine(sqlite_url(tmp_path / "presence.sqlite3"))
+    """A read on the reader thread (the file was busy) is waited for by ``close()``."""
+    path = tmp_path / "presence.sqlite3"
+    engine = create_engine(sqlite_url(path))
     await migrate(engine)
+    await engine.dispose()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
     store = Store(engine)
-    loop = asyncio.get_running_loop()
-    started = asyncio.Event()
-    release = threading.Event()
-
-    def slow_read(conn: sa.Connection) -> int:
-        loop.call_soon_threadsafe(started.set)
-        release.wait(60)  # hang guard only
-        return int(conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one())
-
     order: list[str] = []
-    reading = asyncio.ensure_future(store.run_read(slow_read))
+    reading = asyncio.ensure_future(store.run_read(count_users))
     reading.add_done_callback(lambda _f: order.append("read"))
-    await started.wait()
+    ticked = asyncio.Event()
+    asyncio.get_running_loop().call_soon(ticked.set)
+    await ticked.wait()  # the read is on the reader thread now, waiting for the lock
     closing = asyncio.ensure_future(store.close())
     closing.add_done_callback(lambda _f: order.append("closed"))
-    release.set()
-    await closing
+    await asyncio.sleep(0)
+    holder.execute("COMMIT")
+    holder.close()
+    await asyncio.wait_for(closing, 60)  # hang guard only
     assert order == ["read", "closed"], "close() returned before the read in flight ended"
     assert reading.result() == 0
     with pytest.raises(StoreClosed):
-        await store.run_read(slow_read)
+        await store.run_read(count_users)
+
+
+async def test_a_read_that_would_wait_for_a_lock_waits_off_the_event_loop(tmp_path: Path) -> None:
+    """Reads run on the loop only while SQLite can answer at once; a busy file
+    (here: another process holding it exclusively) sends the read to the
+    reader thread, and the loop keeps serving everyone else meanwhile."""
+    path = tmp_path / "presence.sqlite3"
+    engine = create_engine(sqlite_url(path))
+    await migrate(engine)
+    await engine.dispose()  # no pooled connection holds the file open now
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    store = Store(engine)
+    try:
+        reading = asyncio.ensure_future(store.run_read(count_users))
+        ticked = asyncio.Event()
+        asyncio.get_running_loop().call_soon(ticked.set)
+        await ticked.wait()
+        assert not reading.done(), "the read did not wait for the lock"
+        holder.execute("COMMIT")
+        holder.close()  # releases the exclusive lock
+        assert await asyncio.wait_for(reading, 60) == 0  # hang guard only
+        assert store._reader is not None and store._reader.waited == 1
+        # The loop's own connection never waits for a lock.
+        timeout = await store.run_read(
+            lambda c: int(c.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+        )
+        assert timeout == 0 and store._reader.waited == 1
+    finally:
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            holder.close()
+        await store.close()
