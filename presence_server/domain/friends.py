@@ -28,7 +28,9 @@ from ..storage.store import (
     CommandError,
     Store,
     UserRow,
+    fetch_all,
     fetch_user,
+    prepare,
     user_row,
     user_row_at,
 )
@@ -342,14 +344,14 @@ def _relations_query() -> sa.CompoundSelect[Any]:
     )
 
 
-_RELATIONS = _relations_query()
+_RELATIONS = prepare(_relations_query())
 """Friends (0), incoming (1) and outgoing (2) requests, blocked (3)."""
 
 
 def read_relations(conn: sa.Connection, me: int) -> Relations:
     """What the snapshot lists for ``me``, in one statement (a login reads it under a crowd)."""
     found: tuple[list[UserRow], ...] = ([], [], [], [])
-    for row in conn.execute(_RELATIONS, {"me": me}):
+    for row in fetch_all(conn, _RELATIONS, {"me": me}):
         found[row[0]].append(user_row_at(row, 1))
     # Sorted here, not in SQL: PostgreSQL collations would order hyphens
     # differently from SQLite, and clients should not care which database a

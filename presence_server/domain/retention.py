@@ -38,7 +38,7 @@ from presence_protocol import MessageExpired
 
 from ..storage.database import RETENTION_LOCK, advisory_lock
 from ..storage.schema import friend_request_times, messages, sessions, users
-from ..storage.store import Store
+from ..storage.store import Store, fetch_all, prepare
 
 if TYPE_CHECKING:
     from ..config import RetentionPolicy
@@ -174,7 +174,7 @@ async def _purge(conn: AsyncConnection, policy: RetentionPolicy, now: int) -> Sw
     )
 
 
-_PENDING_NOTICES = (
+_PENDING_NOTICES = prepare(
     sa.select(
         messages.c.id,
         messages.c.sender_id,
@@ -192,7 +192,7 @@ _PENDING_NOTICES = (
 
 def read_pending_notices(conn: sa.Connection, sender_id: int, limit: int) -> list[MessageExpired]:
     """Expiry notices the sender has not acknowledged yet, oldest first (read at login)."""
-    rows = conn.execute(_PENDING_NOTICES, {"sender_id": sender_id, "limit": limit})
+    rows = fetch_all(conn, _PENDING_NOTICES, {"sender_id": sender_id, "limit": limit})
     return [Expired(*r).notice() for r in rows]
 
 

@@ -43,6 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presence_protocol import Message, Status, User
@@ -726,15 +727,46 @@ async def _next_id(conn: AsyncConnection, name: str, floor: int) -> int:
 # ---------------------------------------------------------------- reads (run_read)
 
 
-# Built once: constructing a statement and its cache key costs SQLAlchemy
-# several times what SQLite needs to answer it (a login is five of them).
+@dataclasses.dataclass(frozen=True, slots=True)
+class Query:
+    """A hot read, built once, with its SQLite text compiled once too.
 
-_SESSION_USER = (
-    sa.select(
-        sessions.c.id.label("session_id"),
-        sessions.c.last_used_at.label("session_last_used_at"),
-        *USER_COLUMNS,
-    )
+    Building a statement and its cache key cost SQLAlchemy several times what
+    SQLite needs to answer it; on SQLite even executing a cached statement
+    does (an execution context, a result object, row processors for columns
+    that need none). So ``fetch_all`` hands the precompiled text straight to
+    the sqlite3 connection; on PostgreSQL it executes the statement as usual.
+    Rows are read by position.
+    """
+
+    statement: sa.Executable
+    sqlite_sql: str
+    sqlite_params: tuple[str, ...]
+    sqlite_defaults: dict[str, Any]
+    """Values of the parameters SQLAlchemy adds itself (e.g. the OFFSET after a LIMIT)."""
+
+
+def prepare(statement: sa.Select[Any] | sa.CompoundSelect[Any]) -> Query:
+    compiled = statement.compile(dialect=sqlite_dialect.dialect(paramstyle="qmark"))
+    names = tuple(compiled.positiontup or ())
+    return Query(statement, str(compiled), names, dict(compiled.params))
+
+
+def fetch_all(conn: sa.Connection, query: Query, params: dict[str, Any]) -> list[Sequence[Any]]:
+    """The rows of a prepared read (see ``Query``)."""
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        args = [
+            params[name] if name in params else query.sqlite_defaults[name]
+            for name in query.sqlite_params
+        ]
+        rows: list[Sequence[Any]] = raw.execute(query.sqlite_sql, args).fetchall()
+        return rows
+    return list(conn.execute(query.statement, params))
+
+
+_SESSION_USER = prepare(
+    sa.select(sessions.c.id, sessions.c.last_used_at, *USER_COLUMNS)
     .join(users, users.c.id == sessions.c.user_id)
     .where(
         sessions.c.token_hash == sa.bindparam("token_hash"),
@@ -742,12 +774,20 @@ _SESSION_USER = (
         sessions.c.last_used_at >= sa.bindparam("idle_since"),
     )
 )
-_USER = sa.select(*USER_COLUMNS).where(users.c.id == sa.bindparam("user_id"))
-_FRIEND_IDS = sa.select(friendships.c.friend_id).where(
-    friendships.c.user_id == sa.bindparam("user_id")
+_USER = prepare(sa.select(*USER_COLUMNS).where(users.c.id == sa.bindparam("user_id")))
+_FRIEND_IDS = prepare(
+    sa.select(friendships.c.friend_id).where(friendships.c.user_id == sa.bindparam("user_id"))
 )
-_UNACKED = (
-    sa.select(messages)
+_UNACKED = prepare(
+    sa.select(
+        messages.c.id,
+        messages.c.sender_id,
+        messages.c.recipient_id,
+        messages.c.client_msg_id,
+        messages.c.text,
+        messages.c.sent_at,
+        messages.c.seq,
+    )
     .where(
         messages.c.recipient_id == sa.bindparam("user_id"),
         messages.c.seq > sa.bindparam("after_seq"),
@@ -779,25 +819,26 @@ def _session_user(
     conn: sa.Connection, token_hash: str, idle_since: int
 ) -> tuple[_SessionHit, UserRow] | None:
     """A live session by token hash and its user, in one statement."""
-    row = conn.execute(_SESSION_USER, {"token_hash": token_hash, "idle_since": idle_since}).first()
-    if row is None:
+    rows = fetch_all(conn, _SESSION_USER, {"token_hash": token_hash, "idle_since": idle_since})
+    if not rows:
         return None
+    row = rows[0]
     return _SessionHit(row[0], row[1]), user_row_at(row, 2)
 
 
 def read_user(conn: sa.Connection, user_id: int) -> UserRow | None:
     """``fetch_user`` on a synchronous connection (for ``Store.run_read``)."""
-    row = conn.execute(_USER, {"user_id": user_id}).first()
-    return user_row_at(row, 0) if row else None
+    rows = fetch_all(conn, _USER, {"user_id": user_id})
+    return user_row_at(rows[0], 0) if rows else None
 
 
 def friend_ids(conn: sa.Connection, user_id: int) -> list[int]:
-    return list(conn.execute(_FRIEND_IDS, {"user_id": user_id}).scalars())
+    return [row[0] for row in fetch_all(conn, _FRIEND_IDS, {"user_id": user_id})]
 
 
 def _unacked(conn: sa.Connection, user_id: int, after_seq: int, limit: int) -> list[MessageRow]:
-    rows = conn.execute(_UNACKED, {"user_id": user_id, "after_seq": after_seq, "limit": limit})
-    return [_message_row(r) for r in rows]
+    rows = fetch_all(conn, _UNACKED, {"user_id": user_id, "after_seq": after_seq, "limit": limit})
+    return [MessageRow(*row) for row in rows]
 
 
 def _report_orphan(task: asyncio.Future[Any]) -> None:
