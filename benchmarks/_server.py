@@ -30,7 +30,6 @@ from ._common import raise_nofile
 RELAXED = ServerLimits(
     presence_updates_per_window=1_000_000,
     commands_per_minute=1_000_000,
-    send_queue_frames=1024,
 )
 
 

@@ -12,7 +12,6 @@ import time
 _STARTED = time.perf_counter()
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import logging  # noqa: E402
 import logging.handlers  # noqa: E402
@@ -20,13 +19,19 @@ import re  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .paths import AppPaths  # noqa: E402
+
+if TYPE_CHECKING:
+    import tempfile
+
+# asyncio (with ssl, inspect and subprocess), qasync and tempfile are imported
+# after the tray icon shows: nothing before it needs them, and on a busy
+# machine they were the largest part of the wait (issue 18: cold start).
 
 log = logging.getLogger("presence_desktop")
 
@@ -71,6 +76,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run against an embedded server with simulated friends (no account needed)",
     )
+    parser.add_argument(
+        "--keychain-helper", action="store_true", help=argparse.SUPPRESS
+    )  # internal: one keychain request on stdin (platform/keychain_process.py)
     parser.add_argument("--verbose", action="store_true", help="also log to stderr, with debug")
     parser.add_argument(
         "--self-test",
@@ -120,6 +128,10 @@ def setup_logging(log_dir: Path, *, verbose: bool) -> Path | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.keychain_helper:
+        from .platform.keychain_process import serve
+
+        return serve()
     if args.version:
         print(f"presence-desktop {__version__}")
         return 0
@@ -143,7 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = setup_logging(paths.log_dir, verbose=args.verbose)
     log.info("presence-desktop %s starting (log: %s)", __version__, log_path)
 
-    import qasync
     from PySide6.QtWidgets import QApplication
 
     from .ui.single_instance import SingleInstance, instance_name
@@ -163,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .ui.theme import apply as apply_theme
 
     apply_theme(app)  # the OS light/dark scheme, followed while running (after the icon shows)
+    import asyncio
+
+    import qasync
+
     try:
         with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
             return runner.run(run_app(args, paths, instance, early_icon))
@@ -207,6 +222,9 @@ async def run_app(
     args: argparse.Namespace, paths: AppPaths, instance: Any, early_icon: Any = None
 ) -> int:
     """Build core and ui, run until Quit (or SIGINT/SIGTERM), then shut down in order."""
+    import asyncio
+    import tempfile
+
     from .controller import Controller
     from .core.api import ConnectionEvents, ConnectionInfo, Link, UserError
     from .core.credentials import Credentials, MemoryCredentials
@@ -395,13 +413,20 @@ def _trim_heap() -> None:
 
 
 def _credentials_for(server_url: str | None) -> Any:
+    """The keychain entry of ``server_url``, read by a helper process (started now).
+
+    Not ``CredentialStore`` itself: that would import keyring into the tray
+    for good (see platform/keychain_process.py).
+    """
     from .core.credentials import MemoryCredentials
 
     if not server_url:
         return MemoryCredentials()
-    from .platform.credentials import CredentialStore
+    from .platform.keychain_process import ChildCredentialStore
 
-    return CredentialStore(server_url)
+    store = ChildCredentialStore(server_url)  # the helper's CredentialStore normalizes it
+    store.prefetch()
+    return store
 
 
 if __name__ == "__main__":

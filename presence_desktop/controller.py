@@ -15,10 +15,9 @@ import logging
 import re
 import socket
 import time
-import webbrowser
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from presence_protocol import (
     AccountExport,
@@ -45,7 +44,6 @@ from presence_protocol import (
     limits,
 )
 
-from .core import account_export
 from .core.api import Alert, ConnectionEvents, ConnectionInfo, Link, UserError
 from .core.backoff import backoff_delays
 from .core.conversations import Conversations
@@ -65,9 +63,13 @@ from .core.settings import (
 from .core.state import InboxMessage, PresenceState
 from .core.status import ExpiryTimer, effective_status
 from .net.client import PresenceClient
-from .net.github_login import SignInFactory, sign_in_with_github
-from .net.oauth import GitHubSignIn, Opener, SignInError
-from .net.probe import ProbeError, ServerOffer, probe_server
+
+if TYPE_CHECKING:
+    # Imported where used: a signed-in start needs none of the sign-in, server
+    # check or export code (issue 18: RSS; tests/desktop/test_lazy_imports.py).
+    from .net.github_login import SignInFactory
+    from .net.oauth import GitHubSignIn, Opener
+    from .net.probe import ServerOffer  # noqa: F401 (Signal["ServerOffer"] below)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class Controller:
         device: str | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Callable[[], Iterator[float]] = backoff_delays,
-        opener: Opener = webbrowser.open,
+        opener: Opener | None = None,
         make_sign_in: SignInFactory | None = None,
         data_dir: Path | None = None,
     ) -> None:
@@ -124,16 +126,17 @@ class Controller:
         self.account_export_failed = Signal[UserError]()
         """No export was written, and why (the settings dialog shows it inline)."""
         # GitHub sign-in (issue 4).
-        self.sign_in_started = Signal[GitHubSignIn]()
+        self.sign_in_started = Signal["GitHubSignIn"]()
         """A sign-in attempt began; the ui shows its window (``ui.sign_in``)."""
         self._opener = opener
+        """The browser opener for sign-in; None: ``webbrowser.open``, imported when needed."""
         self._make_sign_in = make_sign_in or self._default_sign_in
         self._sign_in_task: asyncio.Task[None] | None = None
         self._sign_in: GitHubSignIn | None = None
         """The attempt whose window is open (a server switch cancels it)."""
         self.sign_in_started.connect(self._remember_sign_in)
         # First run (issue 18): which sign-in methods does a server offer?
-        self.server_checked = Signal[ServerOffer]()
+        self.server_checked = Signal["ServerOffer"]()
         """A server answered: its address (canonical) and the sign-in methods usable there."""
         self.server_check_failed = Signal[UserError]()
         """The address was refused or the server could not be asked (shown inline)."""
@@ -370,6 +373,8 @@ class Controller:
         self._spawn(self._check_server(url))
 
     async def _check_server(self, url: str) -> None:
+        from .net.probe import ProbeError, probe_server
+
         try:
             offer = await probe_server(url)
         except ProbeError as exc:
@@ -542,7 +547,12 @@ class Controller:
         self._sign_in = sign_in
 
     def _default_sign_in(self, config: GitHubConfig, reason: UserError | None) -> GitHubSignIn:
-        return GitHubSignIn(config, opener=self._opener, open_browser=reason is None, reason=reason)
+        import webbrowser
+
+        from .net.oauth import GitHubSignIn
+
+        opener = self._opener if self._opener is not None else webbrowser.open
+        return GitHubSignIn(config, opener=opener, open_browser=reason is None, reason=reason)
 
     def _start_github_sign_in(self, reason: UserError | None) -> None:
         if self._sign_in_task is not None and not self._sign_in_task.done():
@@ -557,6 +567,9 @@ class Controller:
         self._sign_in_task.add_done_callback(self._task_done)
 
     async def _github_sign_in(self, reason: UserError | None) -> None:
+        from .net.github_login import sign_in_with_github
+        from .net.oauth import SignInError
+
         try:
             await sign_in_with_github(
                 self.client,
@@ -645,6 +658,8 @@ class Controller:
                 if reply.next is None:
                     break
                 after = reply.next
+            from .core import account_export
+
             document = account_export.assemble(pages, self.server_url, int(self._clock()))
             await asyncio.to_thread(account_export.save, path, document)
         except (ConnectionError, TimeoutError):

@@ -336,6 +336,21 @@ def check_keychain() -> Check:
     return found
 
 
+def check_keychain_helper() -> Check:
+    """The app reads and writes the keychain through ``--keychain-helper`` children.
+
+    A frozen build must run itself in that mode; this starts one and asks
+    which backend it chose (no entry is read, so no unlock prompt).
+    """
+    from .platform.keychain_process import KeychainError, helper_backend
+
+    try:
+        backend = helper_backend()
+    except KeychainError as exc:
+        return Check("keychain-helper", Outcome.FAIL, exc.title)
+    return Check("keychain-helper", Outcome.OK, f"answered; its backend: {backend}")
+
+
 def _bridge_address(scratch: Path) -> str:
     """A private endpoint, so the check never meets a running app's bridge."""
     if sys.platform == "win32":
@@ -462,6 +477,7 @@ async def run_checks() -> list[Check]:
         await _guard("websockets", check_websockets()),
         await _sync("tls", check_tls),
         await _in_thread("keychain", check_keychain),
+        await _in_thread("keychain-helper", check_keychain_helper),
         await _guard("bridge", check_bridge()),
         await _sync("resources", check_resources),
     ]

@@ -423,8 +423,14 @@ class ServerLimits(Limits):
     """Frames read before login; if the last of them does not log in, close 4002.
     A client needs one (a failed GitHub login may be retried a few times), so
     this keeps a stranger from holding a socket busy for the whole auth window."""
-    send_queue_frames: int = 1024
-    """Frames waiting for one slow reader before it is closed with 4003."""
+    send_buffer_bytes: int = 4 * 1024 * 1024
+    """Bytes written to one client and not yet taken by it (the transport's
+    write buffer) beyond which it is closed with 4003 as a slow reader. Room
+    for a login's snapshot plus a full replay batch, which are written before
+    the client can read anything."""
+    max_early_events: int = 1024
+    """Events that may arrive for a session while its snapshot is being read
+    (they follow the snapshot); beyond that it is closed with 4003."""
 
     def announce(self) -> Limits:
         """The protocol's part, as ``hello`` carries it."""

@@ -105,7 +105,7 @@ class Metrics:
         )
         histogram: Any = Histogram(
             "presence_fanout_latency_seconds",
-            "From publishing an event to handing it to a connection's send queue.",
+            "From publishing an event to writing it to a connection's socket.",
             ("path",),
             buckets=FANOUT_BUCKETS,
             registry=registry,

@@ -35,6 +35,7 @@ sys.dont_write_bytecode = False
 pytest_plugins = [  # services first: the others import it
     "tests.support.services",
     "tests.support.servers",
+    "tests.support.sessions",
     "tests.support.processes",
     "tests.support.github",
     "tests.support.qt",

@@ -145,6 +145,8 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
             ),
         ),
         ("presence_server", ("presence_desktop", "PySide6", "qasync")),
+        # The session is socket-free and reads time only through its injected clock.
+        ("presence_server/session", ("websockets", "socket", "time", "presence_server.edge")),
         ("presence_desktop", ("presence_server.storage.store", "presence_server.session.handlers")),
         (
             "presence_desktop/core",

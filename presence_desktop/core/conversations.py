@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 import logging
 import re
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,6 +95,8 @@ def linkify(text: str) -> str:
     Only http and https: a ``file:`` or custom-scheme link in a friend's
     message must not become one click away from running something.
     """
+    import html  # with the first message shown: its entity tables are not needed at start
+
     out: list[str] = []
     last = 0
     for match in _URL.finditer(text):
@@ -166,7 +166,9 @@ class Conversations:
         self._server_key = server_key
         self._send_receipts = send_receipts
         self._clock = clock
-        self.store: HistoryStore | None = None
+        self._store: HistoryStore | None = None
+        self._unopened: Path | None = None
+        """The signed-in account's history file, until its first use opens it."""
         self._owner: tuple[str, int] | None = None
         self._last_path: Path | None = None
         """The file of the account open last: a deletion arrives after the sign-out."""
@@ -191,6 +193,27 @@ class Conversations:
 
     # ---------------------------------------------------------- account
 
+    @property
+    def store(self) -> HistoryStore | None:
+        """The signed-in account's history; None signed out or when it cannot be opened.
+
+        Opened on first use, not at sign-in: a start with nothing to read or
+        store (no new message, no conversation opened) then never loads
+        SQLite (issue 18: RSS after start). A failure to open is reported
+        then, once, and retried at the next sign-in.
+        """
+        if self._store is None and self._unopened is not None:
+            path, self._unopened = self._unopened, None
+            import sqlite3
+
+            try:
+                self._store = HistoryStore(path)
+            except (OSError, HistoryError, sqlite3.Error) as exc:
+                log.warning("cannot open the conversation history: %s", exc)
+                self._owner = None
+                self.failed.emit(f"Cannot open the conversation history: {exc}")
+        return self._store
+
     def _sync_account(self) -> None:
         me = self._state.me
         owner = None if me is None else (self._server_key(), me.id)
@@ -199,33 +222,29 @@ class Conversations:
         self.close()
         if owner is None or self._data_dir is None:
             return
-        try:
-            self._last_path = history_path(self._data_dir, *owner)
-            self.store = HistoryStore(self._last_path)
-        except (OSError, HistoryError, sqlite3.Error) as exc:
-            log.warning("cannot open the conversation history: %s", exc)
-            self.failed.emit(f"Cannot open the conversation history: {exc}")
-            return
+        self._last_path = self._unopened = history_path(self._data_dir, *owner)
         self._owner = owner
         for message in self._state.inbox:  # what an older version kept only there
             self._add_received(message)
         self.listing_changed.emit(None)
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
-        self.store = None
+        if self._store is not None:
+            self._store.close()
+        self._store = None
+        self._unopened = None
         self._owner = None
         self.focused = None
         self.listing_changed.emit(None)
 
     def delete_history(self) -> None:
         """The account is gone: its history file goes too."""
-        if self.store is not None:
-            self.store.delete()
+        if self._store is not None:
+            self._store.delete()
         elif self._last_path is not None:
             delete_files(self._last_path)
-        self.store = None
+        self._store = None
+        self._unopened = None
         self._owner = None
         self._last_path = None
         self.listing_changed.emit(None)

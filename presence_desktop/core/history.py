@@ -10,6 +10,10 @@ Synchronous ``sqlite3`` on purpose: every call touches a few rows of a
 local file (well under a millisecond with WAL), which is cheaper than a
 thread hop per message and keeps ordering trivially right on the one asyncio
 loop. Pure logic and file I/O only: no Qt, no network.
+
+``sqlite3`` (with its 1.3 MiB library) is imported when a store is opened,
+not with this module: the tray imports this module at start, and the store
+opens with the first conversation (``core/conversations.py``; issue 18).
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from presence_protocol import limits
+
+if TYPE_CHECKING:
+    import sqlite3
 
 SCHEMA_VERSION = 1
 HISTORY_DIR = "history"
@@ -135,6 +142,8 @@ class HistoryStore:
     """All messages of one account with its friends, on this computer."""
 
     def __init__(self, path: Path) -> None:
+        import sqlite3
+
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)

@@ -44,6 +44,7 @@ from presence_desktop.core.backoff import STABLE_AFTER, backoff_delays
 from presence_desktop.core.credentials import Credentials
 from presence_desktop.core.events import Signal
 from presence_desktop.core.state import PresenceState
+from presence_desktop.net.keepalive import QuietPingConnection
 from presence_protocol import (
     Ack,
     AckExpired,
@@ -107,11 +108,12 @@ HANDSHAKE_TIMEOUT = 15.0
 """Seconds for hello, login reply and snapshot after the socket opened."""
 
 KEEPALIVE_SECONDS = 10.0
-"""Ping interval. With ``KEEPALIVE_TIMEOUT`` a dead or frozen server (or a
-dropped NAT mapping) is noticed within 15 s, so the popup stops showing
-friends as online long before anyone would act on it. Traffic every 10 s also
-keeps proxies with a 60 s idle timeout open; a client ping and the pong cost
-16 bytes, under 100 bytes a minute (docs/performance.md)."""
+"""Seconds of silence from the server before a ping (``net/keepalive.py``: any
+bytes received count, the server's own pings included). With
+``KEEPALIVE_TIMEOUT`` a dead or frozen server (or a dropped NAT mapping) is
+noticed within 15 s, so the popup stops showing friends as online long before
+anyone would act on it. Traffic every 10 s also keeps proxies with a 60 s idle
+timeout open (docs/performance.md, desktop_idle)."""
 
 KEEPALIVE_TIMEOUT = 5.0
 """Seconds to wait for the pong. A loaded server answers pings from its event
@@ -521,6 +523,7 @@ class PresenceClient:
                 close_timeout=2.0,
                 ping_interval=self._keepalive[0],
                 ping_timeout=self._keepalive[1],
+                create_connection=QuietPingConnection,  # pings only a quiet server
                 proxy=None if is_loopback_url(self.url) else True,
                 user_agent_header=f"presence-desktop/{__version__}",
                 logger=WIRE_LOG,

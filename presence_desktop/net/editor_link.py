@@ -38,8 +38,6 @@ from .bridge_protocol import (
     SignInLine,
 )
 from .client import LoginRefused, PresenceClient
-from .github_login import SERVER_ANSWER_TIMEOUT, explain_refusal, fetch_hello
-from .oauth import SignInError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +59,8 @@ class Actions(Protocol):
 
 async def server_accepts_editor_sessions(url: str) -> bool:
     """Whether the server's ``hello`` offers ``login_github_editor``."""
+    from .github_login import fetch_hello  # with the first editor: not needed at start
+
     hello = await fetch_hello(url)
     return hello.github is not None and hello.github.editor_tokens
 
@@ -191,6 +191,8 @@ class EditorLink:
         self._schedule()
 
     async def _probe(self, url: str) -> None:
+        from .oauth import SignInError
+
         try:
             self._accepting[url] = await self._accepts_editor(url)
         except SignInError as exc:
@@ -337,6 +339,8 @@ class EditorLink:
         self._check_offer()
 
     async def _sign_in(self, login: LoginGitHubEditor) -> None:
+        from .github_login import SERVER_ANSWER_TIMEOUT
+
         client = self._client()
         answer = client.login_with(login)
         del login  # the client holds the token until it is sent once, then drops it
@@ -399,4 +403,6 @@ def _editor_wording(error: UserError) -> UserError:
             "Choose Sign in in the tray menu to sign in with the browser instead.",
             error.code,
         )
+    from .github_login import explain_refusal
+
     return explain_refusal(error)

@@ -43,7 +43,7 @@ from .notifications import (
 from .notify_avatar import initials_avatar
 from .present import Badge
 from .sharing import SharingService
-from .sign_in import SignInWindows
+from .sign_in_windows import SignInWindows
 from .tray import Tray
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ shows what comes back on its signals.
 from __future__ import annotations
 
 import getpass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
@@ -30,7 +30,9 @@ from PySide6.QtWidgets import (
 
 from ..core.api import UserError
 from ..core.events import Signal as CoreSignal
-from ..net.probe import ServerOffer
+
+if TYPE_CHECKING:
+    from ..net.probe import ServerOffer  # a type only: the module loads with the first check
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from presence_desktop.core.events import Signal as CoreSignal
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInStatus
 from presence_desktop.ui.fit import tool_dialog
 
@@ -259,36 +258,3 @@ _WORDS: dict[Phase, tuple[str, str]] = {
     Phase.FAILED: ("Sign-in failed", ""),
     Phase.CANCELLED: ("Sign-in cancelled", "You can try again whenever you like."),
 }
-
-
-class SignInWindows(QObject):
-    """Shows the sign-in window whenever the core starts an attempt; one window, reused."""
-
-    def __init__(
-        self,
-        started: CoreSignal[GitHubSignIn],
-        retry: Callable[[], None],
-        parent: QObject | None = None,
-        *,
-        editor_sign_in: EditorSignIn | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self._retry = retry
-        self._editor_sign_in = editor_sign_in
-        self.window: SignInWindow | None = None
-        started.connect(self.show_attempt)
-
-    def show_attempt(self, sign_in: GitHubSignIn) -> None:
-        if self.window is None:
-            self.window = SignInWindow(sign_in, editor_sign_in=self._editor_sign_in)
-            self.window.retry_requested.connect(self._retry)
-        else:
-            self.window.attach(sign_in)
-        if sign_in.current.phase is not Phase.DONE:
-            self.window.show()
-            self.window.raise_()
-            self.window.activateWindow()
-
-    def close(self) -> None:
-        if self.window is not None:
-            self.window.close()

@@ -150,7 +150,7 @@ class Edge:
         if window is None:
             if len(self._windows) >= MAX_TRACKED_ADDRESSES:
                 self._windows = {k: w for k, w in self._windows.items() if not w.idle()}
-            window = SlidingWindow(self.per_minute, MINUTE)
+            window = SlidingWindow(self.per_minute, MINUTE, time.monotonic)
             self._windows[key] = window
         return window.allow()
 

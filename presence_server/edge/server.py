@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,6 @@ from ..config import ConfigError, ServerConfig
 from ..metrics import AnyMetrics
 from ..metrics import create as create_metrics
 from ..session import handlers as command_table
-from ..session.connection import Connection
 from ..session.hub import Hub
 from ..session.sweeper import Sweeper
 from ..storage.database import create_engine, default_database_url, migrate, safe_url
@@ -30,6 +30,7 @@ from ..storage.store import Store
 from .gc_policy import GcPolicy
 from .handshake import Edge
 from .options import validate
+from .transport import serve_connection
 
 if TYPE_CHECKING:
     # Imported when --redis is used: the desktop binary's embedded demo
@@ -115,7 +116,7 @@ class RunningServer:
         live = list(hub.connections)
         for conn in live:
             conn.close(CloseCode.SERVER_RESTART, "server restarting")
-        finished = [asyncio.ensure_future(c.finished.wait()) for c in live]
+        finished = [asyncio.ensure_future(c.wait_finished()) for c in live]
         if finished:
             await asyncio.wait(finished, timeout=self.config.drain_seconds)
             for waiter in finished:
@@ -198,27 +199,9 @@ async def start_server(
 
     handlers: set[asyncio.Task[Any]] = set()
 
-    async def handler(ws: ServerConnection) -> None:
-        metrics.connections.inc()
-        task = asyncio.current_task()
-        if task is not None:
-            handlers.add(task)
-            task.add_done_callback(handlers.discard)
-        try:
-            offered = ws.request.headers.get_all("Sec-WebSocket-Protocol") if ws.request else []
-            if ws.subprotocol is None and offered:
-                await ws.close(
-                    CloseCode.UNSUPPORTED_PROTOCOL,
-                    f"this server speaks {limits.SUBPROTOCOL}; update the app",
-                )
-                return
-            if hub.stopping:
-                await ws.close(CloseCode.SERVER_RESTART, "server restarting")
-                return
-            ip = edge.client_ip(ws.remote_address, ws.request.headers if ws.request else None)
-            await Connection(hub, ws, command_table, ip).run()
-        finally:
-            metrics.connections.dec()
+    handler = functools.partial(
+        serve_connection, hub=hub, handlers=command_table, edge=edge, tasks=handlers
+    )
 
     try:
         ws_server = await serve(

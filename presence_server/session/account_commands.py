@@ -24,10 +24,10 @@ from ..domain.account import delete, export_page, parse_cursor, related_ids
 from ..storage.store import CommandError
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .machine import Session
 
 
-async def export_account(conn: Connection, message: ExportAccount) -> None:
+async def export_account(conn: Session, message: ExportAccount) -> None:
     """One page, cut to the frame limit this connection announced."""
     assert conn.user is not None
     page = await export_page(
@@ -41,7 +41,7 @@ async def export_account(conn: Connection, message: ExportAccount) -> None:
     conn.send(page)
 
 
-async def delete_account(conn: Connection, message: DeleteAccount) -> None:
+async def delete_account(conn: Session, message: DeleteAccount) -> None:
     """``delete_account``: ok, then every device of mine closes with 4503."""
     hub = conn.hub
     assert conn.user is not None

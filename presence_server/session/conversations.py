@@ -42,8 +42,8 @@ from ..storage.schema import messages
 
 if TYPE_CHECKING:
     from ..storage.store import MessageRow
-    from .connection import Connection
     from .hub import Hub
+    from .machine import Session
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ async def publish_delivered(hub: Hub, recipient: int, after_seq: int, upto_seq: 
         await hub.fanout.publish([sender], Event(frame=encode(notice)))
 
 
-async def mark_read(conn: Connection, message: MarkRead) -> None:
+async def mark_read(conn: Session, message: MarkRead) -> None:
     """``mark_read``: sync the read state to my devices; a receipt only if asked for."""
     assert conn.user is not None
     hub = conn.hub
@@ -112,13 +112,13 @@ async def mark_read(conn: Connection, message: MarkRead) -> None:
         await hub.fanout.publish([message.peer], Event(frame=encode(receipt)))
 
 
-async def typing(conn: Connection, message: Typing) -> None:
+async def typing(conn: Session, message: Typing) -> None:
     """``typing``: a hint to a friend; silently dropped for anyone else (it must not
     reveal whether someone exists or is a friend)."""
     assert conn.user is not None
     hub = conn.hub
     me = conn.user.id
-    # ``conn.friends`` is this connection's view of my friends (kept current by
-    # relation events): a hint never costs a database read.
-    if message.to != me and message.to in conn.friends:
+    # ``conn.is_friend`` is this connection's view of my friends (kept current
+    # by relation events): a hint never costs a database read.
+    if message.to != me and conn.is_friend(message.to):
         await hub.fanout.publish([message.to], Event(frame=encode(TypingHint(user_id=me))))

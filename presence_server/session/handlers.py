@@ -8,7 +8,6 @@ connection) and leave nothing changed.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -65,8 +64,8 @@ from ..storage.store import CommandError, UserRow, read_user
 from . import account_commands, conversations, retention_commands
 
 if TYPE_CHECKING:
-    from .connection import Connection
     from .hub import Hub
+    from .machine import Session
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ CONNECTION_CAP_RETRY_SECONDS = 30.0
 # ---------------------------------------------------------------- login
 
 
-async def login(conn: Connection, message: LoginMessage) -> bool:
+async def login(conn: Session, message: LoginMessage) -> bool:
     """Try one login message; True once the connection is authenticated."""
     hub = conn.hub
     now = hub.now()
@@ -126,7 +125,7 @@ async def login(conn: Connection, message: LoginMessage) -> bool:
     return True
 
 
-async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessage) -> bool:
+async def _too_many_devices(conn: Session, user: UserRow, message: LoginMessage) -> bool:
     """Take a device slot, or refuse a connection beyond the per-user cap:
     error, then close 4004.
 
@@ -134,7 +133,7 @@ async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessa
     script across instances), so logins at the same moment cannot all pass.
     It comes before a new session is created, so a refused login leaves
     nothing behind; the slot is the connection's from now on and is released
-    with it (``Connection._cleanup``).
+    with it (``Session._cleanup``).
     """
     cap = conn.hub.config.max_connections_per_user
     if await conn.take_slot(user.id):
@@ -150,7 +149,7 @@ async def _too_many_devices(conn: Connection, user: UserRow, message: LoginMessa
 
 
 async def _identity(
-    conn: Connection, message: LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
+    conn: Session, message: LoginDev | LoginGitHubCode | LoginGitHubToken | LoginGitHubEditor
 ) -> Identity | None:
     hub = conn.hub
     if isinstance(message, LoginDev):
@@ -186,7 +185,7 @@ async def _identity(
     return Identity.from_github(ext)
 
 
-async def _editor_identity(conn: Connection, message: LoginGitHubEditor) -> ExternalIdentity:
+async def _editor_identity(conn: Session, message: LoginGitHubEditor) -> ExternalIdentity:
     """An editor's GitHub session (``login_github_editor``); kept apart from the
     browser and device paths so changes there and here do not collide."""
     github = conn.hub.config.github
@@ -201,7 +200,7 @@ async def _editor_identity(conn: Connection, message: LoginGitHubEditor) -> Exte
 
 
 async def _start(
-    conn: Connection,
+    conn: Session,
     user: UserRow,
     session_id: str,
     token: str | None,
@@ -233,7 +232,7 @@ async def _start(
         conn.send(notice)
     hub.remember_friends(user.id, [f.id for f in view.relations.friends], epoch)
     await hub.set_device(user.id, conn.cid, device)
-    _schedule_expiry(conn)
+    conn.schedule_expiry()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -291,17 +290,17 @@ async def _snapshot_frame(hub: Hub, view: _View, status: Status) -> tuple[Snapsh
 
 # ---------------------------------------------------------------- dispatch
 
-Handler = Callable[["Connection", Any], Awaitable[None]]
+Handler = Callable[["Session", Any], Awaitable[None]]
 
 
-async def dispatch(conn: Connection, message: ClientMessage) -> None:
+async def dispatch(conn: Session, message: ClientMessage) -> None:
     handler = HANDLERS.get(type(message))
     if handler is None:
         raise CommandError(ErrorCode.ALREADY_AUTHENTICATED.value, "you are already logged in")
     await handler(conn, message)
 
 
-def _me(conn: Connection) -> int:
+def _me(conn: Session) -> int:
     assert conn.user is not None
     return conn.user.id
 
@@ -309,34 +308,19 @@ def _me(conn: Connection) -> int:
 # ---------------------------------------------------------------- presence
 
 
-async def set_presence(conn: Connection, message: SetPresence) -> None:
+async def set_presence(conn: Session, message: SetPresence) -> None:
     now = conn.hub.now()
     timed = message.status is not Status.ONLINE  # until is ignored for online (protocol §4)
     if timed and message.until is not None and message.until <= now:
         raise CommandError(
             ErrorCode.INVALID_MESSAGE.value, "set_presence: until must be in the future"
         )
-    wait = conn.gate.offer()
-    if wait is None:
-        await _apply_presence(conn, message)
-    else:
-        conn.pending_presence = message
-        if conn.flush_timer is None:
-            loop = asyncio.get_running_loop()
-            conn.flush_timer = loop.call_later(wait, _flush_presence, conn)
+    if conn.pace_presence(message):  # else the session applies it when the window ends
+        await apply_presence(conn, message)
     conn.send(Ok(id=message.id))
 
 
-def _flush_presence(conn: Connection) -> None:
-    conn.flush_timer = None
-    message, conn.pending_presence = conn.pending_presence, None
-    if message is None or conn.closing:
-        return
-    conn.gate.flush()
-    conn.spawn(_apply_presence(conn, message))
-
-
-async def _apply_presence(conn: Connection, message: SetPresence) -> None:
+async def apply_presence(conn: Session, message: SetPresence) -> None:
     hub = conn.hub
     me = _me(conn)
     until = None if message.status is Status.ONLINE else message.until
@@ -358,43 +342,13 @@ async def _apply_presence(conn: Connection, message: SetPresence) -> None:
     if changed:
         await hub.store.set_status(me, status, until)
     await hub.set_device(me, conn.cid, conn.device)
-    _schedule_expiry(conn)
-
-
-def _schedule_expiry(conn: Connection) -> None:
-    """A timed status reverts to online on the server when its time passes."""
-    if conn.expiry_timer is not None:
-        conn.expiry_timer.cancel()
-        conn.expiry_timer = None
-    until = conn.device.until
-    if until is None:
-        return
-    delay = max(until - conn.hub.clock_ns() / 1e9, 0.0)
-    loop = asyncio.get_running_loop()
-    conn.expiry_timer = loop.call_later(delay, lambda: conn.spawn(_expire(conn, until)))
-
-
-async def _expire(conn: Connection, until: int) -> None:
-    conn.expiry_timer = None
-    if conn.closing or conn.device.until != until:
-        return
-    me = _me(conn)
-    old = conn.device
-    conn.device = DeviceState(
-        status=Status.ONLINE,
-        activity=old.activity,
-        until=None,
-        status_stamp=conn.hub.clock_ns(),
-        activity_stamp=old.activity_stamp,
-    )
-    await conn.hub.store.expire_status(me, until)
-    await conn.hub.set_device(me, conn.cid, conn.device)
+    conn.schedule_expiry()
 
 
 # ---------------------------------------------------------------- friends
 
 
-async def friend_request(conn: Connection, message: FriendRequest) -> None:
+async def friend_request(conn: Session, message: FriendRequest) -> None:
     hub = conn.hub
     me = _me(conn)
     await hub.check_friend_request_rate(me)
@@ -427,7 +381,7 @@ RELATION_CHANGES: dict[type[RelationCommand], Callable[[Hub, int, int], Awaitabl
 ``domain.friends``, applied and announced the same way (``change_relation``)."""
 
 
-async def change_relation(conn: Connection, message: RelationCommand) -> None:
+async def change_relation(conn: Session, message: RelationCommand) -> None:
     hub = conn.hub
     me = _me(conn)
     change = RELATION_CHANGES[type(message)]
@@ -438,7 +392,7 @@ async def change_relation(conn: Connection, message: RelationCommand) -> None:
 # ---------------------------------------------------------------- messages
 
 
-async def send_message(conn: Connection, message: SendMessage) -> None:
+async def send_message(conn: Session, message: SendMessage) -> None:
     hub = conn.hub
     me = _me(conn)
     if message.to == me:
@@ -462,25 +416,24 @@ async def send_message(conn: Connection, message: SendMessage) -> None:
     await conversations.publish_copy(hub, row)
 
 
-async def ack(conn: Connection, message: Ack) -> None:
+async def ack(conn: Session, message: Ack) -> None:
     """Acks are outside the command limit, so one that records nothing new must
     cost nothing: only what this connection was sent can be acknowledged, and
     a mark already reached needs no write (an ack flood was a write per frame)."""
     me = _me(conn)
-    seq = min(message.seq, conn.last_sent_seq)
-    if seq <= conn.acked_seq:
+    seq = conn.ackable(message.seq)
+    if seq is None:
         return
     before = conn.acked_seq
-    conn.acked_seq = max(conn.acked_seq, await conn.hub.store.ack(me, seq))
+    conn.acked(await conn.hub.store.ack(me, seq))
     await conversations.publish_delivered(conn.hub, me, before, conn.acked_seq)
-    if conn.replay_pending and conn.acked_seq >= conn.last_sent_seq:
-        await conn.replay()
+    await conn.replay_after_ack()
 
 
 # ---------------------------------------------------------------- sessions
 
 
-async def list_sessions(conn: Connection, message: ListSessions) -> None:
+async def list_sessions(conn: Session, message: ListSessions) -> None:
     rows = await conn.hub.store.list_sessions(_me(conn))
     conn.send(
         Sessions(
@@ -499,7 +452,7 @@ async def list_sessions(conn: Connection, message: ListSessions) -> None:
     )
 
 
-async def revoke_session(conn: Connection, message: RevokeSession) -> None:
+async def revoke_session(conn: Session, message: RevokeSession) -> None:
     hub = conn.hub
     me = _me(conn)
     revoked = await hub.store.revoke_sessions(me, [message.session_id], hub.now())
@@ -509,7 +462,7 @@ async def revoke_session(conn: Connection, message: RevokeSession) -> None:
     await hub.revoke(me, revoked)
 
 
-async def sign_out(conn: Connection, message: SignOut) -> None:
+async def sign_out(conn: Session, message: SignOut) -> None:
     hub = conn.hub
     me = _me(conn)
     assert conn.session_id is not None

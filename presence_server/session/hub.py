@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Protocol
@@ -35,21 +34,23 @@ from ..domain.friends import Outcome
 from ..domain.presence import DeviceState
 from ..metrics import AnyMetrics, NullMetrics
 from ..storage.store import CommandError, Store
+from .timing import Clock, LoopClock
 
 
 class Peer(Protocol):
-    """What the hub needs of a connection it keeps (``session.connection``
+    """What the hub needs of a connection it keeps (``session.machine.Session``
     implements it; the hub does not import that module, which imports the hub)."""
 
     cid: str
     ready: bool
     closing: bool
     session_id: str | None
-    finished: asyncio.Event
 
     def close(self, code: int, reason: str) -> None: ...
 
     async def resync(self) -> None: ...
+
+    async def wait_finished(self) -> None: ...
 
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,13 @@ class Hub:
         fanout: Fanout,
         registry: PresenceRegistry,
         metrics: AnyMetrics | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self.clock: Clock = clock or LoopClock()
+        """Timers and rate windows of every session here (tests pass a fake one)."""
+        self.monotonic = self.clock.monotonic
+        """Bound once: every session's rate windows share this one method object."""
         self.limits = config.limits
         self.store = store
         self.fanout = fanout
@@ -296,7 +302,7 @@ class Hub:
         connections = [c for c in list(self.connections) if c.ready and not c.closing]
         if not connections:
             return
-        started = time.monotonic()
+        started = self.clock.monotonic()
         gate = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
         async def one(conn: Peer) -> None:
@@ -311,7 +317,7 @@ class Hub:
         log.info(
             "re-synced %d connections in %.2f s",
             len(connections),
-            time.monotonic() - started,
+            self.clock.monotonic() - started,
             extra={"event": "resynced", "connections": len(connections)},
         )
 

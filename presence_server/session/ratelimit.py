@@ -1,9 +1,13 @@
-"""Rate limits as small clock-driven objects, independent of sockets."""
+"""Rate limits as small clock-driven objects, independent of sockets.
+
+Both live once per connection, so they keep their state in slots and plain
+lists (a deque costs ~600 bytes even when empty; these windows hold a few
+dozen floats at most, and trimming the front of such a list is cheap).
+"""
 
 from __future__ import annotations
 
-import collections
-import time
+import bisect
 from collections.abc import Callable
 
 Clock = Callable[[], float]
@@ -12,15 +16,18 @@ Clock = Callable[[], float]
 class SlidingWindow:
     """At most ``limit`` events in any rolling ``window`` seconds."""
 
-    def __init__(self, limit: int, window: float, clock: Clock = time.monotonic) -> None:
+    __slots__ = ("_clock", "_times", "limit", "window")
+
+    def __init__(self, limit: int, window: float, clock: Clock) -> None:
         self.limit = limit
         self.window = window
         self._clock = clock
-        self._times: collections.deque[float] = collections.deque()
+        self._times: list[float] = []
 
     def _prune(self, now: float) -> None:
-        while self._times and self._times[0] <= now - self.window:
-            self._times.popleft()
+        times = self._times
+        if times and times[0] <= now - self.window:
+            del times[: bisect.bisect_right(times, now - self.window)]
 
     def allow(self) -> float | None:
         """Record an event and return None, or return seconds until one is allowed."""
@@ -47,7 +54,9 @@ class PresenceGate:
     only delayed by at most one window.
     """
 
-    def __init__(self, per_window: int, window: float, clock: Clock = time.monotonic) -> None:
+    __slots__ = ("_clock", "_count", "_start", "per_window", "window")
+
+    def __init__(self, per_window: int, window: float, clock: Clock) -> None:
         self.per_window = per_window
         self.window = window
         self._clock = clock

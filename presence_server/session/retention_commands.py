@@ -10,10 +10,10 @@ from presence_protocol import AckExpired, Ok
 from ..domain.retention import forget_notices
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .machine import Session
 
 
-async def ack_expired(conn: Connection, message: AckExpired) -> None:
+async def ack_expired(conn: Session, message: AckExpired) -> None:
     """``ack_expired``: the sender saw these notices; drop the tombstones."""
     assert conn.user is not None
     ids = [int(m) for m in message.message_ids if m.isdecimal() and len(m) <= 18]

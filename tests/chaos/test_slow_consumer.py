@@ -5,10 +5,10 @@ every 100 ms) through a real ``presence-server`` process, while mallory asks
 for her session list 300 times a second (sixty sessions: each answer is
 about 5 KB). She reads the answers at first; then she stops reading (her
 receive buffer is tiny, and her client stops taking frames off it). Her
-frames pile up in her own bounded queue until the server closes her with
-4003; the pairs' round trips with mallory reading and with mallory stuck are
-compared. The same traffic flows in both phases, so any difference is the
-cost of the stuck reader.
+frames pile up in her own connection's write buffer, bounded in bytes,
+until the server closes her with 4003; the pairs' round trips with mallory
+reading and with mallory stuck are compared. The same traffic flows in
+both phases, so any difference is the cost of the stuck reader.
 
 (Chat messages alone cannot do this: the server sends at most
 ``MAX_REPLAY_MESSAGES`` unacknowledged messages to a device, so a reader

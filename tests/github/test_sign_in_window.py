@@ -8,7 +8,8 @@ from pytestqt.qtbot import QtBot
 from presence_desktop.core.api import UserError
 from presence_desktop.core.events import Signal
 from presence_desktop.net.oauth import GitHubSignIn, Phase, SignInStatus
-from presence_desktop.ui.sign_in import SignInWindow, SignInWindows
+from presence_desktop.ui.sign_in import SignInWindow
+from presence_desktop.ui.sign_in_windows import SignInWindows
 from presence_protocol import GitHubConfig
 
 URL = "https://github.example/login/oauth/authorize?client_id=x&state=s"

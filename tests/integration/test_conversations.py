@@ -9,7 +9,7 @@ import pytest
 
 from presence_desktop.core.history import Delivery
 from presence_protocol import ErrorCode, FriendRemove, MarkRead, ProtocolError, codec
-from presence_server.session import connection
+from presence_server.session import machine
 
 from ..desktop.net.helpers import until
 from .apps import App, befriend
@@ -148,7 +148,7 @@ async def test_an_older_server_without_read_sync_still_reads_locally_without_err
             )
         return message
 
-    monkeypatch.setattr(connection, "decode_client", older_decode)
+    monkeypatch.setattr(machine, "decode_client", older_decode)
     alice, bob = make_app("alice"), make_app("bob")
     await alice.start()
     await bob.start()

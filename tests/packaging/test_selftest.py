@@ -58,6 +58,7 @@ def test_passes_from_source_with_every_check_reported(tmp_path: Path) -> None:
         "websockets",
         "tls",
         "keychain",
+        "keychain-helper",
         "bridge",
         "resources",
     ]
@@ -65,6 +66,7 @@ def test_passes_from_source_with_every_check_reported(tmp_path: Path) -> None:
     assert "presence.v1 round trip over 127.0.0.1:" in result.stdout
     assert "editor hello and report via the bridge" in result.stdout
     assert "tray icon rendered with 5 badges" in result.stdout
+    assert "keychain-helper  ok    answered; its backend: keyring.backends" in result.stdout
     assert lines[-1].startswith("passed: ")
 
 

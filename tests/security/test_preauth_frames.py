@@ -202,7 +202,7 @@ async def test_the_desktop_client_sends_nothing_but_its_login_before_auth(
         assert isinstance(reply, MessageSent)
         for conn in list(server.hub.connections):
             if conn.user is not None and conn.user.id == bob.me:
-                conn.abort(CloseCode.SERVER_RESTART, "test restart")
+                conn.close(CloseCode.SERVER_RESTART, "test restart")
         await until(lambda: onlines() > before, bob.connection.changed)
         await until(lambda: len(got) == 2, bob.state.message_received)
         assert [m.text for m in got] == ["one", "two"]

@@ -3,7 +3,7 @@
 Each flood runs while a bystander pair keeps messaging, and the bystanders'
 round trips during the flood are compared with theirs before it. The
 command window is a minute in production; tests that need the retry to come
-back shrink it (``presence_server.session.connection.MINUTE``) so they run in
+back shrink it (``presence_server.session.machine.MINUTE``) so they run in
 seconds, which changes the length of the window and nothing else.
 """
 
@@ -35,7 +35,7 @@ from presence_protocol import (
     limits,
 )
 from presence_server import ServerLimits
-from presence_server.session import connection
+from presence_server.session import machine
 from tests.desktop.net.helpers import Peer, until
 from tests.server.client import Client, befriend, login_dev
 from tests.support.servers import StartServer
@@ -240,7 +240,7 @@ async def test_the_desktop_client_waits_out_the_limit_and_keeps_message_order(
 ) -> None:
     """A person pasting 60 messages against a 20-a-minute server: every one arrives,
     once, in the order written (the client retries what was refused)."""
-    monkeypatch.setattr(connection, "MINUTE", 2.0)  # the window, shortened
+    monkeypatch.setattr(machine, "MINUTE", 2.0)  # the window, shortened
     server = await start(limits=ServerLimits(commands_per_minute=20))
     alice = Peer(server.url, "alice")
     bob = Peer(server.url, "bob")

@@ -17,7 +17,7 @@ import pytest
 
 from presence_server import RunningServer
 from presence_server.edge.gc_policy import GcPolicy, _on_gc
-from presence_server.session.connection import Connection
+from presence_server.edge.transport import WebSocketOutput
 from tests.server.client import Client, login_dev
 from tests.support.servers import StartServer, running_servers, sqlite_url
 
@@ -42,6 +42,18 @@ def gc_state() -> Iterator[None]:
 async def start(tmp_path: Path) -> AsyncIterator[StartServer]:
     async with running_servers(sqlite_url(tmp_path / "presence.sqlite3")) as start:
         yield start
+
+
+def connection_objects(server: RunningServer) -> list[object]:
+    """Each open connection's session and its websockets connection (which,
+    unlike the session, is full of reference cycles)."""
+    found: list[object] = []
+    for session in server.hub.connections:
+        found.append(session)
+        out = getattr(session, "out", None)
+        assert isinstance(out, WebSocketOutput)
+        found.append(out.ws)
+    return found
 
 
 async def metrics_text(server: RunningServer) -> str:
@@ -74,12 +86,10 @@ async def close_round(server: RunningServer, clients: list[Client]) -> None:
     live = list(server.hub.connections)
     await asyncio.gather(*(c.close() for c in clients))
     async with asyncio.timeout(60):
-        await asyncio.gather(*(c.finished.wait() for c in live))
+        await asyncio.gather(*(c.wait_finished() for c in live))
 
 
-async def churn(
-    server: RunningServer, policy: GcPolicy, tracked: weakref.WeakSet[Connection]
-) -> int:
+async def churn(server: RunningServer, policy: GcPolicy, tracked: weakref.WeakSet[object]) -> int:
     """Open and close ``ROUNDS * PER_ROUND`` connections, each round frozen while open.
 
     Returns the size of the frozen set while the last round was open.
@@ -87,7 +97,7 @@ async def churn(
     frozen_while_open = 0
     for round_no in range(ROUNDS):
         clients = await open_round(server, round_no)
-        tracked.update(server.hub.connections)
+        tracked.update(connection_objects(server))
         assert len(server.hub.connections) == PER_ROUND
         policy.froze.clear()
         await asyncio.wait_for(policy.froze.wait(), 30)  # their objects are frozen now
@@ -111,7 +121,7 @@ async def test_closed_connections_are_reclaimed_by_the_periodic_full_collection(
         quiet_fraction=0.0,
     ).start()
     try:
-        tracked: weakref.WeakSet[Connection] = weakref.WeakSet()
+        tracked: weakref.WeakSet[object] = weakref.WeakSet()
         frozen_while_open = await churn(server, policy, tracked)
         policy.full_collected.clear()
         await asyncio.wait_for(policy.full_collected.wait(), 30)
@@ -136,9 +146,9 @@ async def test_without_the_full_collection_frozen_closed_connections_stay(
         server.metrics, lambda: len(connections), freeze_every=0.05, full_every=3600.0
     ).start()
     try:
-        tracked: weakref.WeakSet[Connection] = weakref.WeakSet()
+        tracked: weakref.WeakSet[object] = weakref.WeakSet()
         clients = await open_round(server, 0)
-        tracked.update(connections)
+        tracked.update(connection_objects(server))
         policy.froze.clear()
         await asyncio.wait_for(policy.froze.wait(), 30)
         await close_round(server, clients)

@@ -155,7 +155,9 @@ async def test_handler_failure_is_an_internal_error_not_a_crash(
 
 
 async def test_a_client_that_does_not_read_is_closed_with_4003(start: StartServer) -> None:
-    server = await start(limits=ServerLimits(send_queue_frames=8, commands_per_minute=10**6))
+    server = await start(
+        limits=ServerLimits(send_buffer_bytes=64 * 1024, commands_per_minute=10**6)
+    )
     # Sixty sessions make every `sessions` reply about 5 KB.
     for i in range(59):
         await (await login_dev(server.url, "mallory", f"device-{i:02}")).close()

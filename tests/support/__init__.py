@@ -8,6 +8,9 @@ so no test imports a fixture from another directory's conftest:
 * ``servers`` — in-process servers: ``start`` / ``server`` on a SQLite file
   (or the ``database`` a test is parametrized with), ``ServerHandle`` that can
   be stopped and started again on its port.
+* ``sessions`` — the server's socket-free ``Session`` on a real hub (SQLite
+  file, in-process fan-out and registry, one ``FakeClock``): ``session_hub``,
+  ``Wire``, ``Device``.
 * ``processes`` — real ``presence-server`` processes: ``ServerProcess``
   (kill -9, SIGTERM, restart on the same port, RSS and CPU), ``spawn``, and
   instance groups on one PostgreSQL + Redis.

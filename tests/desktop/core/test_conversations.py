@@ -19,7 +19,7 @@ from presence_desktop.core.conversations import (
     linkify,
     rows_for,
 )
-from presence_desktop.core.history import Delivery, HistoryEntry
+from presence_desktop.core.history import Delivery, HistoryEntry, history_path
 from presence_desktop.core.notify_rules import NotifyRules, watch_state
 from presence_desktop.core.settings import Settings
 from presence_desktop.core.state import PresenceState
@@ -101,6 +101,42 @@ def test_nothing_is_kept_before_sign_in_and_history_opens_per_account(tmp_path: 
     assert m.book.store is None
     m.sign_in()
     assert [t for _o, t, _d, _r in m.thread()] == ["hi"]
+
+
+def test_the_history_file_is_opened_by_its_first_use_not_by_signing_in(tmp_path: Path) -> None:
+    """A start with nothing to store or read never opens (or creates) the file (issue 18)."""
+    m = Model(tmp_path)
+    m.sign_in()
+    assert not list(tmp_path.rglob("*.sqlite3"))
+    assert m.book.unread(ALICE.id) == 0  # a question that needs it opens it
+    assert len(list(tmp_path.rglob("*.sqlite3"))) == 1
+    m.state.clear()
+    m.sign_in()
+    m.receive("hi")  # so does a message to keep
+    assert [t for _o, t, _d, _r in m.thread()] == ["hi"]
+
+
+def test_a_history_that_cannot_be_opened_is_said_once_and_retried_at_the_next_sign_in(
+    tmp_path: Path,
+) -> None:
+    m = Model(tmp_path)
+    failures: list[str] = []
+    m.book.failed.connect(failures.append)
+    m.sign_in()
+    path = history_path(tmp_path, "wss://presence.example", ME.id)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a database" * 100)
+    m.receive("hi")
+    m.receive("again")
+    assert m.book.store is None and m.book.messages(ALICE.id) == []
+    assert len(failures) == 1 and "Cannot open the conversation history" in failures[0]
+    assert m.state.unread_count() == 2  # the messages themselves are not lost
+    path.unlink()
+    m.state.clear()
+    m.sign_in()
+    m.receive("later")
+    assert [t for _o, t, _d, _r in m.thread()] == ["later"]
+    assert len(failures) == 1
 
 
 def test_a_sent_message_goes_pending_sent_delivered_read(model: Model) -> None:

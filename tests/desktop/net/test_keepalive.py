@@ -3,11 +3,15 @@ header then says what is wrong ("Connection lost", "Can't reach server")."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
 
 from presence_desktop.core.api import Link
 from presence_desktop.core.format import connection_text
@@ -17,6 +21,7 @@ from presence_desktop.net.client import (
     KEEPALIVE_TIMEOUT,
     UNREACHABLE,
 )
+from presence_desktop.net.keepalive import QuietPingConnection
 from tests.support.processes import ServerProcess
 from tests.support.servers import ServerHandle
 
@@ -74,3 +79,72 @@ async def test_a_stopped_server_process_is_noticed_by_the_keepalive(tmp_path: Pa
     finally:
         await peer.client.stop()
         await server.stop()
+
+
+# ---------------------------------------------------------------- who pings (net/keepalive.py)
+
+
+async def _counting_pings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[list[bytes | None], asyncio.Event]:
+    """The payload of every ping the client sends (None: random), and an event set by the first."""
+    sent: list[bytes | None] = []
+    first = asyncio.Event()
+    original = QuietPingConnection.ping
+
+    async def ping(self: QuietPingConnection, data: bytes | None = None) -> Awaitable[float]:
+        sent.append(data)
+        first.set()
+        return await original(self, data)
+
+    monkeypatch.setattr(QuietPingConnection, "ping", ping)
+    return sent, first
+
+
+@pytest.mark.slow
+async def test_a_quiet_server_is_pinged_with_an_empty_ping(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent, first = await _counting_pings(monkeypatch)
+
+    async def silent(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with serve(silent, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(
+            f"ws://127.0.0.1:{port}",
+            create_connection=QuietPingConnection,
+            ping_interval=0.5,
+            ping_timeout=5.0,
+        ):
+            await asyncio.wait_for(first.wait(), HANG_GUARD)
+    assert sent[0] == b""  # 8 bytes a round trip instead of 16
+
+
+@pytest.mark.slow
+async def test_a_server_that_keeps_talking_is_never_pinged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anything the server sends (here its own pings, every 0.1 s) proves it alive.
+
+    The client would ping after 2 s of silence; the server talks twenty times
+    as often for three of those intervals, so only a stall of the whole
+    loop for 2 s could make the client ping.
+    """
+    sent, _first = await _counting_pings(monkeypatch)
+    talked = asyncio.Event()
+
+    async def talkative(ws: ServerConnection) -> None:
+        for _ in range(60):
+            await ws.ping()  # the client's automatic pong answers; no client ping
+            await asyncio.sleep(0.1)
+        talked.set()
+        await ws.wait_closed()
+
+    async with serve(talkative, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(
+            f"ws://127.0.0.1:{port}",
+            create_connection=QuietPingConnection,
+            ping_interval=2.0,
+            ping_timeout=5.0,
+        ):
+            await asyncio.wait_for(talked.wait(), HANG_GUARD)
+    assert sent == []
