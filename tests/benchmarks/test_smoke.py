@@ -70,6 +70,23 @@ def test_connections_ramp_reports_memory_per_connection(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "memory_vs_connections.png").stat().st_size > 1000
 
 
+def test_reconnect_storm_brings_every_client_back_seeing_its_friends(tmp_path: Path) -> None:
+    data = run(
+        "reconnect_storm",
+        *("--clients", "40", "--friends", "4", "--processes", "2", "--settle", "0.2"),
+        *("--deadline", "60"),
+        tmp_path=tmp_path,
+    )
+    storm = data["data"]["storm"]
+    # Every client came back after the restart and saw all its friends online.
+    assert (storm["back"], storm["complete"], storm["failures"]) == (40, 40, 0)
+    assert storm["restart_to_all_seen_s"] > storm["stop_s"] + storm["start_s"]
+    rate = data["figures"][0]
+    assert rate["baseline"] > 0 and data["data"]["bare"]["back"] == 40
+    assert rate["ratio"] == pytest.approx(rate["value"] / rate["baseline"])
+    assert (tmp_path / "plots" / "reconnect_storm.png").stat().st_size > 1000
+
+
 def test_fanout_compares_with_the_broadcast_ceiling(tmp_path: Path) -> None:
     data = run(
         "fanout",
