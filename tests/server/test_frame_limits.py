@@ -24,11 +24,15 @@ from presence_protocol import (
     ListSessions,
     MessageSent,
     SendMessage,
+    SessionInfo,
+    Sessions,
     encode,
     limits,
 )
 from presence_server import ServerLimits
+from tests.support.clock import FakeClock
 from tests.support.servers import StartServer
+from tests.support.sessions import logged_in, session_hub
 
 from .client import Client, befriend, login_dev
 
@@ -91,22 +95,23 @@ async def test_hello_announces_the_server_frame_limit(start: StartServer) -> Non
 
 
 async def test_a_reply_that_would_not_fit_is_an_error_and_nothing_bigger_is_sent(
-    start: StartServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The last line of defence: a ``sessions`` list (not paged; protocol.md §8)
-    longer than a shrunk limit is refused with ``internal_error``, not sent."""
+    """The last line of defence: no reply outgrows the limit by design (§8; a
+    ``sessions`` list is paged), but one that did is refused with
+    ``internal_error`` and logged, not sent, and the connection carries on."""
     shrunk = ServerLimits(commands_per_minute=100_000, max_server_frame_bytes=4000)
-    server = await start(limits=shrunk)
-    for n in range(30):  # thirty devices signed in once: thirty live sessions
-        await (await login_dev(server.url, "alice", device=f"{n:02}" + "d" * 62)).close()
-    alice = await login_dev(server.url, "alice")
-    seen = len(alice.raw)
-    reply = await alice.request(ListSessions())
-    assert isinstance(reply, Error) and reply.code == ErrorCode.INTERNAL_ERROR
-    assert all(len(frame) <= 4000 for frame in alice.raw[seen:])
-    assert "exceeds the 4000-byte frame limit" in caplog.text
-    assert alice.ws.close_code is None  # still connected: only that reply was refused
-    await alice.close()
+    async with session_hub(tmp_path / "presence.sqlite3", FakeClock(), limits=shrunk) as hub:
+        alice, _ = await logged_in(hub, "alice")
+        entry = SessionInfo(id="f" * 16, device="d" * 64, created_at=1, last_used_at=1)
+        alice.session.send(Sessions(id=7, sessions=[entry] * 40))  # an unpaged list
+        (reply,) = alice.wire.take()
+        assert isinstance(reply, Error) and (reply.code, reply.id) == (ErrorCode.INTERNAL_ERROR, 7)
+        assert all(len(frame) <= 4000 for frame in alice.wire.frames)
+        assert "exceeds the 4000-byte frame limit" in caplog.text
+        assert alice.wire.closed is None  # still connected: only that reply was refused
+        (page,) = await alice.send(ListSessions(id=8))  # the real reply fits
+        assert isinstance(page, Sessions) and len(page.sessions) == 1
 
 
 async def test_a_snapshot_entry_that_fits_no_frame_closes_with_1011(
