@@ -454,23 +454,6 @@ class Store:
                 )
         return row.id, user
 
-    async def list_sessions(self, user_id: int) -> list[SessionRow]:
-        async with self.read() as conn:
-            rows = await conn.execute(
-                sa.select(
-                    sessions.c.id,
-                    sessions.c.user_id,
-                    sessions.c.device,
-                    sessions.c.created_at,
-                    sessions.c.last_used_at,
-                )
-                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-                .order_by(sessions.c.created_at, sessions.c.id)
-            )
-            return [
-                SessionRow(r.id, r.user_id, r.device, r.created_at, r.last_used_at) for r in rows
-            ]
-
     async def list_sessions_page(
         self, user_id: int, after: tuple[int, str] | None, limit: int
     ) -> list[SessionRow]:
