@@ -26,6 +26,8 @@ import msgspec
 import pytest
 
 from presence_protocol import (
+    AccountData,
+    AccountExport,
     Activity,
     ActivityKind,
     AuthOk,
@@ -51,6 +53,8 @@ from presence_protocol import (
     SessionInfo,
     Sessions,
     Snapshot,
+    SnapshotPart,
+    Status,
     TypingHint,
     User,
     encode,
@@ -116,9 +120,14 @@ BOUNDED: list[ServerMessage] = [
     ReadReceipt(reader=BIG_ID, message_id=MESSAGE_ID, sent_at=BIG_TIME),
     TypingHint(user_id=BIG_ID),
     Ok(id=REQUEST_ID),
-    # An error's text is the server's; what it quotes of a request is bounded by
-    # the request's own 16 KiB frame.
-    Error(id=REQUEST_ID, code="invalid_message", message="\x01" * limits.MAX_FRAME_BYTES),
+    # An error's text is the server's, cut to MAX_ERROR_MESSAGE_CHARS (a
+    # validation error may quote a client's long value).
+    Error(
+        id=REQUEST_ID,
+        code="invalid_message",
+        message="\x01" * limits.MAX_ERROR_MESSAGE_CHARS,
+        retry_after=1e300,
+    ),
 ]
 
 
@@ -128,8 +137,33 @@ def test_the_schema_bounds_what_a_user_record_can_hold() -> None:
 
 @pytest.mark.parametrize("frame", BOUNDED, ids=lambda f: type(f).__name__)
 def test_a_bounded_frame_fits_at_its_worst(frame: ServerMessage) -> None:
+    """Even in the smallest frame limit a server may be configured with."""
     size = len(encode(frame))
-    assert size <= LIMIT // 8, f"{type(frame).__name__}: {size} bytes at worst"
+    assert size <= limits.MIN_SERVER_FRAME_BYTES, f"{type(frame).__name__}: {size} bytes at worst"
+
+
+def test_cutting_makes_progress_in_the_smallest_allowed_limit_too() -> None:
+    """In any limit the configuration check allows, the first frame of a cut
+    answer holds its envelope (the widest user record as ``me``, the export's
+    account record with it) plus one widest entry, and a continuation frame
+    (``snapshot_part``, an export page after the first) holds one widest entry."""
+    smallest = limits.MIN_SERVER_FRAME_BYTES
+    friend = item_size(Friend(user=WORST_USER, presence=WORST_PRESENCE))
+    relation = item_size(ExportedRelation(user=WORST_USER, since=BIG_TIME))
+    first = Snapshot(me=WORST_USER, acked_seq=BIG_ID, more=False)
+    assert len(encode(first)) <= smallest
+    assert len(encode(SnapshotPart(more=False))) + friend + 64 <= smallest
+    account = AccountData(
+        user=WORST_USER,
+        kind="github",
+        created_at=BIG_TIME,
+        status=Status.INVISIBLE,
+        status_until=BIG_TIME,
+        last_seen=BIG_TIME,
+        acked_seq=BIG_ID,
+    )
+    page = AccountExport(id=REQUEST_ID, account=account, next="n" * 32)
+    assert len(encode(page)) + relation + 64 <= smallest
 
 
 @pytest.mark.parametrize(

@@ -17,22 +17,24 @@ import pytest
 
 from presence_protocol import (
     AccountExport,
+    AuthOk,
     Error,
     ErrorCode,
     ExportAccount,
     Hello,
     ListSessions,
+    LoginDev,
     MessageSent,
     SendMessage,
     SessionInfo,
     Sessions,
-    encode,
     limits,
 )
 from presence_server import ServerLimits
 from tests.support.clock import FakeClock
 from tests.support.servers import StartServer
-from tests.support.sessions import logged_in, session_hub
+from tests.support.sessions import Device, logged_in, session_hub
+from tests.support.sessions import befriend as befriend_devices
 
 from .client import Client, befriend, login_dev
 
@@ -115,33 +117,36 @@ async def test_a_reply_that_would_not_fit_is_an_error_and_nothing_bigger_is_sent
 
 
 async def test_a_snapshot_entry_that_fits_no_frame_closes_with_1011(
-    start: StartServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A snapshot longer than the limit comes in parts (tests/server/test_big_accounts.py);
-    only an entry that alone exceeds a frame, which the protocol's bounds rule out
-    at the real limit, leaves nothing to send: 1011, so the client reconnects."""
-    server = await start()
-    alice = await login_dev(server.url, "alice")
-    other = await login_dev(server.url, "bob")
-    await befriend(alice, other)
-    await other.close()
-    await alice.close()
-    again = await login_dev(server.url, "alice")
-    assert again.snapshot is not None
-    entry = len(encode(again.snapshot.friends[0]))
-    envelope = len(encode(msgspec.structs.replace(again.snapshot, friends=[])))
-    await again.close()
-    await server.stop()
+    only an entry that alone exceeds a frame leaves nothing to send: 1011, so the
+    client reconnects. The configuration check refuses any limit that small
+    (test_frame_limit_config.py, test_frame_bounds.py), so this defence is
+    reached only by a hub built without it, as here."""
+    path = tmp_path / "presence.sqlite3"
+    async with session_hub(path, FakeClock()) as hub:
+        alice, _ = await logged_in(hub, "alice")
+        bob, _ = await logged_in(hub, "bob")
+        await befriend_devices(alice, bob)
+        await bob.leave()
+        await alice.leave()
+        again, _ = await logged_in(hub, "alice")
+        (snapshot,) = [f for f in again.wire.frames if b'"type":"snapshot"' in f]
+        whole = msgspec.json.decode(snapshot)
+        entry = len(msgspec.json.encode(whole["friends"][0]))
+        envelope = len(snapshot) - entry
+        await again.leave()
     limit = max(envelope, entry) + 20  # the envelope fits, envelope plus the entry does not
     assert envelope + entry > limit
-    shrunk = await start(limits=ServerLimits(max_server_frame_bytes=limit))
     caplog.set_level(logging.ERROR)
-    client = await Client.open(shrunk.url)
-    hello = await client.expect(Hello)
-    assert hello.limits.max_server_frame_bytes == limit  # what it announces
-    await client.send('{"type": "login_dev", "id": 1, "login": "alice"}')
-    assert await client.closed() == 1011
-    kinds = [type(m).__name__ for m in client.backlog]
-    assert "AuthOk" in kinds
-    assert all(len(frame) <= limit for frame in client.raw[1:])  # after hello
-    assert "Snapshot frame" in caplog.text
+    shrunk = ServerLimits(max_server_frame_bytes=limit)
+    async with session_hub(path, FakeClock(), limits=shrunk) as hub:
+        dev = Device(hub)
+        (hello,) = dev.wire.take()
+        assert isinstance(hello, Hello) and hello.limits.max_server_frame_bytes == limit
+        frames = await dev.send(LoginDev(id=1, login="alice"))
+        assert dev.wire.closed is not None and dev.wire.closed[0] == 1011
+        assert any(isinstance(f, AuthOk) for f in frames)
+        assert all(len(frame) <= limit for frame in dev.wire.frames[1:])  # after hello
+        assert "Snapshot frame" in caplog.text
