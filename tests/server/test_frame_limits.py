@@ -150,3 +150,23 @@ async def test_a_snapshot_entry_that_fits_no_frame_closes_with_1011(
         assert any(isinstance(f, AuthOk) for f in frames)
         assert all(len(frame) <= limit for frame in dev.wire.frames[1:])  # after hello
         assert "Snapshot frame" in caplog.text
+
+
+async def test_an_error_quoting_a_long_value_is_cut_to_the_documented_length(
+    tmp_path: Path,
+) -> None:
+    """msgspec quotes an invalid enum value whole; the server cuts the text to
+    ``MAX_ERROR_MESSAGE_CHARS`` so that an ``error`` stays a bounded frame (§8)."""
+    async with session_hub(tmp_path / "presence.sqlite3", FakeClock()) as hub:
+        alice, _ = await logged_in(hub, "alice")
+        long_value = "\\\\" * 8000  # each backslash doubles in the quote, and again in JSON
+        frame = '{"type":"set_presence","id":3,"status":"' + long_value + '"}'
+        assert len(frame) <= limits.MAX_FRAME_BYTES
+        (error,) = await alice.send(frame)
+        assert isinstance(error, Error)
+        assert (error.code, error.id) == (ErrorCode.INVALID_MESSAGE, 3)
+        assert error.message.startswith("set_presence: Invalid enum value")
+        assert len(error.message) == limits.MAX_ERROR_MESSAGE_CHARS
+        assert len(alice.wire.frames[-1]) <= limits.MIN_SERVER_FRAME_BYTES
+        (page,) = await alice.send(ListSessions(id=4))  # the connection carries on
+        assert isinstance(page, Sessions)
