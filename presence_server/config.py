@@ -505,6 +505,14 @@ class ServerConfig:
         "presence across instances)", check=_redis_url, metavar="URL", group=SCALE_GROUP,
     )  # fmt: skip
     """Redis for fan-out and presence across instances; empty: this process alone."""
+    redis_pubsub_url: str = option(
+        "", "--redis-pubsub", "PRESENCE_REDIS_PUBSUB",
+        "sharded pub/sub (Redis 7 `SPUBLISH`) for the fan-out on this Redis Cluster node "
+        "or Redis 7 server; the presence registry stays on `--redis` (docs/scaling.md)",
+        shown="`--redis`, plain pub/sub", check=_redis_url, metavar="URL", group=SCALE_GROUP,
+    )  # fmt: skip
+    """Sharded pub/sub for the fan-out (a Redis Cluster node or a Redis 7 server);
+    empty: plain pub/sub on ``redis_url``."""
     redis_prefix: str = option(
         "presence:", "--redis-prefix", "PRESENCE_REDIS_PREFIX",
         "prefix of every Redis key and channel, so deployments can share a Redis",

@@ -8,10 +8,13 @@ connection) and leave nothing changed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from presence_protocol import (
     Ack,
@@ -36,6 +39,7 @@ from presence_protocol import (
     LoginGitHubEditor,
     LoginGitHubToken,
     MarkRead,
+    MessageExpired,
     MessageSent,
     Ok,
     RevokeSession,
@@ -57,7 +61,8 @@ from ..cluster.fanout import Event
 from ..domain import friends, presence
 from ..domain.friends import Outcome
 from ..domain.presence import DeviceState
-from ..storage.store import CommandError, UserRow, fetch_user
+from ..domain.retention import MAX_NOTICES_PER_LOGIN, read_pending_notices
+from ..storage.store import CommandError, UserRow, read_user
 from . import account_commands, conversations, retention_commands
 
 if TYPE_CHECKING:
@@ -218,14 +223,39 @@ async def _start(
     )
     device = conn.initial_device(user, hub.now())
     conn.device = device
-    frame, versions = await snapshot(hub, user.id, device.status, user)
-    assert frame is not None
+    epoch = hub.friends_epoch
+    view = await hub.store.run_read(lambda c: _read_view(c, user.id, user, MAX_NOTICES_PER_LOGIN))
+    assert view is not None
+    frame, versions = await _snapshot_frame(hub, view, device.status)
     conn.send(frame)
     conn.mark_ready(versions)
     await conn.replay()
-    await retention_commands.send_notices(conn)
+    for notice in view.notices:
+        conn.send(notice)
+    hub.remember_friends(user.id, [f.id for f in view.relations.friends], epoch)
     await hub.set_device(user.id, conn.cid, device)
     conn.schedule_expiry()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _View:
+    """What a snapshot shows, read in one go (``Store.run_read``)."""
+
+    user: UserRow
+    relations: friends.Relations
+    notices: list[MessageExpired]
+
+
+def _read_view(
+    db: sa.Connection, user_id: int, user: UserRow | None, notice_limit: int
+) -> _View | None:
+    if user is None:
+        user = read_user(db, user_id)
+        if user is None:
+            return None
+    rel = friends.read_relations(db, user.id)
+    notices = read_pending_notices(db, user.id, notice_limit) if notice_limit else []
+    return _View(user, rel, notices)
 
 
 async def snapshot(
@@ -235,12 +265,15 @@ async def snapshot(
 
     None when the user no longer exists (deleted meanwhile).
     """
-    if user is None:
-        async with hub.store.read() as db:
-            user = await fetch_user(db, user_id)
-        if user is None:
-            return None, {}
-    rel = await friends.relations(hub.store, user.id)
+    view = await hub.store.run_read(lambda c: _read_view(c, user_id, user, 0))
+    if view is None:
+        return None, {}
+    return await _snapshot_frame(hub, view, status)
+
+
+async def _snapshot_frame(hub: Hub, view: _View, status: Status) -> tuple[Snapshot, dict[int, int]]:
+    """Friends' presence comes from the registry (memory, or Redis across instances)."""
+    user, rel = view.user, view.relations
     seen = await hub.registry.seen(f.id for f in rel.friends)
     frame = Snapshot(
         me=user.wire(),

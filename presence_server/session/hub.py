@@ -226,6 +226,15 @@ class Hub:
                 await self.fanout.publish([notice.to], event)
             return outcome
 
+    @property
+    def friends_epoch(self) -> int:
+        return self._friends_epoch
+
+    def remember_friends(self, user_id: int, friends: list[int], epoch: int) -> None:
+        """A login read the user's friends: keep them, unless a relation event came since."""
+        if epoch == self._friends_epoch:
+            self._friend_ids.setdefault(user_id, friends)
+
     def forget_friends(self, *user_ids: int) -> None:
         """The friends of these users may have changed: read them again next time."""
         self._friends_epoch += 1
