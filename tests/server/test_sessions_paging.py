@@ -165,9 +165,9 @@ def test_every_next_the_server_makes_reads_back_as_its_key(
 revocations = st.lists(st.integers(0, 149), max_size=30)
 
 
-@pytest.mark.slow  # a property over real servers: a dozen examples, seconds
+@pytest.mark.slow  # a property over real servers: forty examples, seconds
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     count=st.integers(0, 150),
