@@ -37,6 +37,7 @@ from ..config import (
     Kind,
     Option,
     ServerConfig,
+    check_frame_limit,
     is_loopback,
     rows_of,
 )
@@ -246,6 +247,7 @@ def validate(config: ServerConfig, table: OptionTable = TABLE) -> None:
         )
     if config.keyfile and not config.certfile:
         raise ConfigError("--keyfile needs --certfile (the certificate that goes with the key)")
+    check_frame_limit(config)
     if min(config.limits.max_bad_frames, config.limits.max_login_frames) < 1:
         raise ConfigError("max_bad_frames and max_login_frames must be at least 1")
     keep = config.retention

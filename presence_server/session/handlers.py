@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ from presence_protocol import (
     Unblock,
     encode,
 )
+from presence_protocol.paging import Budget, item_size
 
 from ..auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
 from ..cluster.fanout import Event
@@ -433,23 +435,74 @@ async def ack(conn: Session, message: Ack) -> None:
 # ---------------------------------------------------------------- sessions
 
 
-async def list_sessions(conn: Session, message: ListSessions) -> None:
-    rows = await conn.hub.store.list_sessions(_me(conn))
-    conn.send(
-        Sessions(
-            id=message.id,
-            sessions=[
-                SessionInfo(
-                    id=r.id,
-                    device=r.device,
-                    created_at=r.created_at,
-                    last_used_at=r.last_used_at,
-                    current=r.id == conn.session_id,
-                )
-                for r in rows
-            ],
+SESSIONS_BATCH = 256
+"""Sessions read per query while a ``sessions`` page fills (a slice, not all)."""
+_SESSIONS_CURSOR = re.compile(r"(\d{1,19})\.(.{1,32})", re.DOTALL)
+LONGEST_SESSIONS_NEXT = "9" * 19 + "." + "f" * 32
+"""A page is sized as if its ``next`` were the longest a cursor can be."""
+
+
+def sessions_cursor(created_at: int, session_id: str) -> str:
+    """The ``next`` of a ``sessions`` page that ended at this session."""
+    return f"{created_at}.{session_id}"
+
+
+def parse_sessions_cursor(after: str | None) -> tuple[int, str] | None:
+    """The key ``list_sessions.after`` names; ``CommandError`` if it is no ``next``.
+
+    Only its shape can be checked (a session may have been revoked since the
+    page that named it); a well-formed key continues after that position.
+    """
+    if after is None:
+        return None
+    match = _SESSIONS_CURSOR.fullmatch(after)
+    if match is None:
+        raise CommandError(
+            ErrorCode.INVALID_MESSAGE.value, "list_sessions: after must be a sessions reply's next"
         )
+    return int(match[1]), match[2]
+
+
+async def list_sessions(conn: Session, message: ListSessions) -> None:
+    """My live sessions, oldest first, as many as fit in one frame.
+
+    A user can have any number of live sessions (one per sign-in that has not
+    been revoked or expired), so the reply is cut to fit
+    ``max_server_frame_bytes`` and ``next`` continues it (protocol.md §4, §8);
+    every entry is bounded, so every page makes progress.
+    """
+    me = _me(conn)
+    after = parse_sessions_cursor(message.after)
+    reply = Sessions(id=message.id)
+    budget = Budget(
+        conn.limits.max_server_frame_bytes,
+        Sessions(id=message.id, next=LONGEST_SESSIONS_NEXT),
+        ["sessions"],
     )
+    while True:
+        rows = await conn.hub.store.list_sessions_page(me, after, SESSIONS_BATCH)
+        for row in rows:
+            entry = SessionInfo(
+                id=row.id,
+                device=row.device,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+                current=row.id == conn.session_id,
+            )
+            if not budget.take(item_size(entry)):
+                if not reply.sessions:
+                    raise CommandError(
+                        ErrorCode.INTERNAL_ERROR.value, "a session entry exceeds the frame limit"
+                    )
+                last = reply.sessions[-1]
+                reply.next = sessions_cursor(last.created_at, last.id)
+                conn.send(reply)
+                return
+            reply.sessions.append(entry)
+        if len(rows) < SESSIONS_BATCH:
+            conn.send(reply)
+            return
+        after = (rows[-1].created_at, rows[-1].id)
 
 
 async def revoke_session(conn: Session, message: RevokeSession) -> None:

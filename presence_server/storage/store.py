@@ -564,19 +564,38 @@ class Store:
                 )
         return row.id, user
 
-    async def list_sessions(self, user_id: int) -> list[SessionRow]:
-        async with self.read() as conn:
-            rows = await conn.execute(
-                sa.select(
-                    sessions.c.id,
-                    sessions.c.user_id,
-                    sessions.c.device,
-                    sessions.c.created_at,
-                    sessions.c.last_used_at,
-                )
-                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-                .order_by(sessions.c.created_at, sessions.c.id)
+    async def list_sessions_page(
+        self, user_id: int, after: tuple[int, str] | None, limit: int
+    ) -> list[SessionRow]:
+        """Up to ``limit`` live sessions of a user after the key ``after``
+        (``(created_at, id)`` of the last one already listed), oldest first.
+
+        The key is the listing's order, so a page continues exactly where the
+        previous one stopped even when sessions are created or revoked between
+        pages: each query reads a bounded slice, whatever the user's total.
+        """
+        query = (
+            sa.select(
+                sessions.c.id,
+                sessions.c.user_id,
+                sessions.c.device,
+                sessions.c.created_at,
+                sessions.c.last_used_at,
             )
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.created_at, sessions.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            created_at, session_id = after
+            query = query.where(
+                sa.or_(
+                    sessions.c.created_at > created_at,
+                    sa.and_(sessions.c.created_at == created_at, sessions.c.id > session_id),
+                )
+            )
+        async with self.read() as conn:
+            rows = await conn.execute(query)
             return [
                 SessionRow(r.id, r.user_id, r.device, r.created_at, r.last_used_at) for r in rows
             ]
