@@ -1,18 +1,28 @@
-"""Two server instances behind Redis: delivery latency across instances, and offline after kill -9.
+"""Instances behind Redis: latency across instances, horizontal scale, offline after kill -9.
 
-    uv run python -m benchmarks.cross_instance [--users 2000] [--friends 50]
+    uv run python -m benchmarks.cross_instance [--users 2000] [--friends 50] [--instances 2,3]
 
-Needs ``redis-server`` (a private one is started on a free port). The two
+Needs ``redis-server`` (a private one is started on a free port). The
 instances share one seeded SQLite file (WAL; the presence path reads no
 database rows once a user's friends are known) and one Redis.
 
 1. Baseline, one instance with in-process fan-out: saturation (closed loop),
-   then p50/p99 at half of that rate (open loop).
-2. Two instances with Redis, users alternating between them (each user has
-   half of their friends on the other instance), the same offered rate:
-   p50/p99 of deltas between users on different instances, and of those
-   between users on the same instance.
-3. Offline detection: a user on instance B, a friend on instance A; B is
+   then p50/p99 at 10/25/50 % of that rate (open loop).
+2. Two, then three instances with Redis, users spread round-robin over them
+   (each user has 1/2 resp. 2/3 of their friends on other instances), the
+   same offered rates: p50/p99 of deltas between users on different
+   instances, and of those between users on the same instance.
+3. Horizontal scale, pinned (``--scale``, default on): the machine has two
+   cores, so servers get core 0 and everything else (Redis, the load
+   generators, this script) core 1, every thread pinned with
+   ``sched_setaffinity``. One instance (in-process fan-out) on core 0, then
+   three instances with Redis sharing core 0: closed-loop saturation, the
+   deliveries/s they reach and the CPU seconds the servers and Redis spent.
+   Same core budget for the servers in both runs, so the ratio of aggregate
+   deliveries/s is the scaling efficiency per server core; three cores each
+   would carry 3 × that ratio × one instance's rate as long as Redis and the
+   clients keep up (their CPU per delivery is reported).
+4. Offline detection: a user on instance B, a friend on instance A; B is
    killed with SIGKILL; the time until the friend is told "offline"
    (``--presence-ttl``, default the server's).
 
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -34,7 +45,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import BenchServer, Figure, percentile, pyplot, save_plot, write_results
+import redis as sync_redis
+
+from ._common import (
+    BenchServer,
+    Figure,
+    cpu_seconds,
+    percentile,
+    pyplot,
+    save_plot,
+    write_results,
+)
 from ._deltas import stamped_templates
 from ._loadgen import PublishResult, PublishSpec, Workers
 from ._seed import seed, token_for, user_id
@@ -118,11 +139,37 @@ def _stats(ms: list[float]) -> dict[str, float]:
     }
 
 
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` (threads started later inherit it from theirs)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def _server(url: str, redis: Redis | None, *extra: str) -> BenchServer:
+    args = ["--database", url, "--relaxed-limits", *extra]
+    if redis is not None:
+        args += ["--redis", redis.url]
+    return BenchServer("benchmarks._server", *args)
+
+
+def _saturate(workers: Workers, template: bytes, seconds: float) -> tuple[float, float, float]:
+    """Closed loop at 64 updates in flight: updates/s and deliveries/s in the
+    measured window, and the window's length."""
+    n = len(workers.pipes)
+    specs = _specs(n, template, seconds, in_flight=64)
+    res = workers.publish(specs, seconds + 30)
+    window = (specs[0].measure_to_ns - specs[0].measure_from_ns) / SECOND
+    updates = sum(r.sent_in_window for r in res) / window
+    deliveries = sum(r.deliveries_in_window for r in res) / window
+    return updates, deliveries, window
+
+
 def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, Any]:
     command, _delta = stamped_templates()
-    out: dict[str, Any] = {"fractions": args.fractions, "single": [], "pair": []}
+    out: dict[str, Any] = {"fractions": args.fractions, "single": [], "clusters": {}}
     print("one instance, in-process fan-out")
-    single = BenchServer("benchmarks._server", "--database", url, "--relaxed-limits")
+    single = _server(url, None)
     try:
         workers = Workers(single.url, args.users, args.processes)
         try:
@@ -130,10 +177,7 @@ def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, 
             print(f"  {held} connections in {secs:.1f} s ({failed} failed)", flush=True)
             time.sleep(2)
             n = len(workers.pipes)
-            specs = _specs(n, command, args.seconds, in_flight=64)
-            res = workers.publish(specs, args.seconds + 30)
-            window = (specs[0].measure_to_ns - specs[0].measure_from_ns) / SECOND
-            saturation = args.rate or sum(r.sent_in_window for r in res) / window
+            saturation = args.rate or _saturate(workers, command, args.seconds)[0]
             rates = [saturation * f for f in args.fractions]
             print(f"  saturation {saturation:.0f} updates/s", flush=True)
             for rate in rates:
@@ -146,60 +190,157 @@ def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, 
             workers.stop()
     finally:
         single.stop()
-    print("two instances, Redis fan-out")
-    a = BenchServer(
-        "benchmarks._server", "--database", url, "--relaxed-limits", "--redis", redis.url
-    )
-    b = BenchServer(
-        "benchmarks._server", "--database", url, "--relaxed-limits", "--redis", redis.url
-    )
-    try:
-        workers = Workers([a.url, b.url], args.users, args.processes)
+    for count in args.instances:
+        print(f"{count} instances, Redis fan-out")
+        servers: list[BenchServer] = []
+        levels: list[dict[str, Any]] = []
         try:
-            held, failed, secs = workers.connect(args.users)
-            print(f"  {held} connections in {secs:.1f} s ({failed} failed)", flush=True)
+            for _ in range(count):
+                servers.append(_server(url, redis))
+            workers = Workers([s.url for s in servers], args.users, args.processes)
+            try:
+                held, failed, secs = workers.connect(args.users)
+                print(f"  {held} connections in {secs:.1f} s ({failed} failed)", flush=True)
+                time.sleep(2)
+                n = len(workers.pipes)
+                for rate in rates:
+                    res = workers.publish(_specs(n, command, args.seconds, rate=rate), 60)
+                    same = _stats(_latencies(res, "latencies_ns"))
+                    cross = _stats(_latencies(res, "cross_latencies_ns"))
+                    levels.append({"rate": rate, "same": same, "cross": cross})
+                    print(
+                        f"  {rate:6.0f}/s  same p99 {same['p99_ms']:7.2f} ms,"
+                        f"  cross p50 {cross['p50_ms']:7.2f}  p99 {cross['p99_ms']:7.2f} ms",
+                        flush=True,
+                    )
+            finally:
+                workers.stop()
+        finally:
+            for server in servers:
+                server.stop()
+        out["clusters"][str(count)] = levels
+    return out
+
+
+def _redis_cpu(redis: Redis) -> float:
+    client = sync_redis.Redis.from_url(redis.url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def scale_run(args: argparse.Namespace, url: str, redis: Redis, count: int) -> dict[str, Any]:
+    """``count`` servers (in-process fan-out if 1, else Redis) sharing core 0;
+    Redis, load generators and this process on core 1."""
+    command, _delta = stamped_templates()
+    servers: list[BenchServer] = []
+    try:
+        for _ in range(count):
+            servers.append(_server(url, redis if count > 1 else None))
+            _pin(servers[-1].pid, {0})
+        workers = Workers([s.url for s in servers], args.users, args.processes)
+        try:
+            for proc in workers.procs:
+                _pin(proc.pid, {1})
+            workers.connect(args.users)
             time.sleep(2)
-            n = len(workers.pipes)
-            for rate in rates:
-                res = workers.publish(_specs(n, command, args.seconds, rate=rate), 60)
-                same = _stats(_latencies(res, "latencies_ns"))
-                cross = _stats(_latencies(res, "cross_latencies_ns"))
-                out["pair"].append({"rate": rate, "same": same, "cross": cross})
+            runs = []
+            for _ in range(args.scale_repeats):
+                cpu0 = [cpu_seconds(s.pid) for s in servers]
+                redis0 = _redis_cpu(redis)
+                started = time.monotonic()
+                updates, deliveries, _window = _saturate(workers, command, args.seconds)
+                elapsed = time.monotonic() - started
+                server_cpu = sum(cpu_seconds(s.pid) - c for s, c in zip(servers, cpu0, strict=True))
+                redis_cpu = _redis_cpu(redis) - redis0
+                runs.append(
+                    {
+                        "updates_per_s": updates,
+                        "deliveries_per_s": deliveries,
+                        "server_core_busy": server_cpu / elapsed,
+                        "redis_core_busy": redis_cpu / elapsed,
+                        "server_cpu_us_per_delivery": 1e6 * server_cpu / (deliveries * elapsed)
+                        if deliveries
+                        else float("nan"),
+                        "redis_cpu_us_per_delivery": 1e6 * redis_cpu / (deliveries * elapsed)
+                        if deliveries
+                        else float("nan"),
+                    }
+                )
+                r = runs[-1]
                 print(
-                    f"  {rate:6.0f}/s  same p99 {same['p99_ms']:7.2f} ms,"
-                    f"  cross p50 {cross['p50_ms']:7.2f}  p99 {cross['p99_ms']:7.2f} ms"
+                    f"  {count} on core 0: {deliveries:8.0f} deliveries/s"
+                    f" ({updates:.0f} updates/s), servers {r['server_core_busy']:.2f} core,"
+                    f" Redis {r['redis_core_busy']:.2f} core,"
+                    f" {r['server_cpu_us_per_delivery']:.1f} us server CPU per delivery",
+                    flush=True,
                 )
         finally:
             workers.stop()
     finally:
-        a.stop()
-        b.stop()
-    return out
+        for server in servers:
+            server.stop()
+    best = max(runs, key=lambda r: r["deliveries_per_s"])
+    return {"instances": count, "runs": runs, "best": best}
+
+
+def scale_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, Any]:
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("the scale run pins servers to core 0 and the rest to core 1")
+    me = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {1})
+    _pin(redis.proc.pid, {1})
+    try:
+        print("horizontal scale, servers pinned to core 0, the rest to core 1")
+        one = scale_run(args, url, redis, 1)
+        three = scale_run(args, url, redis, 3)
+    finally:
+        os.sched_setaffinity(0, me)
+        _pin(redis.proc.pid, me)
+    return {"one": one, "three": three}
 
 
 def plot(lat: dict[str, Any], friends: int) -> None:
     plt = pyplot()
     fig, ax = plt.subplots()
     xs = [lv["rate"] * friends / 1000 for lv in lat["single"]]
-    ax.plot(xs, [lv["p99_ms"] for lv in lat["single"]], "o-", label="one instance p99")
-    ax.plot(
-        xs,
-        [lv["same"]["p99_ms"] for lv in lat["pair"]],
-        "s--",
-        label="Redis pair, same instance p99",
-    )
-    ax.plot(
-        xs,
-        [lv["cross"]["p99_ms"] for lv in lat["pair"]],
-        "^-",
-        label="Redis pair, across instances p99",
-    )
+    ax.plot(xs, [lv["p99_ms"] for lv in lat["single"]], "ko-", label="one instance p99")
+    for (count, levels), colour in zip(lat["clusters"].items(), "br", strict=False):
+        ax.plot(
+            xs,
+            [lv["same"]["p99_ms"] for lv in levels],
+            f"{colour}s--",
+            label=f"{count} instances + Redis, same instance p99",
+        )
+        ax.plot(
+            xs,
+            [lv["cross"]["p99_ms"] for lv in levels],
+            f"{colour}^-",
+            label=f"{count} instances + Redis, across instances p99",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("offered deltas per second (thousands)")
     ax.set_ylabel("delivery latency (ms)")
-    ax.set_title("Cross-instance delivery (two instances + Redis, one 2-core machine)")
+    ax.set_title("Cross-instance delivery (instances + Redis, one 2-core machine)")
     ax.legend(fontsize=7, loc="upper left")
     save_plot(fig, "cross_instance_latency_vs_load")
+
+
+def plot_scale(scale: dict[str, Any]) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    labels = ["1 instance\n(in-process)", "3 instances\n+ Redis"]
+    for x, key in enumerate(("one", "three")):
+        values = [r["deliveries_per_s"] / 1000 for r in scale[key]["runs"]]
+        ax.bar(x, max(values), color="tab:blue" if x == 0 else "tab:orange", alpha=0.8)
+        ax.plot([x] * len(values), values, "k.", label="each run" if x == 0 else None)
+    ax.set_xticks([0, 1], labels)
+    ax.set_ylabel("deliveries per second (thousands)")
+    ax.set_title("Servers pinned to one core: one instance vs three on Redis")
+    ax.legend(fontsize=7)
+    save_plot(fig, "cross_instance_scale")
 
 
 async def _offline_once(url_a: str, url_b: str, victim: BenchServer) -> float:
@@ -256,6 +397,10 @@ def offline_runs(args: argparse.Namespace, url: str, redis: Redis) -> list[float
     return times
 
 
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=2000)
@@ -266,6 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presence-ttl", type=float, default=0, help="default: the server's")
     parser.add_argument("--offline-runs", type=int, default=2)
     parser.add_argument(
+        "--instances", type=_ints, default=[2, 3], help="cluster sizes of the latency runs"
+    )
+    parser.add_argument(
+        "--scale-repeats", type=int, default=2, help="saturation runs per scale setting (0: skip)"
+    )
+    parser.add_argument(
         "--fractions",
         type=lambda text: [float(x) for x in text.split(",")],
         default=list(LOAD_FRACTIONS),
@@ -273,43 +424,93 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
+    scale: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="bench-cross-") as tmp:
         root = Path(tmp)
         url = seed(root / "bench.sqlite3", args.users, args.friends)
         redis = Redis(root)
         try:
             lat = latency_runs(args, url, redis)
+            if args.scale_repeats:
+                scale = scale_runs(args, url, redis)
             print("offline detection after kill -9")
             offline = offline_runs(args, url, redis)
         finally:
             redis.stop()
     half = args.fractions.index(0.5)
     half_single = lat["single"][half]
-    half_pair = lat["pair"][half]
-    figures = [
-        Figure(
-            "p99 delivery latency across instances (Redis), half load",
-            half_pair["cross"]["p99_ms"],
-            "ms",
-            target=2,
-            target_on="ratio",
-            baseline=half_single["p99_ms"],
-            baseline_name="one instance, same load",
-            note=f"{half_single['rate']:.0f} updates/s x {args.friends} friends; "
-            + "; ".join(
-                f"at {f:.0%}: {p['cross']['p99_ms']:.1f} vs {s1['p99_ms']:.1f} ms"
-                for f, p, s1 in zip(args.fractions, lat["pair"], lat["single"], strict=True)
+    figures = []
+    for count, levels in lat["clusters"].items():
+        at_half = levels[half]
+        figures += [
+            Figure(
+                f"p99 delivery latency across instances ({count} instances, Redis), half load",
+                at_half["cross"]["p99_ms"],
+                "ms",
+                target=2,
+                target_on="ratio",
+                baseline=half_single["p99_ms"],
+                baseline_name="one instance, same load",
+                note=f"{half_single['rate']:.0f} updates/s x {args.friends} friends; "
+                + "; ".join(
+                    f"at {f:.0%}: {p['cross']['p99_ms']:.1f} vs {s1['p99_ms']:.1f} ms"
+                    for f, p, s1 in zip(args.fractions, levels, lat["single"], strict=True)
+                ),
             ),
-        ),
-        Figure(
-            "p99 delivery latency, same instance of a Redis pair, half load",
-            half_pair["same"]["p99_ms"],
-            "ms",
-            target=None,
-            baseline=half_single["p99_ms"],
-            baseline_name="one instance, same load",
-        ),
-    ]
+            Figure(
+                f"p99 delivery latency, same instance of {count} on Redis, half load",
+                at_half["same"]["p99_ms"],
+                "ms",
+                target=None,
+                baseline=half_single["p99_ms"],
+                baseline_name="one instance, same load",
+            ),
+        ]
+    if scale is not None:
+        one, three = scale["one"]["best"], scale["three"]["best"]
+
+        def cpu(key: str) -> float:
+            runs = scale[key]["runs"]
+            return float(sum(r["server_cpu_us_per_delivery"] for r in runs)) / len(runs)
+
+        # Throughput only shows the servers' limit when they were the ones
+        # saturated (on this machine the clients on core 1 often are); the
+        # server CPU spent per delivery does not depend on who was the limit.
+        efficiency = cpu("one") / cpu("three")
+        figures += [
+            Figure(
+                "server CPU per delivery, three instances on Redis (pinned, mean of runs)",
+                cpu("three"),
+                "us",
+                target=None,
+                baseline=cpu("one"),
+                baseline_name="one instance (in-process)",
+                note=f"Redis {three['redis_cpu_us_per_delivery']:.2f} us per delivery; servers"
+                f" {three['server_core_busy']:.2f} vs {one['server_core_busy']:.2f} core busy",
+            ),
+            Figure(
+                "deliveries/s of three instances on Redis sharing one core (pinned)",
+                three["deliveries_per_s"],
+                "/s",
+                target=None,
+                baseline=one["deliveries_per_s"],
+                baseline_name="one instance (in-process) on the same core",
+                lower_is_better=False,
+                note="limited by the clients when a server core was not busy",
+            ),
+            Figure(
+                "projected deliveries/s of three instances on a core each",
+                3 * efficiency * one["deliveries_per_s"],
+                "/s",
+                target=2,
+                target_on="ratio",
+                baseline=one["deliveries_per_s"],
+                baseline_name="one instance (in-process) on one core",
+                lower_is_better=False,
+                note=f"3 x the per-core efficiency {efficiency:.2f} (CPU per delivery, one"
+                " instance / three); assumes Redis and the clients keep up",
+            ),
+        ]
     if offline:
         figures.append(
             Figure(
@@ -323,10 +524,19 @@ def main(argv: list[str] | None = None) -> int:
     write_results(
         "cross_instance",
         figures,
-        {"users": args.users, "friends": args.friends, "latency": lat, "offline_s": offline},
+        {
+            "users": args.users,
+            "friends": args.friends,
+            "latency": lat,
+            "scale": scale,
+            "offline_s": offline,
+            "load_average": os.getloadavg(),
+        },
         started,
     )
     plot(lat, args.friends)
+    if scale is not None:
+        plot_scale(scale)
     return 0
 
 

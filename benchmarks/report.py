@@ -13,6 +13,7 @@ from ._common import RESULTS_DIR
 
 ORDER = (
     "connections",
+    "reconnect_storm",
     "fanout",
     "cross_instance",
     "wire_bytes",

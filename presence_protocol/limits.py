@@ -16,6 +16,16 @@ MAX_SERVER_FRAME_BYTES: Final = 1024 * 1024
 """Largest frame a server sends. A longer answer is cut: a snapshot into
 ``snapshot_part`` frames, an export into pages (docs/protocol.md §8)."""
 
+MIN_SERVER_FRAME_BYTES: Final = 16 * 1024
+"""Smallest ``max_server_frame_bytes`` a server may be configured with: every
+frame that is not cut (docs/protocol.md §8) fits it at its worst, so a server
+can keep the limit it announces (tests/server/test_frame_bounds.py)."""
+
+MAX_ERROR_MESSAGE_CHARS: Final = 1000
+"""Longest ``error.message`` a server sends, in code points; longer text (a
+validation error quoting a client's long value) is cut, so an ``error`` frame
+is bounded whatever the request held."""
+
 MAX_MESSAGE_CHARS: Final = 500
 """Longest chat message text, in Unicode code points."""
 

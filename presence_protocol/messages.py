@@ -367,7 +367,8 @@ class Ack(ClientMessage, tag="ack", kw_only=True):
 
 
 class ListSessions(ClientMessage, tag="list_sessions", kw_only=True):
-    pass
+    after: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    """``next`` of the previous ``sessions`` reply; absent for the first page."""
 
 
 class RevokeSession(ClientMessage, tag="revoke_session", kw_only=True):
@@ -533,6 +534,9 @@ class MessageSent(ServerMessage, tag="message_sent", kw_only=True):
 class Sessions(ServerMessage, tag="sessions", kw_only=True):
     id: RequestId | None = None
     sessions: list[SessionInfo] = msgspec.field(default_factory=list)
+    next: str | None = None
+    """More follows: send ``list_sessions`` with ``after`` set to this (opaque).
+    A reply is cut to fit ``max_server_frame_bytes``; absent on the last page."""
 
 
 class Error(ServerMessage, tag="error", kw_only=True):

@@ -27,7 +27,7 @@ from typing import Annotated, Any, ClassVar, Final, TypeVar, get_args, get_origi
 
 import msgspec
 
-from presence_protocol import Limits, Retention, limits
+from presence_protocol import Hello, Limits, LoginMethod, Retention, encode, limits
 
 from .auth import GitHubAuth
 
@@ -505,6 +505,14 @@ class ServerConfig:
         "presence across instances)", check=_redis_url, metavar="URL", group=SCALE_GROUP,
     )  # fmt: skip
     """Redis for fan-out and presence across instances; empty: this process alone."""
+    redis_pubsub_url: str = option(
+        "", "--redis-pubsub", "PRESENCE_REDIS_PUBSUB",
+        "sharded pub/sub (Redis 7 `SPUBLISH`) for the fan-out on this Redis Cluster node "
+        "or Redis 7 server; the presence registry stays on `--redis` (docs/scaling.md)",
+        shown="`--redis`, plain pub/sub", check=_redis_url, metavar="URL", group=SCALE_GROUP,
+    )  # fmt: skip
+    """Sharded pub/sub for the fan-out (a Redis Cluster node or a Redis 7 server);
+    empty: plain pub/sub on ``redis_url``."""
     redis_prefix: str = option(
         "presence:", "--redis-prefix", "PRESENCE_REDIS_PREFIX",
         "prefix of every Redis key and channel, so deployments can share a Redis",
@@ -603,6 +611,52 @@ class ServerConfig:
     """The wall clock (Unix nanoseconds) every time the server stores, compares
     or sends is read from: message and status times, status expiry, status
     stamps. Injected so that tests can set the time instead of waiting for it."""
+
+
+def hello_for(config: ServerConfig) -> Hello:
+    """The ``hello`` a server with ``config`` sends first on every connection.
+
+    Built from the config alone, so the configuration check can measure it
+    before any connection exists (``check_frame_limit``).
+    """
+    methods = [LoginMethod.SESSION]
+    if config.dev_login:
+        methods.append(LoginMethod.DEV)
+    github = config.github.public() if config.github is not None else None
+    if github is not None:
+        methods.append(LoginMethod.GITHUB_CODE)
+        if github.device_flow:
+            methods.append(LoginMethod.GITHUB_TOKEN)
+        if github.editor_tokens:
+            methods.append(LoginMethod.GITHUB_EDITOR)
+    return Hello(
+        server=config.server_name,
+        login_methods=methods,
+        github=github,
+        limits=config.limits.announce(),
+        retention=config.retention.announce(),
+    )
+
+
+def min_server_frame_bytes(config: ServerConfig) -> int:
+    """The smallest frame limit ``config`` can keep: its ``hello`` and every
+    bounded frame at its worst (``limits.MIN_SERVER_FRAME_BYTES``) must fit."""
+    return max(limits.MIN_SERVER_FRAME_BYTES, len(encode(hello_for(config))))
+
+
+def check_frame_limit(config: ServerConfig) -> None:
+    """Refuse a ``max_server_frame_bytes`` the server could not keep.
+
+    The limit is a promise in ``hello`` (docs/protocol.md §1); ``hello`` itself
+    and the frames that are never cut are sent whole, so a limit below their
+    worst case would be broken by the server's own frames.
+    """
+    wanted = min_server_frame_bytes(config)
+    if config.limits.max_server_frame_bytes < wanted:
+        raise ConfigError(
+            f"max_server_frame_bytes is {config.limits.max_server_frame_bytes}, but this "
+            f"server's hello and its frames that are never cut need at least {wanted} bytes"
+        )
 
 
 def is_loopback(host: str) -> bool:

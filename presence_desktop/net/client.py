@@ -62,6 +62,7 @@ from presence_protocol import (
     FriendRemove,
     FriendRequest,
     Hello,
+    ListSessions,
     LoginDev,
     LoginGitHubCode,
     LoginGitHubEditor,
@@ -79,6 +80,8 @@ from presence_protocol import (
     ReadReceipt,
     RelationUpdate,
     SendMessage,
+    SessionInfo,
+    Sessions,
     SetPresence,
     SignOut,
     Snapshot,
@@ -432,6 +435,27 @@ class PresenceClient:
             raise ConnectionError("the connection to the server dropped") from None
         finally:
             self._calls.pop(rid, None)
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        """Every live session of mine, oldest first, fetched page by page.
+
+        A reply holds as many sessions as fit in one frame and ``next`` says
+        more follow (docs/protocol.md §4), so a list built from the first page
+        alone would miss sessions the user may want to revoke. Raises
+        ``ConnectionError`` as ``call`` does, ``RuntimeError`` with the
+        server's text when it answers with an error.
+        """
+        listed: list[SessionInfo] = []
+        after: str | None = None
+        while True:
+            reply = await self.call(ListSessions(after=after))
+            if not isinstance(reply, Sessions):
+                detail = reply.message if isinstance(reply, Error) else type(reply).__name__
+                raise RuntimeError(f"the server did not list the sessions: {detail}")
+            listed.extend(reply.sessions)
+            if reply.next is None or not reply.sessions:
+                return listed
+            after = reply.next
 
     def pending(self) -> list[ClientMessage]:
         """Commands still waiting for the server, oldest first."""

@@ -2,7 +2,8 @@
 
 Handlers publish to user ids, never to sockets: a frame is encoded once and
 the same bytes go to every recipient's devices. ``InProcessFanout`` serves
-one process; a Redis pub/sub implementation of ``Fanout`` (channel per user)
+one process; a Redis pub/sub implementation of ``Fanout`` (a channel per
+process, one message per event per destination process)
 (``redis_fanout.RedisFanout``) replaces it for many instances without touching
 the handlers, which is why events are plain data (a frame, or a request to
 close revoked sessions).

@@ -1,13 +1,35 @@
-"""Fan-out across instances: one Redis pub/sub channel per user.
+"""Fan-out across instances: one Redis pub/sub message per event per destination instance.
 
-An instance subscribes to ``{prefix}u:{user id}`` for each user with a
-connection on it, and publishes an event for user X to X's channel only; no
-instance receives (or filters) traffic for users it does not serve.
+Every process subscribes to one channel of its own, ``{prefix}i:{process}``
+(``RedisLink.process``: unique per process, even when a restart reuses the
+instance id). To publish an event for users X, Y, Z, an instance runs one
+script (``ROUTE``) in Redis that reads which processes hold devices of X, Y
+and Z from the presence registry (``redis_registry`` keeps
+``{prefix}at:{user}``, the processes holding a field of the user's device
+hash, in step with it) and publishes **one** message to
+each of those processes, naming the recipients it holds. The receiving
+instance decodes the message once and hands the same event to each local
+recipient's connections. Nothing is published for recipients that are
+offline, and no instance receives (or filters) events for users it does not
+serve.
+
+Why routing through the registry is enough: a connection takes its device
+slot in the registry (``reserve``: a field under this process's epoch, and
+this process in ``{prefix}at:{user}``, in one script) before it subscribes
+here and before it reads any state; so once it reads, every event routed
+after that finds this process and reaches it. An
+instance that cannot write to the registry (Redis down) is re-registered
+and re-synced when Redis returns, as for any outage.
+
+Events published concurrently on this instance are queued and sent as one
+pipeline (one script per event) by a single flusher: an instance's events
+reach Redis, and therefore every other instance, in the order they were
+published, and a burst costs one round trip instead of one per event.
 
 The publishing instance also hands the event to its own connections of
-those users directly, and skips its own copies coming back from Redis: so
-same-instance delivery costs no Redis round trip and keeps working while
-Redis is down.
+those users directly, and the script never publishes to the publishing
+process: same-instance delivery costs no Redis round trip and keeps working
+while Redis is down.
 
 Pub/sub is lossy: an event published while Redis (or this instance's link to
 it) is down never arrives elsewhere. What matters is made good afterwards:
@@ -19,8 +41,9 @@ it) is down never arrives elsewhere. What matters is made good afterwards:
 * Presence is re-registered (``redis_registry``) and every connection gets
   a fresh snapshot and the messages it is missing (``Hub.resync_all``).
 
-Wire format of a published event: a compact JSON header, a newline, then the
-frame bytes exactly as the connections will send them.
+Wire format of a published message: the recipients on that instance as
+decimal ids separated by commas, a newline, a compact JSON header, a
+newline, then the frame bytes exactly as the connections will send them.
 """
 
 from __future__ import annotations
@@ -28,9 +51,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -38,19 +62,73 @@ import msgspec
 from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, Subscriber
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
+from .redis_shards import ShardedPubSub
 
 log = logging.getLogger(__name__)
 
 BACKLOG_EVENTS = 10_000
 """Durable events kept for re-publishing after an outage; older ones are dropped
 (their recipients still get messages on replay and relations on their next snapshot)."""
-SUBSCRIBE_CHUNK = 500
+BATCH_EVENTS = 256
+"""Events sent in one pipeline at most; a longer queue is sent in several."""
+
+ROUTE = """
+-- ARGV: publishing process, channel prefix ({p}i:; empty: return the routes
+--       instead of publishing), header and frame, holders prefix ({p}at:),
+--       the recipients' ids joined by commas.
+-- Publishes one message per process holding a device of a recipient (never
+-- to the publishing process, which delivered already). Returns the count.
+-- The holders keys (redis_registry) are named here rather than passed as
+-- KEYS: a call with 50 keys and 50 ids cost the publishing instance ~70 us
+-- of Python to encode, one string costs nothing; the registry's Redis is
+-- never a cluster. One MGET reads them all (a call per recipient cost Redis
+-- ~0.6 us each, offline or not).
+local uids, keys = {}, {}
+for uid in string.gmatch(ARGV[5], '%d+') do
+  uids[#uids + 1] = uid
+  keys[#keys + 1] = ARGV[4] .. uid
+end
+local groups, order = {}, {}
+for start = 1, #keys, 500 do
+  local stop = math.min(start + 499, #keys)
+  local values = redis.call('MGET', unpack(keys, start, stop))
+  for i = 1, stop - start + 1 do
+    local held = values[i]
+    if held then
+      local uid = uids[start + i - 1]
+      for process in string.gmatch(held, '[^\\n]+') do
+        if process ~= ARGV[1] then
+          local group = groups[process]
+          if group == nil then
+            group = {}
+            groups[process] = group
+            order[#order + 1] = process
+          end
+          group[#group + 1] = uid
+        end
+      end
+    end
+  end
+end
+if ARGV[2] == '' then
+  -- Sharded pub/sub lives elsewhere: return process, ids pairs to publish there.
+  local routes = {}
+  for _, process in ipairs(order) do
+    routes[#routes + 1] = process
+    routes[#routes + 1] = table.concat(groups[process], ',')
+  end
+  return routes
+end
+for _, process in ipairs(order) do
+  redis.call('PUBLISH', ARGV[2] .. process, table.concat(groups[process], ',') .. '\\n' .. ARGV[3])
+end
+return #order
+"""
 
 
 class _Header(msgspec.Struct, omit_defaults=True):
     o: str
-    """Origin process (``RedisLink.process``: unique even when a restart reuses the
-    instance id): it delivered locally already and skips its own copy."""
+    """Origin process: it delivered locally already and skips its own copy."""
     t: float
     """``time.time()`` at publish, for the fan-out latency histogram."""
     has_frame: bool = True
@@ -68,6 +146,7 @@ _decoder = msgspec.json.Decoder(_Header)
 
 
 def encode_event(event: Event, origin: str, now: float) -> bytes:
+    """The header and frame of a published message (what ``ROUTE`` puts after the ids)."""
     header = _Header(
         o=origin,
         t=now,
@@ -83,8 +162,20 @@ def encode_event(event: Event, origin: str, now: float) -> bytes:
     return _encoder.encode(header) + b"\n" + (event.frame or b"")
 
 
-def decode_event(payload: bytes) -> tuple[Event, str, float]:
-    head, _, frame = payload.partition(b"\n")
+def encode_message(recipients: Iterable[int], event: Event, origin: str, now: float) -> bytes:
+    """A whole message as one process receives it (the script builds the same bytes)."""
+    ids = ",".join(str(uid) for uid in recipients).encode()
+    return ids + b"\n" + encode_event(event, origin, now)
+
+
+def decode_message(payload: bytes) -> tuple[list[int], Event, str, float]:
+    """Recipients, event, origin and send time; raises ValueError or
+    ``msgspec.DecodeError`` on anything malformed."""
+    ids, _, rest = payload.partition(b"\n")
+    recipients = [int(uid) for uid in ids.split(b",")]
+    head, sep, frame = rest.partition(b"\n")
+    if not sep:
+        raise ValueError("no header")
     header = _decoder.decode(head)
     event = Event(
         frame=frame if header.has_frame else None,
@@ -96,7 +187,7 @@ def decode_event(payload: bytes) -> tuple[Event, str, float]:
         revoke_all=header.ra,
         account_deleted=header.ad,
     )
-    return event, header.o, header.t
+    return recipients, event, header.o, header.t
 
 
 def _durable(event: Event) -> bool:
@@ -104,24 +195,42 @@ def _durable(event: Event) -> bool:
     return not (event.subject is not None and event.friend is None)
 
 
+_Pending = tuple[tuple[int, ...], Event, float, asyncio.Future[None]]
+
+
 class RedisFanout:
-    def __init__(self, link: RedisLink, metrics: AnyMetrics | None = None) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        metrics: AnyMetrics | None = None,
+        *,
+        shards: ShardedPubSub | None = None,
+    ) -> None:
         self.link = link
+        self.shards = shards
+        """Sharded pub/sub elsewhere (``--redis-pubsub``); None: plain pub/sub on the link."""
         self.metrics = metrics or NullMetrics()
         self._local: dict[int, set[Subscriber]] = {}
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
-        self._confirmations: dict[bytes, collections.deque[asyncio.Future[None]]] = {}
-        """Per channel, one future per SUBSCRIBE sent and not yet confirmed (in order)."""
+        self._outbox: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._backlog: collections.deque[tuple[tuple[int, ...], Event]] = collections.deque(
             maxlen=BACKLOG_EVENTS
         )
         self._dropped = 0
+        self._closed = False
+        self._route_sha = hashlib.sha1(ROUTE.encode()).hexdigest()
         link.on_up(self._on_up)
         link.on_down(self._on_down)
 
-    def channel(self, user_id: int) -> bytes:
-        return self.link.key("u", user_id).encode()
+    @property
+    def channel(self) -> bytes:
+        """This process's channel: every event for its users arrives here."""
+        return self.channel_of(self.link.process)
+
+    def channel_of(self, process: str) -> bytes:
+        return self.link.key("i", process).encode()
 
     @property
     def local_users(self) -> int:
@@ -130,55 +239,16 @@ class RedisFanout:
     # ------------------------------------------------------------ subscriptions
 
     async def subscribe(self, user_id: int, subscriber: Subscriber) -> None:
-        subs = self._local.setdefault(user_id, set())
-        first = not subs
-        subs.add(subscriber)
-        if not self.link.up or self._pubsub is None:
-            return
-        if first:
-            await self._subscribe([user_id])
-            return
-        # Another device of this user subscribed a moment ago: wait for the
-        # same confirmation, so this one too reads state only afterwards.
-        pending = self._confirmations.get(self.channel(user_id))
-        if pending:
-            try:
-                async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                    await asyncio.shield(pending[-1])
-            except TimeoutError as exc:
-                self.link.mark_down(exc)
+        """Local only: the device's registry field routes its events here (see above)."""
+        self._local.setdefault(user_id, set()).add(subscriber)
 
     async def unsubscribe(self, user_id: int, subscriber: Subscriber) -> None:
         subs = self._local.get(user_id)
         if subs is None:
             return
         subs.discard(subscriber)
-        if subs:
-            return
-        del self._local[user_id]
-        if self.link.up and self._pubsub is not None:
-            try:
-                await self._pubsub.unsubscribe(self.channel(user_id))
-            except REDIS_ERRORS as exc:
-                self.link.mark_down(exc)
-
-    async def _subscribe(self, user_ids: list[int]) -> None:
-        """Subscribe and wait until Redis confirmed: events published after this
-        returns reach us (the caller reads state only then)."""
-        pubsub = self._pubsub
-        loop = asyncio.get_running_loop()
-        waits: list[asyncio.Future[None]] = []
-        channels = [self.channel(uid) for uid in user_ids]
-        for channel in channels:
-            future: asyncio.Future[None] = loop.create_future()
-            self._confirmations.setdefault(channel, collections.deque()).append(future)
-            waits.append(future)
-        try:
-            async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                await pubsub.subscribe(*channels)
-                await asyncio.gather(*(asyncio.shield(w) for w in waits))
-        except REDIS_ERRORS as exc:
-            self.link.mark_down(exc)  # clears every pending confirmation
+        if not subs:
+            del self._local[user_id]
 
     # ------------------------------------------------------------ publishing
 
@@ -195,25 +265,79 @@ class RedisFanout:
         if delivered:
             self.metrics.deliveries.labels("local").inc(delivered)
             self.metrics.fanout_latency.labels("local").observe(max(time.time() - start, 0.0))
+        if self._closed:
+            return
         if not self.link.up:
             self._keep(ids, event)
             return
-        try:
-            await self._publish_remote(ids, event, start)
-        except REDIS_ERRORS as exc:
-            self.link.mark_down(exc)
-            self._keep(ids, event)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((ids, event, start, future))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush(), name="redis-publisher"
+            )
+        # Returns once the event is in Redis (or kept for after the outage):
+        # callers may rely on it having left this instance.
+        await asyncio.shield(future)
 
-    async def _publish_remote(self, ids: tuple[int, ...], event: Event, now: float) -> None:
-        payload = encode_event(event, self.link.process, now)
+    async def _flush(self) -> None:
+        """Send the queue in pipelines, oldest first, until it is empty.
+
+        A task of its own, so a publisher that is cancelled while waiting
+        cannot cut a pipeline short, and so events leave in publish order.
+        """
+        try:
+            while self._outbox:
+                batch = self._outbox[:BATCH_EVENTS]
+                del self._outbox[:BATCH_EVENTS]
+                try:
+                    if not self.link.up:
+                        raise ConnectionError("redis is down")
+                    await self._send([(ids, event, now) for ids, event, now, _ in batch])
+                except REDIS_ERRORS as exc:
+                    self.link.mark_down(exc)
+                    for ids, event, _, _ in batch:
+                        self._keep(ids, event)
+                finally:
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            if self._flusher is asyncio.current_task():
+                self._flusher = None
+            for *_, future in self._outbox:  # only if cancelled: do not strand publishers
+                if not future.done():
+                    future.set_result(None)
+
+    async def _send(self, batch: Sequence[tuple[tuple[int, ...], Event, float]]) -> None:
+        """One pipeline, one ``ROUTE`` script per event (then, with sharded
+        pub/sub, one pipeline of ``SPUBLISH`` per shard)."""
+        link = self.link
+        shards = self.shards
+        prefix = b"" if shards is not None else self.channel_of("")
+        payloads = [encode_event(event, link.process, now) for _, event, now in batch]
+        holders = link.key("at", "")
         async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-            if len(ids) == 1:
-                await self.link.client.publish(self.channel(ids[0]), payload)
-                return
-            async with self.link.client.pipeline(transaction=False) as pipe:
-                for user_id in ids:
-                    pipe.publish(self.channel(user_id), payload)
-                await pipe.execute()
+            # EVALSHA straight away: the script was loaded when the link came
+            # up (a Redis that lost it answers NOSCRIPT, which counts as an
+            # outage and loads it again), so no SCRIPT EXISTS per pipeline.
+            async with link.client.pipeline(transaction=False) as pipe:
+                for (ids, _, _), payload in zip(batch, payloads, strict=True):
+                    recipients = ",".join(map(str, ids))
+                    pipe.evalsha(
+                        self._route_sha, 0, link.process, prefix, payload, holders, recipients
+                    )
+                replies = await pipe.execute()
+        if shards is None:
+            return
+        messages: list[tuple[bytes, bytes]] = []
+        for routes, payload in zip(replies, payloads, strict=True):
+            for i in range(0, len(routes) - 1, 2):
+                messages.append(
+                    (self.channel_of(routes[i].decode()), routes[i + 1] + b"\n" + payload)
+                )
+        if messages:
+            await shards.publish(messages)
 
     def _keep(self, ids: tuple[int, ...], event: Event) -> None:
         if not _durable(event):
@@ -238,12 +362,13 @@ class RedisFanout:
                 if message is None:
                     continue
                 kind = message.get("type")
-                if kind == b"subscribe" or kind == "subscribe":
-                    self._confirmed(message["channel"])
-                    continue
-                if kind not in (b"message", "message"):
-                    continue
-                self._received(message["channel"], message["data"])
+                if kind in (b"message", "message", b"smessage", "smessage"):
+                    self._received(message["data"])
+                elif kind in (b"sunsubscribe", "sunsubscribe"):
+                    # The channel's slot moved to another node (resharding,
+                    # failover): recover as from an outage, on the new owner.
+                    self.link.mark_down("the sharded pub/sub channel moved")
+                    return
         except asyncio.CancelledError:
             raise
         except REDIS_ERRORS as exc:
@@ -252,32 +377,22 @@ class RedisFanout:
             log.exception("redis listener failed")
             self.link.mark_down("listener failed")
 
-    def _confirmed(self, channel: bytes) -> None:
-        pending = self._confirmations.get(channel)
-        if not pending:
-            return
-        future = pending.popleft()
-        if not pending:
-            del self._confirmations[channel]
-        if not future.done():
-            future.set_result(None)
-
-    def _received(self, channel: bytes, payload: bytes) -> None:
+    def _received(self, payload: bytes) -> None:
         try:
-            event, origin, sent_at = decode_event(payload)
-            user_id = int(channel.rsplit(b":", 1)[1])
-        except (msgspec.DecodeError, ValueError, IndexError):
-            log.warning("ignoring an undecodable event on %r", channel)
+            recipients, event, origin, sent_at = decode_message(payload)
+        except (msgspec.DecodeError, ValueError):
+            log.warning("ignoring an undecodable event on %r", self.channel)
             return
         if origin == self.link.process:
             return
-        subscribers = self._local.get(user_id)
-        if not subscribers:
-            return
         self.metrics.fanout_latency.labels("redis").observe(max(time.time() - sent_at, 0.0))
-        for subscriber in list(subscribers):
-            self._hand(subscriber, event, user_id)
-            self.metrics.deliveries.labels("redis").inc()
+        delivered = 0
+        for user_id in recipients:
+            for subscriber in list(self._local.get(user_id, ())):
+                self._hand(subscriber, event, user_id)
+                delivered += 1
+        if delivered:
+            self.metrics.deliveries.labels("redis").inc(delivered)
 
     # ------------------------------------------------------------ outages
 
@@ -288,13 +403,6 @@ class RedisFanout:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             asyncio.get_running_loop().create_task(self._discard(pubsub))
-        # Release whoever waits for a confirmation: with Redis gone there is
-        # nothing to wait for, and the re-sync after it returns repairs the rest.
-        for futures in self._confirmations.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
-        self._confirmations.clear()
 
     @staticmethod
     async def _discard(pubsub: Any) -> None:
@@ -303,21 +411,26 @@ class RedisFanout:
                 await pubsub.aclose()
 
     async def _on_up(self) -> None:
-        """A new pub/sub connection with every local user's channel, then the backlog."""
+        """A new pub/sub connection on this process's channel, then the backlog."""
         self._on_down()
-        pubsub = self.link.client.pubsub()
-        self._pubsub = pubsub
-        # A subscription must exist before the listener reads from the connection.
         async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-            await pubsub.subscribe(self.link.key("control"))
+            await self.link.client.script_load(ROUTE)
+        # Wait for Redis to confirm each subscription: events routed here from
+        # now on arrive (the re-registration and re-sync that follow rely on it).
+        if self.shards is not None:
+            await self.shards.open()
+            pubsub = self._pubsub = await self.shards.subscribe(self.channel)
+        else:
+            pubsub = self._pubsub = self.link.client.pubsub()
+            async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                await pubsub.subscribe(self.channel)
+                while True:
+                    reply = await pubsub.get_message(timeout=COMMAND_TIMEOUT_SECONDS)
+                    if reply is not None and reply.get("type") in (b"subscribe", "subscribe"):
+                        break
         self._listener = asyncio.get_running_loop().create_task(
             self._listen(pubsub), name="redis-listener"
         )
-        users = list(self._local)
-        for start in range(0, len(users), SUBSCRIBE_CHUNK):
-            await self._subscribe(users[start : start + SUBSCRIBE_CHUNK])
-            if not self.link.up:
-                return
         if self._dropped:
             log.warning(
                 "%d events published during the outage were dropped (backlog full); "
@@ -326,11 +439,27 @@ class RedisFanout:
             )
             self._dropped = 0
         while self._backlog and self.link.up:
-            ids, event = self._backlog[0]
-            await self._publish_remote(ids, event, time.time())
-            self._backlog.popleft()
+            batch = [self._backlog[i] for i in range(min(BATCH_EVENTS, len(self._backlog)))]
+            now = time.time()
+            await self._send([(ids, event, now) for ids, event in batch])
+            for _ in batch:
+                self._backlog.popleft()
 
     async def close(self) -> None:
+        self._closed = True
         self._on_down()
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        # A flusher cancelled before it first ran never reaches its own
+        # clean-up: release whoever still waits.
+        outbox, self._outbox = self._outbox, []
+        for *_, future in outbox:
+            if not future.done():
+                future.set_result(None)
         self._local.clear()
         self._backlog.clear()
+        if self.shards is not None:
+            await self.shards.close()

@@ -9,6 +9,10 @@ Layout (``{p}`` is the key prefix, default ``presence:``):
   (Redis ``TIME`` in microseconds, at least one more than the last). The
   merge rules are ``presence.merge``, applied here in Python to what the
   scripts return; the scripts make each change atomic.
+* ``{p}at:{user}`` — the processes (``RedisLink.process``) that hold a field
+  of ``{p}dev:{user}``, one per line; every script that changes the hash
+  rewrites it in the same step. The fan-out routes events by it
+  (``redis_fanout.ROUTE``: one ``MGET`` for all recipients).
 * ``{p}users:{epoch}`` — set of users with (or recently with) a device
   under that epoch.
 * ``{p}epochs`` — set of epochs that may still own devices.
@@ -91,6 +95,27 @@ local function bump(key)
 end
 local function starts(s, prefix) return string.sub(s, 1, #prefix) == prefix end
 local function ends(s, suffix) return #s >= #suffix and string.sub(s, -#suffix) == suffix end
+-- {p}at:{user}: the processes holding the user's devices (logging in or not),
+-- one per line, rewritten from the hash after every change of it; what the
+-- fan-out's ROUTE script reads, all recipients in one MGET.
+local function holders(key)
+  local prefix, uid = string.match(key, '^(.*)dev:(%d+)$')
+  if not prefix then return end
+  local found, seen = {}, {}
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local epoch = string.match(f, '^(.*)|')
+    local process = epoch and string.match(epoch, '^(.*)%.%d+$')
+    if process and not seen[process] then
+      seen[process] = true
+      found[#found + 1] = process
+    end
+  end
+  if #found == 0 then
+    redis.call('DEL', prefix .. 'at:' .. uid)
+  else
+    redis.call('SET', prefix .. 'at:' .. uid, table.concat(found, '\\n'))
+  end
+end
 """
 
 PUT = (
@@ -118,7 +143,9 @@ if cap > 0 and not present and others >= cap then return -1 end
 for _, f in ipairs(stale) do redis.call('HDEL', KEYS[1], f) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-return {before, bump(KEYS[1])}
+local v = bump(KEYS[1])
+holders(KEYS[1])
+return {before, v}
 """
 )
 
@@ -143,6 +170,7 @@ local mine = 0
 for _, f in ipairs(fields) do if starts(f, ARGV[4]) then mine = mine + 1 end end
 if mine == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
 if #fields <= 1 then redis.call('DEL', KEYS[1]) end
+holders(KEYS[1])
 return {before, v}
 """
 )
@@ -161,6 +189,7 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if #ARGV >= 3 then redis.call('SADD', KEYS[2], ARGV[2]) end
 local v = bump(KEYS[1])
 if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
+holders(KEYS[1])
 return {before, v}
 """
 )
@@ -181,6 +210,7 @@ end
 if removed == 0 then return {before, 0} end
 local v = bump(KEYS[1])
 if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
+holders(KEYS[1])
 return {before, v}
 """
 )

@@ -14,6 +14,7 @@ while the blocker never sees it (it surfaces if the blocker unblocks them).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,7 +23,17 @@ from presence_protocol import ErrorCode, Relation
 
 from ..storage.database import advisory_lock
 from ..storage.schema import blocks, friend_requests, friendships, users
-from ..storage.store import USER_COLUMNS, CommandError, Store, UserRow, fetch_user, user_row
+from ..storage.store import (
+    USER_COLUMNS,
+    CommandError,
+    Store,
+    UserRow,
+    fetch_all,
+    fetch_user,
+    prepare,
+    user_row,
+    user_row_at,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -307,28 +318,44 @@ async def unblock(store: Store, me: int, other_id: int) -> Outcome:
 
 
 async def relations(store: Store, me: int) -> Relations:
-    async with store.read() as conn:
+    return await store.run_read(lambda conn: read_relations(conn, me))
 
-        async def listed(query: sa.Select[tuple[int]]) -> list[UserRow]:
-            rows = await conn.execute(sa.select(*USER_COLUMNS).where(users.c.id.in_(query)))
-            # Sorted here, not in SQL: PostgreSQL collations would order
-            # hyphens differently from SQLite, and clients should not care
-            # which database a server runs on.
-            return sorted((user_row(r) for r in rows), key=lambda u: (u.login.lower(), u.id))
 
-        blocked_by_me = sa.select(blocks.c.blocked_id).where(blocks.c.blocker_id == me)
-        return Relations(
-            friends=await listed(
-                sa.select(friendships.c.friend_id).where(friendships.c.user_id == me)
-            ),
-            incoming=await listed(
-                sa.select(friend_requests.c.from_id).where(
-                    friend_requests.c.to_id == me,
-                    friend_requests.c.from_id.not_in(blocked_by_me),
-                )
-            ),
-            outgoing=await listed(
-                sa.select(friend_requests.c.to_id).where(friend_requests.c.from_id == me)
-            ),
-            blocked=await listed(blocked_by_me),
+def _relations_query() -> sa.CompoundSelect[Any]:
+    """Everyone a snapshot lists, tagged by list, in one statement (built once)."""
+    me: sa.BindParameter[int] = sa.bindparam("me", type_=sa.BigInteger)
+    blocked_by_me = sa.select(blocks.c.blocked_id).where(blocks.c.blocker_id == me)
+    lists = (
+        sa.select(friendships.c.friend_id).where(friendships.c.user_id == me),
+        sa.select(friend_requests.c.from_id).where(
+            friend_requests.c.to_id == me,
+            friend_requests.c.from_id.not_in(blocked_by_me),
+        ),
+        sa.select(friend_requests.c.to_id).where(friend_requests.c.from_id == me),
+        blocked_by_me,
+    )
+    return sa.union_all(
+        *(
+            sa.select(
+                sa.literal_column(str(kind), sa.Integer).label("list_kind"), *USER_COLUMNS
+            ).where(users.c.id.in_(ids))
+            for kind, ids in enumerate(lists)
         )
+    )
+
+
+_RELATIONS = prepare(_relations_query())
+"""Friends (0), incoming (1) and outgoing (2) requests, blocked (3)."""
+
+
+def read_relations(conn: sa.Connection, me: int) -> Relations:
+    """What the snapshot lists for ``me``, in one statement (a login reads it under a crowd)."""
+    found: tuple[list[UserRow], ...] = ([], [], [], [])
+    for row in fetch_all(conn, _RELATIONS, {"me": me}):
+        found[row[0]].append(user_row_at(row, 1))
+    # Sorted here, not in SQL: PostgreSQL collations would order hyphens
+    # differently from SQLite, and clients should not care which database a
+    # server runs on.
+    for rows in found:
+        rows.sort(key=lambda u: (u.login.lower(), u.id))
+    return Relations(friends=found[0], incoming=found[1], outgoing=found[2], blocked=found[3])

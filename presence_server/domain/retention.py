@@ -38,7 +38,7 @@ from presence_protocol import MessageExpired
 
 from ..storage.database import RETENTION_LOCK, advisory_lock
 from ..storage.schema import friend_request_times, messages, sessions, users
-from ..storage.store import Store
+from ..storage.store import Store, fetch_all, prepare
 
 if TYPE_CHECKING:
     from ..config import RetentionPolicy
@@ -174,28 +174,26 @@ async def _purge(conn: AsyncConnection, policy: RetentionPolicy, now: int) -> Sw
     )
 
 
-async def pending_notices(store: Store, sender_id: int, limit: int) -> list[MessageExpired]:
-    """Expiry notices the sender has not acknowledged yet, oldest first."""
-    async with store.read() as conn:
-        rows = await conn.execute(
-            sa.select(
-                messages.c.id,
-                messages.c.sender_id,
-                messages.c.recipient_id,
-                messages.c.client_msg_id,
-                messages.c.sent_at,
-                messages.c.expired_at,
-            )
-            .where(messages.c.sender_id == sender_id, messages.c.expired_at.is_not(None))
-            .order_by(messages.c.id)
-            .limit(limit)
-        )
-        return [
-            Expired(
-                r.id, r.sender_id, r.recipient_id, r.client_msg_id, r.sent_at, r.expired_at
-            ).notice()
-            for r in rows
-        ]
+_PENDING_NOTICES = prepare(
+    sa.select(
+        messages.c.id,
+        messages.c.sender_id,
+        messages.c.recipient_id,
+        messages.c.client_msg_id,
+        messages.c.sent_at,
+        messages.c.expired_at,
+    )
+    .where(messages.c.sender_id == sa.bindparam("sender_id"), messages.c.expired_at.is_not(None))
+    .order_by(messages.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+"""Built once: every login reads it."""
+
+
+def read_pending_notices(conn: sa.Connection, sender_id: int, limit: int) -> list[MessageExpired]:
+    """Expiry notices the sender has not acknowledged yet, oldest first (read at login)."""
+    rows = fetch_all(conn, _PENDING_NOTICES, {"sender_id": sender_id, "limit": limit})
+    return [Expired(*r).notice() for r in rows]
 
 
 async def forget_notices(store: Store, sender_id: int, message_ids: list[int]) -> None:

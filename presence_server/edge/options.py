@@ -37,6 +37,7 @@ from ..config import (
     Kind,
     Option,
     ServerConfig,
+    check_frame_limit,
     is_loopback,
     rows_of,
 )
@@ -240,8 +241,13 @@ def validate(config: ServerConfig, table: OptionTable = TABLE) -> None:
             f"--dev-login lets anyone sign in as anyone; it only works on a loopback "
             f"address (127.0.0.1, ::1 or localhost), not on {config.host!r}"
         )
+    if config.redis_pubsub_url and not config.redis_url:
+        raise ConfigError(
+            "--redis-pubsub needs --redis (the presence registry that routes the fan-out)"
+        )
     if config.keyfile and not config.certfile:
         raise ConfigError("--keyfile needs --certfile (the certificate that goes with the key)")
+    check_frame_limit(config)
     if min(config.limits.max_bad_frames, config.limits.max_login_frames) < 1:
         raise ConfigError("max_bad_frames and max_login_frames must be at least 1")
     keep = config.retention

@@ -261,7 +261,12 @@ async def _open_hub(
             instance=config.instance_id or None,
             metrics=metrics,
         )
-        fanout = RedisFanout(link, metrics)
+        shards = None
+        if config.redis_pubsub_url:
+            from ..cluster.redis_shards import ShardedPubSub
+
+            shards = ShardedPubSub(config.redis_pubsub_url)
+        fanout = RedisFanout(link, metrics, shards=shards)
         registry = RedisRegistry(link, metrics)
     hub = Hub(
         config,

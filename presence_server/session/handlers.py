@@ -8,9 +8,13 @@ connection) and leave nothing changed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from presence_protocol import (
     Ack,
@@ -35,6 +39,7 @@ from presence_protocol import (
     LoginGitHubEditor,
     LoginGitHubToken,
     MarkRead,
+    MessageExpired,
     MessageSent,
     Ok,
     RevokeSession,
@@ -49,13 +54,15 @@ from presence_protocol import (
     Unblock,
     encode,
 )
+from presence_protocol.paging import Budget, item_size
 
 from ..auth import ExternalIdentity, Identity, IdentityKind, as_login_failure
 from ..cluster.fanout import Event
 from ..domain import friends, presence
 from ..domain.friends import Outcome
 from ..domain.presence import DeviceState
-from ..storage.store import CommandError, UserRow, fetch_user
+from ..domain.retention import MAX_NOTICES_PER_LOGIN, read_pending_notices
+from ..storage.store import CommandError, UserRow, read_user
 from . import account_commands, conversations, retention_commands
 
 if TYPE_CHECKING:
@@ -216,14 +223,39 @@ async def _start(
     )
     device = conn.initial_device(user, hub.now())
     conn.device = device
-    frame, versions = await snapshot(hub, user.id, device.status, user)
-    assert frame is not None
+    epoch = hub.friends_epoch
+    view = await hub.store.run_read(lambda c: _read_view(c, user.id, user, MAX_NOTICES_PER_LOGIN))
+    assert view is not None
+    frame, versions = await _snapshot_frame(hub, view, device.status)
     conn.send(frame)
     conn.mark_ready(versions)
     await conn.replay()
-    await retention_commands.send_notices(conn)
+    for notice in view.notices:
+        conn.send(notice)
+    hub.remember_friends(user.id, [f.id for f in view.relations.friends], epoch)
     await hub.set_device(user.id, conn.cid, device)
     conn.schedule_expiry()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _View:
+    """What a snapshot shows, read in one go (``Store.run_read``)."""
+
+    user: UserRow
+    relations: friends.Relations
+    notices: list[MessageExpired]
+
+
+def _read_view(
+    db: sa.Connection, user_id: int, user: UserRow | None, notice_limit: int
+) -> _View | None:
+    if user is None:
+        user = read_user(db, user_id)
+        if user is None:
+            return None
+    rel = friends.read_relations(db, user.id)
+    notices = read_pending_notices(db, user.id, notice_limit) if notice_limit else []
+    return _View(user, rel, notices)
 
 
 async def snapshot(
@@ -233,12 +265,15 @@ async def snapshot(
 
     None when the user no longer exists (deleted meanwhile).
     """
-    if user is None:
-        async with hub.store.read() as db:
-            user = await fetch_user(db, user_id)
-        if user is None:
-            return None, {}
-    rel = await friends.relations(hub.store, user.id)
+    view = await hub.store.run_read(lambda c: _read_view(c, user_id, user, 0))
+    if view is None:
+        return None, {}
+    return await _snapshot_frame(hub, view, status)
+
+
+async def _snapshot_frame(hub: Hub, view: _View, status: Status) -> tuple[Snapshot, dict[int, int]]:
+    """Friends' presence comes from the registry (memory, or Redis across instances)."""
+    user, rel = view.user, view.relations
     seen = await hub.registry.seen(f.id for f in rel.friends)
     frame = Snapshot(
         me=user.wire(),
@@ -400,23 +435,74 @@ async def ack(conn: Session, message: Ack) -> None:
 # ---------------------------------------------------------------- sessions
 
 
-async def list_sessions(conn: Session, message: ListSessions) -> None:
-    rows = await conn.hub.store.list_sessions(_me(conn))
-    conn.send(
-        Sessions(
-            id=message.id,
-            sessions=[
-                SessionInfo(
-                    id=r.id,
-                    device=r.device,
-                    created_at=r.created_at,
-                    last_used_at=r.last_used_at,
-                    current=r.id == conn.session_id,
-                )
-                for r in rows
-            ],
+SESSIONS_BATCH = 256
+"""Sessions read per query while a ``sessions`` page fills (a slice, not all)."""
+_SESSIONS_CURSOR = re.compile(r"(\d{1,19})\.(.{1,32})", re.DOTALL)
+LONGEST_SESSIONS_NEXT = "9" * 19 + "." + "f" * 32
+"""A page is sized as if its ``next`` were the longest a cursor can be."""
+
+
+def sessions_cursor(created_at: int, session_id: str) -> str:
+    """The ``next`` of a ``sessions`` page that ended at this session."""
+    return f"{created_at}.{session_id}"
+
+
+def parse_sessions_cursor(after: str | None) -> tuple[int, str] | None:
+    """The key ``list_sessions.after`` names; ``CommandError`` if it is no ``next``.
+
+    Only its shape can be checked (a session may have been revoked since the
+    page that named it); a well-formed key continues after that position.
+    """
+    if after is None:
+        return None
+    match = _SESSIONS_CURSOR.fullmatch(after)
+    if match is None:
+        raise CommandError(
+            ErrorCode.INVALID_MESSAGE.value, "list_sessions: after must be a sessions reply's next"
         )
+    return int(match[1]), match[2]
+
+
+async def list_sessions(conn: Session, message: ListSessions) -> None:
+    """My live sessions, oldest first, as many as fit in one frame.
+
+    A user can have any number of live sessions (one per sign-in that has not
+    been revoked or expired), so the reply is cut to fit
+    ``max_server_frame_bytes`` and ``next`` continues it (protocol.md §4, §8);
+    every entry is bounded, so every page makes progress.
+    """
+    me = _me(conn)
+    after = parse_sessions_cursor(message.after)
+    reply = Sessions(id=message.id)
+    budget = Budget(
+        conn.limits.max_server_frame_bytes,
+        Sessions(id=message.id, next=LONGEST_SESSIONS_NEXT),
+        ["sessions"],
     )
+    while True:
+        rows = await conn.hub.store.list_sessions_page(me, after, SESSIONS_BATCH)
+        for row in rows:
+            entry = SessionInfo(
+                id=row.id,
+                device=row.device,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+                current=row.id == conn.session_id,
+            )
+            if not budget.take(item_size(entry)):
+                if not reply.sessions:
+                    raise CommandError(
+                        ErrorCode.INTERNAL_ERROR.value, "a session entry exceeds the frame limit"
+                    )
+                last = reply.sessions[-1]
+                reply.next = sessions_cursor(last.created_at, last.id)
+                conn.send(reply)
+                return
+            reply.sessions.append(entry)
+        if len(rows) < SESSIONS_BATCH:
+            conn.send(reply)
+            return
+        after = (rows[-1].created_at, rows[-1].id)
 
 
 async def revoke_session(conn: Session, message: RevokeSession) -> None:

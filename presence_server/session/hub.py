@@ -20,7 +20,6 @@ from typing import Protocol
 from presence_protocol import (
     ErrorCode,
     Hello,
-    LoginMethod,
     Relation,
     RelationUpdate,
     encode,
@@ -28,7 +27,7 @@ from presence_protocol import (
 
 from ..cluster.fanout import Event, Fanout
 from ..cluster.registry import Change, PresenceRegistry
-from ..config import ServerConfig
+from ..config import ServerConfig, hello_for
 from ..domain import presence
 from ..domain.friends import Outcome
 from ..domain.presence import DeviceState
@@ -104,23 +103,7 @@ class Hub:
         return self.clock_ns() // 1_000_000_000
 
     def _hello(self) -> Hello:
-        methods = [LoginMethod.SESSION]
-        if self.config.dev_login:
-            methods.append(LoginMethod.DEV)
-        github = self.config.github.public() if self.config.github is not None else None
-        if github is not None:
-            methods.append(LoginMethod.GITHUB_CODE)
-            if github.device_flow:
-                methods.append(LoginMethod.GITHUB_TOKEN)
-            if github.editor_tokens:
-                methods.append(LoginMethod.GITHUB_EDITOR)
-        return Hello(
-            server=self.config.server_name,
-            login_methods=methods,
-            github=github,
-            limits=self.limits.announce(),
-            retention=self.config.retention.announce(),
-        )
+        return hello_for(self.config)
 
     # ------------------------------------------------------------ locks
 
@@ -242,6 +225,15 @@ class Hub:
                 )
                 await self.fanout.publish([notice.to], event)
             return outcome
+
+    @property
+    def friends_epoch(self) -> int:
+        return self._friends_epoch
+
+    def remember_friends(self, user_id: int, friends: list[int], epoch: int) -> None:
+        """A login read the user's friends: keep them, unless a relation event came since."""
+        if epoch == self._friends_epoch:
+            self._friend_ids.setdefault(user_id, friends)
 
     def forget_friends(self, *user_ids: int) -> None:
         """The friends of these users may have changed: read them again next time."""

@@ -54,6 +54,7 @@ from presence_protocol import (
     decode_client,
     encode,
 )
+from presence_protocol.limits import MAX_ERROR_MESSAGE_CHARS
 from presence_protocol.paging import FrameTooLarge, fit_suggestions, snapshot_frames
 
 from ..cluster.fanout import Event
@@ -295,7 +296,8 @@ class Session:
         retry_after: float | None = None,
     ) -> None:
         self.metrics.errors.labels(str(code)).inc()
-        self.send(Error(id=request_id, code=str(code), message=message, retry_after=retry_after))
+        text = message[:MAX_ERROR_MESSAGE_CHARS]  # a bounded frame (protocol.md §8)
+        self.send(Error(id=request_id, code=str(code), message=text, retry_after=retry_after))
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already written (e.g. the reply saying why).

@@ -1,4 +1,5 @@
-"""A connection's part of retention: expiry notices after login, ``ack_expired``."""
+"""A connection's part of retention: ``ack_expired`` (the expiry notices a
+login sends are read with its snapshot, ``handlers._start``)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,10 @@ from typing import TYPE_CHECKING
 
 from presence_protocol import AckExpired, Ok
 
-from ..domain.retention import MAX_NOTICES_PER_LOGIN, forget_notices, pending_notices
+from ..domain.retention import forget_notices
 
 if TYPE_CHECKING:
     from .machine import Session
-
-
-async def send_notices(conn: Session) -> None:
-    """After login: every expiry notice not yet acknowledged (up to a cap)."""
-    assert conn.user is not None
-    for notice in await pending_notices(conn.hub.store, conn.user.id, MAX_NOTICES_PER_LOGIN):
-        conn.send(notice)
 
 
 async def ack_expired(conn: Session, message: AckExpired) -> None:

@@ -17,11 +17,25 @@ as its own task (``finish``), the caller awaits it through ``asyncio.shield``
 and ``close()`` waits for every such task before releasing the pool. A
 connection is opened and handed back under the same protection, so a
 cancellation can never leave one checked out for the garbage collector.
+
+Reads on the hot paths (a login's session, its snapshot, the replay) are
+plain functions of a synchronous connection run by ``Store.run_read`` in one
+go. aiosqlite runs every cursor call on its connection's thread, so one
+statement through SQLAlchemy's async layer costs four thread hops and a
+pooled read a fifth (the rollback); a login was about forty. For a SQLite
+file ``run_read`` instead runs the whole function on a read-only connection
+of its own to the same file (WAL: it sees every committed write and does not
+wait for the writer), on the event loop itself as long as SQLite can answer
+without waiting for a lock, else on the store's reader thread (see
+``_SqliteReader``). On PostgreSQL (asyncpg has no threads) and for an
+in-memory SQLite database (which a second connection would not see) it runs
+the same function on one pooled async connection (``AsyncConnection.run_sync``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -29,6 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presence_protocol import Message, Status, User
@@ -159,6 +174,77 @@ async def fetch_user(conn: AsyncConnection, user_id: int) -> UserRow | None:
     return user_row(row) if row else None
 
 
+def _read_only(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            cursor.execute("PRAGMA query_only=ON")
+        finally:
+            cursor.close()
+
+    return pragmas
+
+
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+
+
+def _is_busy(exc: sa.exc.OperationalError) -> bool:
+    """SQLite answered "database is locked" (it would have had to wait)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+class _SqliteReader:
+    """Two read-only synchronous connections to the store's SQLite file.
+
+    ``now`` runs a read on the event loop itself, on a connection that never
+    waits for a lock (``busy_timeout=0``): a login's reads are a few indexed
+    lookups bounded by the protocol's limits, which SQLite answers from its
+    page cache in well under a millisecond of CPU, less than handing them to a
+    thread and back costs (measured: about 0.3 ms of CPU per hop, GIL hand-overs
+    included). A read that would have to wait (SQLite says busy: in WAL mode
+    only while another process holds the file exclusively, e.g. in recovery)
+    goes to ``call`` instead, on a thread of its own with the writer's
+    5 s busy timeout, so the loop never waits for a lock.
+    """
+
+    def __init__(self, url: sa.URL) -> None:
+        url = url.set(drivername="sqlite+pysqlite")
+        self.inline = sa.create_engine(url, pool_size=1)
+        sa.event.listen(self.inline, "connect", _read_only(0))
+        self.engine = sa.create_engine(url, pool_size=1)
+        sa.event.listen(self.engine, "connect", _read_only(5000))
+        self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+        self.waited = 0
+        """Reads that found the file busy and went to the thread (for tests and logs)."""
+
+    def now(self, fn: Callable[[sa.Connection], T]) -> T:
+        """On the event loop: one read transaction, rolled back at the end; raises
+        ``OperationalError`` at once if SQLite is busy."""
+        with self.inline.connect() as conn:
+            return fn(conn)
+
+    def call(self, fn: Callable[[sa.Connection], T]) -> T:
+        """On the reader thread: one read transaction, waiting up to 5 s for a lock."""
+        with self.engine.connect() as conn:
+            return fn(conn)
+
+    def close(self) -> None:
+        """On the reader thread: closes its connection where it was used."""
+        self.engine.dispose()
+
+
+def _reader_for(engine: AsyncEngine) -> _SqliteReader | None:
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if not database or database == ":memory:" or "mode=memory" in str(url):
+        return None
+    return _SqliteReader(url)
+
+
 class StoreClosed(RuntimeError):
     """The store was closed (the server stopped); nothing more is read or written."""
 
@@ -184,6 +270,7 @@ class Store:
         self._lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
         self._running: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._reader = _reader_for(engine)
 
     # ------------------------------------------------------------ tasks
 
@@ -257,6 +344,34 @@ class Store:
         finally:
             await self._release(conn)
 
+    async def run_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn`` (synchronous, reads only, bounded) on one connection, in one go.
+
+        The point is the number of thread hops (see the module docstring):
+        on a SQLite file ``fn`` runs on the loop, or whole on the reader thread
+        if the file is busy; otherwise on one pooled async connection.
+        ``close()`` waits for reads in flight, as for writes. ``fn`` may run
+        twice (busy on the loop, then on the thread), so it must only read.
+        """
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        reader = self._reader
+        if reader is None:
+            async with self.read() as conn:
+                return await conn.run_sync(fn)
+        try:
+            return reader.now(fn)
+        except sa.exc.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        reader.waited += 1
+        log.warning(
+            "the SQLite file was busy; a read waits on the reader thread",
+            extra={"event": "sqlite_busy_read"},
+        )
+        work = asyncio.get_running_loop().run_in_executor(reader.thread, reader.call, fn)
+        return await asyncio.shield(self._track(work))
+
     async def drain(self) -> None:
         """Wait until every write in flight has finished (and its connection is back)."""
         while self._running:
@@ -266,6 +381,11 @@ class Store:
         """Finish the writes in flight, then release every pooled connection."""
         await self.drain()
         self._closed = True
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.inline.dispose()
+            await asyncio.get_running_loop().run_in_executor(reader.thread, reader.close)
+            reader.thread.shutdown(wait=False)
         await self.engine.dispose()
 
     # ------------------------------------------------------------ users
@@ -431,21 +551,11 @@ class Store:
         Use is recorded at most once per ``SESSION_USE_GRANULARITY``: a reconnect
         storm is then thousands of reads, not thousands of serialized writes.
         """
-        async with self.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(sessions.c.id, sessions.c.user_id, sessions.c.last_used_at).where(
-                        sessions.c.token_hash == auth.hash_token(token),
-                        sessions.c.revoked_at.is_(None),
-                        sessions.c.last_used_at >= idle_since,
-                    )
-                )
-            ).first()
-            if row is None:
-                return None
-            user = await fetch_user(conn, row.user_id)
-        if user is None:
+        token_hash = auth.hash_token(token)
+        found = await self.run_read(lambda c: _session_user(c, token_hash, idle_since))
+        if found is None:
             return None
+        row, user = found
         granularity = min(SESSION_USE_GRANULARITY, max((now - idle_since) // 10, 0))
         if row.last_used_at < now - granularity:
             async with self.write() as conn:
@@ -454,19 +564,38 @@ class Store:
                 )
         return row.id, user
 
-    async def list_sessions(self, user_id: int) -> list[SessionRow]:
-        async with self.read() as conn:
-            rows = await conn.execute(
-                sa.select(
-                    sessions.c.id,
-                    sessions.c.user_id,
-                    sessions.c.device,
-                    sessions.c.created_at,
-                    sessions.c.last_used_at,
-                )
-                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-                .order_by(sessions.c.created_at, sessions.c.id)
+    async def list_sessions_page(
+        self, user_id: int, after: tuple[int, str] | None, limit: int
+    ) -> list[SessionRow]:
+        """Up to ``limit`` live sessions of a user after the key ``after``
+        (``(created_at, id)`` of the last one already listed), oldest first.
+
+        The key is the listing's order, so a page continues exactly where the
+        previous one stopped even when sessions are created or revoked between
+        pages: each query reads a bounded slice, whatever the user's total.
+        """
+        query = (
+            sa.select(
+                sessions.c.id,
+                sessions.c.user_id,
+                sessions.c.device,
+                sessions.c.created_at,
+                sessions.c.last_used_at,
             )
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .order_by(sessions.c.created_at, sessions.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            created_at, session_id = after
+            query = query.where(
+                sa.or_(
+                    sessions.c.created_at > created_at,
+                    sa.and_(sessions.c.created_at == created_at, sessions.c.id > session_id),
+                )
+            )
+        async with self.read() as conn:
+            rows = await conn.execute(query)
             return [
                 SessionRow(r.id, r.user_id, r.device, r.created_at, r.last_used_at) for r in rows
             ]
@@ -490,11 +619,7 @@ class Store:
     # ------------------------------------------------------------ friends (reads)
 
     async def friend_ids(self, user_id: int) -> list[int]:
-        async with self.read() as conn:
-            rows = await conn.execute(
-                sa.select(friendships.c.friend_id).where(friendships.c.user_id == user_id)
-            )
-            return [r.friend_id for r in rows]
+        return await self.run_read(lambda c: friend_ids(c, user_id))
 
     async def friends_of(self, user_ids: Iterable[int]) -> dict[int, list[int]]:
         """Friends of many users in one read (chunked)."""
@@ -571,18 +696,7 @@ class Store:
             return row, True
 
     async def unacked(self, user_id: int, after_seq: int, limit: int) -> list[MessageRow]:
-        async with self.read() as conn:
-            rows = await conn.execute(
-                sa.select(messages)
-                .where(
-                    messages.c.recipient_id == user_id,
-                    messages.c.seq > after_seq,
-                    messages.c.expired_at.is_(None),
-                )
-                .order_by(messages.c.seq)
-                .limit(limit)
-            )
-            return [_message_row(r) for r in rows]
+        return await self.run_read(lambda c: _unacked(c, user_id, after_seq, limit))
 
     @durable
     async def ack(self, user_id: int, seq: int) -> int:
@@ -627,6 +741,123 @@ async def _next_id(conn: AsyncConnection, name: str, floor: int) -> int:
     value = int(highest or floor) + 1
     await conn.execute(sa.insert(id_counters).values(name=name, value=value))
     return value
+
+
+# ---------------------------------------------------------------- reads (run_read)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Query:
+    """A hot read, built once, with its SQLite text compiled once too.
+
+    Building a statement and its cache key cost SQLAlchemy several times what
+    SQLite needs to answer it; on SQLite even executing a cached statement
+    does (an execution context, a result object, row processors for columns
+    that need none). So ``fetch_all`` hands the precompiled text straight to
+    the sqlite3 connection; on PostgreSQL it executes the statement as usual.
+    Rows are read by position.
+    """
+
+    statement: sa.Executable
+    sqlite_sql: str
+    sqlite_params: tuple[str, ...]
+    sqlite_defaults: dict[str, Any]
+    """Values of the parameters SQLAlchemy adds itself (e.g. the OFFSET after a LIMIT)."""
+
+
+def prepare(statement: sa.Select[Any] | sa.CompoundSelect[Any]) -> Query:
+    compiled = statement.compile(dialect=sqlite_dialect.dialect(paramstyle="qmark"))
+    names = tuple(compiled.positiontup or ())
+    return Query(statement, str(compiled), names, dict(compiled.params))
+
+
+def fetch_all(conn: sa.Connection, query: Query, params: dict[str, Any]) -> list[Sequence[Any]]:
+    """The rows of a prepared read (see ``Query``)."""
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        args = [
+            params[name] if name in params else query.sqlite_defaults[name]
+            for name in query.sqlite_params
+        ]
+        rows: list[Sequence[Any]] = raw.execute(query.sqlite_sql, args).fetchall()
+        return rows
+    return list(conn.execute(query.statement, params))
+
+
+_SESSION_USER = prepare(
+    sa.select(sessions.c.id, sessions.c.last_used_at, *USER_COLUMNS)
+    .join(users, users.c.id == sessions.c.user_id)
+    .where(
+        sessions.c.token_hash == sa.bindparam("token_hash"),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.last_used_at >= sa.bindparam("idle_since"),
+    )
+)
+_USER = prepare(sa.select(*USER_COLUMNS).where(users.c.id == sa.bindparam("user_id")))
+_FRIEND_IDS = prepare(
+    sa.select(friendships.c.friend_id).where(friendships.c.user_id == sa.bindparam("user_id"))
+)
+_UNACKED = prepare(
+    sa.select(
+        messages.c.id,
+        messages.c.sender_id,
+        messages.c.recipient_id,
+        messages.c.client_msg_id,
+        messages.c.text,
+        messages.c.sent_at,
+        messages.c.seq,
+    )
+    .where(
+        messages.c.recipient_id == sa.bindparam("user_id"),
+        messages.c.seq > sa.bindparam("after_seq"),
+        messages.c.expired_at.is_(None),
+    )
+    .order_by(messages.c.seq)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+
+
+def user_row_at(row: Sequence[Any], at: int) -> UserRow:
+    """A ``UserRow`` from ``USER_COLUMNS`` starting at position ``at`` of a row
+    (by position: a login reads dozens of them)."""
+    uid, kind, login, name, avatar_url, last_seen, status, until, acked = row[at : at + 9]
+    try:
+        chosen = Status(status)
+    except ValueError:
+        chosen = Status.ONLINE
+    return UserRow(uid, kind, login, name, avatar_url, last_seen, chosen, until, acked)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _SessionHit:
+    id: str
+    last_used_at: int
+
+
+def _session_user(
+    conn: sa.Connection, token_hash: str, idle_since: int
+) -> tuple[_SessionHit, UserRow] | None:
+    """A live session by token hash and its user, in one statement."""
+    rows = fetch_all(conn, _SESSION_USER, {"token_hash": token_hash, "idle_since": idle_since})
+    if not rows:
+        return None
+    row = rows[0]
+    return _SessionHit(row[0], row[1]), user_row_at(row, 2)
+
+
+def read_user(conn: sa.Connection, user_id: int) -> UserRow | None:
+    """``fetch_user`` on a synchronous connection (for ``Store.run_read``)."""
+    rows = fetch_all(conn, _USER, {"user_id": user_id})
+    return user_row_at(rows[0], 0) if rows else None
+
+
+def friend_ids(conn: sa.Connection, user_id: int) -> list[int]:
+    return [row[0] for row in fetch_all(conn, _FRIEND_IDS, {"user_id": user_id})]
+
+
+def _unacked(conn: sa.Connection, user_id: int, after_seq: int, limit: int) -> list[MessageRow]:
+    rows = fetch_all(conn, _UNACKED, {"user_id": user_id, "after_seq": after_seq, "limit": limit})
+    return [MessageRow(*row) for row in rows]
 
 
 def _report_orphan(task: asyncio.Future[Any]) -> None:

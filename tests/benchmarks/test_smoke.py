@@ -70,6 +70,23 @@ def test_connections_ramp_reports_memory_per_connection(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "memory_vs_connections.png").stat().st_size > 1000
 
 
+def test_reconnect_storm_brings_every_client_back_seeing_its_friends(tmp_path: Path) -> None:
+    data = run(
+        "reconnect_storm",
+        *("--clients", "40", "--friends", "4", "--processes", "2", "--settle", "0.2"),
+        *("--deadline", "60"),
+        tmp_path=tmp_path,
+    )
+    storm = data["data"]["storm"]
+    # Every client came back after the restart and saw all its friends online.
+    assert (storm["back"], storm["complete"], storm["failures"]) == (40, 40, 0)
+    assert storm["restart_to_all_seen_s"] > storm["stop_s"] + storm["start_s"]
+    rate = data["figures"][0]
+    assert rate["baseline"] > 0 and data["data"]["bare"]["back"] == 40
+    assert rate["ratio"] == pytest.approx(rate["value"] / rate["baseline"])
+    assert (tmp_path / "plots" / "reconnect_storm.png").stat().st_size > 1000
+
+
 def test_fanout_compares_with_the_broadcast_ceiling(tmp_path: Path) -> None:
     data = run(
         "fanout",
@@ -110,19 +127,35 @@ def test_desktop_idle_counts_wakeups_and_socket_bytes(tmp_path: Path, require: A
     assert data["data"]["socket"]["wire_bytes"] >= data["data"]["socket"]["payload_bytes"]
 
 
-def test_cross_instance_two_servers_and_a_kill(tmp_path: Path, require: Any) -> None:
+def test_cross_instance_two_and_three_servers_scale_and_a_kill(
+    tmp_path: Path, require: Any
+) -> None:
     require(shutil.which("redis-server") is not None, "needs redis-server")
     data = run(
         "cross_instance",
         *("--users", "40", "--friends", "4", "--processes", "1", "--seconds", "2"),
         *("--fractions", "0.5", "--presence-ttl", "1", "--offline-runs", "1"),
+        *("--instances", "2,3", "--scale-repeats", "1"),
         tmp_path=tmp_path,
-        timeout=110,
+        timeout=200,
     )
     offline = data["data"]["offline_s"]
     assert len(offline) == 1
     assert offline[0] > 0  # measured; the bound is the benchmark's verdict, not the smoke test's
-    assert data["data"]["latency"]["pair"][0]["cross"]["samples"] > 0
+    for count in ("2", "3"):
+        assert data["data"]["latency"]["clusters"][count][0]["cross"]["samples"] > 0
+    scale = data["data"]["scale"]
+    assert scale["one"]["best"]["deliveries_per_s"] > 0
+    assert scale["three"]["best"]["deliveries_per_s"] > 0
+    assert (tmp_path / "plots" / "cross_instance_scale.png").exists()
+
+
+def test_redis_route_measures_redis_and_client_cpu_per_event(tmp_path: Path, require: Any) -> None:
+    require(shutil.which("redis-server") is not None, "needs redis-server")
+    data = run("redis_route", "--events", "400", tmp_path=tmp_path)
+    rows = data["data"]["rows"]
+    assert [r["online"] for r in rows] == [0, 17, 50, 17]
+    assert all(r["redis_us"] > 0 and r["client_us"] > 0 for r in rows)
 
 
 def test_fanout_runs_each_event_loop_against_its_own_ceiling(tmp_path: Path) -> None:

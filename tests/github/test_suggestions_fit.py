@@ -32,9 +32,10 @@ from presence_server.edge.github import GitHubAuth
 from presence_server.edge.server import RunningServer, start_server
 from tests.fakes.github import FakeGitHub
 
-LIMIT = 3000
+LIMIT = limits.MIN_SERVER_FRAME_BYTES
+"""The smallest limit a server may announce: thirty wide suggestions exceed it."""
 WIDE_NAME = "語" * 255
-FOLLOWED = list(range(7001, 7009))
+FOLLOWED = list(range(7001, 7031))
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from presence_protocol import PresenceUpdate, SeenStatus, SetPresence, Status, encode
 from presence_server import RunningServer, ServerConfig, start_server
 from presence_server.cluster.fanout import Event
-from presence_server.cluster.redis_fanout import encode_event
+from presence_server.cluster.redis_fanout import RedisFanout, encode_message
 from tests.server.client import Client, befriend, login_dev
 
 
@@ -43,12 +43,15 @@ FUTURE = 2**52
 async def inject(
     server: RunningServer, to: Client, about: int, status: Status, version: int
 ) -> None:
-    """Publish a presence delta to ``to``'s channel as another instance would."""
+    """Publish a presence delta for ``to`` to its instance's channel as another instance would."""
     frame = encode(PresenceUpdate(user_id=about, status=SeenStatus(status.value)))
-    payload = encode_event(Event(frame=frame, subject=about, version=version), "elsewhere", 0.0)
+    event = Event(frame=frame, subject=about, version=version)
+    payload = encode_message([to.me], event, "elsewhere", 0.0)
+    fanout = server.hub.fanout
+    assert isinstance(fanout, RedisFanout)
     client = aioredis.Redis.from_url(server.config.redis_url)
     try:
-        receivers = await client.publish(f"{server.config.redis_prefix}u:{to.me}", payload)
+        receivers = await client.publish(fanout.channel, payload)
     finally:
         await client.aclose()
     assert receivers == 1

@@ -140,13 +140,23 @@ class World:
         client = aioredis.Redis.from_url(self.url)
         try:
             found: set[tuple[int, str]] = set()
+            holders_wrong: dict[int, tuple[set[str], set[str]]] = {}
             for user in range(1, USERS + 1):
                 fields = await client.hkeys(f"{self.prefix}dev:{user}")
                 found |= {(user, f.decode()) for f in fields if f != b"~v"}
+                # The fan-out routes by {p}at:{user}: the processes of those fields.
+                held = await client.get(f"{self.prefix}at:{user}")
+                processes = {
+                    f.decode().rsplit("|", 1)[0].rsplit(".", 1)[0] for f in fields if f != b"~v"
+                }
+                listed = set(held.decode().split("\n")) if held else set()
+                if listed != processes:
+                    holders_wrong[user] = (listed, processes)
             epochs = {e.decode() for e in await client.smembers(f"{self.prefix}epochs")}
         finally:
             await client.aclose()
         assert found == expected, {"ghosts": found - expected, "missing": expected - found}
+        assert not holders_wrong, holders_wrong
         assert epochs == {p.link.epoch for p in live}
 
     async def close(self) -> None:

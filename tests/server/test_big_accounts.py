@@ -205,9 +205,11 @@ async def test_an_export_over_a_mebibyte_pages_by_size_and_misses_nothing(
 
 
 async def test_export_pages_fit_a_small_announced_limit_too(start: StartServer) -> None:
-    """Cut to what this server announces, whatever that is: here 4 000 bytes, so
-    even the six relations and the messages of two friends take many pages."""
-    shrunk = ServerLimits(commands_per_minute=100_000, max_server_frame_bytes=4000)
+    """Cut to what this server announces, whatever that is: here the smallest
+    limit a server may announce (16 KiB), so 25 of the widest messages take
+    many pages."""
+    small = limits.MIN_SERVER_FRAME_BYTES
+    shrunk = ServerLimits(commands_per_minute=100_000, max_server_frame_bytes=small)
     server = await start(limits=shrunk)
     alice = await login_dev(server.url, "alice")
     others: list[Client] = []
@@ -217,7 +219,7 @@ async def test_export_pages_fit_a_small_announced_limit_too(start: StartServer) 
         others.append(other)
     bob = await login_dev(server.url, "bob2")
     await befriend(alice, bob)
-    for n in range(5):
+    for n in range(25):
         sent = await bob.request(SendMessage(to=alice.me, text=WORST_TEXT, client_msg_id=f"m{n}"))
         assert isinstance(sent, MessageSent)
     await alice.barrier()
@@ -234,8 +236,8 @@ async def test_export_pages_fit_a_small_announced_limit_too(start: StartServer) 
     account, exported = join_export(pages)
     assert account is not None
     assert {r.user.login for r in account.incoming} == {o.user.login for o in others if o.user}
-    assert len(exported) == 5 and len(pages) >= 5
-    assert max(len(frame) for frame in alice.raw[seen:]) <= 4000
+    assert len(exported) == 25 and len(pages) >= 5
+    assert max(len(frame) for frame in alice.raw[seen:]) <= small
     for client in (*others, bob, alice):
         await client.close()
 

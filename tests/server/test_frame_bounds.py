@@ -7,11 +7,12 @@ holds the proof for each claim:
   the frame built from the widest value of each still fits 1 MiB with room
   to spare (presence, relation, message, message_copy, message_expired,
   message_delivered, read markers, replies);
-* cut to fit: ``snapshot`` (parts), ``account_export`` (pages), and the
-  suggestions of ``auth_ok`` (hints; as many as fit) — the single entries
-  they are cut into are bounded, so cutting always makes progress;
-* not bounded: ``sessions`` (one entry per live session); a reply that would
-  not fit is refused with ``internal_error`` (tests/server/test_frame_limits.py).
+* cut to fit: ``snapshot`` (parts), ``account_export`` (pages), ``sessions``
+  (pages continued with ``list_sessions.after``; tests/server/
+  test_sessions_paging.py), and the suggestions of ``auth_ok`` (hints; as many
+  as fit) — the single entries they are cut into are bounded, so cutting
+  always makes progress;
+* the operator's: ``hello`` (the configured server name and limits).
 
 Worst case per field: JSON escapes a control character into six bytes
 (``\\u0001``); activity labels may not hold control characters, so their
@@ -25,6 +26,8 @@ import msgspec
 import pytest
 
 from presence_protocol import (
+    AccountData,
+    AccountExport,
     Activity,
     ActivityKind,
     AuthOk,
@@ -48,7 +51,10 @@ from presence_protocol import (
     SeenStatus,
     ServerMessage,
     SessionInfo,
+    Sessions,
     Snapshot,
+    SnapshotPart,
+    Status,
     TypingHint,
     User,
     encode,
@@ -57,7 +63,8 @@ from presence_protocol import (
 from presence_protocol.paging import fit_suggestions, item_size
 from presence_server.edge.github import DEFAULT_FOLLOWING_CAP
 from presence_server.session.conversations import MAX_DELIVERED_IDS
-from presence_server.storage.schema import users
+from presence_server.session.handlers import LONGEST_SESSIONS_NEXT, sessions_cursor
+from presence_server.storage.schema import sessions, users
 
 LIMIT = limits.MAX_SERVER_FRAME_BYTES
 BIG_ID = 2**53
@@ -66,6 +73,7 @@ MESSAGE_ID = "9" * 19  # a 64-bit message id
 REQUEST_ID = "\x01" * limits.MAX_REQUEST_ID_CHARS
 NAME_CHARS = getattr(users.c.name.type, "length", None)
 AVATAR_CHARS = getattr(users.c.avatar_url.type, "length", None)
+SESSION_ID_CHARS = getattr(sessions.c.id.type, "length", 0)
 WORST_USER = User(
     id=BIG_ID,
     login="a" * limits.MAX_LOGIN_CHARS,
@@ -112,20 +120,50 @@ BOUNDED: list[ServerMessage] = [
     ReadReceipt(reader=BIG_ID, message_id=MESSAGE_ID, sent_at=BIG_TIME),
     TypingHint(user_id=BIG_ID),
     Ok(id=REQUEST_ID),
-    # An error's text is the server's; what it quotes of a request is bounded by
-    # the request's own 16 KiB frame.
-    Error(id=REQUEST_ID, code="invalid_message", message="\x01" * limits.MAX_FRAME_BYTES),
+    # An error's text is the server's, cut to MAX_ERROR_MESSAGE_CHARS (a
+    # validation error may quote a client's long value).
+    Error(
+        id=REQUEST_ID,
+        code="invalid_message",
+        message="\x01" * limits.MAX_ERROR_MESSAGE_CHARS,
+        retry_after=1e300,
+    ),
 ]
 
 
 def test_the_schema_bounds_what_a_user_record_can_hold() -> None:
-    assert NAME_CHARS == 255 and AVATAR_CHARS == 1000
+    assert NAME_CHARS == 255 and AVATAR_CHARS == 1000 and SESSION_ID_CHARS == 32
 
 
 @pytest.mark.parametrize("frame", BOUNDED, ids=lambda f: type(f).__name__)
 def test_a_bounded_frame_fits_at_its_worst(frame: ServerMessage) -> None:
+    """Even in the smallest frame limit a server may be configured with."""
     size = len(encode(frame))
-    assert size <= LIMIT // 8, f"{type(frame).__name__}: {size} bytes at worst"
+    assert size <= limits.MIN_SERVER_FRAME_BYTES, f"{type(frame).__name__}: {size} bytes at worst"
+
+
+def test_cutting_makes_progress_in_the_smallest_allowed_limit_too() -> None:
+    """In any limit the configuration check allows, the first frame of a cut
+    answer holds its envelope (the widest user record as ``me``, the export's
+    account record with it) plus one widest entry, and a continuation frame
+    (``snapshot_part``, an export page after the first) holds one widest entry."""
+    smallest = limits.MIN_SERVER_FRAME_BYTES
+    friend = item_size(Friend(user=WORST_USER, presence=WORST_PRESENCE))
+    relation = item_size(ExportedRelation(user=WORST_USER, since=BIG_TIME))
+    first = Snapshot(me=WORST_USER, acked_seq=BIG_ID, more=False)
+    assert len(encode(first)) <= smallest
+    assert len(encode(SnapshotPart(more=False))) + friend + 64 <= smallest
+    account = AccountData(
+        user=WORST_USER,
+        kind="github",
+        created_at=BIG_TIME,
+        status=Status.INVISIBLE,
+        status_until=BIG_TIME,
+        last_seen=BIG_TIME,
+        acked_seq=BIG_ID,
+    )
+    page = AccountExport(id=REQUEST_ID, account=account, next="n" * 32)
+    assert len(encode(page)) + relation + 64 <= smallest
 
 
 @pytest.mark.parametrize(
@@ -159,6 +197,22 @@ def test_every_entry_a_cut_frame_is_made_of_fits_many_times(entry: object) -> No
     entry is a small fraction of a frame (and of an envelope with it)."""
     envelope = len(encode(Snapshot(me=WORST_USER, acked_seq=BIG_ID, more=False)))
     assert envelope + item_size(entry) <= LIMIT // 16
+
+
+def test_a_sessions_page_holds_many_of_the_widest_entries() -> None:
+    """A ``sessions`` page is sized with the longest ``next`` and a request id
+    at its widest: even then the widest session entry is a small fraction of it."""
+    envelope = Sessions(id=REQUEST_ID, next=LONGEST_SESSIONS_NEXT)
+    widest = SessionInfo(
+        id="f" * SESSION_ID_CHARS,
+        device="\x01" * limits.MAX_DEVICE_CHARS,
+        created_at=BIG_TIME,
+        last_used_at=BIG_TIME,
+        current=True,
+    )
+    assert len(encode(envelope)) + item_size(widest) <= LIMIT // 16
+    assert len(LONGEST_SESSIONS_NEXT) <= 64  # as long as list_sessions.after may be
+    assert len(sessions_cursor(2**63 - 1, "f" * SESSION_ID_CHARS)) <= len(LONGEST_SESSIONS_NEXT)
 
 
 def test_auth_ok_keeps_the_suggestions_that_fit_in_order() -> None:

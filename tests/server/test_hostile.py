@@ -138,15 +138,15 @@ async def test_handler_failure_is_an_internal_error_not_a_crash(
 ) -> None:
     alice = await login("alice")
     store = server.hub.store
-    real = store.list_sessions
+    real = store.list_sessions_page
     failures = iter([True])
 
-    async def flaky(user_id: int) -> Any:
+    async def flaky(user_id: int, after: Any, limit: int) -> Any:
         if next(failures, False):
             raise RuntimeError("disk on fire")
-        return await real(user_id)
+        return await real(user_id, after, limit)
 
-    monkeypatch.setattr(store, "list_sessions", flaky)
+    monkeypatch.setattr(store, "list_sessions_page", flaky)
     error = await alice.error(ListSessions())
     assert error.code == ErrorCode.INTERNAL_ERROR
     assert "disk" not in error.message  # internals are logged, not sent

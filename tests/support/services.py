@@ -10,6 +10,8 @@ failure, so a forgotten install step can never pass silently.
   the test's own, so tests sharing one Redis never meet.
 * ``redis_server`` — a private ``redis-server`` the test may kill and start
   again on the same port (restarting the shared one would disturb others).
+* ``redis_shards`` — a private Redis Cluster of three primaries, for sharded
+  pub/sub (``--redis-pubsub``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 PG_DSN_VARIABLE = "TEST_PG_DSN"
@@ -105,9 +109,10 @@ def redis_prefix() -> str:
 class RedisProcess:
     """A redis-server of the test's own, stopped and started on one port."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, *extra: str) -> None:
         self.binary = binary
         self.directory = directory
+        self.extra = extra
         self.port = free_port()
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -120,6 +125,7 @@ class RedisProcess:
             self.binary,
             *("--port", str(self.port), "--bind", "127.0.0.1"),
             *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            *self.extra,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -160,3 +166,79 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisProcess]:
     await server.start()
     yield server
     await server.stop()
+
+
+class RedisShards:
+    """A Redis Cluster of three primaries (no replicas) of the test's own, for
+    sharded pub/sub; each node keeps its cluster config in its own directory,
+    so a node stopped and started again on its port rejoins."""
+
+    def __init__(self, binary: str, directory: Path, count: int = 3) -> None:
+        self.nodes: list[RedisProcess] = []
+        for n in range(count):
+            node_dir = directory / f"shard{n}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            self.nodes.append(
+                RedisProcess(
+                    binary,
+                    node_dir,
+                    *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                    # The bus port defaults to port + 10000: past 65535, or taken.
+                    *("--cluster-port", str(free_port()), "--cluster-node-timeout", "2000"),
+                )
+            )
+
+    @property
+    def url(self) -> str:
+        """One node: a client reads the slot map from it."""
+        return self.nodes[0].url
+
+    async def start(self) -> None:
+        for node in self.nodes:
+            await node.start()
+        create = await asyncio.create_subprocess_exec(
+            "redis-cli",
+            *("--cluster", "create", *(f"127.0.0.1:{node.port}" for node in self.nodes)),
+            *("--cluster-replicas", "0", "--cluster-yes"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await create.communicate()
+        assert create.returncode == 0, output.decode(errors="replace")
+        await self.wait_ok()
+
+    async def wait_ok(self) -> None:
+        """Until every node says the cluster is up. Gossip has no event to
+        await: ask each node again every 0.1 s, bounded by a hang guard."""
+        async with asyncio.timeout(START_TIMEOUT * 3):
+            for node in self.nodes:
+                client: Any = aioredis.Redis.from_url(node.url)
+                try:
+                    state: Any = {}
+                    while str(state.get("cluster_state")) not in ("ok", "b'ok'"):
+                        await asyncio.sleep(0.1)
+                        state = await client.execute_command("CLUSTER INFO")  # parsed to a dict
+                finally:
+                    await client.aclose()
+
+    async def stop(self) -> None:
+        for node in self.nodes:
+            await node.stop()
+
+
+@pytest.fixture
+async def redis_shards(tmp_path: Path) -> AsyncIterator[RedisShards]:
+    binary = shutil.which("redis-server")
+    require(
+        binary is not None
+        and shutil.which("redis-cli") is not None
+        and bool(os.environ.get(REDIS_URL_VARIABLE)),
+        f"needs redis-server and redis-cli on PATH and ${REDIS_URL_VARIABLE}",
+    )
+    assert binary is not None
+    shards = RedisShards(binary, tmp_path / "shards")
+    try:
+        await shards.start()
+        yield shards
+    finally:  # also when the cluster never came up: no node outlives the test
+        await shards.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from presence_protocol import Snapshot, SnapshotPart, User, encode_text
+from presence_protocol import Snapshot, SnapshotPart, User, encode_text, limits
 from presence_protocol.paging import snapshot_frames
 from presence_server import ServerLimits
 from presence_server.storage.database import normalize_url
@@ -24,8 +24,10 @@ from tests.support.servers import running_servers, sqlite_url
 from .helpers import Peer
 
 MakePeer = Callable[..., Peer]
-LIMIT = 4000
-"""A small announced limit, so that a dozen wide requests need several frames."""
+LIMIT = limits.MIN_SERVER_FRAME_BYTES
+"""The smallest limit a server may announce, so that sixty wide requests need
+several frames."""
+WIDE = 60
 WIDE_NAME = "語" * 255
 
 
@@ -44,19 +46,19 @@ async def test_a_snapshot_in_parts_is_applied_whole_at_sign_in(tmp_path: Path) -
                 [
                     {"id": 10**9 + n, "kind": "github", "login": f"w{n}", "login_lower": f"w{n}",
                      "name": WIDE_NAME, "created_at": 1, "updated_at": 1}
-                    for n in range(12)
+                    for n in range(WIDE)
                 ],
             )  # fmt: skip
             await conn.execute(
                 sa.insert(friend_requests),
-                [{"from_id": 10**9 + n, "to_id": me, "created_at": 1} for n in range(12)],
+                [{"from_id": 10**9 + n, "to_id": me, "created_at": 1} for n in range(WIDE)],
             )
         await engine.dispose()
 
         again = Peer(server.url, "alice")
         await again.online()
         try:
-            assert set(again.state.incoming) == {10**9 + n for n in range(12)}
+            assert set(again.state.incoming) == {10**9 + n for n in range(WIDE)}
             assert all(u.name == WIDE_NAME for u in again.state.incoming.values())
         finally:
             await again.client.stop()
@@ -68,7 +70,7 @@ async def test_a_live_snapshot_in_parts_replaces_the_state_only_once_whole(
     peer = make_peer("alice")
     await peer.online()
     me = peer.state.me or User(id=1, login="alice")
-    wide = [User(id=500 + n, login=f"w{n}", name=WIDE_NAME) for n in range(12)]
+    wide = [User(id=500 + n, login=f"w{n}", name=WIDE_NAME) for n in range(WIDE)]
     frames = snapshot_frames(Snapshot(me=me, incoming=wide), LIMIT)
     assert len(frames) > 2 and isinstance(frames[1], SnapshotPart)
     for frame in frames[:-1]:
