@@ -24,6 +24,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from presence_protocol import CloseCode, limits
@@ -49,7 +50,7 @@ class Flusher:
     flushes that list first.
     """
 
-    __slots__ = ("_loop", "_metrics", "_outputs", "frames")
+    __slots__ = ("_loop", "_metrics", "_outputs", "frames", "last_frame", "last_wire")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, metrics: AnyMetrics) -> None:
         self._loop = loop
@@ -58,6 +59,10 @@ class Flusher:
         self.frames = 0
         """Frames framed this turn: ``presence_messages_out_total`` grows once
         per turn, not once per frame (its lock cost more than the counting)."""
+        self.last_frame: bytes | None = None
+        self.last_wire = b""
+        """The last message and its WebSocket frame: a fan-out hands the same
+        bytes object to every recipient, so it is framed once per event."""
 
     def add(self, out: WebSocketOutput) -> None:
         if not self._outputs:
@@ -99,10 +104,18 @@ class WebSocketOutput:
 
     def write(self, frame: bytes) -> int:
         ws = self.ws
-        if ws.protocol.state is not State.OPEN:
+        protocol = ws.protocol
+        if protocol.state is not State.OPEN:
             return 0  # closing: the peer gets nothing more
-        ws.protocol.send_text(frame)
         flusher = self.flusher
+        if protocol.extensions or protocol.debug:
+            protocol.send_text(frame)  # per-connection framing (never with compression=None)
+        elif frame is flusher.last_frame:
+            protocol.writes.append(flusher.last_wire)  # what send_text would append
+        else:
+            wire = Frame(Opcode.TEXT, frame).serialize(mask=False, extensions=[])
+            flusher.last_frame, flusher.last_wire = frame, wire
+            protocol.writes.append(wire)
         flusher.frames += 1
         if not self.unflushed:
             flusher.add(self)
