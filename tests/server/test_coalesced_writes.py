@@ -125,3 +125,42 @@ def test_every_frame_arrives_in_order_before_the_close(plan: tuple[list[list[int
     assert counted == len(expected)
     if close:
         assert code == 4000
+
+
+async def test_one_message_framed_once_reaches_every_connection_intact() -> None:
+    """The same bytes object written to many connections (a fan-out) is framed
+    once and shared; each client must still get exactly that message, and a
+    different message written in between must not be mistaken for it."""
+    metrics = Metrics()
+    shared = json.dumps({"n": "shared", "pad": "x" * 300}).encode()  # > 125 bytes: 16-bit length
+    other = b'{"n":"other"}'
+    got: dict[int, list[bytes | str]] = {}
+    opened: list[WebSocketOutput] = []
+    ready = asyncio.Event()
+    flusher: Flusher | None = None
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal flusher
+        if flusher is None:
+            flusher = Flusher(asyncio.get_running_loop(), metrics)
+        opened.append(WebSocketOutput(ws, flusher))
+        if len(opened) == 3:
+            ready.set()
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        clients = [await connect(f"ws://127.0.0.1:{port}", compression=None) for _ in range(3)]
+        async with asyncio.timeout(HANG_GUARD):
+            await ready.wait()
+        opened[0].write(shared)
+        opened[1].write(other)
+        opened[1].write(shared)
+        opened[2].write(shared)
+        async with asyncio.timeout(HANG_GUARD):
+            for i, client in enumerate(clients):
+                got[i] = [await client.recv(decode=False)]
+            got[1].append(await clients[1].recv(decode=False))
+        for client in clients:
+            await client.close()
+    assert got == {0: [shared], 1: [other, shared], 2: [shared]}
