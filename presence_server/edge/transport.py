@@ -7,20 +7,29 @@ socket's transport (as ``websockets.broadcast`` writes them), so there is no
 send queue and no writer task per connection; the session reads the
 transport's write-buffer size after each frame and closes a client that has
 stopped reading.
+
+Frames written during one turn of the event loop are framed at once but
+reach the socket together at the start of the next turn, one ``send`` per
+connection instead of one per frame (``Flusher``): at saturation a
+connection gets several deltas per turn, and the system call was half of
+the server's CPU (docs/decisions.md, "Coalesced socket writes").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from presence_protocol import CloseCode, limits
 
+from ..metrics import AnyMetrics
 from ..session.hub import Hub
 from ..session.machine import Handlers, Session
 from .handshake import Edge
@@ -30,23 +39,100 @@ CLOSE_WAIT_SECONDS = 10.0
 work the session still runs (a hang guard, far above what either takes)."""
 
 
+class Flusher:
+    """Sends what the outputs of one event loop wrote during the current turn.
+
+    The first frame an output gets in a turn registers it here, and one
+    callback at the start of the next turn hands each registered
+    connection's frames to its transport as one buffer. Order is kept: every
+    frame of a connection goes through its websockets protocol's one write
+    list, and anything websockets sends itself (a pong, the close frame)
+    flushes that list first.
+    """
+
+    __slots__ = ("_loop", "_metrics", "_outputs", "frames", "last_frame", "last_wire")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: AnyMetrics) -> None:
+        self._loop = loop
+        self._metrics = metrics
+        self._outputs: list[WebSocketOutput] = []
+        self.frames = 0
+        """Frames framed this turn: ``presence_messages_out_total`` grows once
+        per turn, not once per frame (its lock cost more than the counting)."""
+        self.last_frame: bytes | None = None
+        self.last_wire = b""
+        """The last message and its WebSocket frame: a fan-out hands the same
+        bytes object to every recipient, so it is framed once per event."""
+
+    def add(self, out: WebSocketOutput) -> None:
+        if not self._outputs:
+            self._loop.call_soon(self._flush)
+        self._outputs.append(out)
+
+    def _flush(self) -> None:
+        outputs, self._outputs = self._outputs, []
+        frames, self.frames = self.frames, 0
+        if frames:
+            self._metrics.messages_out.inc(frames)
+        for out in outputs:
+            out.flush()
+
+
+_flushers: weakref.WeakKeyDictionary[Hub, Flusher] = weakref.WeakKeyDictionary()
+
+
+def flusher(hub: Hub) -> Flusher:
+    """The ``Flusher`` of a server (its hub; tests run several servers, each on its loop)."""
+    found = _flushers.get(hub)
+    if found is None:
+        found = _flushers[hub] = Flusher(asyncio.get_running_loop(), hub.metrics)
+    return found
+
+
 class WebSocketOutput:
     """A session's ``Output`` on a websockets server connection."""
 
-    __slots__ = ("closed", "ws")
+    __slots__ = ("closed", "flusher", "unflushed", "ws")
 
-    def __init__(self, ws: ServerConnection) -> None:
+    def __init__(self, ws: ServerConnection, flusher: Flusher) -> None:
         self.ws = ws
+        self.flusher = flusher
+        self.unflushed = 0
+        """Bytes framed this turn and not yet handed to the transport (0: not registered)."""
         self.closed: asyncio.Task[None] | None = None
         """The close handshake, once the session asked for it."""
 
     def write(self, frame: bytes) -> int:
         ws = self.ws
-        if ws.protocol.state is not State.OPEN:
+        protocol = ws.protocol
+        if protocol.state is not State.OPEN:
             return 0  # closing: the peer gets nothing more
-        ws.protocol.send_text(frame)
-        ws.send_data()
-        return ws.transport.get_write_buffer_size()
+        flusher = self.flusher
+        if protocol.extensions or protocol.debug:
+            protocol.send_text(frame)  # per-connection framing (never with compression=None)
+        elif frame is flusher.last_frame:
+            protocol.writes.append(flusher.last_wire)  # what send_text would append
+        else:
+            wire = Frame(Opcode.TEXT, frame).serialize(mask=False, extensions=[])
+            flusher.last_frame, flusher.last_wire = frame, wire
+            protocol.writes.append(wire)
+        flusher.frames += 1
+        if not self.unflushed:
+            flusher.add(self)
+        self.unflushed += len(frame)
+        return ws.transport.get_write_buffer_size() + self.unflushed
+
+    def flush(self) -> None:
+        """Hand the frames of this turn to the transport, in one write when possible."""
+        self.unflushed = 0
+        ws = self.ws
+        if ws.transport.is_closing():
+            return  # the connection is gone; websockets discards the rest
+        writes = ws.protocol.writes
+        if len(writes) > 1 and all(writes):  # no end-of-stream marker among them
+            ws.transport.write(b"".join(ws.protocol.data_to_send()))
+        else:
+            ws.send_data()
 
     def close(self, code: int, reason: str) -> None:
         self.closed = asyncio.create_task(self.ws.close(code, reason))
@@ -89,7 +175,7 @@ async def serve_connection(
         for message in (ws.request, ws.response):
             if message is not None:
                 message.headers.clear()
-        out = WebSocketOutput(ws)
+        out = WebSocketOutput(ws, flusher(hub))
         session = Session(hub, handlers, out, ip)
         session.start()
         try:

@@ -91,7 +91,9 @@ class Output(Protocol):
     """Where a session's frames go: the WebSocket transport, or a list in tests."""
 
     def write(self, frame: bytes) -> int:
-        """Send one text frame now; return the bytes still waiting for the client."""
+        """Send one text frame, after those already written; return the bytes not yet
+        read by the client (the WebSocket output hands a turn's frames to the
+        socket together, at the start of the loop's next turn)."""
         ...
 
     def close(self, code: int, reason: str) -> None:
@@ -277,8 +279,7 @@ class Session:
         """Write a frame now; close a client that has stopped reading (4003)."""
         if self.closing:
             return
-        waiting = self.out.write(frame)
-        self.metrics.messages_out.inc()
+        waiting = self.out.write(frame)  # the output counts frames (messages_out)
         if waiting > self.limits.send_buffer_bytes:
             log.info(
                 "connection %s: %d bytes wait for the client, closing as slow consumer",

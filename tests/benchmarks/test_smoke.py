@@ -99,6 +99,9 @@ def test_fanout_compares_with_the_broadcast_ceiling(tmp_path: Path) -> None:
     assert throughput["ratio"] == pytest.approx(throughput["value"] / throughput["baseline"])
     # Deliveries happened, and each one was measured for latency.
     assert data["data"]["ours"]["levels"][0]["samples"] > 0
+    # Server CPU per delivery is reported against the ceiling's, from both processes.
+    cpu = next(f for f in data["figures"] if f["name"].startswith("server CPU per delivered"))
+    assert cpu["value"] > 0 and cpu["baseline"] > 0
 
 
 def test_popup_benchmark_counts_rows_per_delta(tmp_path: Path) -> None:
