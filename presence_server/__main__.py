@@ -70,6 +70,25 @@ async def _migrate(database_url: str) -> int:
     return 0
 
 
+STOP_REPORT_AFTER_SECONDS = 20.0
+"""A stop that outlasts the drain by this much logs where it is stuck."""
+
+
+def _report_stuck_stop() -> None:
+    """Log the stack of every task still running, so an operator (or a test's
+    log tail) sees what a stop that does not end is waiting for."""
+    tasks = [t for t in asyncio.all_tasks() if not t.done()]
+    lines = [f"stop is taking long; {len(tasks)} tasks still running:"]
+    for task in tasks:
+        frames = task.get_stack(limit=8)
+        where = " <- ".join(
+            f"{f.f_code.co_name} ({f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno})"
+            for f in reversed(frames)
+        )
+        lines.append(f"  {task.get_name()}: {where or 'not started'}")
+    log.error("\n".join(lines), extra={"event": "stop_stuck"})
+
+
 async def _serve(config: ServerConfig, settings: github.GitHubSettings | None) -> int:
     auth = github.GitHubAuth(settings) if settings is not None else None
     try:
@@ -102,7 +121,13 @@ async def _serve(config: ServerConfig, settings: github.GitHubSettings | None) -
             "shutting down: closing connections with 4000 (reconnect)",
             extra={"event": "draining"},
         )
-        await server.stop()
+        watchdog = asyncio.get_running_loop().call_later(
+            config.drain_seconds + STOP_REPORT_AFTER_SECONDS, _report_stuck_stop
+        )
+        try:
+            await server.stop()
+        finally:
+            watchdog.cancel()
         return 0
     finally:
         if auth is not None:
