@@ -61,6 +61,22 @@ class UserError:
     code: str = ""
 
 
+class UserErrorRaised(Exception):
+    """An exception carrying a ``UserError``: ``error`` says why and what to do."""
+
+    def __init__(self, error: UserError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+    @property
+    def title(self) -> str:
+        return self.error.title
+
+    @property
+    def message(self) -> str:
+        return self.error.message
+
+
 class AppActions(Protocol):
     """Everything the ui can ask for. Methods return at once; results arrive
     as state changes or through ``errors``.

@@ -24,7 +24,7 @@ import keyring
 import keyring.backend
 import keyring.errors
 
-from presence_desktop.core.api import UserError
+from presence_desktop.core.api import UserError, UserErrorRaised
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +46,8 @@ LOCKED = UserError(
 )
 
 
-class CredentialError(Exception):
+class CredentialError(UserErrorRaised):
     """The keychain could not be used; ``error`` says why and what to do."""
-
-    def __init__(self, error: UserError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-    @property
-    def title(self) -> str:
-        return self.error.title
-
-    @property
-    def message(self) -> str:
-        return self.error.message
 
 
 def normalize_server_url(url: str) -> str:

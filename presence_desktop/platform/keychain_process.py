@@ -33,7 +33,7 @@ import subprocess
 import sys
 from typing import Any, Final
 
-from presence_desktop.core.api import UserError
+from presence_desktop.core.api import UserError, UserErrorRaised
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +54,8 @@ NO_ANSWER = UserError(
 )
 
 
-class KeychainError(Exception):
-    """A keychain operation failed; ``error`` says why and what to do.
-
-    The same shape as ``platform.credentials.CredentialError`` (``title``,
-    ``message``), which the controller and client turn into a ``UserError``.
-    """
-
-    def __init__(self, error: UserError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-    @property
-    def title(self) -> str:
-        return self.error.title
-
-    @property
-    def message(self) -> str:
-        return self.error.message
+class KeychainError(UserErrorRaised):
+    """A keychain operation through the helper failed; ``error`` says why and what to do."""
 
 
 def helper_argv() -> list[str]:
