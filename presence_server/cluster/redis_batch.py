@@ -8,7 +8,8 @@ context (the profile of one of three instances put half of the registry's
 10 % there). ``RedisBatch`` queues commands from any number of callers and
 a single flusher task writes everything queued as one packed buffer to a
 connection of its own, then reads the replies in order: a burst costs one
-write, one round trip and no per-call machinery.
+write, one round trip and no per-call machinery. The buffer is packed here
+(``pack``) rather than by redis-py, which spends more than twice the CPU on it.
 
 Order: commands reach Redis in the order they were queued, on one
 connection, so Redis runs them in that order. The registry relies on it
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +49,28 @@ BATCH_COMMANDS = 512
 """Commands in one write at most; a longer queue is written in several."""
 
 Command = Sequence[bytes | str | int | float]
+
+
+def pack(commands: Sequence[Command]) -> bytes:
+    """Commands as one RESP buffer: the bytes redis-py's ``pack_commands``
+    makes of them (tests check that over random commands), for less than
+    half its CPU (7.6 against 17.4 us for a ROUTE call, measured under load):
+    no encoder object, no buffer splitting for large arguments, one join.
+    Arguments are bytes, str (UTF-8), int or float (``repr``, as redis-py)."""
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, bytes):
+                data = arg
+            elif isinstance(arg, str):
+                data = arg.encode()
+            elif isinstance(arg, int | float) and not isinstance(arg, bool):
+                data = repr(arg).encode()
+            else:
+                raise TypeError(f"a Redis argument must be bytes, str, int or float: {arg!r}")
+            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 class _Failed:
@@ -149,11 +173,13 @@ class RedisBatch:
                     conn = self._conn = await self._pool.get_connection()
                 # Connects first if the link dropped every pooled connection
                 # (``RedisLink._fresh_connections``) or a failure closed it.
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                await conn.send_packed_command(pack(commands), check_health=False)
                 replies: list[Any] = []
                 for _ in commands:
                     try:
-                        replies.append(await conn.read_response())
+                        # No timeout per reply (``inf``: no timer set up and torn
+                        # down each time); the write's own timeout covers them all.
+                        replies.append(await conn.read_response(timeout=math.inf))
                     except ResponseError as error:
                         replies.append(error)  # this command's; the stream is still in step
         except BaseException:
