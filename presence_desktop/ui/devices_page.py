@@ -330,6 +330,8 @@ class DevicesPage(QWidget):
         for device in devices:
             row = DeviceRow(device, now, self._ask_sign_out)
             self._list_layout.addWidget(row)
+            if self.isVisible():
+                row.show()  # at once, not when the layout gets round to it
             self.rows[device.session_id] = row
         # Tab order: the rows' buttons top to bottom, then Refresh and "all other".
         order = [r.sign_out_button for r in self.rows.values() if r.sign_out_button is not None]
