@@ -180,10 +180,10 @@ def signed_in_text(when: int, now: float, tz: dt.tzinfo | None = None) -> str:
 
 
 def last_used_text(device: Device, now: float) -> str:
-    """Relative ("3 h ago"); this computer is in use right now, whatever the record says."""
+    """ "Last used 3 h ago"; this computer is in use right now, whatever the record says."""
     if device.current:
-        return "in use now"
-    return ago_text(max(0.0, now - device.last_used_at))
+        return "In use now"
+    return f"Last used {ago_text(max(0.0, now - device.last_used_at))}"
 
 
 def exact_time(when: int, tz: dt.tzinfo | None = None) -> str:

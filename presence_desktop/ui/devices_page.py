@@ -101,7 +101,7 @@ class DeviceRow(QFrame):
         text.addLayout(title)
         self.signed_in = QLabel(f"Signed in {signed_in_text(device.created_at, now)}")
         self.signed_in.setToolTip(f"Signed in {exact_time(device.created_at)}")
-        self.last_used = QLabel(f"Last used {last_used_text(device, now)}")
+        self.last_used = QLabel(last_used_text(device, now))
         self.last_used.setToolTip(
             f"Last recorded use: {exact_time(device.last_used_at)}. {SWEEP_NOTE}"
         )

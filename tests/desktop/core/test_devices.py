@@ -101,7 +101,7 @@ def test_a_failed_first_load_is_not_a_loaded_empty_list() -> None:
 
 
 def test_row_texts() -> None:
-    utc = dt.timezone.utc
+    utc = dt.UTC
     now = dt.datetime(2026, 12, 6, 15, 0, tzinfo=utc).timestamp()
     at = int(dt.datetime(2026, 12, 6, 9, 5, tzinfo=utc).timestamp())
     assert signed_in_text(at, now, utc) == "today 09:05"
@@ -109,7 +109,7 @@ def test_row_texts() -> None:
     assert signed_in_text(at - 30 * 86_400, now, utc) == "2026-11-06"
     assert exact_time(at, utc) == "2026-12-06 09:05:00 UTC"
     other = Device("a", "laptop", at, at)
-    assert last_used_text(other, now) == "5 h ago"
+    assert last_used_text(other, now) == "Last used 5 h ago"
     # This computer is connected now, whatever the (sweep-aged) record says.
-    assert last_used_text(Device("b", "pc", at, at, current=True), now) == "in use now"
+    assert last_used_text(Device("b", "pc", at, at, current=True), now) == "In use now"
     assert Device("c", "  ", at, at).label == "Unnamed device"
