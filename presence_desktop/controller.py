@@ -761,6 +761,7 @@ class Controller:
             log.info("no credential store per server: the new server starts signed out")
             self.credentials = MemoryCredentials()
         self.client = self._make_client(url)
+        self._current_session = None  # that server's; this one has not been listed yet
         log.info("switched server from %s to %s", old.url, url)
         self.state.clear()
         self.rules.clear()
