@@ -373,3 +373,29 @@ def test_rows_listed_while_the_page_is_hidden_show_with_it(qtbot: QtBot) -> None
     page.show()
     assert [r.isVisible() for r in page.rows.values()] == [True, True, True]
     assert _labels(page) == [d.label for d in reversed(THREE)]
+
+
+def test_the_page_never_makes_settings_wider(qtbot: QtBot, tmp_path: Path) -> None:
+    """Settings fits the screen at a scale factor of 2 (test_display_fit.py, with the
+    other pages); the Devices page, even with 64-character names, is no wider than they are."""
+    from presence_desktop.core.settings import SettingsStore
+    from presence_desktop.core.state import PresenceState
+
+    actions = FakeDevices()
+    store = SettingsStore(tmp_path / "config", tmp_path / "state")
+    dialog = SettingsDialog(store, PresenceState(), actions)  # type: ignore[arg-type]
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.show_devices()
+    long = "w" * limits.MAX_DEVICE_CHARS
+    actions.devices_listed.emit(
+        [
+            Device("a", long, NOW - 9000, NOW - 60, current=True),
+            *(Device(f"d{i}", long[:-1] + str(i), NOW - 8000, NOW - 7200) for i in range(4)),
+        ]
+    )
+    page = dialog.devices
+    assert page is not None and len(page.rows) == 5
+    others = [dialog.tabs.widget(i) for i in range(dialog.tabs.count())]
+    widest_other = max(w.minimumSizeHint().width() for w in others if w is not page and w)
+    assert page.minimumSizeHint().width() <= widest_other
