@@ -10,7 +10,9 @@ the "Friends see" lines have an activity to show; the settings shot adds a
 privacy rule with the keyboard, as a person would, and captures the page
 with the rule and its live preview; then "Delete my account…" on the General
 page, with the login typed so Delete is enabled (never clicked); then the
-Devices page with the demo user's other devices (devices.png).
+Devices page with the demo user's other devices (devices.png), the
+confirmation of signing the oldest out, reached with the keyboard
+(devices-sign-out.png), and the page after it (devices-signed-out.png).
 ``--only delete-account`` or ``--only devices`` skips the other shots.
 Also reports cold start to icon-docked time and the app's RSS.
 
@@ -431,6 +433,17 @@ def shoot_devices_page(desktop: Desktop, out: Path, screen: Rect) -> None:
     settings = named(desktop, "Presence settings")
     assert settings is not None
     save(desktop, out / "devices.png", clamp(union(settings, pad=8), screen))
+    # With the keyboard, as a person would: Tab (to the tab bar), Tab (the first
+    # row's "Sign out…"), Space; the confirmation names the device.
+    keys(desktop, "Tab", "Tab", "space")
+    box = wait_for(lambda: named(desktop, "Sign out device"), "the sign-out confirmation")
+    assert isinstance(box, tuple)
+    time.sleep(0.3)  # one paint
+    save(desktop, out / "devices-sign-out.png", clamp(union(settings, box, pad=8), screen))
+    keys(desktop, "Return")  # "Sign out" is the default button: the demo's old laptop goes
+    wait_for(lambda: named(desktop, "Sign out device") is None, "the confirmation to close")
+    time.sleep(1.0)  # the revocation's round trip, then a paint
+    save(desktop, out / "devices-signed-out.png", clamp(union(settings, pad=8), screen))
 
 
 def finish(

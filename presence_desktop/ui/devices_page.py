@@ -334,7 +334,27 @@ class DevicesPage(QWidget):
                 row.show()  # at once, not when the layout gets round to it
             self.rows[device.session_id] = row
         # Tab order: the rows' buttons top to bottom, then Refresh and "all other".
-        order = [r.sign_out_button for r in self.rows.values() if r.sign_out_button is not None]
-        order += [self.refresh_button, self.sign_out_all_button]
+        # Rows are made after the rest of the window, so Qt would put them at the
+        # end of its chain (after Save and Cancel). Qt can only place a widget
+        # *after* a focusable one, so they go after whatever takes focus before
+        # Refresh (the tab bar in Settings).
+        buttons = [r.sign_out_button for r in self.rows.values() if r.sign_out_button is not None]
+        order: list[QWidget] = []
+        before = self._focusable_before(self.refresh_button)
+        if before is not None:
+            order.append(before)
+        order += [*buttons, self.refresh_button, self.sign_out_all_button]
         for first, second in itertools.pairwise(order):
             QWidget.setTabOrder(first, second)
+
+    def _focusable_before(self, widget: QWidget) -> QWidget | None:
+        """The nearest widget before ``widget`` in the focus chain that takes focus
+        and is not a row's (old rows wait for deleteLater there)."""
+        step = widget.previousInFocusChain()
+        while step is not None and step is not widget:
+            if step.focusPolicy() != Qt.FocusPolicy.NoFocus and not isinstance(
+                step.parentWidget(), DeviceRow
+            ):
+                return step
+            step = step.previousInFocusChain()
+        return None

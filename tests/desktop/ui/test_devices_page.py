@@ -107,6 +107,8 @@ async def test_lists_my_devices_and_signs_out_the_other_one(tmp_path: Path, qtbo
         assert "sweep" in other.last_used.toolTip()  # why "last used" may lag
         assert other.sign_out_button is not None
         assert other.sign_out_button.accessibleName() == "Sign out work-desktop"
+        # Tab from the tab bar goes into the page's rows first, not past Save and Cancel.
+        assert _tab_from(dialog.tabs.tabBar()) is other.sign_out_button
 
         other.sign_out_button.click()
         assert page.confirm_box is not None and "work-desktop" in page.confirm_box.text()
@@ -116,6 +118,7 @@ async def test_lists_my_devices_and_signs_out_the_other_one(tmp_path: Path, qtbo
         assert closed.close_code == CloseCode.SESSION_REVOKED
         await until(lambda: _labels(page) == ["test"], alice.controller.device_signed_out)
         assert page.status.text() == "work-desktop was signed out."
+        assert _tab_from(dialog.tabs.tabBar()) is page.refresh_button  # rebuilt, still in order
         assert not page.sign_out_all_button.isEnabled()  # nobody else is left
         assert alice.connection.current.link is Link.ONLINE  # this computer stays in
         dialog.close()
@@ -350,6 +353,7 @@ def test_keyboard_reaches_every_action_and_names_fit(qtbot: QtBot) -> None:
     for first, second in itertools.pairwise(chain):
         assert first.focusPolicy() & Qt.FocusPolicy.TabFocus
         assert _tab_from(first) is second, (first.text(), second.text())
+    assert _tab_from(chain[-1]) is chain[0]  # alone in its window, the chain goes round
     for widget in chain:
         assert widget.accessibleName()
     for row in page.rows.values():
