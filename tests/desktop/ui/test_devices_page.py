@@ -263,6 +263,49 @@ async def test_a_list_longer_than_one_frame_shows_every_device_once(
         await server.stop()
 
 
+async def test_a_server_error_is_shown_and_the_rows_stay(tmp_path: Path, qtbot: QtBot) -> None:
+    """A refused refresh (here: over the server's command rate) says the server's
+    words on the page and leaves the list as it was."""
+    server = await start_server(
+        ServerConfig(
+            host="127.0.0.1",
+            port=0,
+            database_url=sqlite_url(tmp_path / "presence.sqlite3"),
+            dev_login=True,
+            limits=ServerLimits(commands_per_minute=4),
+        )
+    )
+    url = f"ws://127.0.0.1:{server.port}"
+    alice = App(tmp_path / "alice", url, "alice")
+    laptop = Peer(url, "alice", device="laptop")
+    try:
+        await alice.start()
+        await laptop.online()
+        dialog, page = _open_devices(qtbot, alice)
+        await _loaded(alice, page)
+        rows = _labels(page)
+        assert sorted(rows) == ["laptop", "test"]
+        for _attempt in range(5):  # a few more lists use up the minute's commands
+            if page.model.status_is_error:
+                break
+            page.refresh_button.click()
+            await until(
+                lambda: page.model.phase is not Phase.LOADING,
+                alice.controller.devices_listed,
+                alice.controller.devices_failed,
+            )
+        assert page.model.status_is_error
+        assert page.status.text().startswith("The server did not list the sessions: ")
+        assert "4 commands per minute" in page.status.text()
+        assert _labels(page) == rows  # nothing else changed
+        assert page.refresh_button.isEnabled() and page.sign_out_all_button.isEnabled()
+        dialog.close()
+        await laptop.client.stop()
+    finally:
+        await alice.controller.stop()
+        await server.stop()
+
+
 # ---------------------------------------------------------------- without a server
 
 
