@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
-from presence_desktop.core.api import ConnectionEvents, Link, UserError
+from presence_desktop.core.api import ConnectionEvents, ConnectionInfo, Link, UserError
 from presence_desktop.core.devices import (
     OFFLINE_TEXT,
     SIGNED_OUT_TEXT,
@@ -446,3 +446,22 @@ def test_the_page_never_makes_settings_wider(qtbot: QtBot, tmp_path: Path) -> No
     others = [dialog.tabs.widget(i) for i in range(dialog.tabs.count())]
     widest_other = max(w.minimumSizeHint().width() for w in others if w is not page and w)
     assert page.minimumSizeHint().width() <= widest_other
+
+
+def test_closed_settings_stop_listening_to_the_controller(qtbot: QtBot, tmp_path: Path) -> None:
+    """The controller outlives Settings: a late answer must not reach a closed page."""
+    from presence_desktop.core.settings import SettingsStore
+    from presence_desktop.core.state import PresenceState
+
+    actions = FakeDevices()
+    store = SettingsStore(tmp_path / "config", tmp_path / "state")
+    dialog = SettingsDialog(store, PresenceState(), actions)  # type: ignore[arg-type]
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.show_devices()
+    page = dialog.devices
+    assert page is not None and actions.calls == ["list"]
+    dialog.close()
+    actions.devices_listed.emit(list(THREE))
+    actions.connection.set(ConnectionInfo(Link.SIGNED_OUT))
+    assert page.rows == {} and page.model.phase is Phase.LOADING
