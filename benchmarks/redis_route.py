@@ -13,9 +13,11 @@ own CPU (``INFO cpu``) and this process's CPU per event.
 Then the same through the link's command batch (``redis_batch``, what the
 instances use since the registry's writes were batched), and, as the floor
 that routing on the instances could reach, one plain ``PUBLISH`` per
-destination process and no script. Last, the registry's ``PUT`` per presence
-change, 200 concurrent callers at a time: through redis-py's script wrapper
-(one call each, as before) and through the batch.
+destination process and no script, and routing on the instance (an
+``MGET`` of the holders, grouped by the instance, then those publishes).
+Last, the registry's ``PUT`` per presence change, 200 concurrent callers at a
+time: through redis-py's script wrapper (one call each, as before) and
+through the batch.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ async def measure(
     url: str, online: int, publish: bool, events: int, how: str = "pipeline"
 ) -> dict[str, Any]:
     """``how``: ``pipeline`` (redis-py, as the fan-out did), ``batch``
-    (``RedisBatch``, as it does now) or ``publish`` (no script: one PUBLISH
-    per destination process through the batch, routes known beforehand)."""
+    (``RedisBatch``, as it does now), ``publish`` (no script: one PUBLISH
+    per destination process through the batch, routes known beforehand) or
+    ``mget`` (routing on the instance: an ``MGET`` of the recipients' holders,
+    grouped here, then the publishes, all through the batch)."""
     client: Any = aioredis.Redis.from_url(url)
     batch = RedisBatch(client.connection_pool, 30.0)
     try:
@@ -85,6 +89,24 @@ async def measure(
                     await pipe.execute()
             elif how == "batch":
                 await batch.execute([route] * PIPELINE)
+            elif how == "mget":
+                # Routing on the instance: one MGET of the holders per event,
+                # then one PUBLISH per destination process, both through the batch.
+                keys = [f"{PREFIX}at:{n}" for n in range(RECIPIENTS)]
+                ids = [str(n).encode() for n in range(RECIPIENTS)]
+                held = await batch.execute([("MGET", *keys)] * PIPELINE)
+                messages: list[tuple[str, str, bytes]] = []
+                for values in held:
+                    by: dict[bytes, list[bytes]] = {}
+                    for holder_id, value in zip(ids, values, strict=True):
+                        if value is not None:
+                            for holder in value.split(b"\n"):
+                                if holder != b"me":
+                                    by.setdefault(holder, []).append(holder_id)
+                    for holder, group in by.items():
+                        channel = f"{PREFIX}i:{holder.decode()}"
+                        messages.append(("PUBLISH", channel, b",".join(group) + b"\n" + payload))
+                await batch.execute(messages)
             else:
                 await batch.execute(publishes * PIPELINE)
         return {
@@ -161,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"Redis {row['redis_us']:.1f} us, client {row['client_us']:.1f} us per event",
                     flush=True,
                 )
-            for how in ("pipeline", "batch", "publish"):
+            for how in ("pipeline", "batch", "publish", "mget"):
                 row = asyncio.run(measure(redis.url, 17, True, args.events, how))
                 variants.append(row)
                 print(
