@@ -200,12 +200,13 @@ def plot(raw: dict[str, Any], ours: dict[str, Any]) -> None:
         ys = [p["rss_kib"] / 1024 for p in run["points"]]
         ax.plot(xs, ys, style, label=f"{label}: {run['kib_per_connection']:.1f} KiB/conn")
     held = ours["held"] or 1
+    allowed = 1.3 * raw["kib_per_connection"]  # issue 16, target 2
     ax.plot(
         [0, held],
-        [ours["empty_rss_kib"] / 1024, (ours["empty_rss_kib"] + 25 * held) / 1024],
+        [ours["empty_rss_kib"] / 1024, (ours["empty_rss_kib"] + allowed * held) / 1024],
         ":",
         color="grey",
-        label="target: 25 KiB/conn above empty",
+        label=f"target: 1.3 x bare = {allowed:.1f} KiB/conn above empty",
     )
     ax.set_xlabel("idle authenticated connections")
     ax.set_ylabel("server RSS (MiB)")
