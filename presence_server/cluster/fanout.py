@@ -67,8 +67,9 @@ class LocalSubscribers:
     """The subscribers of this process, per user: one subscriber, or a set of several.
 
     Nearly every user has one device connected, and a set holding one
-    subscriber costs about 220 bytes, more than a tenth of what the presence
-    server adds to an idle connection (docs/performance.md, "Connections").
+    subscriber costs about 220 bytes per idle connection, as much as most of
+    what the presence server keeps per connection beyond a bare websockets
+    server (docs/performance.md, "Connections").
     So a user's entry is the subscriber itself, and becomes a set only when a
     second device subscribes (and the subscriber again when one is left).
     ``of`` returns a tuple: delivering may close a connection, which then
