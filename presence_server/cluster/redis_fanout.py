@@ -57,11 +57,13 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import hiredis
 import msgspec
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.exceptions import ResponseError
 
 from ..metrics import AnyMetrics, NullMetrics
-from .fanout import Event, Subscriber
+from .fanout import Event, LocalSubscribers, Subscriber
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .redis_shards import ShardedPubSub
 
@@ -72,6 +74,8 @@ BACKLOG_EVENTS = 10_000
 (their recipients still get messages on replay and relations on their next snapshot)."""
 BATCH_EVENTS = 256
 """Events sent in one pipeline at most; a longer queue is sent in several."""
+READ_BYTES = 1 << 16
+"""Read at most this much of the subscription per wake-up (redis-py reads 64 KiB too)."""
 
 ROUTE = """
 -- ARGV: publishing process, channel prefix ({p}i:; empty: return the routes
@@ -173,7 +177,7 @@ def decode_message(payload: bytes) -> tuple[list[int], Event, str, float]:
     """Recipients, event, origin and send time; raises ValueError or
     ``msgspec.DecodeError`` on anything malformed."""
     ids, _, rest = payload.partition(b"\n")
-    recipients = [int(uid) for uid in ids.split(b",")]
+    recipients = list(map(int, ids.split(b",")))
     head, sep, frame = rest.partition(b"\n")
     if not sep:
         raise ValueError("no header")
@@ -189,6 +193,39 @@ def decode_message(payload: bytes) -> tuple[list[int], Event, str, float]:
         account_deleted=header.ad,
     )
     return recipients, event, header.o, header.t
+
+
+def _deliver(local: LocalSubscribers, user_ids: Iterable[int], event: Event) -> int:
+    """The same event (its frame encoded once) to each recipient's local
+    connections; the count delivered. Published here or received from
+    another instance, an event takes this one path."""
+    delivered = 0
+    of = local.of
+    for user_id in user_ids:
+        for subscriber in of(user_id):
+            delivered += 1
+            try:
+                subscriber.deliver(event)
+            except Exception:
+                log.exception("delivering an event to user %s failed", user_id)
+    return delivered
+
+
+def _pushes(pubsub: Any) -> tuple[hiredis.Reader, asyncio.StreamReader] | None:
+    """The subscription connection's hiredis reader and socket stream, or None
+    when redis-py reads it some other way (then ``get_message`` it is).
+
+    These are redis-py's own objects (``_AsyncHiredisParser``), not copies:
+    pushes it read while confirming the subscription are still in the
+    reader, and bytes it has not read are still in the stream.
+    tests/cluster/test_redis_receive.py fails if a redis-py upgrade moves them.
+    """
+    parser = getattr(getattr(pubsub, "connection", None), "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    stream = getattr(parser, "_stream", None)
+    if isinstance(reader, hiredis.Reader) and isinstance(stream, asyncio.StreamReader):
+        return reader, stream
+    return None
 
 
 def _durable(event: Event) -> bool:
@@ -211,7 +248,7 @@ class RedisFanout:
         self.shards = shards
         """Sharded pub/sub elsewhere (``--redis-pubsub``); None: plain pub/sub on the link."""
         self.metrics = metrics or NullMetrics()
-        self._local: dict[int, set[Subscriber]] = {}
+        self._local = LocalSubscribers()
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._outbox: list[_Pending] = []
@@ -241,15 +278,10 @@ class RedisFanout:
 
     async def subscribe(self, user_id: int, subscriber: Subscriber) -> None:
         """Local only: the device's registry field routes its events here (see above)."""
-        self._local.setdefault(user_id, set()).add(subscriber)
+        self._local.add(user_id, subscriber)
 
     async def unsubscribe(self, user_id: int, subscriber: Subscriber) -> None:
-        subs = self._local.get(user_id)
-        if subs is None:
-            return
-        subs.discard(subscriber)
-        if not subs:
-            del self._local[user_id]
+        self._local.discard(user_id, subscriber)
 
     # ------------------------------------------------------------ publishing
 
@@ -258,11 +290,7 @@ class RedisFanout:
         if not ids:
             return
         start = time.time()
-        delivered = 0
-        for user_id in ids:
-            for subscriber in list(self._local.get(user_id, ())):
-                self._hand(subscriber, event, user_id)
-                delivered += 1
+        delivered = _deliver(self._local, ids, event)
         if delivered:
             self.metrics.deliveries.labels("local").inc(delivered)
             self.metrics.fanout_latency.labels("local").observe(max(time.time() - start, 0.0))
@@ -358,29 +386,36 @@ class RedisFanout:
             self._dropped += 1
         self._backlog.append((ids, event))
 
-    @staticmethod
-    def _hand(subscriber: Subscriber, event: Event, user_id: int) -> None:
-        try:
-            subscriber.deliver(event)
-        except Exception:
-            log.exception("delivering an event to user %s failed", user_id)
-
     # ------------------------------------------------------------ receiving
 
     async def _listen(self, pubsub: Any) -> None:
+        """Hand every message pushed on the subscription to its local recipients.
+
+        With hiredis (redis-py's parser of choice, and a dependency here) the
+        subscription's socket is read straight into its hiredis reader, and
+        every complete push is handled before the next read: one wake-up per
+        read of up to ``READ_BYTES``, however many messages it holds. Through
+        ``get_message`` each message cost ~12 us of redis-py's per-call
+        machinery (a retry wrapper, a push handler that builds a log line,
+        a dict per message) before any of ours (docs/decisions.md, "The
+        receiving side reads its pushes in bulk").
+        """
         try:
+            pushes = _pushes(pubsub)
+            if pushes is None:
+                await self._listen_per_message(pubsub)
+                return
+            reader, stream = pushes
             while True:
-                message = await pubsub.get_message(timeout=None)
-                if message is None:
-                    continue
-                kind = message.get("type")
-                if kind in (b"message", "message", b"smessage", "smessage"):
-                    self._received(message["data"])
-                elif kind in (b"sunsubscribe", "sunsubscribe"):
-                    # The channel's slot moved to another node (resharding,
-                    # failover): recover as from an outage, on the new owner.
-                    self.link.mark_down("the sharded pub/sub channel moved")
-                    return
+                reply = reader.gets()
+                while reply is not NOT_ENOUGH_DATA:
+                    if not self._push(reply):
+                        return
+                    reply = reader.gets()
+                data = await stream.read(READ_BYTES)
+                if not data:
+                    raise ConnectionError("redis closed the subscription connection")
+                reader.feed(data)
         except asyncio.CancelledError:
             raise
         except REDIS_ERRORS as exc:
@@ -388,6 +423,31 @@ class RedisFanout:
         except Exception:
             log.exception("redis listener failed")
             self.link.mark_down("listener failed")
+
+    async def _listen_per_message(self, pubsub: Any) -> None:
+        """Without hiredis's reader at hand: one ``get_message`` per push."""
+        while True:
+            message = await pubsub.get_message(timeout=None)
+            if message is None:
+                continue
+            if not self._push([message.get("type"), message.get("channel"), message["data"]]):
+                return
+
+    def _push(self, reply: Any) -> bool:
+        """One push from the subscription; False when the subscription is gone."""
+        if isinstance(reply, Exception):
+            raise reply
+        kind = reply[0]
+        if isinstance(kind, str):
+            kind = kind.encode()
+        if kind in (b"message", b"smessage"):
+            self._received(reply[2])
+        elif kind == b"sunsubscribe":
+            # The channel's slot moved to another node (resharding,
+            # failover): recover as from an outage, on the new owner.
+            self.link.mark_down("the sharded pub/sub channel moved")
+            return False
+        return True
 
     def _received(self, payload: bytes) -> None:
         try:
@@ -398,11 +458,7 @@ class RedisFanout:
         if origin == self.link.process:
             return
         self.metrics.fanout_latency.labels("redis").observe(max(time.time() - sent_at, 0.0))
-        delivered = 0
-        for user_id in recipients:
-            for subscriber in list(self._local.get(user_id, ())):
-                self._hand(subscriber, event, user_id)
-                delivered += 1
+        delivered = _deliver(self._local, recipients, event)
         if delivered:
             self.metrics.deliveries.labels("redis").inc(delivered)
 
