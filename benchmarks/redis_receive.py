@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from presence_server.cluster import redis_fanout
 from presence_server.cluster.fanout import Event
 from presence_server.cluster.redis_fanout import RedisFanout, encode_message
 from presence_server.cluster.redis_link import RedisLink
@@ -35,6 +36,7 @@ from ._common import Figure, write_results
 from .cross_instance import Redis
 
 PREFIX = "bench:"
+_bulk = redis_fanout._pushes
 HANG_GUARD_SECONDS = 120.0
 """Far beyond a run's expected few seconds: only a lost message reaches it."""
 
@@ -71,7 +73,17 @@ class _Counter:
             shared["done"].set()
 
 
-async def measure(url: str, recipients: int, messages: int, burst: int) -> dict[str, Any]:
+def _per_message(pubsub: Any) -> None:
+    """In place of ``redis_fanout._pushes``: the listener then takes its
+    ``get_message`` path, as every message did before the bulk reader."""
+    return None
+
+
+async def measure(
+    url: str, recipients: int, messages: int, burst: int, bulk: bool = True
+) -> dict[str, Any]:
+    if not bulk:
+        redis_fanout._pushes = _per_message
     link = RedisLink(url, ttl=60.0, prefix=PREFIX, instance="receiver")
     fanout = RedisFanout(link)
     shared: dict[str, Any] = {
@@ -111,6 +123,7 @@ async def measure(url: str, recipients: int, messages: int, burst: int) -> dict[
         return {
             "recipients": recipients,
             "burst": burst,
+            "bulk": bulk,
             "messages": messages,
             "us_per_message": 1e6 * cpu / max(messages - 1, 1),
             "us_per_delivery": 1e6 * cpu / max(recipients * messages - 1, 1),
@@ -118,6 +131,7 @@ async def measure(url: str, recipients: int, messages: int, burst: int) -> dict[
     finally:
         await fanout.close()
         await link.close()
+        redis_fanout._pushes = _bulk
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,35 +145,41 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for burst in (200, 1):
                 for recipients in (1, 17, 50):
-                    messages = args.messages if burst > 1 else max(args.messages // 4, 2)
-                    row = asyncio.run(measure(redis.url, recipients, messages, burst))
-                    rows.append(row)
-                    print(
-                        f"  {recipients:>2} recipients, publisher pipelines {burst:>3}: "
-                        f"{row['us_per_message']:.1f} us per message, "
-                        f"{row['us_per_delivery']:.2f} us per delivery",
-                        flush=True,
-                    )
+                    for bulk in (False, True):
+                        messages = args.messages if burst > 1 else max(args.messages // 4, 2)
+                        row = asyncio.run(measure(redis.url, recipients, messages, burst, bulk))
+                        rows.append(row)
+                        print(
+                            f"  {'bulk' if bulk else 'get_message':>11}, "
+                            f"{recipients:>2} recipients, publisher pipelines {burst:>3}: "
+                            f"{row['us_per_message']:.1f} us per message, "
+                            f"{row['us_per_delivery']:.2f} us per delivery",
+                            flush=True,
+                        )
         finally:
             redis.stop()
     print(f"  load average {os.getloadavg()}", flush=True)
-    by = {(r["recipients"], r["burst"]): r for r in rows}
+    by = {(r["recipients"], r["burst"], r["bulk"]): r for r in rows}
     figures = [
         Figure(
-            "receiving instance's CPU per message, 17 recipients, burst",
-            by[(17, 200)]["us_per_message"],
+            "receiving instance's CPU per message, 17 recipients, burst, bulk reader",
+            by[(17, 200, True)]["us_per_message"],
             "us",
+            baseline=by[(17, 200, False)]["us_per_message"],
+            baseline_name="get_message per push, same run",
             target=None,
             note="; ".join(
-                f"{r['recipients']} recipients, pipelines of {r['burst']}: "
-                f"{r['us_per_message']:.1f}"
+                f"{'bulk' if r['bulk'] else 'get_message'} {r['recipients']} recipients, "
+                f"pipelines of {r['burst']}: {r['us_per_message']:.1f}"
                 for r in rows
             ),
         ),
         Figure(
             "receiving instance's CPU per message, 17 recipients, one per round trip",
-            by[(17, 1)]["us_per_message"],
+            by[(17, 1, True)]["us_per_message"],
             "us",
+            baseline=by[(17, 1, False)]["us_per_message"],
+            baseline_name="get_message per push, same run",
             target=None,
         ),
     ]
