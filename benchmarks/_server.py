@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from presence_server.config import ServerConfig, ServerLimits
+from presence_server.edge import transport
 from presence_server.edge.server import WIRE_LOG, start_server
 
 from . import _loops as event_loop
 from ._common import raise_nofile
+from ._turns import TurnLog
 
 RELAXED = ServerLimits(
     presence_updates_per_window=1_000_000,
@@ -57,7 +59,11 @@ class PauseLog:
             self.pauses.append((now, int(info["generation"]), wall, used))
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, turns: TurnLog | None = None) -> None:
+    if turns is not None:
+        turns.install(asyncio.get_running_loop())
+    if args.flush_budget_ms is not None:
+        transport.FLUSH_BUDGET_SECONDS = args.flush_budget_ms / 1000
     config = ServerConfig(
         host="127.0.0.1",
         port=args.port,
@@ -84,11 +90,14 @@ def run(args: argparse.Namespace) -> None:
     pauses = PauseLog()
     if args.gc_log:
         gc.callbacks.append(pauses)
+    turns = TurnLog(args.turn_threshold_ms) if args.turn_log and args.loop == "asyncio" else None
     try:
-        event_loop.run(serve(args), name=args.loop)
+        event_loop.run(serve(args, turns), name=args.loop)
     finally:
         if args.gc_log:
             Path(args.gc_log).write_text(json.dumps(pauses.pauses))
+        if turns is not None:
+            Path(args.turn_log).write_text(json.dumps(turns.dump()))
 
 
 def main() -> None:
@@ -103,6 +112,17 @@ def main() -> None:
         "--loop", choices=event_loop.LOOP_NAMES, default="asyncio", help="the server's event loop"
     )
     parser.add_argument("--gc-log", default="", help="write GC pauses here (JSON) on exit")
+    parser.add_argument(
+        "--turn-log", default="", help="write the loop's long turns here (JSON) on exit (asyncio)"
+    )
+    parser.add_argument("--turn-threshold-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--flush-budget-ms",
+        type=float,
+        default=None,
+        help="the transport's turn budget (edge.transport.FLUSH_BUDGET_SECONDS); "
+        "a large value gives the code before the budget",
+    )
     parser.add_argument(
         "--no-gc-freeze", action="store_true", help="as the CLI's flag: no GC policy"
     )
