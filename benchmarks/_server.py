@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +38,46 @@ RELAXED = ServerLimits(
 
 class PauseLog:
     """Every garbage collection of 1 ms or more: (end, CLOCK_MONOTONIC ns; generation;
-    wall ms; CPU ms of this thread). On a shared machine the two differ when the
-    process was descheduled during the collection.
+    wall ms; CPU ms of this thread; objects collected; with ``young``, the objects a
+    young collection walked and its largest container). On a shared machine wall and
+    CPU differ when the process was descheduled during the collection; a short
+    collection that freed many objects spent its time freeing them.
 
     Benchmark instrumentation, independent of the server's GC policy, so a run
     without the policy is measured the same way.
     """
 
-    def __init__(self) -> None:
-        self.pauses: list[tuple[int, int, float, float]] = []
+    def __init__(self, young: bool = False) -> None:
+        self.pauses: list[tuple[int, int, float, float, int, int, str]] = []
         self._start = 0
         self._cpu = 0
+        self._young = young
+        self._walked = 0
+        self._largest = ""
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and self._young and info["generation"] < 2:
+            # What the collection is about to walk: its generations' objects,
+            # and the largest container among them (type and length).
+            objects = [o for g in range(info["generation"] + 1) for o in gc.get_objects(g)]
+            self._walked = len(objects)
+            size, kind = 0, ""
+            for o in objects:
+                if isinstance(o, (dict, list, set, tuple, deque)) and len(o) > size:
+                    size, kind = len(o), type(o).__qualname__
+            self._largest = f"{kind} of {size}"
+            del objects
         now = time.monotonic_ns()
         cpu = time.thread_time_ns()
         if phase == "start":
             self._start, self._cpu = now, cpu
         elif now - self._start >= 1_000_000:
             wall, used = (now - self._start) / 1e6, (cpu - self._cpu) / 1e6
-            self.pauses.append((now, int(info["generation"]), wall, used))
+            collected = int(info.get("collected", 0))
+            generation = int(info["generation"])
+            self.pauses.append(
+                (now, generation, wall, used, collected, self._walked, self._largest)
+            )
 
 
 async def serve(args: argparse.Namespace, turns: TurnLog | None = None) -> None:
@@ -87,7 +108,7 @@ async def serve(args: argparse.Namespace, turns: TurnLog | None = None) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    pauses = PauseLog()
+    pauses = PauseLog(young=args.gc_young)
     if args.gc_log:
         gc.callbacks.append(pauses)
     turns = TurnLog(args.turn_threshold_ms) if args.turn_log and args.loop == "asyncio" else None
@@ -116,6 +137,11 @@ def main() -> None:
         "--turn-log", default="", help="write the loop's long turns here (JSON) on exit (asyncio)"
     )
     parser.add_argument("--turn-threshold-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--gc-young",
+        action="store_true",
+        help="with --gc-log: count the objects each young collection walks (costs CPU)",
+    )
     parser.add_argument(
         "--flush-budget-ms",
         type=float,

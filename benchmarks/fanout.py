@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    CLK_TCK,
     RESULTS_DIR,
     BenchServer,
     Figure,
@@ -109,6 +110,14 @@ def _summary(results: list[PublishResult], spec: PublishSpec, friends: int) -> d
     }
 
 
+def _machine_busy_s() -> float:
+    """CPU seconds every core of the machine spent busy so far (all processes)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:8]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / CLK_TCK
+
+
 class PhaseProbe:
     """CPU time of the server and of each load generator, and the server's
     involuntary context switches, over one phase: who had the cores."""
@@ -117,6 +126,7 @@ class PhaseProbe:
         self.pids = [server_pid, *(p.pid for p in workers.procs)]
         self.cpu = [cpu_seconds(pid) for pid in self.pids]
         self.switches = context_switches(server_pid)[1]
+        self.machine = _machine_busy_s()
         self.t0 = time.monotonic()
 
     def into(self, phase: dict[str, Any]) -> None:
@@ -127,6 +137,8 @@ class PhaseProbe:
             "load_generators": [c / seconds for c in spent[1:]],
         }
         phase["server_involuntary_switches"] = context_switches(self.pids[0])[1] - self.switches
+        busy = (_machine_busy_s() - self.machine) / seconds
+        phase["phase_cpu_share"]["other_processes"] = max(0.0, busy - sum(spent) / seconds)
         with open("/proc/loadavg", encoding="ascii") as fh:
             phase["load_average"] = float(fh.read().split()[0])
 
@@ -275,6 +287,8 @@ def run_server(
                 f"p50 {level['p50_ms']:6.2f} ms, p99 {level['p99_ms']:6.2f} ms; CPU share "
                 f"server {level['phase_cpu_share']['server']:.2f}, load generators "
                 + "+".join(f"{c:.2f}" for c in level["phase_cpu_share"]["load_generators"])
+                + f", other processes {level['phase_cpu_share']['other_processes']:.2f}"
+                + f", {level['server_involuntary_switches']} involuntary switches"
                 + f"; {len(level['loadgen_stalls'])} generator stalls ≥ 10 ms, "
                 f"load {level['load_average']:.1f}",
                 flush=True,
@@ -483,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             gc_log = Path(tmp) / f"gc-{name}.json"
             gc_flag = ["--no-gc-freeze"] if args.no_gc_freeze else []
             turn_log = Path(tmp) / f"turns-{name}.json"
-            trace = ["--turn-log", str(turn_log)] if args.trace else []
+            trace = ["--turn-log", str(turn_log), "--gc-young"] if args.trace else []
             if args.flush_budget_ms is not None:
                 trace += ["--flush-budget-ms", str(args.flush_budget_ms)]
             server = BenchServer(
