@@ -27,6 +27,7 @@ from presence_protocol import (
     CloseCode,
     DeleteAccount,
     Error,
+    ErrorCode,
     ExportAccount,
     FriendAccept,
     FriendCancel,
@@ -37,6 +38,7 @@ from presence_protocol import (
     MessageExpired,
     Ok,
     ReadMarker,
+    RevokeSession,
     SendMessage,
     SetPresence,
     Status,
@@ -48,6 +50,7 @@ from .core.api import Alert, ConnectionEvents, ConnectionInfo, Link, UserError
 from .core.backoff import backoff_delays
 from .core.conversations import Conversations
 from .core.credentials import Credentials, MemoryCredentials
+from .core.devices import Device, DeviceSignedOut, DeviceSignOutFailed
 from .core.events import Signal
 from .core.history import HistoryError
 from .core.notify_rules import NotifyRules, watch_state
@@ -125,6 +128,20 @@ class Controller:
         """Nothing was deleted, and why (the confirmation dialog shows it inline)."""
         self.account_export_failed = Signal[UserError]()
         """No export was written, and why (the settings dialog shows it inline)."""
+        # Signed-in devices (Settings → Devices): the answers to list_devices,
+        # sign_out_device and sign_out_other_devices.
+        self.devices_listed = Signal[list[Device]]()
+        """My live sessions, oldest first as the server orders them (every page)."""
+        self.devices_failed = Signal[UserError]()
+        """Listing failed; ``code`` "signed_out", "offline" or the server's error code."""
+        self.device_signed_out = Signal[DeviceSignedOut]()
+        """One other device is signed out (or already was: ``already_gone``)."""
+        self.device_sign_out_failed = Signal[DeviceSignOutFailed]()
+        """That device is still signed in, and why."""
+        self.other_devices_signed_out = Signal[int]()
+        """"Sign out all other devices" finished: this many were signed out."""
+        self._current_session: str | None = None
+        """This connection's session id as the last listing said (never revoked from here)."""
         # GitHub sign-in (issue 4).
         self.sign_in_started = Signal["GitHubSignIn"]()
         """A sign-in attempt began; the ui shows its window (``ui.sign_in``)."""
@@ -434,6 +451,123 @@ class Controller:
             return
         self._spawn(self._delete_account(confirm_login.strip()))
 
+    # Signed-in devices (issue 14's desktop half), from Settings → Devices.
+
+    def list_devices(self) -> None:
+        """Fetch every page of my sessions; answers on ``devices_listed`` or ``devices_failed``."""
+        self._spawn(self._list_devices())
+
+    def sign_out_device(self, session_id: str) -> None:
+        """Revoke one of my other sessions: that device is disconnected (4502) at once."""
+        self._spawn(self._sign_out_device(session_id))
+
+    def sign_out_other_devices(self) -> None:
+        """Revoke every session of mine except this computer's, one after another.
+
+        There is no server command for "all but this one" (``sign_out`` with
+        ``everywhere`` ends this session too, and signing in again may need a
+        browser); see docs/decisions.md. The list is fetched fresh first, so a
+        device that signed in after the page loaded is signed out as well.
+        """
+        self._spawn(self._sign_out_other_devices())
+
+    async def _list_devices(self) -> None:
+        try:
+            devices = await self._fetch_devices()
+        except _DevicesUnavailable as exc:
+            self.devices_failed.emit(exc.error)
+            return
+        self.devices_listed.emit(devices)
+
+    async def _fetch_devices(self) -> list[Device]:
+        self._check_devices_reachable()
+        try:
+            sessions = await self.client.list_sessions()
+        except (ConnectionError, TimeoutError):
+            raise _DevicesUnavailable(_offline_error()) from None
+        except RuntimeError as exc:
+            text = str(exc)
+            raise _DevicesUnavailable(
+                UserError("Cannot list your devices", text[:1].upper() + text[1:], "list_sessions")
+            ) from None
+        devices = [
+            Device(s.id, s.device, int(s.created_at), int(s.last_used_at), s.current)
+            for s in sessions
+        ]
+        self._current_session = next((d.session_id for d in devices if d.current), None)
+        return devices
+
+    def _check_devices_reachable(self) -> None:
+        link = self.connection.current.link
+        if link is Link.SIGNED_OUT:
+            raise _DevicesUnavailable(
+                UserError("Signed out", "Sign in to see your devices.", "signed_out")
+            )
+        if link is not Link.ONLINE:
+            raise _DevicesUnavailable(_offline_error())
+
+    async def _sign_out_device(self, session_id: str) -> None:
+        try:
+            self._check_devices_reachable()
+            result = await self._revoke(session_id)
+        except _DevicesUnavailable as exc:
+            self.device_sign_out_failed.emit(DeviceSignOutFailed(session_id, exc.error))
+            return
+        self.device_signed_out.emit(result)
+
+    async def _revoke(self, session_id: str) -> DeviceSignedOut:
+        """One ``revoke_session``; ``unknown_session`` means it is gone already.
+
+        ``rate_limited`` (many devices signed out at once) waits as long as the
+        server asks and tries again: the person asked for all of them.
+        """
+        if session_id == self._current_session:
+            raise _DevicesUnavailable(
+                UserError(
+                    "This is this computer",
+                    "Use Sign out in the tray menu to sign this computer out.",
+                    "current_session",
+                )
+            )
+        while True:
+            try:
+                reply = await self.client.call(RevokeSession(session_id=session_id))
+            except (ConnectionError, TimeoutError):
+                raise _DevicesUnavailable(_offline_error()) from None
+            if isinstance(reply, Ok):
+                return DeviceSignedOut(session_id)
+            if isinstance(reply, Error) and reply.code == ErrorCode.UNKNOWN_SESSION:
+                return DeviceSignedOut(session_id, already_gone=True)
+            if isinstance(reply, Error) and reply.code == ErrorCode.RATE_LIMITED:
+                await asyncio.sleep(min(max(reply.retry_after or 1.0, 0.1), 60.0))
+                continue
+            detail = (
+                (reply.message or reply.code) if isinstance(reply, Error) else type(reply).__name__
+            )
+            code = reply.code if isinstance(reply, Error) else "revoke_session"
+            raise _DevicesUnavailable(
+                UserError("Device not signed out", f"The server said: {detail}.", code)
+            )
+
+    async def _sign_out_other_devices(self) -> None:
+        try:
+            devices = await self._fetch_devices()
+        except _DevicesUnavailable as exc:
+            self.devices_failed.emit(exc.error)
+            return
+        count = 0
+        for device in devices:
+            if device.current:
+                continue
+            try:
+                result = await self._revoke(device.session_id)
+            except _DevicesUnavailable as exc:
+                self.device_sign_out_failed.emit(DeviceSignOutFailed(device.session_id, exc.error))
+                return  # the rest stay signed in; the page still lists them
+            self.device_signed_out.emit(result)
+            count += not result.already_gone
+        self.other_devices_signed_out.emit(count)
+
     # ---------------------------------------------------------- extras for the ui
 
     def update_settings(self, **changes: Any) -> bool:
@@ -627,6 +761,7 @@ class Controller:
             log.info("no credential store per server: the new server starts signed out")
             self.credentials = MemoryCredentials()
         self.client = self._make_client(url)
+        self._current_session = None  # that server's; this one has not been listed yet
         log.info("switched server from %s to %s", old.url, url)
         self.state.clear()
         self.rules.clear()
@@ -833,6 +968,22 @@ class Controller:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
+
+
+class _DevicesUnavailable(Exception):
+    """A devices request cannot be made or was refused; ``error`` is what the page shows."""
+
+    def __init__(self, error: UserError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _offline_error() -> UserError:
+    return UserError(
+        "Not connected",
+        "Not connected — devices show once Presence is back online.",
+        "offline",
+    )
 
 
 def _to_stored(m: InboxMessage) -> StoredMessage:

@@ -8,8 +8,10 @@ them as real protocol clients (``PresenceClient``, the same code the app uses)
 on the running loop. A script then moves them around gently, forever.
 
 Friendships are made before the app signs in — each friend sends a request and
-a short-lived second device of the demo user accepts it — so the first
-snapshot already lists everyone. The first notifications are a message, a
+a short-lived second device of the demo user accepts it (and signs out) — so
+the first snapshot already lists everyone. The demo user also has two other
+devices signed in ("work-desktop", "old-laptop"), so Settings → Devices shows
+something to sign out. The first notifications are a message, a
 friend request from a stranger and "erin is online" within about fifteen
 seconds of the app connecting. The two friends who start offline are given a
 last-seen time hours in the past (the demo owns its server), so their return
@@ -54,6 +56,10 @@ DEMO_LOGIN = "mona"
 SETUP_TIMEOUT = 20.0
 
 STRANGER = "zoe"
+
+OTHER_DEVICES = (("work-desktop", 12 * 86_400, 2 * 3600), ("old-laptop", 41 * 86_400, 38 * 86_400))
+"""The demo user's other signed-in devices: name, signed in and last used that
+many seconds ago, so Settings → Devices shows a list worth looking at."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -313,6 +319,8 @@ async def start_demo(workdir: Path) -> Demo:
         await _befriend_all(me, [bots[p.login] for p in PERSONAS])
         await _set_the_scene(bots)
         await _backdate_absent_friends(server, me, [bots["erin"], bots["frank"]])
+        await _seed_other_devices(server, me.user_id)
+        await me.client.sign_out()  # the set-up device is no device of the person's
     except BaseException:
         await demo.stop()
         raise
@@ -367,6 +375,18 @@ async def _backdate_absent_friends(server: RunningServer, me: Bot, absent: list[
     now = int(time.time())
     for hours, uid in zip((3, 26), ids, strict=False):
         await server.hub.store.set_last_seen([uid], now - hours * 3600)
+
+
+async def _seed_other_devices(server: RunningServer, user_id: int) -> None:
+    """Sessions of the demo user on other devices, each once however often the demo
+    starts in one directory; their times are set as if they had been used."""
+    store = server.hub.store
+    live = {row.device for row in await store.list_sessions_page(user_id, None, 100)}
+    now = int(time.time())
+    for name, signed_in, used in OTHER_DEVICES:
+        if name not in live:
+            _session_id, token = await store.create_session(user_id, name, now - signed_in)
+            await store.resume_session(token, now - used)  # records that use
 
 
 def _knows_demo_user(bot: Bot) -> Callable[[], bool]:

@@ -5,12 +5,15 @@ Runs ``presence-desktop --demo`` as a subprocess on Xvfb with trayer as the
 tray host, inside a private D-Bus session with dunst as the notification
 daemon, waits for each state (icon docked, popup mapped, Notify seen on the
 bus, menu mapped) and writes docs/screenshots/{popup,notification,tray-menu,
-settings,delete-account}.png. A fake editor window speaks the bridge protocol to the app, so
+settings,delete-account,devices}.png. A fake editor window speaks the bridge protocol to the app, so
 the "Friends see" lines have an activity to show; the settings shot adds a
 privacy rule with the keyboard, as a person would, and captures the page
 with the rule and its live preview; then "Delete my account…" on the General
-page, with the login typed so Delete is enabled (never clicked).
-``--only delete-account`` skips the other shots.
+page, with the login typed so Delete is enabled (never clicked); then the
+Devices page with the demo user's other devices (devices.png), the
+confirmation of signing the oldest out, reached with the keyboard
+(devices-sign-out.png), and the page after it (devices-signed-out.png).
+``--only delete-account`` or ``--only devices`` skips the other shots.
 Also reports cold start to icon-docked time and the app's RSS.
 
     uv run python scripts/screenshots.py [--out docs/screenshots] [--command ...]
@@ -299,12 +302,15 @@ def inner(args: argparse.Namespace) -> int:
             )
 
             icon_x, icon_y = panel[0] + panel[2] - panel[3] // 2 - 2, panel[1] + panel[3] // 2
-            if args.only == "delete-account":
+            if args.only in ("delete-account", "devices"):
                 wait_for(lambda: named(desktop, "Presence friends"), "the popup")
                 wait_for(lambda: bus.count() >= args.notifications, "the demo's notifications")
                 subprocess.run(["dunstctl", "close-all"], env=env, check=False)
                 open_settings(desktop, icon_x, icon_y)
-                shoot_delete_dialog(desktop, out, screen)
+                if args.only == "delete-account":
+                    shoot_delete_dialog(desktop, out, screen)
+                else:
+                    shoot_devices_page(desktop, out, screen)
                 return finish(app, figures, args, scratch, out, editor, bus, dunst, log)
 
             editor = connect_editor(scratch / "bridge.sock")
@@ -378,6 +384,7 @@ def inner(args: argparse.Namespace) -> int:
             assert settings is not None
             save(desktop, out / "settings.png", clamp(union(settings, pad=8), screen))
             shoot_delete_dialog(desktop, out, screen)
+            shoot_devices_page(desktop, out, screen)
             keys(desktop, "Escape")
         except BaseException:
             finish(app, figures, args, scratch, out, editor, bus, dunst, log)
@@ -413,6 +420,30 @@ def shoot_delete_dialog(desktop: Desktop, out: Path, screen: Rect) -> None:
     save(desktop, out / "delete-account.png", clamp(union(dialog, pad=0), screen))
     keys(desktop, "Escape")
     wait_for(lambda: named(desktop, "Delete my account") is None, "the delete dialog to close")
+
+
+def shoot_devices_page(desktop: Desktop, out: Path, screen: Rect) -> None:
+    """Settings → Devices: this computer and the demo user's other devices."""
+    subprocess.run(
+        ["xdotool", "search", "--name", "^Presence settings$", "windowfocus", "--sync"],
+        env=desktop.env, check=True, timeout=10,
+    )  # fmt: skip
+    keys(desktop, "alt+d")  # the &Devices tab: it loads when first shown
+    time.sleep(1.0)  # one round trip to the demo's server on loopback, then a paint
+    settings = named(desktop, "Presence settings")
+    assert settings is not None
+    save(desktop, out / "devices.png", clamp(union(settings, pad=8), screen))
+    # With the keyboard, as a person would: Tab (to the tab bar), Tab (the first
+    # row's "Sign out…"), Space; the confirmation names the device.
+    keys(desktop, "Tab", "Tab", "space")
+    box = wait_for(lambda: named(desktop, "Sign out device"), "the sign-out confirmation")
+    assert isinstance(box, tuple)
+    time.sleep(0.3)  # one paint
+    save(desktop, out / "devices-sign-out.png", clamp(union(settings, box, pad=8), screen))
+    keys(desktop, "Return")  # "Sign out" is the default button: the demo's old laptop goes
+    wait_for(lambda: named(desktop, "Sign out device") is None, "the confirmation to close")
+    time.sleep(1.0)  # the revocation's round trip, then a paint
+    save(desktop, out / "devices-signed-out.png", clamp(union(settings, pad=8), screen))
 
 
 def finish(
@@ -459,7 +490,10 @@ def main() -> int:
         "--notifications", type=int, default=2, help="Notify calls to wait for before shooting"
     )
     parser.add_argument(
-        "--only", choices=["all", "delete-account"], default="all", help="which shots to take"
+        "--only",
+        choices=["all", "delete-account", "devices"],
+        default="all",
+        help="which shots to take",
     )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

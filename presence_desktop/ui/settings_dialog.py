@@ -37,6 +37,7 @@ from ..core.my_presence import MyPresence
 from ..core.settings import OnlineAlerts, Settings, SettingsError, SettingsStore
 from ..core.state import PresenceState
 from .delete_account import DeleteAccountDialog
+from .devices_page import DevicesActions, DevicesPage
 from .dialogs import confirm
 from .fit import scrolling, tool_dialog
 from .privacy_settings import PrivacyPage
@@ -96,6 +97,11 @@ class SettingsDialog(QDialog):
         self.privacy = PrivacyPage(presence)
         """Rules, idle and the "What friends see" preview (``presence`` feeds the preview)."""
         self.tabs.addTab(self.privacy, "&Privacy && activity")
+        self.devices: DevicesPage | None = None
+        """My signed-in devices; only with a controller that can list them."""
+        if isinstance(actions, DevicesActions):
+            self.devices = DevicesPage(actions)
+            self.tabs.addTab(self.devices, "&Devices")
 
         form = QFormLayout()
         self.server_url = QLineEdit()
@@ -251,6 +257,10 @@ class SettingsDialog(QDialog):
     def show_privacy(self) -> None:
         self.tabs.setCurrentWidget(self.privacy)
 
+    def show_devices(self) -> None:
+        if self.devices is not None:
+            self.tabs.setCurrentWidget(self.devices)
+
     def save(self) -> bool:
         try:
             self._store.update(**self.changes())
@@ -380,6 +390,8 @@ class SettingsDialog(QDialog):
         self.account_status.show()
 
     def _disconnect(self, _result: int) -> None:
+        if self.devices is not None:
+            self.devices.detach()
         if self._state is not None:
             with contextlib.suppress(ValueError):
                 self._state.requests_changed.disconnect(self._on_requests_changed)

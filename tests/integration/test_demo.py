@@ -12,7 +12,7 @@ from presence_desktop.core.credentials import MemoryCredentials
 from presence_desktop.demo import DEMO_LOGIN, start_demo
 from presence_protocol import SeenStatus
 
-from ..desktop.net.helpers import until
+from ..desktop.net.helpers import next_emit, until
 from .apps import App
 
 pytestmark = pytest.mark.slow  # the demo's scripted events take seconds
@@ -72,6 +72,12 @@ async def test_the_demo_can_start_twice_in_the_same_directory(tmp_path: Path) ->
         try:
             await app.start()
             assert len(app.state.friends) == 6
+            # Settings → Devices: the demo user's other devices, each once per directory.
+            listed = next_emit(app.controller.devices_listed, within=HANG_GUARD)
+            app.controller.list_devices()
+            names = [d.name for d in await listed if not d.current]
+            assert (names.count("work-desktop"), names.count("old-laptop")) == (1, 1)
+            assert "demo" not in names  # the set-up device signed out
         finally:
             await app.controller.stop()
             await demo.stop()
