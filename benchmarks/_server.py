@@ -59,14 +59,21 @@ class PauseLog:
         if phase == "start" and self._young and info["generation"] < 2:
             # What the collection is about to walk: its generations' objects,
             # and the largest container among them (type and length).
-            objects = [o for g in range(info["generation"] + 1) for o in gc.get_objects(g)]
-            self._walked = len(objects)
+            # The list built here is young too, so it shows in the snapshot: skip it.
+            lists = [gc.get_objects(g) for g in range(info["generation"] + 1)]
+            ours = {id(lists), *(id(x) for x in lists)}
+            self._walked = sum(len(x) for x in lists)
             size, kind = 0, ""
-            for o in objects:
-                if isinstance(o, (dict, list, set, tuple, deque)) and len(o) > size:
-                    size, kind = len(o), type(o).__qualname__
+            for objects in lists:
+                for o in objects:
+                    if (
+                        isinstance(o, (dict, list, set, tuple, deque))
+                        and id(o) not in ours
+                        and len(o) > size
+                    ):
+                        size, kind = len(o), type(o).__qualname__
             self._largest = f"{kind} of {size}"
-            del objects
+            del lists
         now = time.monotonic_ns()
         cpu = time.thread_time_ns()
         if phase == "start":
