@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from presence_server.config import ServerConfig, ServerLimits
-from presence_server.edge import transport
+from presence_server.edge import gc_policy, transport
 from presence_server.edge.server import WIRE_LOG, start_server
 
 from . import _loops as event_loop
@@ -90,6 +90,11 @@ class PauseLog:
 async def serve(args: argparse.Namespace, turns: TurnLog | None = None) -> None:
     if turns is not None:
         turns.install(asyncio.get_running_loop())
+    if args.young_every_ms is not None:
+        # The policy's default period, as start_server constructs it (0: off).
+        defaults = gc_policy.GcPolicy.__init__.__kwdefaults__
+        assert defaults is not None
+        defaults["young_every"] = args.young_every_ms / 1000
     if args.flush_budget_ms is not None:
         transport.FLUSH_BUDGET_SECONDS = args.flush_budget_ms / 1000
     config = ServerConfig(
@@ -148,6 +153,12 @@ def main() -> None:
         "--gc-young",
         action="store_true",
         help="with --gc-log: count the objects each young collection walks (costs CPU)",
+    )
+    parser.add_argument(
+        "--young-every-ms",
+        type=float,
+        default=None,
+        help="the GC policy's young collections every this many ms (0: off; default: its own)",
     )
     parser.add_argument(
         "--flush-budget-ms",

@@ -478,6 +478,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the presence server's turn budget (default: the server's own; 1e6: none)",
     )
+    parser.add_argument(
+        "--young-every-ms",
+        type=float,
+        default=None,
+        help="the presence server's young collections every this many ms (0: off, the "
+        "GC policy before them; default: the policy's own)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -500,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
             trace = ["--turn-log", str(turn_log), "--gc-young"] if args.trace else []
             if args.flush_budget_ms is not None:
                 trace += ["--flush-budget-ms", str(args.flush_budget_ms)]
+            if args.young_every_ms is not None:
+                trace += ["--young-every-ms", str(args.young_every_ms)]
             server = BenchServer(
                 "benchmarks._server",
                 *("--database", url, "--loop", name, "--relaxed-limits"),
@@ -560,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             "delta_frame_bytes": delta_bytes,
             "gc_freeze": not args.no_gc_freeze,
             "flush_budget_ms": args.flush_budget_ms,
+            "young_every_ms": args.young_every_ms,
             "loops": loops,
             "ours": ours,
             "raw": raw,
