@@ -22,6 +22,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from presence_server.__main__ import exit_now
 from presence_server.config import ServerConfig, ServerLimits
 from presence_server.edge import gc_policy, transport
 from presence_server.edge.server import WIRE_LOG, start_server
@@ -176,6 +177,7 @@ def main() -> None:
     soft, hard = raise_nofile()
     print(f"nofile {soft} {hard}", flush=True)
     run(args)
+    exit_now(0)  # as the CLI ends: no teardown of the heap after the stop
 
 
 if __name__ == "__main__":

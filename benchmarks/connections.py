@@ -1,6 +1,7 @@
 """How many idle, authenticated connections one server process holds, and at what memory.
 
     uv run python -m benchmarks.connections [--connections 15000] [--processes 4]
+    uv run python -m benchmarks.connections --tracemalloc 600 [--connections 1000]
 
 Both servers run as child processes with their open-files limit raised to
 the hard limit; four load-generator processes hold the connections. First
@@ -10,17 +11,29 @@ where every user has ``--friends`` friends and resumes a stored session
 (``auth``), like a desktop app at start-up. RSS is read from ``/proc`` after
 each step; the figure is (RSS at N - RSS empty) / N. Writes
 ``benchmarks/results/connections.json`` and ``docs/plots/memory_vs_connections.png``.
+
+``--tracemalloc LOGINS`` answers *what* each connection costs instead: only
+the presence server runs, under ``tracemalloc`` (``benchmarks._traced_server``);
+after ``--connections`` warm-up logins (caches and pools filled) it takes a
+snapshot, lets ``LOGINS`` more clients log in and stay, takes another, and
+prints the difference grouped by traceback, in bytes per login. Writes
+``benchmarks/results/connections_trace.json``; no figures, no plot.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 from ._common import (
+    RESULTS_DIR,
     BenchServer,
     Figure,
     cpu_seconds,
@@ -187,18 +200,123 @@ def plot(raw: dict[str, Any], ours: dict[str, Any]) -> None:
         ys = [p["rss_kib"] / 1024 for p in run["points"]]
         ax.plot(xs, ys, style, label=f"{label}: {run['kib_per_connection']:.1f} KiB/conn")
     held = ours["held"] or 1
+    allowed = 1.3 * raw["kib_per_connection"]  # issue 16, target 2
     ax.plot(
         [0, held],
-        [ours["empty_rss_kib"] / 1024, (ours["empty_rss_kib"] + 25 * held) / 1024],
+        [ours["empty_rss_kib"] / 1024, (ours["empty_rss_kib"] + allowed * held) / 1024],
         ":",
         color="grey",
-        label="target: 25 KiB/conn above empty",
+        label=f"target: 1.3 x bare = {allowed:.1f} KiB/conn above empty",
     )
     ax.set_xlabel("idle authenticated connections")
     ax.set_ylabel("server RSS (MiB)")
     ax.set_title("Server memory vs connections (one process)")
     ax.legend(loc="upper left")
     save_plot(fig, "memory_vs_connections")
+
+
+def _snapshot(server: BenchServer) -> tracemalloc.Snapshot:
+    server.proc.send_signal(signal.SIGUSR1)
+    path = server._wait_for("snapshot ", 600.0).split(" ", 1)[1]
+    return tracemalloc.Snapshot.load(path)
+
+
+def _where(traceback: tracemalloc.Traceback, depth: int) -> list[str]:
+    """The innermost ``depth`` frames, innermost first, as ``file:line``."""
+    frames = list(traceback)[::-1] if traceback else []
+    root = str(Path(__file__).resolve().parent.parent) + os.sep
+    out = []
+    for frame in frames[:depth]:
+        name = frame.filename.removeprefix(root)
+        if "site-packages" + os.sep in name:
+            name = name.split("site-packages" + os.sep, 1)[1]
+        elif "python3." in name:
+            name = "stdlib/" + name.rsplit(os.sep, 1)[1]
+        out.append(f"{name}:{frame.lineno}")
+    return out
+
+
+def _trace_one(
+    module: str,
+    args: list[str],
+    users: int,
+    warmup: int,
+    processes: int,
+    ready: bytes,
+    settle: float,
+    tmp: str,
+) -> tuple[list[tracemalloc.StatisticDiff], int]:
+    """One server: the snapshot difference across the last ``users - warmup`` logins,
+    and the RSS difference in KiB."""
+    server = BenchServer("benchmarks._traced_server", module, *args, timeout=120.0)
+    workers = Workers(server.url, users, processes, ready_type=ready)
+    try:
+        held, failed, _ = workers.connect(warmup)
+        time.sleep(settle)
+        rss0 = rss_kib(server.pid)
+        before = _snapshot(server)
+        held2, failed2, _ = workers.connect(users)
+        time.sleep(settle)
+        rss1 = rss_kib(server.pid)
+        after = _snapshot(server)
+    finally:
+        workers.stop()
+        server.stop()
+    for path in Path(tmp).glob("snapshot-*.pickle"):
+        path.unlink()
+    if failed or failed2 or held2 - held != users - warmup:
+        raise RuntimeError(f"{module}: {failed + failed2} logins failed")
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    before, after = before.filter_traces(ignore), after.filter_traces(ignore)
+    return after.compare_to(before, "traceback"), rss1 - rss0
+
+
+def _rows(diff: list[tracemalloc.StatisticDiff], logins: int, top: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "bytes_per_login": round(stat.size_diff / logins, 1),
+            "blocks_per_login": round(stat.count_diff / logins, 2),
+            "where": _where(stat.traceback, 8),
+        }
+        for stat in diff[:top]
+    ]
+
+
+def trace(
+    warmup: int, logins: int, friends: int, processes: int, settle: float, top: int
+) -> dict[str, Any]:
+    """What ``logins`` more idle connections allocate, by traceback (see the docstring):
+    the bare server's total for comparison, the presence server's in detail."""
+    users = warmup + logins
+    result: dict[str, Any] = {"warmup": warmup, "logins": logins, "friends": friends}
+    with tempfile.TemporaryDirectory(prefix="bench-trace-") as tmp:
+        url = seed(Path(tmp) / "bench.sqlite3", users, friends)
+        os.environ["BENCH_TRACE_DIR"] = tmp
+        for name, module, args, ready in (
+            ("raw", "_raw_server", ["--users", str(users)], b'{"type":"auth_ok"'),
+            ("ours", "_server", ["--database", url], b'{"type":"snapshot"'),
+        ):
+            diff, rss = _trace_one(module, args, users, warmup, processes, ready, settle, tmp)
+            total = sum(s.size_diff for s in diff)
+            result[name] = {
+                "traced_bytes_per_login": round(total / logins, 1),
+                "rss_bytes_per_login": round(rss * 1024 / logins, 1),
+                "by_traceback": _rows(diff, logins, top),
+            }
+            print(
+                f"{module}: {logins} logins after {warmup}: traced {total / logins:.0f} "
+                f"bytes per login, RSS {rss * 1024 / logins:.0f} (tracing included)"
+            )
+    for row in result["ours"]["by_traceback"]:
+        where = row["where"] or ["?"]
+        print(f"{row['bytes_per_login']:8.1f} B {row['blocks_per_login']:6.2f} blk  {where[0]}")
+        for line in where[1:]:
+            print(f"{'':26}{line}")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / "connections_trace.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"results: {path}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,9 +335,23 @@ def main(argv: list[str] | None = None) -> int:
         "(comma-separated, e.g. asyncio,uvloop; default asyncio, the server's loop)",
     )
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="LOGINS",
+        help="instead of the ramp: what LOGINS more connections allocate after "
+        "--connections warm-up logins, by traceback (tracemalloc; no baseline)",
+    )
+    parser.add_argument("--top", type=int, default=25, help="tracebacks shown (--tracemalloc)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     soft, hard = raise_nofile()
+    if args.tracemalloc:
+        trace(
+            args.connections, args.tracemalloc, args.friends, args.processes, args.settle, args.top
+        )
+        return 0
     n = args.connections
     steps = sorted({max(1, round(n * (k + 1) / args.steps)) for k in range(args.steps)})
     loops: list[str] = args.loops

@@ -257,6 +257,22 @@ class StormWorkers:
                 proc.join(5)
 
 
+def _spy(pid: int, name: str) -> subprocess.Popen[bytes] | None:
+    """py-spy recording ``pid`` into ``benchmarks/results/NAME.speedscope.json`` (if installed)."""
+    if not shutil.which("py-spy"):
+        return None
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            *("py-spy", "record", "--pid", str(pid), "--rate", "200"),
+            *("--nonblocking", "--format", "speedscope", "--output"),
+            str(RESULTS_DIR / f"{name}.speedscope.json"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _rate(run: dict[str, Any]) -> float:
     """Logins answered per second, from the first attempt to the last answer."""
     back = run["back_s"]
@@ -316,22 +332,16 @@ def run_storm(args: argparse.Namespace, url: str) -> dict[str, Any]:
         )
         time.sleep(args.settle)
         print("restart: SIGTERM, then the same database on the same port")
+        stop_spy = _spy(server.pid, "reconnect_storm_stop_profile") if args.profile_stop else None
         t_stop = time.monotonic_ns()
         server.stop(timeout=args.deadline)
         t_stopped = time.monotonic_ns()
+        if stop_spy is not None:
+            stop_spy.wait(60)  # py-spy ends with the process it records
         server = BenchServer("benchmarks._server", "--database", url, "--port", str(port))
         t_listening = time.monotonic_ns()
-        if args.profile and shutil.which("py-spy"):
-            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(
-                [
-                    *("py-spy", "record", "--pid", str(server.pid), "--rate", "200"),
-                    *("--nonblocking", "--format", "speedscope", "--output"),
-                    str(RESULTS_DIR / "reconnect_storm_profile.speedscope.json"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        if args.profile:
+            spy = _spy(server.pid, "reconnect_storm_profile")
         cpu0 = cpu_seconds(server.pid)
         storm = workers.storm(args.concurrency, args.deadline)
         storm_cpu_s = cpu_seconds(server.pid) - cpu0
@@ -448,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         "--deadline", type=float, default=300.0, help="hang guard per phase (seconds)"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the restarted server")
+    parser.add_argument(
+        "--profile-stop", action="store_true", help="py-spy the old server while it stops"
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()

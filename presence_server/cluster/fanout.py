@@ -63,26 +63,76 @@ class Fanout(Protocol):
         ...
 
 
+class LocalSubscribers:
+    """The subscribers of this process, per user: one subscriber, or a set of several.
+
+    Nearly every user has one device connected, and a set holding one
+    subscriber costs about 220 bytes per idle connection, as much as most of
+    what the presence server keeps per connection beyond a bare websockets
+    server (docs/performance.md, "Connections").
+    So a user's entry is the subscriber itself, and becomes a set only when a
+    second device subscribes (and the subscriber again when one is left).
+    ``of`` returns a tuple: delivering may close a connection, which then
+    unsubscribes while the caller is still iterating.
+    """
+
+    __slots__ = ("_by_user",)
+
+    def __init__(self) -> None:
+        self._by_user: dict[int, Subscriber | set[Subscriber]] = {}
+
+    def add(self, user_id: int, subscriber: Subscriber) -> None:
+        found = self._by_user.get(user_id)
+        if found is None:
+            self._by_user[user_id] = subscriber
+        elif isinstance(found, set):
+            found.add(subscriber)
+        elif found is not subscriber:
+            self._by_user[user_id] = {found, subscriber}
+
+    def discard(self, user_id: int, subscriber: Subscriber) -> None:
+        found = self._by_user.get(user_id)
+        if found is subscriber:
+            del self._by_user[user_id]
+        elif isinstance(found, set):
+            found.discard(subscriber)
+            if len(found) == 1:
+                self._by_user[user_id] = next(iter(found))
+            elif not found:
+                del self._by_user[user_id]
+
+    def of(self, user_id: int) -> tuple[Subscriber, ...]:
+        found = self._by_user.get(user_id)
+        if found is None:
+            return ()
+        if isinstance(found, set):
+            return tuple(found)
+        return (found,)
+
+    def __len__(self) -> int:
+        """Users with at least one subscriber."""
+        return len(self._by_user)
+
+    def clear(self) -> None:
+        self._by_user.clear()
+
+
 class InProcessFanout:
     def __init__(self, metrics: AnyMetrics | None = None) -> None:
-        self._subscribers: dict[int, set[Subscriber]] = {}
+        self._subscribers = LocalSubscribers()
         self.metrics = metrics or NullMetrics()
 
     async def subscribe(self, user_id: int, subscriber: Subscriber) -> None:
-        self._subscribers.setdefault(user_id, set()).add(subscriber)
+        self._subscribers.add(user_id, subscriber)
 
     async def unsubscribe(self, user_id: int, subscriber: Subscriber) -> None:
-        subs = self._subscribers.get(user_id)
-        if subs is not None:
-            subs.discard(subscriber)
-            if not subs:
-                del self._subscribers[user_id]
+        self._subscribers.discard(user_id, subscriber)
 
     async def publish(self, user_ids: Iterable[int], event: Event) -> None:
         start = time.time()
         delivered = 0
         for user_id in set(user_ids):
-            for subscriber in list(self._subscribers.get(user_id, ())):
+            for subscriber in self._subscribers.of(user_id):
                 delivered += 1
                 try:
                     subscriber.deliver(event)

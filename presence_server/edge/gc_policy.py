@@ -88,11 +88,13 @@ class GcPolicy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._frozen_after_full = 0
+        self._frozen_seen = 0
         self._peak = 0
         self._pauses: list[tuple[int, float]] = []
         self._flush_pending = False
         self._freeze_pending = False
         self._stopper: asyncio.Task[None] | None = None
+        self._held = False
 
     @property
     def running(self) -> bool:
@@ -110,7 +112,8 @@ class GcPolicy:
             gc.collect()
         finally:
             _own_collection.clear()
-        self._frozen_after_full = self._freeze()
+        self._freeze()
+        self._frozen_after_full = self._count_frozen()
         self._peak = self.connections()
         self._metrics_frozen()
         self._arm("freeze", self.freeze_every, self._periodic_freeze)
@@ -131,7 +134,31 @@ class GcPolicy:
         if not _observed:
             _remove_callback()
             gc.unfreeze()
+        if self._held:
+            self._held = False
+            _holding.discard(self)
+            if not _holding:
+                gc.enable()
         self._flush()
+
+    def hold(self) -> None:
+        """No collections at all until ``stop()``: the server is draining.
+
+        A drain turns every connection into garbage within seconds, so
+        automatic collections come one after another, each followed by a
+        freeze; all of it is work for objects the process is about to drop
+        (the stop of 15,000 connections spent a fifth of its time here). The
+        drain is bounded (``--drain-seconds``), so the garbage it leaves is
+        too; ``stop()`` turns collection back on.
+        """
+        if self._loop is None or self._held:
+            return
+        self._held = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        _holding.add(self)
+        gc.disable()
 
     def stop_when(self, closed: Awaitable[Any]) -> asyncio.Task[None]:
         """Stop once ``closed`` finishes (the server's ``wait_closed()``)."""
@@ -156,7 +183,8 @@ class GcPolicy:
             found = gc.collect()
         finally:
             _own_collection.clear()
-        self._frozen_after_full = self._freeze()
+        self._freeze()
+        self._frozen_after_full = self._count_frozen()
         self._peak = self.connections()
         self.full_collections += 1
         self.metrics.gc_full_collections.inc()
@@ -193,7 +221,7 @@ class GcPolicy:
 
     def _maintenance(self) -> None:
         now = self.connections()
-        frozen = gc.get_freeze_count()
+        frozen = self._count_frozen()
         quiet = now <= self.quiet_fraction * max(self._peak, now)
         grown = frozen >= (1 + self.growth) * self._frozen_after_full
         if quiet or grown:
@@ -213,7 +241,7 @@ class GcPolicy:
             )
         self._arm("full", self.full_every, self._maintenance)
 
-    def _freeze(self) -> int:
+    def _freeze(self) -> None:
         gc.freeze()
         # The interpreter starts a full collection once the objects promoted since
         # the last one exceed a quarter of what that one kept, and freezing does not
@@ -230,10 +258,22 @@ class GcPolicy:
         self.freezes += 1
         self.metrics.gc_freezes.inc()
         self.froze.set()
-        return gc.get_freeze_count()
+
+    def _count_frozen(self) -> int:
+        """Count the frozen objects: at start, hourly and after a maintenance pause.
+
+        Not after every freeze: ``gc.get_freeze_count()`` walks the whole
+        frozen list (0.15 s for two million objects here), and during a
+        reconnect storm a freeze follows every automatic full collection, so
+        counting there was a tenth of the storm's CPU (docs/performance.md).
+        """
+        self._frozen_seen = gc.get_freeze_count()
+        return self._frozen_seen
 
     def _metrics_frozen(self) -> None:
-        self.metrics.gc_frozen_objects.set_function(lambda: float(gc.get_freeze_count()))
+        # The count as of the policy's last look (see _count_frozen), not a
+        # fresh walk per scrape, which would pause the loop just as long.
+        self.metrics.gc_frozen_objects.set_function(lambda: float(self._frozen_seen))
 
     # -- called from the collector (any thread, inside the collection)
 
@@ -269,6 +309,8 @@ class GcPolicy:
 
 # One callback for the process, whatever the number of servers in it.
 _observed: weakref.WeakSet[GcPolicy] = weakref.WeakSet()
+_holding: weakref.WeakSet[GcPolicy] = weakref.WeakSet()
+"""Policies of draining servers: collection stays off until the last one stops."""
 _own_collection = threading.Event()
 """Set during a policy's own collections (of any policy in the process): they
 call for no freeze, or two policies would keep answering each other's."""

@@ -78,6 +78,7 @@ class RunningServer:
         sweeper: Sweeper | None = None,
         link: RedisLink | None = None,
         handlers: set[asyncio.Task[Any]] | None = None,
+        gc_policy: GcPolicy | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
@@ -85,6 +86,7 @@ class RunningServer:
         self.link = link
         self._ws_server = ws_server
         self._handlers = handlers if handlers is not None else set()
+        self._gc_policy = gc_policy
         sockname = ws_server.sockets[0].getsockname()
         self.port: int = sockname[1]
         self.host: str = config.host
@@ -104,12 +106,26 @@ class RunningServer:
 
     async def stop(self) -> None:
         """Drain: stop accepting, close every connection with 4000 after what is
-        queued for it, tell friends elsewhere, record last seen, release everything."""
+        queued for it, tell friends elsewhere, record last seen, release everything.
+
+        The GC policy (when it runs) holds the collector off meanwhile: the drain
+        makes garbage of every connection at once, and collecting it is work for
+        a process about to end (``GcPolicy.hold``)."""
         if self._stopped:
             return
         self._stopped = True
         hub = self.hub
         hub.stopping = True
+        if self._gc_policy is not None:
+            self._gc_policy.hold()
+        try:
+            await self._drain()
+        finally:
+            if self._gc_policy is not None:
+                self._gc_policy.stop()  # collections again, nothing frozen
+
+    async def _drain(self) -> None:
+        hub = self.hub
         if self.sweeper is not None:
             await self.sweeper.stop()
         self._ws_server.close(close_connections=False)  # no new connections
@@ -225,9 +241,10 @@ async def start_server(
         raise
     sweeper = Sweeper(hub)
     sweeper.start()
+    policy: GcPolicy | None = None
     if config.gc_freeze:
-        GcPolicy(metrics, lambda: len(hub.connections)).start().stop_when(ws_server.wait_closed())
-    server = RunningServer(config, hub, ws_server, sweeper, link, handlers)
+        policy = GcPolicy(metrics, lambda: len(hub.connections)).start()
+    server = RunningServer(config, hub, ws_server, sweeper, link, handlers, policy)
     log.info(
         "listening on %s",
         server.url,

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from presence_protocol import (
@@ -83,11 +83,13 @@ class Hub:
         self._resync: asyncio.Task[None] | None = None
         self._gone_at_stop: dict[int, Change] = {}
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._friend_ids: dict[int, list[int]] = {}
+        self._friend_ids: dict[int, tuple[int, ...]] = {}
         """Friends of users whose presence may change here, so a presence change
         costs no database read. Dropped when a relation of the user changes
         (``forget_friends``, called on every relation event delivered here, from
-        any instance) and when the user goes offline."""
+        any instance) and when the user goes offline. Tuples, not lists: one
+        is kept per online user, and a tuple of ten ids is one block of 120
+        bytes where a list built by appending is two of 184."""
         self._friends_epoch = 0
         self.connections: weakref.WeakSet[Peer] = weakref.WeakSet()
         """Authenticated connections of this instance (the retention sweep keeps
@@ -156,7 +158,7 @@ class Hub:
         friends = self._friend_ids.get(user_id)
         if friends is None:
             epoch = self._friends_epoch
-            friends = await self.store.friend_ids(user_id)
+            friends = tuple(await self.store.friend_ids(user_id))
             # A relation event during the read may mean the read is stale: use it once.
             if not change.after.offline and epoch == self._friends_epoch:
                 self._friend_ids[user_id] = friends
@@ -230,10 +232,10 @@ class Hub:
     def friends_epoch(self) -> int:
         return self._friends_epoch
 
-    def remember_friends(self, user_id: int, friends: list[int], epoch: int) -> None:
+    def remember_friends(self, user_id: int, friends: Iterable[int], epoch: int) -> None:
         """A login read the user's friends: keep them, unless a relation event came since."""
-        if epoch == self._friends_epoch:
-            self._friend_ids.setdefault(user_id, friends)
+        if epoch == self._friends_epoch and user_id not in self._friend_ids:
+            self._friend_ids[user_id] = tuple(friends)
 
     def forget_friends(self, *user_ids: int) -> None:
         """The friends of these users may have changed: read them again next time."""

@@ -62,7 +62,8 @@ from ..config import ServerLimits
 from ..domain.presence import DeviceState
 from ..metrics import AnyMetrics
 from ..storage.store import CommandError, UserRow
-from .ratelimit import PresenceGate, SlidingWindow
+from . import ratelimit
+from .ratelimit import PresenceGate
 from .timing import Timer
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class Session:
         "bad_frames",
         "cid",
         "closing",
-        "commands",
+        "command_times",
         "deadline_passed",
         "deadline_timer",
         "device",
@@ -183,8 +184,9 @@ class Session:
         self.slot_user: int | None = None
         """The user whose device slot this session holds (from the cap check
         on, before ``user`` is set): released when the session ends."""
-        limits = hub.limits
-        self.commands = SlidingWindow(limits.commands_per_minute, MINUTE, hub.monotonic)
+        self.command_times: list[float] = []
+        """When the commands of the last minute came (``_allow_command``); only
+        the list is per connection, the limit is the server's."""
         self.bad_frames = 0
         self.login_frames = 0
         self._busy = False
@@ -494,7 +496,7 @@ class Session:
             message = decode_client(data)
         except ProtocolError as exc:
             self.metrics.messages_in.labels("invalid").inc()
-            self.commands.allow()  # invalid frames use up the command budget too
+            self._allow_command()  # invalid frames use up the command budget too
             self.reply_error(exc.code, exc.message, exc.request_id)
             self._count_bad_frame()
             return None
@@ -502,7 +504,7 @@ class Session:
             self.bad_frames = 0
         self.metrics.messages_in.labels(message_type(message)).inc()
         if not logged_in or not isinstance(message, Ack):
-            wait = self.commands.allow()
+            wait = self._allow_command()
             if wait is not None:
                 self.reply_error(
                     ErrorCode.RATE_LIMITED,
@@ -512,6 +514,11 @@ class Session:
                 )
                 return None
         return message
+
+    def _allow_command(self) -> float | None:
+        """Count a command; None, or the seconds until the rate limit allows one."""
+        minute = self.limits.commands_per_minute
+        return ratelimit.allow(self.command_times, minute, MINUTE, self.hub.monotonic())
 
     def _count_bad_frame(self) -> None:
         self.bad_frames += 1

@@ -13,6 +13,23 @@ from collections.abc import Callable
 Clock = Callable[[], float]
 
 
+def _prune(times: list[float], window: float, now: float) -> None:
+    if times and times[0] <= now - window:
+        del times[: bisect.bisect_right(times, now - window)]
+
+
+def allow(times: list[float], limit: int, window: float, now: float) -> float | None:
+    """The sliding-window rule on a caller's own list of event times (ascending):
+    record an event at ``now`` and return None, or return the seconds until one
+    is allowed. A session keeps only the list (its limit and window are the
+    server's), which saves a ``SlidingWindow`` object on every connection."""
+    _prune(times, window, now)
+    if len(times) < limit:
+        times.append(now)
+        return None
+    return max(times[0] + window - now, 0.001)
+
+
 class SlidingWindow:
     """At most ``limit`` events in any rolling ``window`` seconds."""
 
@@ -24,23 +41,13 @@ class SlidingWindow:
         self._clock = clock
         self._times: list[float] = []
 
-    def _prune(self, now: float) -> None:
-        times = self._times
-        if times and times[0] <= now - self.window:
-            del times[: bisect.bisect_right(times, now - self.window)]
-
     def allow(self) -> float | None:
         """Record an event and return None, or return seconds until one is allowed."""
-        now = self._clock()
-        self._prune(now)
-        if len(self._times) < self.limit:
-            self._times.append(now)
-            return None
-        return max(self._times[0] + self.window - now, 0.001)
+        return allow(self._times, self.limit, self.window, self._clock())
 
     def idle(self) -> bool:
         """No event is remembered any more (the object can be dropped)."""
-        self._prune(self._clock())
+        _prune(self._times, self.window, self._clock())
         return not self._times
 
 

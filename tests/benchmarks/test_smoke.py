@@ -70,6 +70,33 @@ def test_connections_ramp_reports_memory_per_connection(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "memory_vs_connections.png").stat().st_size > 1000
 
 
+def test_connections_tracemalloc_names_what_each_login_keeps(tmp_path: Path) -> None:
+    args = ["--tracemalloc", "30", "--connections", "10", "--processes", "1", "--settle", "0.2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.connections", *args, "--top", "400"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_RESULTS_DIR": str(tmp_path / "results")},
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads((tmp_path / "results" / "connections_trace.json").read_text())
+    ours, raw = data["ours"], data["raw"]
+    assert data["logins"] == 30
+    assert ours["traced_bytes_per_login"] > 1000 and raw["traced_bytes_per_login"] > 1000
+
+    def frames(run: dict[str, Any]) -> list[str]:
+        return [
+            f for row in run["by_traceback"] if row["bytes_per_login"] > 0 for f in row["where"]
+        ]
+
+    # Each login's Session is found where the edge makes it, and the bare
+    # server's connections never pass through the presence server's code.
+    assert any(f.startswith("presence_server/edge/transport.py") for f in frames(ours))
+    assert not any(f.startswith("presence_server/") for f in frames(raw))
+
+
 def test_reconnect_storm_brings_every_client_back_seeing_its_friends(tmp_path: Path) -> None:
     data = run(
         "reconnect_storm",

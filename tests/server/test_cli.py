@@ -49,6 +49,9 @@ async def test_signal_closes_clients_with_4000_and_persists_last_seen(
     code, rest = await server.finish()
     assert code == 0, server.stderr
     assert rest == ""  # the listening line was the only line on stdout
+    # The process ends without tearing down its heap (os._exit): its logs are
+    # flushed first, down to the drain's last line.
+    assert "server stopped" in server.stderr.splitlines()[-1], server.stderr[-2000:]
     with sqlite3.connect(db) as conn:
         seen = dict(conn.execute("SELECT login, last_seen FROM users").fetchall())
     assert seen["alice"] is not None and seen["bob"] is not None
