@@ -21,9 +21,10 @@ policy has four moves, all on timers of the event loop (nothing polls):
   frozen set has grown by ``growth`` since then, unfreeze, collect everything
   and freeze again. That one pause is paid at a quiet moment, or because
   memory would otherwise keep growing with the churn of connections;
-- every ``young_every`` seconds (50 ms): collect generations 0 and 1, because
-  state replaced in place never triggers the interpreter's own young
-  collections (see ``_young``).
+- every ``young_every`` seconds (50 ms) while anyone is connected: collect
+  generations 0 and 1, because state replaced in place never triggers the
+  interpreter's own young collections (see ``_young``); an idle server with
+  nobody connected looks only every ``freeze_every`` seconds.
 
 The garbage collector is process-wide, which is why the server only runs this
 when ``ServerConfig.gc_freeze`` is set (the CLI sets it): an embedded server
@@ -119,7 +120,7 @@ class GcPolicy:
         self._arm("freeze", self.freeze_every, self._periodic_freeze)
         self._arm("full", self.full_every, self._maintenance)
         if self.young_every > 0:
-            self._arm("young", self.young_every, self._young)
+            self._arm("young", self._young_delay(), self._young)
         return self
 
     def stop(self) -> None:
@@ -217,7 +218,17 @@ class GcPolicy:
         """
         gc.collect(1)
         self.young_collected.set()
-        self._arm("young", self.young_every, self._young)
+        self._arm("young", self._young_delay(), self._young)
+
+    def _young_delay(self) -> float:
+        """``young_every`` while anyone is connected, else ``freeze_every``.
+
+        With nobody connected no state is being replaced, and a server left
+        idle should not wake twenty times a second: it looks again at the
+        pace of the periodic freeze, so young collections resume within
+        ``freeze_every`` of the first connection.
+        """
+        return self.young_every if self.connections() > 0 else self.freeze_every
 
     def _maintenance(self) -> None:
         now = self.connections()

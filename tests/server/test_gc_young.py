@@ -42,7 +42,7 @@ def _replace_all(state: dict[int, list[int]], start: int) -> None:
 
 
 async def test_state_replaced_in_place_is_collected_young_on_the_timer() -> None:
-    policy = GcPolicy(NullMetrics(), lambda: 0, young_every=0.01).start()
+    policy = GcPolicy(NullMetrics(), lambda: 1, young_every=0.01).start()
     try:
         state = {i: [i] for i in range(ENTRIES)}
         gc.freeze()  # long-lived, as the policy leaves established state
@@ -66,5 +66,25 @@ async def test_zero_turns_the_young_collections_off() -> None:
         await asyncio.sleep(0)  # a turn of the loop: nothing armed runs
         assert _young() >= ENTRIES
         assert not policy.young_collected.is_set()
+    finally:
+        policy.stop()
+
+
+async def test_a_server_nobody_is_connected_to_does_not_wake_for_young_collections() -> None:
+    """No busy timer on an idle server: with nobody connected the young
+    collection is next due a ``freeze_every`` away, and it comes back to
+    ``young_every`` once someone connects."""
+    connected = 0
+    policy = GcPolicy(
+        NullMetrics(), lambda: connected, young_every=0.01, freeze_every=3600.0
+    ).start()
+    try:
+        loop = asyncio.get_running_loop()
+        due = policy._timers["young"].when() - loop.time()
+        assert due > 3000.0, f"an idle server's young collection is due in {due:.3f} s"
+        connected = 1
+        policy._young()  # what the timer runs when it comes due
+        due = policy._timers["young"].when() - loop.time()
+        assert due <= 0.01
     finally:
         policy.stop()
