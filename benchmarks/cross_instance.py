@@ -11,7 +11,9 @@ database rows once a user's friends are known) and one Redis.
 2. Two, then three instances with Redis, users spread round-robin over them
    (each user has 1/2 resp. 2/3 of their friends on other instances), the
    same offered rates: p50/p99 of deltas between users on different
-   instances, and of those between users on the same instance.
+   instances, and of those between users on the same instance. Then, as an
+   additional figure, the cluster's own closed-loop saturation and the p99
+   at half of it (the verdict stays on one instance's half load).
 3. Horizontal scale, pinned (``--scale``, default on): the machine has two
    cores, so servers get core 0 and everything else (Redis, the load
    generators, this script) core 1, every thread pinned with
@@ -167,7 +169,12 @@ def _saturate(workers: Workers, template: bytes, seconds: float) -> tuple[float,
 
 def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, Any]:
     command, _delta = stamped_templates()
-    out: dict[str, Any] = {"fractions": args.fractions, "single": [], "clusters": {}}
+    out: dict[str, Any] = {
+        "fractions": args.fractions,
+        "single": [],
+        "clusters": {},
+        "own_half": {},
+    }
     print("one instance, in-process fan-out")
     single = _server(url, None)
     try:
@@ -213,6 +220,23 @@ def latency_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, 
                         f"  cross p50 {cross['p50_ms']:7.2f}  p99 {cross['p99_ms']:7.2f} ms",
                         flush=True,
                     )
+                # Additional figure (the verdict keeps the definition above):
+                # the cluster at half of its *own* closed-loop saturation.
+                own = _saturate(workers, command, args.seconds)[0]
+                res = workers.publish(_specs(n, command, args.seconds, rate=own / 2), 60)
+                same = _stats(_latencies(res, "latencies_ns"))
+                cross = _stats(_latencies(res, "cross_latencies_ns"))
+                out["own_half"][str(count)] = {
+                    "saturation": own,
+                    "rate": own / 2,
+                    "same": same,
+                    "cross": cross,
+                }
+                print(
+                    f"  own saturation {own:.0f} updates/s; at {own / 2:.0f}/s"
+                    f"  same p99 {same['p99_ms']:7.2f} ms,  cross p99 {cross['p99_ms']:7.2f} ms",
+                    flush=True,
+                )
             finally:
                 workers.stop()
         finally:
@@ -456,6 +480,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"at {f:.0%}: {p['cross']['p99_ms']:.1f} vs {s1['p99_ms']:.1f} ms"
                     for f, p, s1 in zip(args.fractions, levels, lat["single"], strict=True)
                 ),
+            ),
+            Figure(
+                f"additional: p99 across instances ({count} instances), half of the"
+                " cluster's own saturation",
+                lat["own_half"][count]["cross"]["p99_ms"],
+                "ms",
+                target=None,
+                baseline=half_single["p99_ms"],
+                baseline_name="one instance at half of its own saturation",
+                note=f"cluster saturation {lat['own_half'][count]['saturation']:.0f} vs one"
+                f" instance {lat['saturation_updates_per_s']:.0f} updates/s",
             ),
             Figure(
                 f"p99 delivery latency, same instance of {count} on Redis, half load",

@@ -58,6 +58,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, Subscriber
@@ -317,17 +318,28 @@ class RedisFanout:
         prefix = b"" if shards is not None else self.channel_of("")
         payloads = [encode_event(event, link.process, now) for _, event, now in batch]
         holders = link.key("at", "")
-        async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-            # EVALSHA straight away: the script was loaded when the link came
-            # up (a Redis that lost it answers NOSCRIPT, which counts as an
-            # outage and loads it again), so no SCRIPT EXISTS per pipeline.
-            async with link.client.pipeline(transaction=False) as pipe:
-                for (ids, _, _), payload in zip(batch, payloads, strict=True):
-                    recipients = ",".join(map(str, ids))
-                    pipe.evalsha(
-                        self._route_sha, 0, link.process, prefix, payload, holders, recipients
-                    )
-                replies = await pipe.execute()
+        # EVALSHA straight away: the script was loaded when the link came up
+        # (a Redis that lost it answers NOSCRIPT, which counts as an outage and
+        # loads it again), so no SCRIPT EXISTS per write. Through the link's
+        # batch: the registry's writes of the moment share the round trip.
+        replies = await link.batch.execute(
+            [
+                (
+                    "EVALSHA",
+                    self._route_sha,
+                    0,
+                    link.process,
+                    prefix,
+                    payload,
+                    holders,
+                    ",".join(map(str, ids)),
+                )
+                for (ids, _, _), payload in zip(batch, payloads, strict=True)
+            ]
+        )
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
         if shards is None:
             return
         messages: list[tuple[bytes, bytes]] = []

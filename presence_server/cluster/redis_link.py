@@ -50,6 +50,7 @@ from redis.exceptions import RedisError
 
 from ..metrics import AnyMetrics, NullMetrics
 from ..storage.database import safe_url
+from .redis_batch import RedisBatch
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ class RedisLink:
                 decode_responses=False,
             )
         )
+        self.batch = RedisBatch(self.client.connection_pool, COMMAND_TIMEOUT_SECONDS)
+        """The registry's writes and the fan-out's publishes: one write per burst,
+        in order, on a connection of its own (``redis_batch``)."""
         self.up = False
         self.generation = 0
         self.epoch = f"{self.process}.0"
@@ -185,6 +189,7 @@ class RedisLink:
                 async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
                     await self.client.delete(self.heartbeat_key(self.epoch))
         self.up = False
+        await self.batch.close()
         with contextlib.suppress(*REDIS_ERRORS):
             await self.client.aclose()
 

@@ -60,13 +60,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+from redis.exceptions import NoScriptError
 
 from presence_protocol import Activity, Status
 
@@ -310,8 +312,8 @@ class RedisRegistry:
         self._local_versions: dict[int, int] = {}
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         client = link.client
-        self._put = client.register_script(PUT)
-        self._remove = client.register_script(REMOVE)
+        self._put_sha = hashlib.sha1(PUT.encode()).hexdigest()
+        self._remove_sha = hashlib.sha1(REMOVE.encode()).hexdigest()
         self._move = client.register_script(MOVE)
         self._sweep = client.register_script(SWEEP)
         self._forget = client.register_script(FORGET)
@@ -357,6 +359,19 @@ class RedisRegistry:
             self._local_versions.pop(user_id, None)
         return Change(merge(before), merge(after), version)
 
+    async def _run(
+        self, script: str, sha: str, keys: Sequence[str], args: Sequence[bytes | str | int]
+    ) -> Any:
+        """One of the per-change scripts through the link's batch: queued with
+        every other instance write of the moment, one round trip for all of
+        them, in order (``redis_batch``). A Redis that lost the script (a
+        restart) gets its text once."""
+        batch = self.link.batch
+        try:
+            return await batch.call("EVALSHA", sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await batch.call("EVAL", script, len(keys), *keys, *args)
+
     async def _write(self, user_id: int, device: str, value: bytes, cap: int) -> Any:
         """Run ``PUT`` under the current epoch; None if Redis is unusable now."""
         link = self.link
@@ -364,20 +379,15 @@ class RedisRegistry:
             return None
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                reply = await self._put(
-                    keys=[
+                reply = await self._run(
+                    PUT,
+                    self._put_sha,
+                    [
                         self._devices_key(user_id),
                         self._users_key(link.epoch),
                         link.heartbeat_key(link.epoch),
                     ],
-                    args=[
-                        self._field(device),
-                        value,
-                        user_id,
-                        link.process_prefix,
-                        f"|{device}",
-                        cap,
-                    ],
+                    [self._field(device), value, user_id, link.process_prefix, f"|{device}", cap],
                 )
         except REDIS_ERRORS as exc:
             link.mark_down(exc)
@@ -431,9 +441,11 @@ class RedisRegistry:
             if link.up:
                 try:
                     async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                        flat, version = await self._remove(
-                            keys=[self._devices_key(user_id), self._users_key(link.epoch)],
-                            args=[link.process_prefix, f"|{device}", user_id, f"{link.epoch}|"],
+                        flat, version = await self._run(
+                            REMOVE,
+                            self._remove_sha,
+                            [self._devices_key(user_id), self._users_key(link.epoch)],
+                            [link.process_prefix, f"|{device}", user_id, f"{link.epoch}|"],
                         )
                 except REDIS_ERRORS as exc:
                     link.mark_down(exc)

@@ -1,0 +1,173 @@
+"""The link's command batch on a real Redis: one write per burst, in order, exactly once.
+
+``RedisBatch`` carries every registry write and every fan-out publish of an
+instance, so what it promises is what cross-instance presence relies on:
+
+* every queued command runs in Redis exactly once, in the order it was
+  queued, including those of callers cancelled while waiting;
+* each caller gets its own replies, in order; an error reply belongs to its
+  command only;
+* a burst queued together costs one write (the point of the batch);
+* a broken connection fails the write that was on it, and the next write
+  works on a fresh connection;
+* the registry's scripts survive a Redis that lost them (a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.exceptions import ResponseError
+
+from presence_protocol import Status
+from presence_server.cluster.redis_batch import BATCH_COMMANDS
+from presence_server.cluster.redis_link import REDIS_ERRORS, RedisLink
+from presence_server.cluster.redis_registry import RedisRegistry
+from presence_server.domain.presence import DeviceState
+from tests.support.services import RedisProcess, require
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(600)]
+
+HANG_GUARD = 30.0
+"""Seconds any one step may take (a loopback round trip takes well under a millisecond)."""
+
+caller = st.tuples(
+    st.lists(st.booleans(), min_size=1, max_size=5),  # per command: valid (True) or an error
+    st.booleans(),  # cancelled right after queuing
+)
+
+
+def _redis_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL", "")
+    require(bool(url), "needs Redis: set $TEST_REDIS_URL (scripts/start_services.sh)")
+    return url
+
+
+@settings(
+    max_examples=int(os.environ.get("PRESENCE_BATCH_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(callers=st.lists(caller, min_size=1, max_size=40), waves=st.integers(1, 4))
+def test_commands_run_once_in_queue_order_and_each_caller_gets_its_own_replies(
+    callers: list[tuple[list[bool], bool]], waves: int
+) -> None:
+    url = _redis_url()
+
+    async def run() -> None:
+        prefix = f"b{secrets.token_hex(4)}:"
+        link = RedisLink(url, ttl=60.0, prefix=prefix)
+        batch = link.batch
+        key = f"{prefix}log"
+        bad = f"{prefix}notanumber"
+        await link.client.set(bad, "x")
+        expected: list[bytes] = []
+        tasks: list[tuple[asyncio.Task[list[object]], list[bool], bool, list[bytes]]] = []
+        try:
+            # Callers arrive in ``waves`` bursts; a burst is queued within one
+            # tick of the loop, as concurrent connections' changes are.
+            per_wave = -(-len(callers) // waves)
+            for start in range(0, len(callers), per_wave):
+                for n, (valid, cancel) in enumerate(callers[start : start + per_wave], start):
+                    commands: list[tuple[str, ...]] = []
+                    values: list[bytes] = []
+                    for i, ok in enumerate(valid):
+                        value = f"{n}.{i}".encode()
+                        if ok:
+                            commands.append(("RPUSH", key, value.decode()))
+                            values.append(value)
+                        else:
+                            commands.append(("INCR", bad))  # an error reply, nothing written
+                    expected += values
+                    task = asyncio.ensure_future(batch.execute(commands))
+                    tasks.append((task, valid, cancel, values))
+                await asyncio.sleep(0)  # the flusher starts: this wave is in one write
+                for task, _, cancel, _ in tasks[-per_wave:]:
+                    if cancel:
+                        task.cancel()
+            async with asyncio.timeout(HANG_GUARD):
+                await asyncio.gather(*(t for t, *_ in tasks), return_exceptions=True)
+            # Exactly once, in queue order, cancelled callers' commands included.
+            assert await link.client.lrange(key, 0, -1) == expected
+            position = 0
+            for task, valid, cancel, values in tasks:
+                if cancel and task.cancelled():
+                    position += len(values)
+                    continue
+                replies = task.result()
+                assert len(replies) == len(valid)
+                for ok, reply in zip(valid, replies, strict=True):
+                    if ok:
+                        position += 1
+                        assert reply == position  # RPUSH answers the list's new length
+                    else:
+                        assert isinstance(reply, ResponseError)
+            commands_sent = sum(len(v) for _, v, _, _ in tasks)
+            assert batch.commands == commands_sent
+            # One write per wave (more only where a wave exceeds one write's size).
+            assert batch.writes <= waves + commands_sent // BATCH_COMMANDS
+        finally:
+            await link.client.delete(key, bad)
+            await link.close()
+
+    asyncio.run(run())
+
+
+async def test_a_broken_connection_fails_its_write_and_the_next_one_works() -> None:
+    url = _redis_url()
+    prefix = f"b{secrets.token_hex(4)}:"
+    link = RedisLink(url, ttl=60.0, prefix=prefix)
+    other = aioredis.Redis.from_url(url)
+    try:
+        async with asyncio.timeout(HANG_GUARD):
+            client_id = await link.batch.call("CLIENT", "ID")
+            await other.client_kill_filter(_id=client_id)
+            with pytest.raises(REDIS_ERRORS):
+                await link.batch.call("SET", f"{prefix}k", "lost")
+            assert await link.batch.call("SET", f"{prefix}k", "kept") == b"OK"
+            assert await other.get(f"{prefix}k") == b"kept"
+            assert await link.batch.call("CLIENT", "ID") != client_id
+    finally:
+        await other.delete(f"{prefix}k")
+        await other.aclose()
+        await link.close()
+
+
+async def test_a_closed_batch_refuses_commands_with_a_redis_error() -> None:
+    link = RedisLink(_redis_url(), ttl=60.0)
+    await link.close()
+    with pytest.raises(REDIS_ERRORS):
+        await link.batch.call("PING")
+
+
+async def test_the_registry_writes_after_redis_lost_its_scripts(
+    redis_server: RedisProcess,
+) -> None:
+    """A Redis restarted without its script cache (or ``SCRIPT FLUSH``): the
+    first change sends the script's text, the link stays up, nothing is lost."""
+    link = RedisLink(redis_server.url, ttl=60.0, instance="i")
+    registry = RedisRegistry(link)
+    state = DeviceState(Status.ONLINE, None, None, 1, 1)
+    try:
+        async with asyncio.timeout(HANG_GUARD):
+            assert await link._connect()
+            assert await registry.reserve(7, "c1", 0)
+            await link.client.script_flush()
+            change = await registry.put(7, "c1", state)
+            assert link.up
+            assert change.before.offline and not change.after.offline
+            seen = await registry.seen([7])
+            assert seen[7].version == change.version
+            await link.client.script_flush()
+            gone = await registry.remove(7, "c1")
+            assert link.up and gone.after.offline
+            assert (await registry.seen([7]))[7].version == 0
+    finally:
+        await registry.close()
+        await link.close()
