@@ -36,6 +36,8 @@ OK_PREFIX = b'{"type":"ok"'
 PROJECT_KEY = b'"project":"'
 STAMP = b"STAMP"
 USER_ID_KEY = b'"user_id":'
+SLOW_NS = 20_000_000
+STALL_NS = 10_000_000
 
 
 @dataclasses.dataclass
@@ -67,6 +69,13 @@ class PublishResult:
     cross_latencies_ns: bytes = b""
     """The same for deltas whose subject is connected to another server instance."""
     closed_connections: int = 0
+    slow_ns: bytes = b""
+    """``array('q')`` bytes, pairs of (send time, latency) for window samples of
+    ``SLOW_NS`` or more: when the slow deliveries happened, to set beside the
+    server's long loop turns."""
+    stalls: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    """Open loop: (end, length) in ns of every gap of ``STALL_NS`` or more between
+    two rounds of this generator's sender (its own loop was busy or descheduled)."""
 
 
 class Worker:
@@ -86,6 +95,7 @@ class Worker:
         self.result = PublishResult()
         self.latencies = array.array("q")
         self.cross_latencies = array.array("q")
+        self.slow = array.array("q")
         self.last_delivery = 0
         self.on_ok: Any = None
 
@@ -126,6 +136,8 @@ class Worker:
                 self.cross_latencies.append(now - stamp)
             else:
                 self.latencies.append(now - stamp)
+            if now - stamp >= SLOW_NS:
+                self.slow.extend((stamp, now - stamp))
 
     def _cross(self, receiver: WsClient, payload: bytes) -> bool:
         """The delta's subject is connected to another instance than its receiver."""
@@ -178,6 +190,7 @@ class Worker:
         self.result = res = PublishResult()
         self.latencies = array.array("q")
         self.cross_latencies = array.array("q")
+        self.slow = array.array("q")
         clients = [c for c in self.clients if not c.closed.done()]
         res.closed_connections = len(self.clients) - len(clients)
         head, _, tail = spec.template.partition(STAMP)
@@ -205,7 +218,11 @@ class Worker:
                 send_one()
             await asyncio.sleep(max(0.0, (spec.end_ns - time.monotonic_ns()) / 1e9))
         else:
+            last = time.monotonic_ns()
             while (now := time.monotonic_ns()) < spec.end_ns:
+                if now - last >= STALL_NS:
+                    res.stalls.append((now, now - last))
+                last = now
                 due = int((now - spec.start_ns) / 1e9 * spec.rate) - res.sent
                 for _ in range(due):
                     send_one()
@@ -220,6 +237,7 @@ class Worker:
         self.phase = None
         res.latencies_ns = self.latencies.tobytes()
         res.cross_latencies_ns = self.cross_latencies.tobytes()
+        res.slow_ns = self.slow.tobytes()
         res.closed_connections = sum(1 for c in self.clients if c.closed.done())
         return res
 

@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    CLK_TCK,
     RESULTS_DIR,
     BenchServer,
     Figure,
+    context_switches,
     cpu_seconds,
     percentile,
     pyplot,
@@ -89,6 +91,9 @@ def _summary(results: list[PublishResult], spec: PublishSpec, friends: int) -> d
     lat_ms = [x / 1e6 for x in lat]
     sent = sum(r.sent_in_window for r in results)
     received = sum(r.deliveries_in_window for r in results)
+    slow = array.array("q")
+    for r in results:
+        slow.frombytes(r.slow_ns)
     return {
         "deliveries_per_s": received / window_s,
         "updates_per_s": sent / window_s,
@@ -100,7 +105,42 @@ def _summary(results: list[PublishResult], spec: PublishSpec, friends: int) -> d
         "samples": len(lat_ms),
         "closed_connections": sum(r.closed_connections for r in results),
         "window_ns": [spec.measure_from_ns, spec.measure_to_ns],
+        "slow_samples": [[slow[i], slow[i + 1]] for i in range(0, len(slow), 2)],
+        "loadgen_stalls": [list(s) for r in results for s in r.stalls],
     }
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds every core of the machine spent busy so far (all processes)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:8]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / CLK_TCK
+
+
+class PhaseProbe:
+    """CPU time of the server and of each load generator, and the server's
+    involuntary context switches, over one phase: who had the cores."""
+
+    def __init__(self, server_pid: int, workers: Workers) -> None:
+        self.pids = [server_pid, *(p.pid for p in workers.procs)]
+        self.cpu = [cpu_seconds(pid) for pid in self.pids]
+        self.switches = context_switches(server_pid)[1]
+        self.machine = _machine_busy_s()
+        self.t0 = time.monotonic()
+
+    def into(self, phase: dict[str, Any]) -> None:
+        spent = [cpu_seconds(pid) - c for pid, c in zip(self.pids, self.cpu, strict=True)]
+        seconds = time.monotonic() - self.t0
+        phase["phase_cpu_share"] = {
+            "server": spent[0] / seconds,
+            "load_generators": [c / seconds for c in spent[1:]],
+        }
+        phase["server_involuntary_switches"] = context_switches(self.pids[0])[1] - self.switches
+        busy = (_machine_busy_s() - self.machine) / seconds
+        phase["phase_cpu_share"]["other_processes"] = max(0.0, busy - sum(spent) / seconds)
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            phase["load_average"] = float(fh.read().split()[0])
 
 
 def gc_pauses(run: dict[str, Any], pauses: list[list[float]], half_index: int) -> None:
@@ -125,6 +165,52 @@ def gc_pauses(run: dict[str, Any], pauses: list[list[float]], half_index: int) -
         f"longest pause there {half['max_ms']:.0f} ms",
         flush=True,
     )
+
+
+def turn_report(run: dict[str, Any], log: dict[str, Any], half_index: int) -> None:
+    """Set the server's long loop turns (``--trace``) beside each window's slow deliveries.
+
+    A slow delivery (≥ 20 ms) is *explained by a turn* when a long turn of the
+    server ended between its send and its receive, *by a generator stall* when a
+    load generator's sender stalled in that span, and is *unexplained* otherwise.
+    """
+    turns = log["turns"]
+    run["turn_threshold_ms"] = log["threshold_ms"]
+    for phase in [run["saturation"], *run["levels"]]:
+        lo, hi = phase["window_ns"]
+        inside = [t for t in turns if lo <= t[0] <= hi]
+        stalls = phase.get("loadgen_stalls", [])
+        by_turn = by_stall = neither = 0
+        for stamp, lat in phase["slow_samples"]:
+            if any(stamp <= t[0] <= stamp + lat for t in inside):
+                by_turn += 1
+            elif any(stamp <= s[0] and s[0] - s[1] <= stamp + lat for s in stalls):
+                by_stall += 1
+            else:
+                neither += 1
+        phase["turns"] = {
+            "long": len(inside),
+            "long_wall_ms": sum(t[1] for t in inside),
+            "long_cpu_ms": sum(t[2] for t in inside),
+            "long_with_cpu_over_threshold": sum(t[2] >= log["threshold_ms"] for t in inside),
+            "work_ms": sorted((t[1] for t in inside), reverse=True)[:20],
+            "longest": sorted(inside, key=lambda t: -t[1])[:10],
+            "slow_deliveries": {"turn": by_turn, "generator_stall": by_stall, "neither": neither},
+        }
+    half = run["levels"][half_index]
+    t = half["turns"]
+    print(
+        f"  half load: {t['long']} turns ≥ {log['threshold_ms']:g} ms "
+        f"({t['long_wall_ms']:.0f} ms wall, {t['long_cpu_ms']:.0f} ms CPU; "
+        f"{t['long_with_cpu_over_threshold']} with that much CPU); "
+        f"slow deliveries {t['slow_deliveries']}"
+    )
+    for turn in t["longest"][:8]:
+        print(
+            f"    turn {turn[1]:.1f} ms (CPU {turn[2]:.1f}), {turn[3]} callbacks, "
+            f"{turn[4]} bytes written, GC {turn[5]:.1f} ms, slowest {turn[6]:.1f} ms {turn[7]}",
+            flush=True,
+        )
 
 
 def run_server(
@@ -189,14 +275,22 @@ def run_server(
         levels = []
         for rate in rates or [sat["updates_per_s"] * f for f in args.fractions]:
             specs = _specs(workers, template, args.level_seconds, 1.0, rate=rate)
+            probe = PhaseProbe(server.pid, workers)
             level = _summary(
                 workers.publish(specs, args.level_seconds + 30), specs[0], args.friends
             )
+            probe.into(level)
             level["offered_updates_per_s"] = rate
             levels.append(level)
             print(
                 f"  {rate:7.0f} updates/s offered: {level['deliveries_per_s']:8.0f} deliveries/s, "
-                f"p50 {level['p50_ms']:6.2f} ms, p99 {level['p99_ms']:6.2f} ms",
+                f"p50 {level['p50_ms']:6.2f} ms, p99 {level['p99_ms']:6.2f} ms; CPU share "
+                f"server {level['phase_cpu_share']['server']:.2f}, load generators "
+                + "+".join(f"{c:.2f}" for c in level["phase_cpu_share"]["load_generators"])
+                + f", other processes {level['phase_cpu_share']['other_processes']:.2f}"
+                + f", {level['server_involuntary_switches']} involuntary switches"
+                + f"; {len(level['loadgen_stalls'])} generator stalls ≥ 10 ms, "
+                f"load {level['load_average']:.1f}",
                 flush=True,
             )
         out["levels"] = levels
@@ -372,6 +466,25 @@ def main(argv: list[str] | None = None) -> int:
         "(comma-separated, e.g. asyncio,uvloop; default asyncio, the server's loop; "
         "the first sets the offered rates)",
     )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="log the presence server's long loop turns and set them beside slow deliveries "
+        "(asyncio only; costs a few % of throughput)",
+    )
+    parser.add_argument(
+        "--flush-budget-ms",
+        type=float,
+        default=None,
+        help="the presence server's turn budget (default: the server's own; 1e6: none)",
+    )
+    parser.add_argument(
+        "--young-every-ms",
+        type=float,
+        default=None,
+        help="the presence server's young collections every this many ms (0: off, the "
+        "GC policy before them; default: the policy's own)",
+    )
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -390,10 +503,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"presence server on {name}: {args.users} users x {args.friends} friends")
             gc_log = Path(tmp) / f"gc-{name}.json"
             gc_flag = ["--no-gc-freeze"] if args.no_gc_freeze else []
+            turn_log = Path(tmp) / f"turns-{name}.json"
+            trace = ["--turn-log", str(turn_log), "--gc-young"] if args.trace else []
+            if args.flush_budget_ms is not None:
+                trace += ["--flush-budget-ms", str(args.flush_budget_ms)]
+            if args.young_every_ms is not None:
+                trace += ["--young-every-ms", str(args.young_every_ms)]
             server = BenchServer(
                 "benchmarks._server",
                 *("--database", url, "--loop", name, "--relaxed-limits"),
-                *("--gc-log", str(gc_log), *gc_flag),
+                *("--gc-log", str(gc_log), *gc_flag, *trace),
             )
             try:
                 ours = run_server(
@@ -410,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
             pauses = json.loads(gc_log.read_text()) if gc_log.exists() else []
             gc_pauses(ours, pauses, args.fractions.index(0.5))
+            if turn_log.exists():
+                turn_report(ours, json.loads(turn_log.read_text()), args.fractions.index(0.5))
             if rates is None:
                 rates = [lv["offered_updates_per_s"] for lv in ours["levels"]]
             print(f"ceiling on {name}: bare websockets server, websockets.broadcast")
@@ -447,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
             "in_flight": args.in_flight,
             "delta_frame_bytes": delta_bytes,
             "gc_freeze": not args.no_gc_freeze,
+            "flush_budget_ms": args.flush_budget_ms,
+            "young_every_ms": args.young_every_ms,
             "loops": loops,
             "ours": ours,
             "raw": raw,

@@ -593,7 +593,8 @@ class ServerConfig:
     gc_freeze: bool = option(
         False, "--no-gc-freeze", "PRESENCE_NO_GC_FREEZE",
         "leave Python's garbage collector alone; by default long-lived objects are frozen "
-        "so full collections stay short "
+        "so full collections stay short, and while anyone is connected the young "
+        "generations are collected every 50 ms so replaced state is walked in small batches "
         "([performance](performance.md#fan-out-benchmarksfanout))",
         shown="off (the GC policy runs)", invert=True, cli_default=False, group=EDGE_GROUP,
     )  # fmt: skip

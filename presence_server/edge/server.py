@@ -7,6 +7,7 @@ what they run is exactly what production runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -132,11 +133,12 @@ class RunningServer:
         live = list(hub.connections)
         for conn in live:
             conn.close(CloseCode.SERVER_RESTART, "server restarting")
-        finished = [asyncio.ensure_future(c.wait_finished()) for c in live]
-        if finished:
-            await asyncio.wait(finished, timeout=self.config.drain_seconds)
-            for waiter in finished:
-                waiter.cancel()
+        # Everyone out of fan-out and registry in one pass (no task per session);
+        # last seen and friends elsewhere follow in one batch in ``hub.close()``.
+        await hub.leave_all(live)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.drain_seconds):
+                await hub.all_finished(live)
         # Whatever is left: logins in progress, connections that did not flush in time.
         rest = [
             ws.close(CloseCode.SERVER_RESTART, "server restarting")

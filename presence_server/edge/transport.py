@@ -13,13 +13,21 @@ reach the socket together at the start of the next turn, one ``send`` per
 connection instead of one per frame (``Flusher``): at saturation a
 connection gets several deltas per turn, and the system call was half of
 the server's CPU (docs/decisions.md, "Coalesced socket writes").
+
+A turn's hold is bounded (``FLUSH_BUDGET_SECONDS``): a turn that runs a
+backlog (hundreds of commands that arrived while the process had no core)
+flushes what it framed every few milliseconds instead of holding the first
+command's deliveries until the last command is done (docs/decisions.md,
+"A turn's frames wait at most 5 ms").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
@@ -38,6 +46,15 @@ CLOSE_WAIT_SECONDS = 10.0
 """How long the end of a connection waits for the close handshake and for
 work the session still runs (a hang guard, far above what either takes)."""
 
+FLUSH_BUDGET_SECONDS = 0.005
+"""The longest a framed delta waits in a turn for the rest of that turn's
+work before it is handed to the socket. Far below the 50 ms p99 target; long
+enough that at saturation a connection still gets several deltas per write."""
+
+CLOCK_EVERY = 32
+"""The clock is read every this many frames, not on each: the bound stays
+within a few frames of the budget at a fraction of the cost."""
+
 
 class Flusher:
     """Sends what the outputs of one event loop wrote during the current turn.
@@ -48,28 +65,72 @@ class Flusher:
     frame of a connection goes through its websockets protocol's one write
     list, and anything websockets sends itself (a pong, the close frame)
     flushes that list first.
+
+    A turn that has held frames for ``budget`` seconds (read on ``clock``
+    every ``CLOCK_EVERY`` frames) flushes at once, inside the turn:
+    a long turn costs its first deliveries at most the budget, not the
+    whole turn.
     """
 
-    __slots__ = ("_loop", "_metrics", "_outputs", "frames", "last_frame", "last_wire")
+    __slots__ = (
+        "_budget",
+        "_clock",
+        "_loop",
+        "_metrics",
+        "_opened",
+        "_outputs",
+        "_scheduled",
+        "frames",
+        "last_frame",
+        "last_wire",
+    )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: AnyMetrics) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        metrics: AnyMetrics,
+        *,
+        budget: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._loop = loop
         self._metrics = metrics
+        self._budget = FLUSH_BUDGET_SECONDS if budget is None else budget
+        self._clock = clock
+        self._opened = 0.0
+        """When the oldest frame not yet flushed was registered."""
+        self._scheduled = False
         self._outputs: list[WebSocketOutput] = []
         self.frames = 0
-        """Frames framed this turn: ``presence_messages_out_total`` grows once
-        per turn, not once per frame (its lock cost more than the counting)."""
+        """Frames framed since the last flush: ``presence_messages_out_total``
+        grows once per flush, not once per frame (its lock cost more than the
+        counting)."""
         self.last_frame: bytes | None = None
         self.last_wire = b""
         """The last message and its WebSocket frame: a fan-out hands the same
         bytes object to every recipient, so it is framed once per event."""
 
     def add(self, out: WebSocketOutput) -> None:
+        """Register an output that got its first frame since the last flush."""
         if not self._outputs:
-            self._loop.call_soon(self._flush)
+            if not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self._turn)
+            self._opened = self._clock()
         self._outputs.append(out)
 
-    def _flush(self) -> None:
+    def framed(self) -> None:
+        """Count one frame; every ``CLOCK_EVERY`` frames, flush if the budget is spent."""
+        self.frames += 1
+        if not self.frames % CLOCK_EVERY and self._clock() - self._opened >= self._budget:
+            self.flush()
+
+    def _turn(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand every registered output's frames to its transport now."""
         outputs, self._outputs = self._outputs, []
         frames, self.frames = self.frames, 0
         if frames:
@@ -116,10 +177,10 @@ class WebSocketOutput:
             wire = Frame(Opcode.TEXT, frame).serialize(mask=False, extensions=[])
             flusher.last_frame, flusher.last_wire = frame, wire
             protocol.writes.append(wire)
-        flusher.frames += 1
         if not self.unflushed:
             flusher.add(self)
         self.unflushed += len(frame)
+        flusher.framed()  # may flush this output too, inside the turn
         return ws.transport.get_write_buffer_size() + self.unflushed
 
     def flush(self) -> None:

@@ -25,7 +25,7 @@ from presence_protocol import (
     encode,
 )
 
-from ..cluster.fanout import Event, Fanout
+from ..cluster.fanout import Event, Fanout, InProcessFanout
 from ..cluster.registry import Change, PresenceRegistry
 from ..config import ServerConfig, hello_for
 from ..domain import presence
@@ -43,6 +43,7 @@ class Peer(Protocol):
     cid: str
     ready: bool
     closing: bool
+    finished: bool
     session_id: str | None
 
     def close(self, code: int, reason: str) -> None: ...
@@ -50,6 +51,8 @@ class Peer(Protocol):
     async def resync(self) -> None: ...
 
     async def wait_finished(self) -> None: ...
+
+    def detach(self) -> tuple[int, str] | None: ...
 
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,12 @@ class Hub:
         self.stopping = False
         self._resync: asyncio.Task[None] | None = None
         self._gone_at_stop: dict[int, Change] = {}
+        self._unfinished: set[Peer] | None = None
+        self._all_finished: asyncio.Future[None] | None = None
+        self._stamps: dict[int, int] = {}
+        """Last-seen stamps of this loop turn, written together (``_stamp``)."""
+        self._stamped: asyncio.Future[None] | None = None
+        self._stamp_tasks: set[asyncio.Task[None]] = set()
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self._friend_ids: dict[int, tuple[int, ...]] = {}
         """Friends of users whose presence may change here, so a presence change
@@ -154,7 +163,7 @@ class Hub:
         last_seen: int | None = None
         if change.after.offline:
             last_seen = self.now()
-            await self.store.set_last_seen([user_id], last_seen)
+            await self._stamp(user_id, last_seen)
         friends = self._friend_ids.get(user_id)
         if friends is None:
             epoch = self._friends_epoch
@@ -169,6 +178,49 @@ class Hub:
             await self.fanout.publish(
                 friends, Event(frame=frame, subject=user_id, version=change.version)
             )
+
+    async def _stamp(self, user_id: int, when: int) -> None:
+        """Write a user's last seen, together with everyone else's of this loop turn.
+
+        When many clients drop at once (a network cut, a killed load balancer)
+        each connection's end reaches here in the same few turns: one statement
+        for all of them instead of one per user. The caller waits for the write
+        to be done (and durable: ``Store.set_last_seen``) before it tells friends,
+        so nothing is announced that a crash could undo, and each user's deltas
+        keep their order (the caller holds the user's lock).
+        """
+        self._stamps[user_id] = when
+        done = self._stamped
+        if done is None:
+            loop = asyncio.get_running_loop()
+            done = self._stamped = loop.create_future()
+            loop.call_soon(self._write_stamps)
+        await asyncio.shield(done)
+
+    def _write_stamps(self) -> None:
+        stamps, self._stamps = self._stamps, {}
+        done, self._stamped = self._stamped, None
+        assert done is not None
+        by_time: dict[int, list[int]] = {}
+        for uid, when in stamps.items():
+            by_time.setdefault(when, []).append(uid)
+
+        async def write() -> None:
+            try:
+                for when, uids in sorted(by_time.items()):
+                    await self.store.set_last_seen(uids, when)
+            except asyncio.CancelledError:
+                done.cancel()
+                raise
+            except Exception as exc:
+                done.set_exception(exc)  # every waiter gets it
+                done.exception()  # retrieved: no "never retrieved" log when none waits
+            else:
+                done.set_result(None)
+
+        task = asyncio.get_running_loop().create_task(write(), name="last-seen")
+        self._stamp_tasks.add(task)
+        task.add_done_callback(self._stamp_tasks.discard)
 
     async def apply_changes(self, changes: Mapping[int, Change]) -> None:
         """Publish many users' presence changes at once (sweeps, re-sync, shutdown).
@@ -188,6 +240,10 @@ class Hub:
         }
         for when in sorted(set(stamps.values())):
             await self.store.set_last_seen([u for u, t in stamps.items() if t == when], when)
+        if self.stopping and isinstance(self.fanout, InProcessFanout):
+            # The friends to tell would all be on this instance, and they are
+            # being closed too: no read of everyone's friends for nobody.
+            return
         friends = await self.store.friends_of(changed)
         for uid, change in changed.items():
             if not friends.get(uid):
@@ -306,6 +362,60 @@ class Hub:
             extra={"event": "resynced", "connections": len(connections)},
         )
 
+    # ------------------------------------------------------------ drain
+
+    async def leave_all(self, peers: Iterable[Peer]) -> None:
+        """A drain's teardown of every session at once (``RunningServer.stop``).
+
+        Each session leaves fan-out and registry here, in one pass, instead of
+        in a background task of its own; those going offline are collected for
+        the one last-seen write and the one batch of deltas of ``close()``: no
+        offline delta goes to connections that are being closed themselves.
+        A session that ends on its own meanwhile is taken out once either way
+        (``Session.detach``).
+        """
+        assert self.stopping
+        for peer in peers:
+            self.connections.discard(peer)
+            found = peer.detach()
+            if found is None:
+                continue
+            user_id, device = found
+            try:
+                await self.fanout.unsubscribe(user_id, peer)  # type: ignore[arg-type]
+                lock = self._locks.get(user_id)
+                if lock is not None and lock.locked():
+                    async with lock:  # a change of this user is under way: after it
+                        change = await self.registry.remove(user_id, device)
+                else:
+                    change = await self.registry.remove(user_id, device)
+                if change.changed and change.after.offline:
+                    self._gone_at_stop[user_id] = change
+            except Exception:
+                log.exception("connection %s: leaving at the drain failed", device)
+
+    def finished(self, peer: Peer) -> None:
+        """A session's transport is done (``Session.end``): a drain may be waiting."""
+        waiting = self._unfinished
+        if waiting is None:
+            return
+        waiting.discard(peer)
+        if not waiting and self._all_finished is not None and not self._all_finished.done():
+            self._all_finished.set_result(None)
+
+    async def all_finished(self, peers: Iterable[Peer]) -> None:
+        """Until every one of ``peers`` has ended: one future for all of them,
+        not a waiter task per session (the drain bounds the wait)."""
+        self._unfinished = {p for p in peers if not p.finished}
+        if not self._unfinished:
+            return
+        self._all_finished = asyncio.get_running_loop().create_future()
+        try:
+            await self._all_finished
+        finally:
+            self._unfinished = None
+            self._all_finished = None
+
     async def close(self) -> None:
         """After all connections closed: persist last seen, tell friends, release resources."""
         gone, self._gone_at_stop = self._gone_at_stop, {}
@@ -317,6 +427,8 @@ class Hub:
             self._resync.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._resync
+        if self._stamp_tasks:  # last seen of connections that ended on their own
+            await asyncio.wait(list(self._stamp_tasks))
         await self.registry.close()
         await self.fanout.close()
         await self.store.close()

@@ -125,6 +125,7 @@ class Session:
         "__weakref__",
         "_busy",
         "_finished_waiter",
+        "_left",
         "_replay_active",
         "_tasks",
         "acked_seq",
@@ -178,6 +179,9 @@ class Session:
         self.finished = False
         """Over and cleaned up (``end``); a drain waits for it (``wait_finished``)."""
         self._finished_waiter: asyncio.Future[None] | None = None
+        self._left = False
+        """Out of the fan-out and the registry already (``_cleanup`` or a drain's
+        ``Hub.leave_all``): a session is taken out once, not once per way it ends."""
         self.authenticated = False
         self.user: UserRow | None = None
         self.session_id: str | None = None
@@ -325,6 +329,10 @@ class Session:
             },
         )
         self.out.close(code, reason)
+        if code == CloseCode.SERVER_RESTART and self.hub.stopping and self.user is not None:
+            # A drain: the server takes everyone out at once (``Hub.leave_all``),
+            # not one background task per session.
+            return
         self.spawn(self._cleanup())
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -570,12 +578,16 @@ class Session:
         self.deadline_timer = self.flush_timer = self.expiry_timer = None
 
     async def _cleanup(self) -> None:
-        """Leave fan-out and registry; safe to run more than once."""
+        """Leave fan-out and registry; safe to run more than once, and does the
+        work once (a close and then the transport's end both call it)."""
         self._cancel_timers()
         self.hub.connections.discard(self)
         if self.user is None:
             await self.release_slot()
             return
+        if self._left:
+            return
+        self._left = True
         try:
             await self.hub.fanout.unsubscribe(self.user.id, self)
             await self.hub.drop_device(self.user.id, self.cid)
@@ -588,9 +600,21 @@ class Session:
         self.closing = True
         await self._cleanup()
 
+    def detach(self) -> tuple[int, str] | None:
+        """For a drain's bulk teardown (``Hub.leave_all``): stop the timers and
+        return (user, device) to take out of fan-out and registry, or None if
+        there is nothing to take out (not logged in, or already out)."""
+        self._cancel_timers()
+        if self.user is None or self._left:
+            return None
+        self._left = True
+        self.slot_user = None
+        return self.user.id, self.cid
+
     def end(self) -> None:
         """The transport is done with this session (a drain waits for this)."""
         self.finished = True
+        self.hub.finished(self)
         if self._finished_waiter is not None and not self._finished_waiter.done():
             self._finished_waiter.set_result(None)
 

@@ -131,6 +131,25 @@ def test_fanout_compares_with_the_broadcast_ceiling(tmp_path: Path) -> None:
     assert cpu["value"] > 0 and cpu["baseline"] > 0
 
 
+def test_fanout_trace_names_long_turns_and_who_had_the_cores(tmp_path: Path) -> None:
+    """``--trace``: every level says how the server's long turns and the load
+    generators' stalls line up with its slow deliveries, and who had the CPU."""
+    data = run(
+        "fanout",
+        *("--users", "40", "--friends", "4", "--processes", "1", "--in-flight", "8"),
+        *("--seconds", "2.5", "--level-seconds", "1.5", "--fractions", "0.5", "--trace"),
+        tmp_path=tmp_path,
+    )
+    level = data["data"]["ours"]["levels"][0]
+    turns = level["turns"]
+    slow = turns["slow_deliveries"]
+    assert sum(slow.values()) == len(level["slow_samples"])
+    assert len(turns["work_ms"]) == min(turns["long"], 20)
+    assert level["phase_cpu_share"]["server"] > 0
+    assert len(level["phase_cpu_share"]["load_generators"]) == 1
+    assert "turns" not in data["data"]["raw"]["levels"][0]  # the ceiling is not traced
+
+
 def test_popup_benchmark_counts_rows_per_delta(tmp_path: Path) -> None:
     data = run("popup_1000", "--friends", "60", "--runs", "1", tmp_path=tmp_path)
     rows = next(f for f in data["figures"] if f["name"].startswith("friend rows"))

@@ -22,7 +22,12 @@ from websockets.exceptions import ConnectionClosed
 
 from presence_protocol import PresenceUpdate, SeenStatus, encode
 from presence_server.cluster.fanout import Event
-from presence_server.edge.transport import Flusher, WebSocketOutput
+from presence_server.edge.transport import (
+    CLOCK_EVERY,
+    FLUSH_BUDGET_SECONDS,
+    Flusher,
+    WebSocketOutput,
+)
 from presence_server.metrics import Metrics
 from tests.support.servers import StartServer
 
@@ -164,3 +169,160 @@ async def test_one_message_framed_once_reaches_every_connection_intact() -> None
         for client in clients:
             await client.close()
     assert got == {0: [shared], 1: [other, shared], 2: [shared]}
+
+
+# ---------------------------------------------------------------- the turn budget
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_long_turn_sends_its_first_frames_once_the_budget_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A turn that runs a backlog must not hold its first deliveries until it ends:
+    once the budget is spent, what was framed reaches the socket inside the turn."""
+    metrics = Metrics()
+    clock = _Clock()
+    opened: list[WebSocketOutput] = []
+    ready = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    flusher = Flusher(loop, metrics, budget=FLUSH_BUDGET_SECONDS, clock=clock)
+
+    async def handler(ws: ServerConnection) -> None:
+        opened.append(WebSocketOutput(ws, flusher))
+        if len(opened) == 2:
+            ready.set()
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as ws_server:
+        port = ws_server.sockets[0].getsockname()[1]
+        clients = [await connect(f"ws://127.0.0.1:{port}", compression=None) for _ in range(2)]
+        async with asyncio.timeout(HANG_GUARD):
+            await ready.wait()
+        first, other = opened
+        sent: list[Any] = []  # the server-side transports written to, in order
+        transport_cls = type(first.ws.transport)
+        original = transport_cls.write
+
+        def counting_write(self: asyncio.Transport, data: Any) -> None:
+            sent.append(self)
+            original(self, data)
+
+        monkeypatch.setattr(transport_cls, "write", counting_write)
+
+        # One turn, no await from here to the checks: the first delta, then the
+        # clock moves past the budget while the turn writes more to another client.
+        first.write(b'{"n":"first"}')
+        for n in range(CLOCK_EVERY - 2):
+            other.write(json.dumps({"n": n}).encode())
+        assert sent == [], "flushed before the budget was spent"
+        clock.now += 2 * FLUSH_BUDGET_SECONDS
+        other.write(b'{"n":"late"}')  # the CLOCK_EVERY-th frame: the clock is read
+        assert first.ws.transport in sent, "the first frame still waits for the end of the turn"
+        assert sent.count(other.ws.transport) == 1, "one write for the frames held so far"
+        other.write(b'{"n":"after"}')  # a frame after the flush waits for the turn
+        assert sent.count(other.ws.transport) == 1
+        async with asyncio.timeout(HANG_GUARD):
+            assert await clients[0].recv() == '{"n":"first"}'
+            got = [await clients[1].recv() for _ in range(CLOCK_EVERY)]
+        assert [json.loads(g)["n"] for g in got] == [*range(CLOCK_EVERY - 2), "late", "after"]
+        for client in clients:
+            await client.close()
+    assert metrics.messages_out._value.get() == CLOCK_EVERY + 1  # type: ignore[attr-defined]
+
+
+class _Turns:
+    """Just enough of an event loop for a ``Flusher``: ``call_soon`` and running a turn."""
+
+    def __init__(self) -> None:
+        self.ready: list[Any] = []
+
+    def call_soon(self, callback: Any) -> None:
+        self.ready.append(callback)
+
+    def run_turn(self) -> None:
+        ready, self.ready = self.ready, []
+        for callback in ready:
+            callback()
+
+
+class _Output:
+    """A connection's output as ``WebSocketOutput`` drives the flusher, recording
+    frames as pending (framed, with their clock time) and sent (flushed)."""
+
+    def __init__(self, flusher: Flusher, clock: _Clock) -> None:
+        self.flusher = flusher
+        self.clock = clock
+        self.pending: list[tuple[int, float, list[int]]] = []
+        """(frame number, written at, [writes made while it was overdue])."""
+        self.sent: list[int] = []
+
+    def write(self, n: int) -> None:
+        if not self.pending:
+            self.flusher.add(self)  # type: ignore[arg-type]
+        self.pending.append((n, self.clock(), [0]))
+        self.flusher.framed()
+
+    def flush(self) -> None:
+        self.sent += [n for n, _, _ in self.pending]
+        self.pending = []
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> list[tuple[str, int]]:
+    """Writes to one of three connections, clock steps (ms) and ends of turns."""
+    return draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("write"), st.integers(0, 2)),
+                st.tuples(st.just("tick"), st.integers(0, 4)),
+                st.tuples(st.just("turn"), st.just(0)),
+            ),
+            max_size=300,
+        )
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(schedules())
+def test_no_frame_waits_past_the_budget_and_none_is_lost_or_reordered(
+    schedule: list[tuple[str, int]],
+) -> None:
+    """Over random writes, clock steps and turns: a frame is sent at the latest
+    within ``CLOCK_EVERY`` writes of its wait reaching the budget, else at the
+    end of its turn; every frame is sent once, in the order written."""
+    clock = _Clock()
+    turns = _Turns()
+    flusher = Flusher(turns, Metrics(), budget=FLUSH_BUDGET_SECONDS, clock=clock)  # type: ignore[arg-type]
+    outputs = [_Output(flusher, clock) for _ in range(3)]
+    written: list[list[int]] = [[], [], []]
+    n = 0
+    for op, arg in schedule:
+        if op == "write":
+            for out in outputs:
+                for _, at, overdue in out.pending:
+                    if clock() - at >= FLUSH_BUDGET_SECONDS:
+                        overdue[0] += 1
+            outputs[arg].write(n)
+            written[arg].append(n)
+            n += 1
+            for out in outputs:
+                for frame, _, overdue in out.pending:
+                    assert overdue[0] < CLOCK_EVERY, (
+                        f"frame {frame} overdue for {overdue[0]} writes"
+                    )
+        elif op == "tick":
+            clock.now += arg / 1000
+        else:
+            turns.run_turn()
+            assert all(not out.pending for out in outputs), "a turn ended with frames unsent"
+    turns.run_turn()
+    assert [out.sent for out in outputs] == written

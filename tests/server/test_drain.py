@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from presence_protocol import CloseCode
 from presence_server import RunningServer
+from presence_server.cluster.registry import Change
 from tests.server.client import befriend, login_dev
 from tests.support.servers import Database
 
@@ -43,3 +44,38 @@ async def test_a_stop_closes_everyone_with_4000_and_stamps_last_seen_in_one_writ
     assert len(writes[0]) == USERS
     stamped = await database.column("SELECT last_seen FROM users")
     assert len(stamped) == USERS and all(s is not None for s in stamped)
+
+
+async def test_a_stop_takes_each_session_out_of_the_registry_once(server: RunningServer) -> None:
+    """Each session leaves the registry once (the drain's bulk teardown), not once
+    for the close and again when its handler sees the connection end; and with
+    no other instance there is nobody left to tell, so the stop reads nobody's
+    friends."""
+    clients = await asyncio.gather(*(login_dev(server.url, f"user{i}") for i in range(USERS)))
+    for a, b in itertools.pairwise(clients):
+        await befriend(a, b)
+    hub = server.hub
+    registry = hub.registry
+    real_remove = registry.remove
+    removed: list[tuple[int, str]] = []
+
+    async def remove(user_id: int, device: str) -> Change:
+        removed.append((user_id, device))
+        return await real_remove(user_id, device)
+
+    registry.remove = remove  # type: ignore[method-assign]
+    real_friends_of = hub.store.friends_of
+    friend_reads: list[list[int]] = []
+
+    async def friends_of(user_ids: Iterable[int]) -> dict[int, list[int]]:
+        ids = list(user_ids)
+        friend_reads.append(ids)
+        return await real_friends_of(ids)
+
+    hub.store.friends_of = friends_of  # type: ignore[method-assign]
+    await server.stop()
+    codes = await asyncio.gather(*(c.closed() for c in clients))
+    assert set(codes) == {CloseCode.SERVER_RESTART}
+    assert sorted(u for u, _ in removed) == sorted(c.me for c in clients), removed
+    assert friend_reads == []
+    assert await registry.connected() == []
