@@ -207,6 +207,17 @@ def test_redis_route_measures_redis_and_client_cpu_per_event(tmp_path: Path, req
     assert all(r["redis_us"] > 0 and r["client_us"] > 0 for r in rows)
 
 
+def test_redis_receive_measures_both_listener_paths(tmp_path: Path, require: Any) -> None:
+    require(shutil.which("redis-server") is not None, "needs redis-server")
+    data = run("redis_receive", "--messages", "40", tmp_path=tmp_path)
+    rows = data["data"]["rows"]
+    # Every message reached every recipient on both paths (else it would hang, then fail).
+    assert {(r["recipients"], r["burst"], r["bulk"]) for r in rows} == {
+        (n, burst, bulk) for n in (1, 17, 50) for burst in (200, 1) for bulk in (False, True)
+    }
+    assert all(r["us_per_message"] > 0 for r in rows)
+
+
 def test_fanout_runs_each_event_loop_against_its_own_ceiling(tmp_path: Path) -> None:
     data = run(
         "fanout",
