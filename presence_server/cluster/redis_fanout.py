@@ -11,7 +11,9 @@ each of those processes, naming the recipients it holds. The receiving
 instance decodes the message once and hands the same event to each local
 recipient's connections. Nothing is published for recipients that are
 offline, and no instance receives (or filters) events for users it does not
-serve.
+serve. The receiving instance reads its subscription in bulk: every push
+buffered per wake-up, straight through redis-py's hiredis reader, not one
+``get_message`` call per message (``_listen``).
 
 Why routing through the registry is enough: a connection takes its device
 slot in the registry (``reserve``: a field under this process's epoch, and
