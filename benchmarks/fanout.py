@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         "--trace",
         action="store_true",
         help="log the presence server's long loop turns and set them beside slow deliveries "
-        "(asyncio only; costs a few % of throughput)",
+        "(asyncio only; costs a few %% of throughput)",
     )
     parser.add_argument(
         "--flush-budget-ms",
