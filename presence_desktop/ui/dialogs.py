@@ -80,13 +80,18 @@ def confirm(
     action: str,
     on_yes: Callable[[], None],
 ) -> QMessageBox:
-    """Ask before something that cannot be undone from the app; returns the open box."""
+    """Ask before something that cannot be undone from the app; returns the open box.
+
+    Cancel is the default button: Enter, pressed out of habit or meant for the
+    window behind, must not sign a device out or clear a history. The action
+    takes a deliberate click, its mnemonic or Tab then Space."""
     box = QMessageBox(parent)
     box.setWindowTitle(title)
     box.setText(text)
     box.setIcon(QMessageBox.Icon.Question)
     yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
-    box.addButton(QMessageBox.StandardButton.Cancel)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     fit_on_show(box)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
@@ -60,7 +61,8 @@ def test_clear_history_asks_first_then_empties_the_history(tmp_path: Path, qtbot
     dialog.clear_history_button.click()
     box = dialog.clear_history_box
     assert isinstance(box, QMessageBox)
-    box.button(QMessageBox.StandardButton.Cancel).click()
+    # Enter answers the default button, Cancel: a reflex does not clear history.
+    qtbot.keyClick(box, Qt.Key.Key_Return)
     assert actions.conversations.summaries()  # cancelled: nothing changed
     dialog.clear_history_button.click()
     box = dialog.clear_history_box
