@@ -440,7 +440,9 @@ def shoot_devices_page(desktop: Desktop, out: Path, screen: Rect) -> None:
     assert isinstance(box, tuple)
     time.sleep(0.3)  # one paint
     save(desktop, out / "devices-sign-out.png", clamp(union(settings, box, pad=8), screen))
-    keys(desktop, "Return")  # "Sign out" is the default button: the demo's old laptop goes
+    # Cancel is the default button (Enter would cancel): Shift+Tab to "Sign
+    # out", Space; the demo's old laptop goes.
+    keys(desktop, "shift+Tab", "space")
     wait_for(lambda: named(desktop, "Sign out device") is None, "the confirmation to close")
     time.sleep(1.0)  # the revocation's round trip, then a paint
     save(desktop, out / "devices-signed-out.png", clamp(union(settings, pad=8), screen))
