@@ -40,7 +40,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ..metrics import AnyMetrics
@@ -94,7 +94,6 @@ class GcPolicy:
         self._pauses: list[tuple[int, float]] = []
         self._flush_pending = False
         self._freeze_pending = False
-        self._stopper: asyncio.Task[None] | None = None
         self._held = False
 
     @property
@@ -160,18 +159,6 @@ class GcPolicy:
         self._timers.clear()
         _holding.add(self)
         gc.disable()
-
-    def stop_when(self, closed: Awaitable[Any]) -> asyncio.Task[None]:
-        """Stop once ``closed`` finishes (the server's ``wait_closed()``)."""
-
-        async def wait() -> None:
-            try:
-                await closed
-            finally:
-                self.stop()
-
-        self._stopper = asyncio.get_running_loop().create_task(wait(), name="gc-policy")
-        return self._stopper
 
     def collect_now(self) -> int:
         """Unfreeze, collect every generation, freeze again: the maintenance pause.
