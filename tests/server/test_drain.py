@@ -16,7 +16,7 @@ from presence_protocol import CloseCode
 from presence_server import RunningServer
 from presence_server.cluster.registry import Change
 from tests.server.client import befriend, login_dev
-from tests.support.servers import Database
+from tests.support.servers import Database, on_last_seen_written
 
 USERS = 30
 
@@ -27,16 +27,8 @@ async def test_a_stop_closes_everyone_with_4000_and_stamps_last_seen_in_one_writ
     clients = await asyncio.gather(*(login_dev(server.url, f"user{i}") for i in range(USERS)))
     for a, b in itertools.pairwise(clients):  # a chain: everyone has a friend
         await befriend(a, b)
-    store = server.hub.store
-    real = store.set_last_seen
     writes: list[list[int]] = []
-
-    async def spy(user_ids: Iterable[int], when: int) -> None:
-        ids = list(user_ids)
-        writes.append(ids)
-        await real(ids, when)
-
-    store.set_last_seen = spy  # type: ignore[method-assign]
+    on_last_seen_written(server.hub.store, lambda ids, _when: writes.append(ids))
     await server.stop()
     codes = await asyncio.gather(*(c.closed() for c in clients))
     assert set(codes) == {CloseCode.SERVER_RESTART}

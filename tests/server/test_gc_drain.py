@@ -23,7 +23,7 @@ import pytest
 
 from presence_protocol import CloseCode
 from presence_server.edge import gc_policy
-from presence_server.edge.gc_policy import GcPolicy, _on_gc
+from presence_server.edge.gc_policy import GcPolicy
 from presence_server.metrics import create as create_metrics
 from tests.server.client import login_dev
 from tests.support.servers import running_servers, sqlite_url
@@ -37,13 +37,10 @@ class Cycle:
 
 
 @pytest.fixture(autouse=True)
-def gc_state() -> Iterator[None]:
-    gc.unfreeze()
+def collector_on(gc_restored: None) -> Iterator[None]:
     gc.enable()
     yield
     assert gc.isenabled(), "a test left the collector off"
-    gc.unfreeze()
-    assert _on_gc not in gc.callbacks, "a GC policy outlived its test"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,21 +21,16 @@ from presence_server.edge.transport import WebSocketOutput
 from tests.server.client import Client, login_dev
 from tests.support.servers import StartServer, running_servers, sqlite_url
 
-pytestmark = pytest.mark.slow  # thousands of connections and full collections
+pytestmark = [
+    pytest.mark.slow,  # thousands of connections and full collections
+    pytest.mark.usefixtures("gc_restored"),
+]
 
 ROUNDS = 4
 PER_ROUND = 250
 BATCH = 50
 RELEASED_PER_CONNECTION = 50
 """Tracked objects a closed connection gives back at least (it holds a few hundred)."""
-
-
-@pytest.fixture(autouse=True)
-def gc_state() -> Iterator[None]:
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-    assert _on_gc not in gc.callbacks, "a GC policy outlived its test"
 
 
 @pytest.fixture

@@ -13,23 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
 
 import pytest
 
-from presence_server.edge.gc_policy import GcPolicy, _on_gc
+from presence_server.edge.gc_policy import GcPolicy
 from presence_server.metrics import NullMetrics
+
+pytestmark = pytest.mark.usefixtures("gc_restored")
 
 HANG_GUARD = 30.0
 ENTRIES = 20_000
-
-
-@pytest.fixture(autouse=True)
-def gc_state() -> Iterator[None]:
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-    assert _on_gc not in gc.callbacks, "a GC policy outlived its test"
 
 
 def _young() -> int:

@@ -6,12 +6,11 @@ and friends still get every offline delta, with its last seen, after the write.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 
 from presence_protocol import PresenceUpdate, SeenStatus
 from presence_server import RunningServer
 from tests.server.client import Client, befriend, login_dev
-from tests.support.servers import Database
+from tests.support.servers import Database, on_last_seen_written
 
 USERS = 24
 
@@ -33,16 +32,8 @@ async def test_clients_dropping_at_once_share_one_last_seen_write(
     for client in droppers:
         await befriend(watcher, client)
     watcher.take(PresenceUpdate)
-    store = server.hub.store
-    real = store.set_last_seen
     writes: list[list[int]] = []
-
-    async def spy(user_ids: Iterable[int], when: int) -> None:
-        ids = list(user_ids)
-        writes.append(ids)
-        await real(ids, when)
-
-    store.set_last_seen = spy  # type: ignore[method-assign]
+    on_last_seen_written(server.hub.store, lambda ids, _when: writes.append(ids))
     for client in droppers:  # the network goes: no close frame from anyone
         client.ws.transport.abort()
     ids = {c.me for c in droppers}

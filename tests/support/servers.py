@@ -8,13 +8,18 @@
   the test's database; every one started is stopped at teardown, newest first.
 * ``ServerHandle`` — one server that can be stopped and started again on the
   same port and file (for reconnect tests).
+* ``gc_restored`` — for tests of the server's GC policy, which is process-wide:
+  nothing frozen before or after, and no policy callback left behind.
+* ``on_last_seen_written`` — note every last-seen statement a store runs (how
+  many a stop or a mass disconnect costs).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +28,34 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from presence_server import RunningServer, ServerConfig, start_server
+from presence_server.edge.gc_policy import _on_gc
 from presence_server.storage.database import normalize_url
+from presence_server.storage.store import Store
 
 from .services import fresh_postgres_database, postgres_dsn
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 SQLITE_NAME = "presence.sqlite3"
+
+
+@pytest.fixture
+def gc_restored() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    assert _on_gc not in gc.callbacks, "a GC policy outlived its test"
+
+
+def on_last_seen_written(store: Store, note: Callable[[list[int], int], None]) -> None:
+    """Call ``note(user_ids, when)`` once each ``store.set_last_seen`` is done."""
+    write = store.set_last_seen
+
+    async def noted(user_ids: Iterable[int], when: int) -> None:
+        ids = list(user_ids)
+        await write(ids, when)
+        note(ids, when)
+
+    store.set_last_seen = noted  # type: ignore[method-assign]
 
 
 def sqlite_url(path: Path) -> str:

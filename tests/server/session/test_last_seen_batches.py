@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.clock import FakeClock
+from tests.support.servers import on_last_seen_written
 from tests.support.sessions import session_hub
 
 Drop = tuple[int, int]  # (user id, the second it is stamped with)
@@ -26,18 +26,14 @@ turns = st.lists(
 async def run(sequence: list[list[Drop]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with session_hub(Path(tmp) / "p.sqlite3", FakeClock()) as hub:
-            store = hub.store
-            real = store.set_last_seen
             written: list[tuple[frozenset[int], int]] = []
             done: set[tuple[int, int]] = set()
 
-            async def spy(user_ids: Iterable[int], when: int) -> None:
-                ids = frozenset(user_ids)
-                await real(ids, when)
-                written.append((ids, when))
+            def note(ids: list[int], when: int) -> None:
+                written.append((frozenset(ids), when))
                 done.update((uid, when) for uid in ids)
 
-            store.set_last_seen = spy  # type: ignore[method-assign]
+            on_last_seen_written(hub.store, note)
             expected_writes = 0
             for turn in sequence:
                 last: dict[int, int] = {}
