@@ -40,6 +40,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.exceptions import RedisError, ResponseError
 
 _ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
@@ -49,6 +51,60 @@ BATCH_COMMANDS = 512
 """Commands in one write at most; a longer queue is written in several."""
 
 Command = Sequence[bytes | str | int | float]
+
+READ_BYTES = 1 << 16
+"""Read at most this much of a connection per wake-up (redis-py reads 64 KiB too)."""
+
+
+def hiredis_parts(connection: Any) -> tuple[hiredis.Reader, asyncio.StreamReader] | None:
+    """A redis-py connection's hiredis reader and socket stream, or None when
+    redis-py reads it some other way (then its own ``read_response`` it is).
+
+    These are redis-py's own objects (``_AsyncHiredisParser``), not copies:
+    replies it has parsed already are still in the reader, and bytes it has
+    not read are still in the stream, so reading through them directly keeps
+    the connection in step. Reading replies (the batch's) or pushes (the
+    fan-out's subscription) this way skips redis-py's per-reply machinery.
+    tests/cluster/test_redis_receive.py fails if a redis-py upgrade moves them.
+    """
+    parser = getattr(connection, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    stream = getattr(parser, "_stream", None)
+    if isinstance(reader, hiredis.Reader) and isinstance(stream, asyncio.StreamReader):
+        return reader, stream
+    return None
+
+
+async def read_replies(connection: Any, count: int) -> list[Any]:
+    """The next ``count`` replies of ``connection``, error replies as
+    ``ResponseError`` values (what redis-py's reader makes of them).
+
+    Through the connection's hiredis reader when it has one: every reply
+    already read is taken in one go, the socket is read only when a reply
+    is incomplete. Otherwise one ``read_response`` per reply.
+    """
+    parts = hiredis_parts(connection)
+    replies: list[Any] = []
+    if parts is None:
+        for _ in range(count):
+            try:
+                # No timeout per reply (``inf``: no timer set up and torn down
+                # each time); the caller's timeout covers them all.
+                replies.append(await connection.read_response(timeout=math.inf))
+            except ResponseError as error:
+                replies.append(error)  # this command's; the stream is still in step
+        return replies
+    reader, stream = parts
+    while len(replies) < count:
+        reply = reader.gets()
+        if reply is NOT_ENOUGH_DATA:
+            data = await stream.read(READ_BYTES)
+            if not data:
+                raise ConnectionError("redis closed the connection")
+            reader.feed(data)
+        else:
+            replies.append(reply)
+    return replies
 
 
 def pack(commands: Sequence[Command]) -> bytes:
@@ -128,7 +184,10 @@ class RedisBatch:
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush(), name="redis-batch"
             )
-        result = await asyncio.shield(future)
+        # No shield: a caller cancelled while waiting cancels its own future
+        # only (the flusher skips futures that are done); its command is
+        # written all the same, as documented above.
+        result = await future
         if isinstance(result, _Failed):
             raise result.error
         return result
@@ -174,14 +233,7 @@ class RedisBatch:
                 # Connects first if the link dropped every pooled connection
                 # (``RedisLink._fresh_connections``) or a failure closed it.
                 await conn.send_packed_command(pack(commands), check_health=False)
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        # No timeout per reply (``inf``: no timer set up and torn
-                        # down each time); the write's own timeout covers them all.
-                        replies.append(await conn.read_response(timeout=math.inf))
-                    except ResponseError as error:
-                        replies.append(error)  # this command's; the stream is still in step
+                replies = await read_replies(conn, len(commands))
         except BaseException:
             # Replies may be left unread: the connection is out of step, so it
             # is closed (and opened again by the next write).
