@@ -66,7 +66,7 @@ from redis.exceptions import ResponseError
 
 from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, LocalSubscribers, Subscriber
-from .redis_batch import READ_BYTES, hiredis_parts
+from .redis_batch import READ_BYTES, Template, hiredis_parts
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .redis_shards import ShardedPubSub
 
@@ -196,22 +196,6 @@ def decode_message(payload: bytes) -> tuple[list[int], Event, str, float]:
     return recipients, event, header.o, header.t
 
 
-def _deliver(local: LocalSubscribers, user_ids: Iterable[int], event: Event) -> int:
-    """The same event (its frame encoded once) to each recipient's local
-    connections; the count delivered. Published here or received from
-    another instance, an event takes this one path."""
-    delivered = 0
-    of = local.of
-    for user_id in user_ids:
-        for subscriber in of(user_id):
-            delivered += 1
-            try:
-                subscriber.deliver(event)
-            except Exception:
-                log.exception("delivering an event to user %s failed", user_id)
-    return delivered
-
-
 def _pushes(pubsub: Any) -> tuple[hiredis.Reader, asyncio.StreamReader] | None:
     """The subscription connection's hiredis reader and socket stream, or None
     when redis-py reads it some other way (then ``get_message`` it is).
@@ -258,15 +242,17 @@ class RedisFanout:
         self._dropped = 0
         self._closed = False
         self._route_sha = hashlib.sha1(ROUTE.encode()).hexdigest()
-        self._route_head: tuple[bytes, ...] = (
+        self._route = Template(
             b"EVALSHA",
-            self._route_sha.encode(),
-            b"0",
-            link.process.encode(),
+            self._route_sha,
+            0,
+            link.process,
             b"" if shards is not None else self.channel_of(""),
-            link.key("at", "").encode(),
+            None,
+            link.key("at", ""),
+            None,
         )
-        """``ROUTE``'s arguments that never change: all but the payload and the ids."""
+        """``ROUTE`` packed but for the payload and the recipients' ids."""
         link.on_up(self._on_up)
         link.on_down(self._on_down)
 
@@ -298,7 +284,7 @@ class RedisFanout:
         if not ids:
             return
         start = time.time()
-        delivered = _deliver(self._local, ids, event)
+        delivered = self._local.deliver(ids, event)
         if delivered:
             self._local_deliveries.inc(delivered)
             self._local_latency.observe(max(time.time() - start, 0.0))
@@ -362,15 +348,15 @@ class RedisFanout:
         link = self.link
         shards = self.shards
         payloads = [encode_event(event, link.process, now) for _, event, now in batch]
-        head = self._route_head
+        route = self._route
         # EVALSHA straight away: the script was loaded when the link came up
         # (a Redis that lost it answers NOSCRIPT, which counts as an outage and
         # loads it again), so no SCRIPT EXISTS per write. Through the link's
         # batch: the registry's writes of the moment share the round trip.
-        # The constant arguments are bytes made once (``_route_head``).
+        # The arguments that never change are packed once (``_route``).
         replies = await link.batch.execute(
             [
-                (*head[:5], payload, head[5], ",".join(map(str, ids)))
+                route(payload, ",".join(map(str, ids)).encode())
                 for (ids, _, _), payload in zip(batch, payloads, strict=True)
             ]
         )
@@ -467,7 +453,7 @@ class RedisFanout:
         if origin == self.link.process:
             return
         self._redis_latency.observe(max(time.time() - sent_at, 0.0))
-        delivered = _deliver(self._local, recipients, event)
+        delivered = self._local.deliver(recipients, event)
         if delivered:
             self._redis_deliveries.inc(delivered)
 

@@ -74,6 +74,7 @@ from presence_protocol import Activity, Status
 
 from ..domain.presence import OFFLINE, DeviceState, merge
 from ..metrics import AnyMetrics, NullMetrics
+from .redis_batch import Packed, Template
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .registry import Change, Observed
 
@@ -315,6 +316,9 @@ class _EpochKeys(msgspec.Struct, frozen=True):
     field_prefix: bytes
     """``{epoch}|``: a device's field is this and its connection id."""
     process_prefix: bytes
+    put: Template
+    """``EVALSHA PUT`` under this epoch, open for the devices key, field,
+    state, user id, connection and cap."""
 
 
 class RedisRegistry:
@@ -354,12 +358,29 @@ class RedisRegistry:
         epoch = self.link.epoch
         if keys is None or keys.epoch != epoch:
             link = self.link
+            users = self._users_key(epoch).encode()
+            heartbeat = link.heartbeat_key(epoch).encode()
+            process_prefix = link.process_prefix.encode()
             keys = self._keys = _EpochKeys(
                 epoch=epoch,
-                users=self._users_key(epoch).encode(),
-                heartbeat=link.heartbeat_key(epoch).encode(),
+                users=users,
+                heartbeat=heartbeat,
                 field_prefix=f"{epoch}|".encode(),
-                process_prefix=link.process_prefix.encode(),
+                process_prefix=process_prefix,
+                put=Template(
+                    b"EVALSHA",
+                    self._put_sha,
+                    3,
+                    None,
+                    users,
+                    heartbeat,
+                    None,
+                    None,
+                    None,
+                    process_prefix,
+                    None,
+                    None,
+                ),
             )
         return keys
 
@@ -392,14 +413,22 @@ class RedisRegistry:
         return Change(merge(before), merge(after), version)
 
     async def _run(
-        self, script: str, sha: str, keys: Sequence[bytes], args: Sequence[bytes | str | int]
+        self,
+        script: str,
+        sha: str,
+        keys: Sequence[bytes],
+        args: Sequence[bytes | str | int],
+        packed: Packed | None = None,
     ) -> Any:
         """One of the per-change scripts through the link's batch: queued with
         every other instance write of the moment, one round trip for all of
         them, in order (``redis_batch``). A Redis that lost the script (a
-        restart) gets its text once."""
+        restart) gets its text once. ``packed``: the same ``EVALSHA`` from a
+        template (then ``keys`` and ``args`` serve only that fallback)."""
         batch = self.link.batch
         try:
+            if packed is not None:
+                return await batch.call_packed(packed)
             return await batch.call("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
             return await batch.call("EVAL", script, len(keys), *keys, *args)
@@ -415,18 +444,16 @@ class RedisRegistry:
             # replies (``COMMAND_TIMEOUT_SECONDS``), and a timer per presence
             # change (a handle in the loop's heap, cancelled each time) was
             # a measurable share of a cluster instance's CPU.
+            key = self._devices_key(user_id)
+            field = epoch.field_prefix + device.encode()
+            connection = b"|" + device.encode()
+            uid = b"%d" % user_id
             reply = await self._run(
                 PUT,
                 self._put_sha,
-                [self._devices_key(user_id), epoch.users, epoch.heartbeat],
-                [
-                    epoch.field_prefix + device.encode(),
-                    value,
-                    user_id,
-                    epoch.process_prefix,
-                    b"|" + device.encode(),
-                    cap,
-                ],
+                [key, epoch.users, epoch.heartbeat],
+                [field, value, uid, epoch.process_prefix, connection, cap],
+                epoch.put(key, field, value, uid, connection, b"%d" % cap),
             )
         except REDIS_ERRORS as exc:
             link.mark_down(exc)
