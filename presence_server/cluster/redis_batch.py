@@ -174,6 +174,14 @@ class Template:
         return Packed(self._format % tuple(filled))
 
 
+def replies_of(outcome: Any) -> list[Any]:
+    """The replies in a ``submit`` future's result; raises the write's error."""
+    if isinstance(outcome, _Failed):
+        raise outcome.error
+    replies: list[Any] = outcome
+    return replies
+
+
 class _Failed:
     """A whole write failed; what its waiting callers raise.
 
@@ -224,22 +232,26 @@ class RedisBatch:
         values; raises (a ``redis_link.REDIS_ERRORS`` member) if the write failed."""
         if not commands:
             return []
-        if self._closed:
-            raise ConnectionError("the redis batch is closed")
-        future: asyncio.Future[list[Any] | _Failed] = asyncio.get_running_loop().create_future()
-        self._queue.append((commands, future))
-        self._queued += len(commands)
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush(), name="redis-batch"
-            )
         # No shield: a caller cancelled while waiting cancels its own future
         # only (the flusher skips futures that are done); its command is
         # written all the same, as documented above.
-        result = await future
-        if isinstance(result, _Failed):
-            raise result.error
-        return result
+        return replies_of(await self.submit(commands))
+
+    def submit(self, commands: Sequence[Command | Packed]) -> asyncio.Future[Any]:
+        """Queue ``commands`` now (in order with everything queued before) and
+        return the future of their outcome, for ``replies_of``. For a caller
+        that does not wait: the fan-out's presence deltas check their reply
+        in a callback instead of a task each."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any] | _Failed] = loop.create_future()
+        if self._closed:
+            future.set_result(_Failed(ConnectionError("the redis batch is closed")))
+            return future
+        self._queue.append((commands, future))
+        self._queued += len(commands)
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush(), name="redis-batch")
+        return future
 
     async def _flush(self) -> None:
         """Write what is queued, oldest first, until nothing is."""

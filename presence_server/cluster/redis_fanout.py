@@ -66,7 +66,7 @@ from redis.exceptions import ResponseError
 
 from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, LocalSubscribers, Subscriber
-from .redis_batch import READ_BYTES, Template, hiredis_parts
+from .redis_batch import READ_BYTES, Template, hiredis_parts, replies_of
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .redis_shards import ShardedPubSub
 
@@ -204,6 +204,19 @@ def _pushes(pubsub: Any) -> tuple[hiredis.Reader, asyncio.StreamReader] | None:
     return hiredis_parts(getattr(pubsub, "connection", None))
 
 
+def _ids(ids: Iterable[int]) -> bytes:
+    """Recipients as ``ROUTE`` reads them: decimal ids separated by commas."""
+    return ",".join(map(str, ids)).encode()
+
+
+def _check(outcome: Any) -> None:
+    """Raise the failure in a ``RedisBatch.submit`` outcome of one ``ROUTE``
+    (the write's error, or the script's error reply, e.g. ``NOSCRIPT``)."""
+    for reply in replies_of(outcome):
+        if isinstance(reply, ResponseError):
+            raise reply
+
+
 def _durable(event: Event) -> bool:
     """Everything but presence deltas, which re-registration makes good instead."""
     return not (event.subject is not None and event.friend is None)
@@ -293,25 +306,50 @@ class RedisFanout:
         if not self.link.up:
             self._keep(ids, event)
             return
+        durable = _durable(event)
+        if self.shards is None:
+            # Plain pub/sub: the event's ROUTE goes straight into the link's
+            # batch, in publish order with every other write of this
+            # instance (one queue, one connection: ``redis_batch``).
+            routed = self.link.batch.submit(
+                [self._route(encode_event(event, self.link.process, start), _ids(ids))]
+            )
+            if not durable:
+                # A presence delta: nobody waits for Redis to have it. The
+                # hub holds the user's lock for the delta, and the round trip
+                # under it was a suspension, a future and a task hop per
+                # update for a value that re-registration makes good anyway
+                # if it is lost; the reply is checked when it comes.
+                routed.add_done_callback(self._routed)
+                return
+            # Returns once the event is in Redis (or kept for after the
+            # outage): callers of durable events may rely on it having left
+            # this instance. No shield: a cancelled caller cancels only its
+            # own future; the event is written all the same.
+            try:
+                _check(await routed)
+            except REDIS_ERRORS as exc:
+                self.link.mark_down(exc)
+                self._keep(ids, event)
+            return
         loop = asyncio.get_running_loop()
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="redis-publisher")
-        if not _durable(event):
-            # A presence delta leaves in order with everything else (one
-            # flusher, one queue) but nobody waits for Redis to have it: the
-            # hub holds the user's lock for the delta, and the round trip
-            # under it was a suspension and a future per update for a value
-            # that re-registration makes good anyway if it is lost. ``close``
-            # sends what is still queued.
-            self._outbox.append((ids, event, start, None))
+        if not durable:
+            self._outbox.append((ids, event, start, None))  # as above: nobody waits
             return
         future: asyncio.Future[None] = loop.create_future()
         self._outbox.append((ids, event, start, future))
-        # Returns once the event is in Redis (or kept for after the outage):
-        # callers of durable events may rely on it having left this instance.
-        # No shield: a cancelled caller cancels only its own future, which
-        # the flusher then skips; the event is sent all the same.
         await future
+
+    def _routed(self, routed: asyncio.Future[Any]) -> None:
+        """A presence delta's ROUTE came back: a failure is an outage."""
+        if routed.cancelled() or self._closed:
+            return
+        try:
+            _check(routed.result())
+        except REDIS_ERRORS as exc:
+            self.link.mark_down(exc)
 
     async def _flush(self) -> None:
         """Send the queue in pipelines, oldest first, until it is empty.
@@ -356,7 +394,7 @@ class RedisFanout:
         # The arguments that never change are packed once (``_route``).
         replies = await link.batch.execute(
             [
-                route(payload, ",".join(map(str, ids)).encode())
+                route(payload, _ids(ids))
                 for (ids, _, _), payload in zip(batch, payloads, strict=True)
             ]
         )
@@ -511,13 +549,16 @@ class RedisFanout:
     async def close(self) -> None:
         self._closed = True
         flusher = self._flusher
-        if flusher is not None and self.link.up:
+        if self.link.up:
             # Presence deltas do not wait for Redis: the last ones (a drain's
-            # "offline" for friends elsewhere) may still be queued. Let the
-            # flusher send them, as long as one write may take.
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            # "offline" for friends elsewhere) may still be queued. Let them
+            # be written, as long as one write may take: the flusher's queue,
+            # then the batch's (a PING answered means all before it was).
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, *REDIS_ERRORS):
                 async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                    await asyncio.shield(flusher)
+                    if flusher is not None:
+                        await asyncio.shield(flusher)
+                    await self.link.batch.call("PING")
         self._on_down()
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
