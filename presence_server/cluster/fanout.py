@@ -11,19 +11,27 @@ close revoked sessions).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable
 from typing import Protocol
+
+import msgspec
 
 from ..metrics import AnyMetrics, NullMetrics
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
+    """What the fan-out hands to each recipient's connections.
+
+    A frozen ``msgspec.Struct`` rather than a frozen dataclass: the dataclass
+    set each of its eight fields through ``object.__setattr__``, and an event
+    is built for every change published and again for every message another
+    instance routes here.
+    """
+
     frame: bytes | None = None
     """An encoded server message, sent as is."""
     seq: int | None = None

@@ -147,6 +147,7 @@ class _Header(msgspec.Struct, omit_defaults=True):
     ad: bool = False
 
 
+_NO_SESSIONS: frozenset[str] = frozenset()
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_Header)
 
@@ -189,7 +190,7 @@ def decode_message(payload: bytes) -> tuple[list[int], Event, str, float]:
         subject=header.u,
         friend=header.f,
         version=header.v,
-        revoke=frozenset(header.r),
+        revoke=frozenset(header.r) if header.r else _NO_SESSIONS,
         revoke_all=header.ra,
         account_deleted=header.ad,
     )

@@ -63,7 +63,6 @@ import contextlib
 import hashlib
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -74,6 +73,7 @@ from presence_protocol import Activity, Status
 
 from ..domain.presence import OFFLINE, DeviceState, merge
 from ..metrics import AnyMetrics, NullMetrics
+from .locks import KeyedLocks
 from .redis_batch import Packed, Template
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .registry import Change, Observed
@@ -330,7 +330,7 @@ class RedisRegistry:
         self.local: dict[int, LocalDevices] = {}
         """This instance's devices: the truth for them, Redis or not."""
         self._local_versions: dict[int, int] = {}
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = KeyedLocks()
         client = link.client
         self._put_sha = hashlib.sha1(PUT.encode()).hexdigest()
         self._remove_sha = hashlib.sha1(REMOVE.encode()).hexdigest()
@@ -395,13 +395,6 @@ class RedisRegistry:
         prefix = self.link.process_prefix.encode()
         suffix = f"|{device}".encode()
         return [f for f in devices if f.startswith(prefix) and f.endswith(suffix)]
-
-    def _lock(self, user_id: int) -> asyncio.Lock:
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[user_id] = lock
-        return lock
 
     def _local_change(self, user_id: int, before: list[DeviceState]) -> Change:
         """A change computed from this instance's devices only (Redis down)."""
@@ -469,7 +462,7 @@ class RedisRegistry:
     async def reserve(self, user_id: int, device: str, cap: int) -> bool:
         """Take one of the user's ``cap`` device slots (0: no cap) for a device
         about to log in; False if they are all taken, on any instance."""
-        async with self._lock(user_id):
+        async with self._locks.hold(user_id):
             reply = await self._write(user_id, device, PENDING, cap)
             if reply == FULL:
                 return False
@@ -479,7 +472,7 @@ class RedisRegistry:
             return True
 
     async def put(self, user_id: int, device: str, state: DeviceState) -> Change:
-        async with self._lock(user_id):
+        async with self._locks.hold(user_id):
             mine = self.local.setdefault(user_id, {})
             before_local = _states(mine)
             mine[device] = state
@@ -495,7 +488,7 @@ class RedisRegistry:
             return self._local_change(user_id, before_local)
 
     async def remove(self, user_id: int, device: str) -> Change:
-        async with self._lock(user_id):
+        async with self._locks.hold(user_id):
             mine = self.local.get(user_id)
             if mine is None or device not in mine:
                 return Change(OFFLINE, OFFLINE)
@@ -597,10 +590,7 @@ class RedisRegistry:
         changes: dict[int, Change] = {}
         for start in range(0, len(users), PIPELINE_CHUNK):
             chunk = users[start : start + PIPELINE_CHUNK]
-            locks = [self._lock(uid) for uid in chunk]
-            async with contextlib.AsyncExitStack() as stack:
-                for lock in locks:
-                    await stack.enter_async_context(lock)
+            async with self._locks.hold(*chunk):
                 fields: dict[int, dict[bytes, DeviceState | None]] = {}
                 async with link.client.pipeline(transaction=False) as pipe:
                     for uid in chunk:

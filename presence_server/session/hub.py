@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from presence_protocol import (
@@ -26,6 +26,7 @@ from presence_protocol import (
 )
 
 from ..cluster.fanout import Event, Fanout, InProcessFanout
+from ..cluster.locks import Hold, KeyedLocks
 from ..cluster.registry import Change, PresenceRegistry
 from ..config import ServerConfig, hello_for
 from ..domain import presence
@@ -91,7 +92,7 @@ class Hub:
         """Last-seen stamps of this loop turn, written together (``_stamp``)."""
         self._stamped: asyncio.Future[None] | None = None
         self._stamp_tasks: set[asyncio.Task[None]] = set()
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = KeyedLocks()
         self._friend_ids: dict[int, tuple[int, ...]] = {}
         """Friends of users whose presence may change here, so a presence change
         costs no database read. Dropped when a relation of the user changes
@@ -118,21 +119,9 @@ class Hub:
 
     # ------------------------------------------------------------ locks
 
-    def _lock(self, user_id: int) -> asyncio.Lock:
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[user_id] = lock
-        return lock
-
-    @contextlib.asynccontextmanager
-    async def locked(self, *user_ids: int) -> AsyncIterator[None]:
+    def locked(self, *user_ids: int) -> Hold:
         """Hold the locks of several users, always taken in id order (no deadlock)."""
-        async with contextlib.AsyncExitStack() as stack:
-            held = [self._lock(uid) for uid in sorted(set(user_ids))]
-            for lock in held:
-                await stack.enter_async_context(lock)
-            yield
+        return self._locks.hold(*user_ids)
 
     # ------------------------------------------------------------ presence
 
@@ -383,9 +372,8 @@ class Hub:
             user_id, device = found
             try:
                 await self.fanout.unsubscribe(user_id, peer)  # type: ignore[arg-type]
-                lock = self._locks.get(user_id)
-                if lock is not None and lock.locked():
-                    async with lock:  # a change of this user is under way: after it
+                if self._locks.locked(user_id):
+                    async with self._locks.hold(user_id):  # a change is under way: after it
                         change = await self.registry.remove(user_id, device)
                 else:
                     change = await self.registry.remove(user_id, device)
