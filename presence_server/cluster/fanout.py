@@ -23,13 +23,16 @@ from ..metrics import AnyMetrics, NullMetrics
 log = logging.getLogger(__name__)
 
 
-class Event(msgspec.Struct, frozen=True):
+class Event(msgspec.Struct, frozen=True, gc=False):
     """What the fan-out hands to each recipient's connections.
 
     A frozen ``msgspec.Struct`` rather than a frozen dataclass: the dataclass
     set each of its eight fields through ``object.__setattr__``, and an event
     is built for every change published and again for every message another
-    instance routes here.
+    instance routes here. Not tracked by the garbage collector (``gc=False``):
+    its fields are bytes, numbers and a set of strings, so it can never be
+    part of a reference cycle, and untracked it does not count towards the
+    young collections.
     """
 
     frame: bytes | None = None

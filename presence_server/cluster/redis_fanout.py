@@ -23,10 +23,15 @@ after that finds this process and reaches it. An
 instance that cannot write to the registry (Redis down) is re-registered
 and re-synced when Redis returns, as for any outage.
 
-Events published concurrently on this instance are queued and sent as one
-pipeline (one script per event) by a single flusher: an instance's events
+An event's ``ROUTE`` is queued in the link's ``RedisBatch`` the moment it
+is published, with every other write of this instance (registry scripts
+included): one connection, written in queue order, so an instance's events
 reach Redis, and therefore every other instance, in the order they were
-published, and a burst costs one round trip instead of one per event.
+published, and a burst costs one write and one round trip. A durable event's
+publisher waits for its reply; a presence delta's does not (its reply is
+checked in a callback; a failure is an outage like any other). With sharded
+pub/sub (``--redis-pubsub``) the routes come back to be published on the
+shards, so there one flusher task sends the queue in order instead.
 
 The publishing instance also hands the event to its own connections of
 those users directly, and the script never publishes to the publishing
@@ -132,7 +137,7 @@ return #order
 """
 
 
-class _Header(msgspec.Struct, omit_defaults=True):
+class _Header(msgspec.Struct, omit_defaults=True, gc=False):  # no cycles: see ``Event``
     o: str
     """Origin process: it delivered locally already and skips its own copy."""
     t: float

@@ -126,10 +126,12 @@ PUT = (
     + """
 -- KEYS: devices hash, epoch users set, epoch heartbeat.
 -- ARGV: field, state, user id, process prefix, '|' .. connection id, cap (0: none)
--- false: the epoch is not live (nothing written); -1: the cap refuses a new device.
+-- false: the epoch is not live (nothing written); -1: the cap refuses a new device;
+-- the new version alone when every device of the user is this process's;
+-- else {the hash before, the new version}.
 if redis.call('GET', KEYS[3]) ~= 'live' then return false end
 local before = redis.call('HGETALL', KEYS[1])
-local others, present, exact, stale = 0, false, false, {}
+local others, present, exact, stale, ours = 0, false, false, {}, true
 for i = 1, #before, 2 do
   local f = before[i]
   if f == ARGV[1] then
@@ -140,6 +142,7 @@ for i = 1, #before, 2 do
     stale[#stale + 1] = f  -- this connection, under an older epoch of this process
   elseif f ~= '~v' then
     others = others + 1
+    if not starts(f, ARGV[4]) then ours = false end
   end
 end
 local cap = tonumber(ARGV[6])
@@ -153,6 +156,9 @@ if not exact then
   redis.call('SADD', KEYS[2], ARGV[3])
   holders(KEYS[1])
 end
+-- Every device of the user is this process's (nearly always: one device):
+-- the process knows them all already, only the version is news.
+if ours then return v end
 return {before, v}
 """
 )
@@ -477,6 +483,10 @@ class RedisRegistry:
             before_local = _states(mine)
             mine[device] = state
             reply = await self._write(user_id, device, encode_state(state), 0)
+            if isinstance(reply, int) and reply > 0:
+                # Only this process holds the user's devices (``PUT``): what
+                # Redis had is what ``local`` had, so nothing to decode.
+                return Change(merge(before_local), merge(_states(mine)), reply)
             if isinstance(reply, list):
                 flat, version = reply
                 devices = parse_devices(flat)
