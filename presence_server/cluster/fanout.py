@@ -154,6 +154,8 @@ class InProcessFanout:
     def __init__(self, metrics: AnyMetrics | None = None) -> None:
         self._subscribers = LocalSubscribers()
         self.metrics = metrics or NullMetrics()
+        self._deliveries = self.metrics.deliveries.labels("local")  # looked up once
+        self._latency = self.metrics.fanout_latency.labels("local")
 
     async def subscribe(self, user_id: int, subscriber: Subscriber) -> None:
         self._subscribers.add(user_id, subscriber)
@@ -165,8 +167,8 @@ class InProcessFanout:
         start = time.time()
         delivered = self._subscribers.deliver(set(user_ids), event)
         if delivered:
-            self.metrics.deliveries.labels("local").inc(delivered)
-            self.metrics.fanout_latency.labels("local").observe(max(time.time() - start, 0.0))
+            self._deliveries.inc(delivered)
+            self._latency.observe(max(time.time() - start, 0.0))
 
     async def close(self) -> None:
         self._subscribers.clear()

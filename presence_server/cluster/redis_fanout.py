@@ -317,17 +317,16 @@ class RedisFanout:
             # Plain pub/sub: the event's ROUTE goes straight into the link's
             # batch, in publish order with every other write of this
             # instance (one queue, one connection: ``redis_batch``).
-            routed = self.link.batch.submit(
-                [self._route(encode_event(event, self.link.process, start), _ids(ids))]
-            )
+            route = self._route(encode_event(event, self.link.process, start), _ids(ids))
             if not durable:
                 # A presence delta: nobody waits for Redis to have it. The
                 # hub holds the user's lock for the delta, and the round trip
                 # under it was a suspension, a future and a task hop per
                 # update for a value that re-registration makes good anyway
-                # if it is lost; the reply is checked when it comes.
-                routed.add_done_callback(self._routed)
+                # if it is lost; a failure is reported when the reply comes.
+                self.link.batch.send([route], self._route_failed)
                 return
+            routed = self.link.batch.submit([route])
             # Returns once the event is in Redis (or kept for after the
             # outage): callers of durable events may rely on it having left
             # this instance. No shield: a cancelled caller cancels only its
@@ -348,14 +347,11 @@ class RedisFanout:
         self._outbox.append((ids, event, start, future))
         await future
 
-    def _routed(self, routed: asyncio.Future[Any]) -> None:
-        """A presence delta's ROUTE came back: a failure is an outage."""
-        if routed.cancelled() or self._closed:
-            return
-        try:
-            _check(routed.result())
-        except REDIS_ERRORS as exc:
-            self.link.mark_down(exc)
+    def _route_failed(self, error: BaseException) -> None:
+        """A presence delta's ROUTE failed (the write, or the script's error
+        reply such as ``NOSCRIPT``): an outage, as for any other write."""
+        if not self._closed:
+            self.link.mark_down(error)
 
     async def _flush(self) -> None:
         """Send the queue in pipelines, oldest first, until it is empty.
