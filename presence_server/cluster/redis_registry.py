@@ -328,6 +328,8 @@ class _EpochKeys(msgspec.Struct, frozen=True):
 
 
 class RedisRegistry:
+    remote = True
+
     def __init__(self, link: RedisLink, metrics: AnyMetrics | None = None) -> None:
         self.link = link
         self.metrics = metrics or NullMetrics()

@@ -62,6 +62,10 @@ HOUR = 3600.0
 RESYNC_CONCURRENCY = 16
 
 
+LEAVE_CHUNK = 500
+"""Registry removals a drain issues at once when the registry is remote (``leave_all``)."""
+
+
 class Hub:
     def __init__(
         self,
@@ -364,6 +368,7 @@ class Hub:
         (``Session.detach``).
         """
         assert self.stopping
+        leaving: list[tuple[int, str]] = []
         for peer in peers:
             self.connections.discard(peer)
             found = peer.detach()
@@ -372,15 +377,33 @@ class Hub:
             user_id, device = found
             try:
                 await self.fanout.unsubscribe(user_id, peer)  # type: ignore[arg-type]
-                if self._locks.locked(user_id):
-                    async with self._locks.hold(user_id):  # a change is under way: after it
-                        change = await self.registry.remove(user_id, device)
-                else:
-                    change = await self.registry.remove(user_id, device)
-                if change.changed and change.after.offline:
-                    self._gone_at_stop[user_id] = change
             except Exception:
-                log.exception("connection %s: leaving at the drain failed", device)
+                log.exception("connection %s: leaving the fan-out at the drain failed", device)
+            leaving.append(found)
+        if not self.registry.remote:
+            for user_id, device in leaving:
+                await self._leave(user_id, device)
+            return
+        # A registry in Redis: a chunk of removals at once, so they share the
+        # batch's writes and round trips instead of one round trip each (the
+        # registry's per-user lock keeps two devices of one user in order).
+        for start in range(0, len(leaving), LEAVE_CHUNK):
+            chunk = leaving[start : start + LEAVE_CHUNK]
+            await asyncio.gather(*(self._leave(user_id, device) for user_id, device in chunk))
+
+    async def _leave(self, user_id: int, device: str) -> None:
+        """One device out of the registry at the drain; going offline is noted
+        for ``close()``."""
+        try:
+            if self._locks.locked(user_id):
+                async with self._locks.hold(user_id):  # a change is under way: after it
+                    change = await self.registry.remove(user_id, device)
+            else:
+                change = await self.registry.remove(user_id, device)
+            if change.changed and change.after.offline:
+                self._gone_at_stop[user_id] = change
+        except Exception:
+            log.exception("connection %s: leaving at the drain failed", device)
 
     def finished(self, peer: Peer) -> None:
         """A session's transport is done (``Session.end``): a drain may be waiting."""
