@@ -109,6 +109,28 @@ class LocalSubscribers:
             return tuple(found)
         return (found,)
 
+    def deliver(self, user_ids: Iterable[int], event: Event) -> int:
+        """The same event (its frame encoded once) to each user's subscribers
+        here; the count delivered. Published here or received from another
+        instance, an event takes this one path. Looked up inline rather than
+        through ``of``: a cluster instance looks up every friend of a
+        publishing user, most of them served elsewhere."""
+        by_user = self._by_user
+        delivered = 0
+        for user_id in user_ids:
+            found = by_user.get(user_id)
+            if found is None:
+                continue
+            # A copy of a set: delivering may close a connection, which then
+            # unsubscribes while this loop still runs.
+            for subscriber in tuple(found) if isinstance(found, set) else (found,):
+                delivered += 1
+                try:
+                    subscriber.deliver(event)
+                except Exception:
+                    log.exception("delivering an event to user %s failed", user_id)
+        return delivered
+
     def __len__(self) -> int:
         """Users with at least one subscriber."""
         return len(self._by_user)
@@ -130,14 +152,7 @@ class InProcessFanout:
 
     async def publish(self, user_ids: Iterable[int], event: Event) -> None:
         start = time.time()
-        delivered = 0
-        for user_id in set(user_ids):
-            for subscriber in self._subscribers.of(user_id):
-                delivered += 1
-                try:
-                    subscriber.deliver(event)
-                except Exception:
-                    log.exception("delivering an event to user %s failed", user_id)
+        delivered = self._subscribers.deliver(set(user_ids), event)
         if delivered:
             self.metrics.deliveries.labels("local").inc(delivered)
             self.metrics.fanout_latency.labels("local").observe(max(time.time() - start, 0.0))

@@ -40,6 +40,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.exceptions import RedisError, ResponseError
 
 _ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
@@ -50,27 +52,126 @@ BATCH_COMMANDS = 512
 
 Command = Sequence[bytes | str | int | float]
 
+READ_BYTES = 1 << 16
+"""Read at most this much of a connection per wake-up (redis-py reads 64 KiB too)."""
 
-def pack(commands: Sequence[Command]) -> bytes:
+
+def hiredis_parts(connection: Any) -> tuple[hiredis.Reader, asyncio.StreamReader] | None:
+    """A redis-py connection's hiredis reader and socket stream, or None when
+    redis-py reads it some other way (then its own ``read_response`` it is).
+
+    These are redis-py's own objects (``_AsyncHiredisParser``), not copies:
+    replies it has parsed already are still in the reader, and bytes it has
+    not read are still in the stream, so reading through them directly keeps
+    the connection in step. Reading replies (the batch's) or pushes (the
+    fan-out's subscription) this way skips redis-py's per-reply machinery.
+    tests/cluster/test_redis_receive.py fails if a redis-py upgrade moves them.
+    """
+    parser = getattr(connection, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    stream = getattr(parser, "_stream", None)
+    if isinstance(reader, hiredis.Reader) and isinstance(stream, asyncio.StreamReader):
+        return reader, stream
+    return None
+
+
+async def read_replies(connection: Any, count: int) -> list[Any]:
+    """The next ``count`` replies of ``connection``, error replies as
+    ``ResponseError`` values (what redis-py's reader makes of them).
+
+    Through the connection's hiredis reader when it has one: every reply
+    already read is taken in one go, the socket is read only when a reply
+    is incomplete. Otherwise one ``read_response`` per reply.
+    """
+    parts = hiredis_parts(connection)
+    replies: list[Any] = []
+    if parts is None:
+        for _ in range(count):
+            try:
+                # No timeout per reply (``inf``: no timer set up and torn down
+                # each time); the caller's timeout covers them all.
+                replies.append(await connection.read_response(timeout=math.inf))
+            except ResponseError as error:
+                replies.append(error)  # this command's; the stream is still in step
+        return replies
+    reader, stream = parts
+    while len(replies) < count:
+        reply = reader.gets()
+        if reply is NOT_ENOUGH_DATA:
+            data = await stream.read(READ_BYTES)
+            if not data:
+                raise ConnectionError("redis closed the connection")
+            reader.feed(data)
+        else:
+            replies.append(reply)
+    return replies
+
+
+def _argument(arg: bytes | str | int | float) -> bytes:
+    if isinstance(arg, bytes):
+        return arg
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, int | float) and not isinstance(arg, bool):
+        return repr(arg).encode()
+    raise TypeError(f"a Redis argument must be bytes, str, int or float: {arg!r}")
+
+
+class Packed(bytes):
+    """One whole command already in RESP form (``Template``): ``pack`` copies it as is."""
+
+    __slots__ = ()
+
+
+def pack(commands: Sequence[Command | Packed]) -> bytes:
     """Commands as one RESP buffer: the bytes redis-py's ``pack_commands``
     makes of them (tests check that over random commands), for less than
     half its CPU (7.6 against 17.4 us for a ROUTE call, measured under load):
     no encoder object, no buffer splitting for large arguments, one join.
-    Arguments are bytes, str (UTF-8), int or float (``repr``, as redis-py)."""
+    Arguments are bytes, str (UTF-8), int or float (``repr``, as redis-py);
+    a ``Packed`` command is taken as it is."""
     out: list[bytes] = []
     for command in commands:
+        if type(command) is Packed:
+            out.append(command)
+            continue
         out.append(b"*%d\r\n" % len(command))
         for arg in command:
-            if isinstance(arg, bytes):
-                data = arg
-            elif isinstance(arg, str):
-                data = arg.encode()
-            elif isinstance(arg, int | float) and not isinstance(arg, bool):
-                data = repr(arg).encode()
-            else:
-                raise TypeError(f"a Redis argument must be bytes, str, int or float: {arg!r}")
+            data = _argument(arg)
             out.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
+
+
+class Template:
+    """A command whose arguments are partly the same every time, packed once.
+
+    ``Template(b"EVALSHA", sha, 0, None, None)`` leaves two slots (``None``);
+    calling it with two bytes values gives the whole command as ``pack``
+    would make it, with one ``%`` instead of a type check, an encode and a
+    format per argument. The fan-out's ``ROUTE`` and the registry's ``PUT``
+    (one of each per presence change) go this way.
+    """
+
+    __slots__ = ("_format", "slots")
+
+    def __init__(self, *args: bytes | str | int | float | None) -> None:
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            if arg is None:
+                parts.append(b"$%d\r\n%b\r\n")
+            else:
+                data = _argument(arg)
+                parts.append((b"$%d\r\n%b\r\n" % (len(data), data)).replace(b"%", b"%%"))
+        self._format = b"".join(parts)
+        self.slots = args.count(None)
+
+    def __call__(self, *values: bytes) -> Packed:
+        if len(values) != self.slots:
+            raise TypeError(f"this command has {self.slots} open arguments, got {len(values)}")
+        filled: list[int | bytes] = []
+        for value in values:
+            filled += (len(value), value)
+        return Packed(self._format % tuple(filled))
 
 
 class _Failed:
@@ -87,7 +188,7 @@ class _Failed:
         self.error = error
 
 
-_Entry = tuple[Sequence[Command], "asyncio.Future[list[Any] | _Failed]"]
+_Entry = tuple[Sequence[Command | Packed], "asyncio.Future[list[Any] | _Failed]"]
 
 
 class RedisBatch:
@@ -109,12 +210,16 @@ class RedisBatch:
 
     async def call(self, *command: bytes | str | int | float) -> Any:
         """One command's reply; raises its ``ResponseError``, or the write's error."""
+        return await self.call_packed(command)
+
+    async def call_packed(self, command: Command | Packed) -> Any:
+        """``call`` of a command given whole (a ``Template``'s, or a tuple)."""
         reply = (await self.execute([command]))[0]
         if isinstance(reply, ResponseError):
             raise reply
         return reply
 
-    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+    async def execute(self, commands: Sequence[Command | Packed]) -> list[Any]:
         """Every command's reply, in order, error replies as ``ResponseError``
         values; raises (a ``redis_link.REDIS_ERRORS`` member) if the write failed."""
         if not commands:
@@ -128,7 +233,10 @@ class RedisBatch:
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush(), name="redis-batch"
             )
-        result = await asyncio.shield(future)
+        # No shield: a caller cancelled while waiting cancels its own future
+        # only (the flusher skips futures that are done); its command is
+        # written all the same, as documented above.
+        result = await future
         if isinstance(result, _Failed):
             raise result.error
         return result
@@ -165,7 +273,7 @@ class RedisBatch:
             # Cancelled (close): nobody may wait forever.
             self._fail_queued(ConnectionError("the redis batch was closed"))
 
-    async def _send(self, commands: list[Command]) -> list[Any]:
+    async def _send(self, commands: list[Command | Packed]) -> list[Any]:
         conn = self._conn
         try:
             async with asyncio.timeout(self._timeout):
@@ -174,14 +282,7 @@ class RedisBatch:
                 # Connects first if the link dropped every pooled connection
                 # (``RedisLink._fresh_connections``) or a failure closed it.
                 await conn.send_packed_command(pack(commands), check_health=False)
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        # No timeout per reply (``inf``: no timer set up and torn
-                        # down each time); the write's own timeout covers them all.
-                        replies.append(await conn.read_response(timeout=math.inf))
-                    except ResponseError as error:
-                        replies.append(error)  # this command's; the stream is still in step
+                replies = await read_replies(conn, len(commands))
         except BaseException:
             # Replies may be left unread: the connection is out of step, so it
             # is closed (and opened again by the next write).

@@ -66,6 +66,7 @@ from redis.exceptions import ResponseError
 
 from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, LocalSubscribers, Subscriber
+from .redis_batch import READ_BYTES, Template, hiredis_parts
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .redis_shards import ShardedPubSub
 
@@ -76,8 +77,6 @@ BACKLOG_EVENTS = 10_000
 (their recipients still get messages on replay and relations on their next snapshot)."""
 BATCH_EVENTS = 256
 """Events sent in one pipeline at most; a longer queue is sent in several."""
-READ_BYTES = 1 << 16
-"""Read at most this much of the subscription per wake-up (redis-py reads 64 KiB too)."""
 
 ROUTE = """
 -- ARGV: publishing process, channel prefix ({p}i:; empty: return the routes
@@ -197,37 +196,12 @@ def decode_message(payload: bytes) -> tuple[list[int], Event, str, float]:
     return recipients, event, header.o, header.t
 
 
-def _deliver(local: LocalSubscribers, user_ids: Iterable[int], event: Event) -> int:
-    """The same event (its frame encoded once) to each recipient's local
-    connections; the count delivered. Published here or received from
-    another instance, an event takes this one path."""
-    delivered = 0
-    of = local.of
-    for user_id in user_ids:
-        for subscriber in of(user_id):
-            delivered += 1
-            try:
-                subscriber.deliver(event)
-            except Exception:
-                log.exception("delivering an event to user %s failed", user_id)
-    return delivered
-
-
 def _pushes(pubsub: Any) -> tuple[hiredis.Reader, asyncio.StreamReader] | None:
     """The subscription connection's hiredis reader and socket stream, or None
     when redis-py reads it some other way (then ``get_message`` it is).
-
-    These are redis-py's own objects (``_AsyncHiredisParser``), not copies:
-    pushes it read while confirming the subscription are still in the
-    reader, and bytes it has not read are still in the stream.
-    tests/cluster/test_redis_receive.py fails if a redis-py upgrade moves them.
-    """
-    parser = getattr(getattr(pubsub, "connection", None), "_parser", None)
-    reader = getattr(parser, "_reader", None)
-    stream = getattr(parser, "_stream", None)
-    if isinstance(reader, hiredis.Reader) and isinstance(stream, asyncio.StreamReader):
-        return reader, stream
-    return None
+    Pushes redis-py read while confirming the subscription are still in the
+    reader (``redis_batch.hiredis_parts``)."""
+    return hiredis_parts(getattr(pubsub, "connection", None))
 
 
 def _durable(event: Event) -> bool:
@@ -235,7 +209,8 @@ def _durable(event: Event) -> bool:
     return not (event.subject is not None and event.friend is None)
 
 
-_Pending = tuple[tuple[int, ...], Event, float, asyncio.Future[None]]
+_Pending = tuple[tuple[int, ...], Event, float, "asyncio.Future[None] | None"]
+"""Recipients, event, publish time, and the publisher's future (None: nobody waits)."""
 
 
 class RedisFanout:
@@ -250,6 +225,12 @@ class RedisFanout:
         self.shards = shards
         """Sharded pub/sub elsewhere (``--redis-pubsub``); None: plain pub/sub on the link."""
         self.metrics = metrics or NullMetrics()
+        # The labelled children, looked up once: ``labels()`` per event was a
+        # dozen calls (a tuple, a lock, a dict) on the path of every delta.
+        self._local_deliveries = self.metrics.deliveries.labels("local")
+        self._local_latency = self.metrics.fanout_latency.labels("local")
+        self._redis_deliveries = self.metrics.deliveries.labels("redis")
+        self._redis_latency = self.metrics.fanout_latency.labels("redis")
         self._local = LocalSubscribers()
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
@@ -261,6 +242,17 @@ class RedisFanout:
         self._dropped = 0
         self._closed = False
         self._route_sha = hashlib.sha1(ROUTE.encode()).hexdigest()
+        self._route = Template(
+            b"EVALSHA",
+            self._route_sha,
+            0,
+            link.process,
+            b"" if shards is not None else self.channel_of(""),
+            None,
+            link.key("at", ""),
+            None,
+        )
+        """``ROUTE`` packed but for the payload and the recipients' ids."""
         link.on_up(self._on_up)
         link.on_down(self._on_down)
 
@@ -292,24 +284,34 @@ class RedisFanout:
         if not ids:
             return
         start = time.time()
-        delivered = _deliver(self._local, ids, event)
+        delivered = self._local.deliver(ids, event)
         if delivered:
-            self.metrics.deliveries.labels("local").inc(delivered)
-            self.metrics.fanout_latency.labels("local").observe(max(time.time() - start, 0.0))
+            self._local_deliveries.inc(delivered)
+            self._local_latency.observe(max(time.time() - start, 0.0))
         if self._closed:
             return
         if not self.link.up:
             self._keep(ids, event)
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outbox.append((ids, event, start, future))
+        loop = asyncio.get_running_loop()
         if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush(), name="redis-publisher"
-            )
+            self._flusher = loop.create_task(self._flush(), name="redis-publisher")
+        if not _durable(event):
+            # A presence delta leaves in order with everything else (one
+            # flusher, one queue) but nobody waits for Redis to have it: the
+            # hub holds the user's lock for the delta, and the round trip
+            # under it was a suspension and a future per update for a value
+            # that re-registration makes good anyway if it is lost. ``close``
+            # sends what is still queued.
+            self._outbox.append((ids, event, start, None))
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._outbox.append((ids, event, start, future))
         # Returns once the event is in Redis (or kept for after the outage):
-        # callers may rely on it having left this instance.
-        await asyncio.shield(future)
+        # callers of durable events may rely on it having left this instance.
+        # No shield: a cancelled caller cancels only its own future, which
+        # the flusher then skips; the event is sent all the same.
+        await future
 
     async def _flush(self) -> None:
         """Send the queue in pipelines, oldest first, until it is empty.
@@ -331,13 +333,13 @@ class RedisFanout:
                         self._keep(ids, event)
                 finally:
                     for *_, future in batch:
-                        if not future.done():
+                        if future is not None and not future.done():
                             future.set_result(None)
         finally:
             if self._flusher is asyncio.current_task():
                 self._flusher = None
             for *_, future in self._outbox:  # only if cancelled: do not strand publishers
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_result(None)
 
     async def _send(self, batch: Sequence[tuple[tuple[int, ...], Event, float]]) -> None:
@@ -345,25 +347,16 @@ class RedisFanout:
         pub/sub, one pipeline of ``SPUBLISH`` per shard)."""
         link = self.link
         shards = self.shards
-        prefix = b"" if shards is not None else self.channel_of("")
         payloads = [encode_event(event, link.process, now) for _, event, now in batch]
-        holders = link.key("at", "")
+        route = self._route
         # EVALSHA straight away: the script was loaded when the link came up
         # (a Redis that lost it answers NOSCRIPT, which counts as an outage and
         # loads it again), so no SCRIPT EXISTS per write. Through the link's
         # batch: the registry's writes of the moment share the round trip.
+        # The arguments that never change are packed once (``_route``).
         replies = await link.batch.execute(
             [
-                (
-                    "EVALSHA",
-                    self._route_sha,
-                    0,
-                    link.process,
-                    prefix,
-                    payload,
-                    holders,
-                    ",".join(map(str, ids)),
-                )
+                route(payload, ",".join(map(str, ids)).encode())
                 for (ids, _, _), payload in zip(batch, payloads, strict=True)
             ]
         )
@@ -459,10 +452,10 @@ class RedisFanout:
             return
         if origin == self.link.process:
             return
-        self.metrics.fanout_latency.labels("redis").observe(max(time.time() - sent_at, 0.0))
-        delivered = _deliver(self._local, recipients, event)
+        self._redis_latency.observe(max(time.time() - sent_at, 0.0))
+        delivered = self._local.deliver(recipients, event)
         if delivered:
-            self.metrics.deliveries.labels("redis").inc(delivered)
+            self._redis_deliveries.inc(delivered)
 
     # ------------------------------------------------------------ outages
 
@@ -517,6 +510,14 @@ class RedisFanout:
 
     async def close(self) -> None:
         self._closed = True
+        flusher = self._flusher
+        if flusher is not None and self.link.up:
+            # Presence deltas do not wait for Redis: the last ones (a drain's
+            # "offline" for friends elsewhere) may still be queued. Let the
+            # flusher send them, as long as one write may take.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                    await asyncio.shield(flusher)
         self._on_down()
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
@@ -527,7 +528,7 @@ class RedisFanout:
         # clean-up: release whoever still waits.
         outbox, self._outbox = self._outbox, []
         for *_, future in outbox:
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_result(None)
         self._local.clear()
         self._backlog.clear()

@@ -74,6 +74,7 @@ from presence_protocol import Activity, Status
 
 from ..domain.presence import OFFLINE, DeviceState, merge
 from ..metrics import AnyMetrics, NullMetrics
+from .redis_batch import Packed, Template
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .registry import Change, Observed
 
@@ -128,11 +129,12 @@ PUT = (
 -- false: the epoch is not live (nothing written); -1: the cap refuses a new device.
 if redis.call('GET', KEYS[3]) ~= 'live' then return false end
 local before = redis.call('HGETALL', KEYS[1])
-local others, present, stale = 0, false, {}
+local others, present, exact, stale = 0, false, false, {}
 for i = 1, #before, 2 do
   local f = before[i]
   if f == ARGV[1] then
     present = true
+    exact = true
   elseif starts(f, ARGV[4]) and ends(f, ARGV[5]) then
     present = true
     stale[#stale + 1] = f  -- this connection, under an older epoch of this process
@@ -144,9 +146,13 @@ local cap = tonumber(ARGV[6])
 if cap > 0 and not present and others >= cap then return -1 end
 for _, f in ipairs(stale) do redis.call('HDEL', KEYS[1], f) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[3])
 local v = bump(KEYS[1])
-holders(KEYS[1])
+-- A state change of a device already here under this epoch (most calls)
+-- changes neither the epoch's users nor the processes holding the user.
+if not exact then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  holders(KEYS[1])
+end
 return {before, v}
 """
 )
@@ -303,10 +309,24 @@ def _states(devices: LocalDevices | None) -> list[DeviceState]:
     return [s for s in (devices or {}).values() if s is not None]
 
 
+class _EpochKeys(msgspec.Struct, frozen=True):
+    epoch: str
+    users: bytes
+    heartbeat: bytes
+    field_prefix: bytes
+    """``{epoch}|``: a device's field is this and its connection id."""
+    process_prefix: bytes
+    put: Template
+    """``EVALSHA PUT`` under this epoch, open for the devices key, field,
+    state, user id, connection and cap."""
+
+
 class RedisRegistry:
     def __init__(self, link: RedisLink, metrics: AnyMetrics | None = None) -> None:
         self.link = link
         self.metrics = metrics or NullMetrics()
+        self._prefix = link.key().encode()
+        self._keys: _EpochKeys | None = None
         self.local: dict[int, LocalDevices] = {}
         """This instance's devices: the truth for them, Redis or not."""
         self._local_versions: dict[int, int] = {}
@@ -328,8 +348,41 @@ class RedisRegistry:
 
     # ------------------------------------------------------------ keys
 
-    def _devices_key(self, user_id: int) -> str:
-        return self.link.key("dev", user_id)
+    def _devices_key(self, user_id: int) -> bytes:
+        return b"%bdev:%d" % (self._prefix, user_id)
+
+    def _epoch_keys(self) -> _EpochKeys:
+        """The current epoch's keys and field prefix, encoded once per epoch
+        (they were formatted and encoded again for every presence change)."""
+        keys = self._keys
+        epoch = self.link.epoch
+        if keys is None or keys.epoch != epoch:
+            link = self.link
+            users = self._users_key(epoch).encode()
+            heartbeat = link.heartbeat_key(epoch).encode()
+            process_prefix = link.process_prefix.encode()
+            keys = self._keys = _EpochKeys(
+                epoch=epoch,
+                users=users,
+                heartbeat=heartbeat,
+                field_prefix=f"{epoch}|".encode(),
+                process_prefix=process_prefix,
+                put=Template(
+                    b"EVALSHA",
+                    self._put_sha,
+                    3,
+                    None,
+                    users,
+                    heartbeat,
+                    None,
+                    None,
+                    None,
+                    process_prefix,
+                    None,
+                    None,
+                ),
+            )
+        return keys
 
     def _users_key(self, epoch: str) -> str:
         return self.link.key("users", epoch)
@@ -360,14 +413,22 @@ class RedisRegistry:
         return Change(merge(before), merge(after), version)
 
     async def _run(
-        self, script: str, sha: str, keys: Sequence[str], args: Sequence[bytes | str | int]
+        self,
+        script: str,
+        sha: str,
+        keys: Sequence[bytes],
+        args: Sequence[bytes | str | int],
+        packed: Packed | None = None,
     ) -> Any:
         """One of the per-change scripts through the link's batch: queued with
         every other instance write of the moment, one round trip for all of
         them, in order (``redis_batch``). A Redis that lost the script (a
-        restart) gets its text once."""
+        restart) gets its text once. ``packed``: the same ``EVALSHA`` from a
+        template (then ``keys`` and ``args`` serve only that fallback)."""
         batch = self.link.batch
         try:
+            if packed is not None:
+                return await batch.call_packed(packed)
             return await batch.call("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
             return await batch.call("EVAL", script, len(keys), *keys, *args)
@@ -377,18 +438,23 @@ class RedisRegistry:
         link = self.link
         if not link.up:
             return None
+        epoch = self._epoch_keys()
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                reply = await self._run(
-                    PUT,
-                    self._put_sha,
-                    [
-                        self._devices_key(user_id),
-                        self._users_key(link.epoch),
-                        link.heartbeat_key(link.epoch),
-                    ],
-                    [self._field(device), value, user_id, link.process_prefix, f"|{device}", cap],
-                )
+            # No timeout of its own: the batch bounds each write and its
+            # replies (``COMMAND_TIMEOUT_SECONDS``), and a timer per presence
+            # change (a handle in the loop's heap, cancelled each time) was
+            # a measurable share of a cluster instance's CPU.
+            key = self._devices_key(user_id)
+            field = epoch.field_prefix + device.encode()
+            connection = b"|" + device.encode()
+            uid = b"%d" % user_id
+            reply = await self._run(
+                PUT,
+                self._put_sha,
+                [key, epoch.users, epoch.heartbeat],
+                [field, value, uid, epoch.process_prefix, connection, cap],
+                epoch.put(key, field, value, uid, connection, b"%d" % cap),
+            )
         except REDIS_ERRORS as exc:
             link.mark_down(exc)
             return None
@@ -439,14 +505,14 @@ class RedisRegistry:
                 del self.local[user_id]
             link = self.link
             if link.up:
-                try:
-                    async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                        flat, version = await self._run(
-                            REMOVE,
-                            self._remove_sha,
-                            [self._devices_key(user_id), self._users_key(link.epoch)],
-                            [link.process_prefix, f"|{device}", user_id, f"{link.epoch}|"],
-                        )
+                epoch = self._epoch_keys()
+                try:  # bounded by the batch, as ``_write``
+                    flat, version = await self._run(
+                        REMOVE,
+                        self._remove_sha,
+                        [self._devices_key(user_id), epoch.users],
+                        [epoch.process_prefix, b"|" + device.encode(), user_id, epoch.field_prefix],
+                    )
                 except REDIS_ERRORS as exc:
                     link.mark_down(exc)
                 else:
