@@ -153,17 +153,27 @@ async def start(database: Database) -> AsyncIterator[StartServer]:
 
 
 class ServerHandle:
-    """One server database that can be stopped and started again on the same port."""
+    """One server database that can be stopped and started again on the same port.
 
-    def __init__(self, directory: Path) -> None:
+    ``config`` overrides go to every start (``clock_ns=`` for a test that owns
+    the server's wall clock)."""
+
+    def __init__(self, directory: Path, **config: Any) -> None:
         self.database_url = sqlite_url(directory / SQLITE_NAME)
         self.port = 0
         self.server: RunningServer | None = None
+        self.config = config
 
     async def start(self) -> RunningServer:
         self.server = await start_server(
             ServerConfig(
-                host="127.0.0.1", port=self.port, database_url=self.database_url, dev_login=True
+                **{
+                    "host": "127.0.0.1",
+                    "port": self.port,
+                    "database_url": self.database_url,
+                    "dev_login": True,
+                    **self.config,
+                }
             )
         )
         self.port = self.server.port
