@@ -54,10 +54,10 @@ async def test_presence_updates_coalesce_and_the_latest_lands(start: StartServer
     seen = [await bob.expect(PresenceUpdate) for _ in range(2)]
     # Two apply at once; the rest wait for the end of the window.
     assert [p.activity.project if p.activity else None for p in seen] == ["p1", "p2"]
-    clock.advance(0.49)
+    clock.advance(0.375)  # binary fractions: the two steps add up exactly
     await bob.barrier()
     assert bob.take(PresenceUpdate) == []
-    clock.advance(0.01)
+    clock.advance(0.125)
     # At the end of the window the last of the rest lands, and only it.
     latest = await bob.expect(PresenceUpdate)
     assert latest.activity is not None and latest.activity.project == "p5"

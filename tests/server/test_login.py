@@ -135,17 +135,17 @@ async def test_auth_deadline_closes_with_4001(start: StartServer) -> None:
     """Nothing but a login counts: a connection that sent only other commands
     is closed at the deadline. The deadline passes when the test moves the
     clock, so the commands before it cannot lose a race with a busy machine."""
-    server = await start(limits=ServerLimits(auth_deadline_seconds=0.3))
+    server = await start(limits=ServerLimits(auth_deadline_seconds=0.5))
     clock = hand_clock(server, FakeClock())
     client = await Client.open(server.url)
     await client.expect(Hello)
     # A non-login command does not count as logging in.
     reply = await client.request(FriendRequest(login="bob"))
     assert isinstance(reply, Error) and reply.code == ErrorCode.NOT_AUTHENTICATED
-    clock.advance(0.29)
+    clock.advance(0.375)  # binary fractions: the two steps add up exactly
     reply = await client.request(FriendRequest(login="bob"))  # still open, still refused
     assert isinstance(reply, Error) and reply.code == ErrorCode.NOT_AUTHENTICATED
-    clock.advance(0.01)
+    clock.advance(0.125)
     assert await client.closed() == CloseCode.AUTH_TIMEOUT
 
 
