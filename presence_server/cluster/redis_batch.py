@@ -36,13 +36,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Union
 
 import hiredis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger(__name__)
 
 _ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 """``redis_link.REDIS_ERRORS`` (which imports this module)."""
@@ -174,6 +177,14 @@ class Template:
         return Packed(self._format % tuple(filled))
 
 
+def replies_of(outcome: Any) -> list[Any]:
+    """The replies in a ``submit`` future's result; raises the write's error."""
+    if isinstance(outcome, _Failed):
+        raise outcome.error
+    replies: list[Any] = outcome
+    return replies
+
+
 class _Failed:
     """A whole write failed; what its waiting callers raise.
 
@@ -188,7 +199,26 @@ class _Failed:
         self.error = error
 
 
-_Entry = tuple[Sequence[Command | Packed], "asyncio.Future[list[Any] | _Failed]"]
+_Target = Union["asyncio.Future[list[Any] | _Failed]", Callable[[BaseException], None]]
+"""Who hears of a queued write: a waiting caller's future, or the error
+callback of a caller that does not wait (``RedisBatch.send``)."""
+_Entry = tuple[Sequence[Command | Packed], _Target]
+
+
+def _settle(target: _Target, outcome: list[Any] | _Failed) -> None:
+    if isinstance(target, asyncio.Future):
+        if not target.done():
+            target.set_result(outcome)
+        return
+    if isinstance(outcome, _Failed):
+        error: BaseException | None = outcome.error
+    else:
+        error = next((r for r in outcome if isinstance(r, ResponseError)), None)
+    if error is not None:
+        try:
+            target(error)
+        except Exception:
+            log.exception("a redis write's error callback failed")
 
 
 class RedisBatch:
@@ -224,22 +254,43 @@ class RedisBatch:
         values; raises (a ``redis_link.REDIS_ERRORS`` member) if the write failed."""
         if not commands:
             return []
+        # No shield: a caller cancelled while waiting cancels its own future
+        # only (the flusher skips futures that are done); its command is
+        # written all the same, as documented above.
+        return replies_of(await self.submit(commands))
+
+    def submit(self, commands: Sequence[Command | Packed]) -> asyncio.Future[Any]:
+        """Queue ``commands`` now (in order with everything queued before) and
+        return the future of their outcome, for ``replies_of`` (``execute``
+        awaits it; the fan-out's durable events await it themselves)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any] | _Failed] = loop.create_future()
         if self._closed:
-            raise ConnectionError("the redis batch is closed")
-        future: asyncio.Future[list[Any] | _Failed] = asyncio.get_running_loop().create_future()
+            future.set_result(_Failed(ConnectionError("the redis batch is closed")))
+            return future
         self._queue.append((commands, future))
+        self._queued += len(commands)
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush(), name="redis-batch")
+        return future
+
+    def send(
+        self, commands: Sequence[Command | Packed], on_error: Callable[[BaseException], None]
+    ) -> None:
+        """Queue ``commands`` for a caller that does not wait (in order with
+        everything queued before, as ``submit``). ``on_error`` is called with
+        the write's error, or the first error reply among them; nothing is
+        called when all went well. The fan-out's presence deltas go this
+        way: no future, no callback scheduled per event."""
+        if self._closed:
+            on_error(ConnectionError("the redis batch is closed"))
+            return
+        self._queue.append((commands, on_error))
         self._queued += len(commands)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush(), name="redis-batch"
             )
-        # No shield: a caller cancelled while waiting cancels its own future
-        # only (the flusher skips futures that are done); its command is
-        # written all the same, as documented above.
-        result = await future
-        if isinstance(result, _Failed):
-            raise result.error
-        return result
 
     async def _flush(self) -> None:
         """Write what is queued, oldest first, until nothing is."""
@@ -258,14 +309,13 @@ class RedisBatch:
                 try:
                     replies = await self._send(commands)
                 except _ERRORS as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(_Failed(exc))
+                    failed = _Failed(exc)
+                    for _, target in batch:
+                        _settle(target, failed)
                     continue
                 start = 0
-                for cmds, future in batch:
-                    if not future.done():
-                        future.set_result(replies[start : start + len(cmds)])
+                for cmds, target in batch:
+                    _settle(target, replies[start : start + len(cmds)])
                     start += len(cmds)
         finally:
             if self._flusher is asyncio.current_task():
@@ -296,9 +346,9 @@ class RedisBatch:
     def _fail_queued(self, error: BaseException) -> None:
         queue, self._queue = self._queue, collections.deque()
         self._queued = 0
-        for _, future in queue:
-            if not future.done():
-                future.set_result(_Failed(error))
+        failed = _Failed(error)
+        for _, target in queue:
+            _settle(target, failed)
 
     @staticmethod
     async def _disconnect(conn: Any) -> None:

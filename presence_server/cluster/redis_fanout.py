@@ -23,10 +23,15 @@ after that finds this process and reaches it. An
 instance that cannot write to the registry (Redis down) is re-registered
 and re-synced when Redis returns, as for any outage.
 
-Events published concurrently on this instance are queued and sent as one
-pipeline (one script per event) by a single flusher: an instance's events
+An event's ``ROUTE`` is queued in the link's ``RedisBatch`` the moment it
+is published, with every other write of this instance (registry scripts
+included): one connection, written in queue order, so an instance's events
 reach Redis, and therefore every other instance, in the order they were
-published, and a burst costs one round trip instead of one per event.
+published, and a burst costs one write and one round trip. A durable event's
+publisher waits for its reply; a presence delta's does not (its reply is
+checked in a callback; a failure is an outage like any other). With sharded
+pub/sub (``--redis-pubsub``) the routes come back to be published on the
+shards, so there one flusher task sends the queue in order instead.
 
 The publishing instance also hands the event to its own connections of
 those users directly, and the script never publishes to the publishing
@@ -66,7 +71,7 @@ from redis.exceptions import ResponseError
 
 from ..metrics import AnyMetrics, NullMetrics
 from .fanout import Event, LocalSubscribers, Subscriber
-from .redis_batch import READ_BYTES, Template, hiredis_parts
+from .redis_batch import READ_BYTES, Template, hiredis_parts, replies_of
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .redis_shards import ShardedPubSub
 
@@ -132,7 +137,7 @@ return #order
 """
 
 
-class _Header(msgspec.Struct, omit_defaults=True):
+class _Header(msgspec.Struct, omit_defaults=True, gc=False):  # no cycles: see ``Event``
     o: str
     """Origin process: it delivered locally already and skips its own copy."""
     t: float
@@ -147,6 +152,7 @@ class _Header(msgspec.Struct, omit_defaults=True):
     ad: bool = False
 
 
+_NO_SESSIONS: frozenset[str] = frozenset()
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(_Header)
 
@@ -189,7 +195,7 @@ def decode_message(payload: bytes) -> tuple[list[int], Event, str, float]:
         subject=header.u,
         friend=header.f,
         version=header.v,
-        revoke=frozenset(header.r),
+        revoke=frozenset(header.r) if header.r else _NO_SESSIONS,
         revoke_all=header.ra,
         account_deleted=header.ad,
     )
@@ -202,6 +208,19 @@ def _pushes(pubsub: Any) -> tuple[hiredis.Reader, asyncio.StreamReader] | None:
     Pushes redis-py read while confirming the subscription are still in the
     reader (``redis_batch.hiredis_parts``)."""
     return hiredis_parts(getattr(pubsub, "connection", None))
+
+
+def _ids(ids: Iterable[int]) -> bytes:
+    """Recipients as ``ROUTE`` reads them: decimal ids separated by commas."""
+    return ",".join(map(str, ids)).encode()
+
+
+def _check(outcome: Any) -> None:
+    """Raise the failure in a ``RedisBatch.submit`` outcome of one ``ROUTE``
+    (the write's error, or the script's error reply, e.g. ``NOSCRIPT``)."""
+    for reply in replies_of(outcome):
+        if isinstance(reply, ResponseError):
+            raise reply
 
 
 def _durable(event: Event) -> bool:
@@ -293,25 +312,46 @@ class RedisFanout:
         if not self.link.up:
             self._keep(ids, event)
             return
+        durable = _durable(event)
+        if self.shards is None:
+            # Plain pub/sub: the event's ROUTE goes straight into the link's
+            # batch, in publish order with every other write of this
+            # instance (one queue, one connection: ``redis_batch``).
+            route = self._route(encode_event(event, self.link.process, start), _ids(ids))
+            if not durable:
+                # A presence delta: nobody waits for Redis to have it. The
+                # hub holds the user's lock for the delta, and the round trip
+                # under it was a suspension, a future and a task hop per
+                # update for a value that re-registration makes good anyway
+                # if it is lost; a failure is reported when the reply comes.
+                self.link.batch.send([route], self._route_failed)
+                return
+            routed = self.link.batch.submit([route])
+            # Returns once the event is in Redis (or kept for after the
+            # outage): callers of durable events may rely on it having left
+            # this instance. No shield: a cancelled caller cancels only its
+            # own future; the event is written all the same.
+            try:
+                _check(await routed)
+            except REDIS_ERRORS as exc:
+                self.link.mark_down(exc)
+                self._keep(ids, event)
+            return
         loop = asyncio.get_running_loop()
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="redis-publisher")
-        if not _durable(event):
-            # A presence delta leaves in order with everything else (one
-            # flusher, one queue) but nobody waits for Redis to have it: the
-            # hub holds the user's lock for the delta, and the round trip
-            # under it was a suspension and a future per update for a value
-            # that re-registration makes good anyway if it is lost. ``close``
-            # sends what is still queued.
-            self._outbox.append((ids, event, start, None))
+        if not durable:
+            self._outbox.append((ids, event, start, None))  # as above: nobody waits
             return
         future: asyncio.Future[None] = loop.create_future()
         self._outbox.append((ids, event, start, future))
-        # Returns once the event is in Redis (or kept for after the outage):
-        # callers of durable events may rely on it having left this instance.
-        # No shield: a cancelled caller cancels only its own future, which
-        # the flusher then skips; the event is sent all the same.
         await future
+
+    def _route_failed(self, error: BaseException) -> None:
+        """A presence delta's ROUTE failed (the write, or the script's error
+        reply such as ``NOSCRIPT``): an outage, as for any other write."""
+        if not self._closed:
+            self.link.mark_down(error)
 
     async def _flush(self) -> None:
         """Send the queue in pipelines, oldest first, until it is empty.
@@ -356,7 +396,7 @@ class RedisFanout:
         # The arguments that never change are packed once (``_route``).
         replies = await link.batch.execute(
             [
-                route(payload, ",".join(map(str, ids)).encode())
+                route(payload, _ids(ids))
                 for (ids, _, _), payload in zip(batch, payloads, strict=True)
             ]
         )
@@ -511,13 +551,16 @@ class RedisFanout:
     async def close(self) -> None:
         self._closed = True
         flusher = self._flusher
-        if flusher is not None and self.link.up:
+        if self.link.up:
             # Presence deltas do not wait for Redis: the last ones (a drain's
-            # "offline" for friends elsewhere) may still be queued. Let the
-            # flusher send them, as long as one write may take.
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            # "offline" for friends elsewhere) may still be queued. Let them
+            # be written, as long as one write may take: the flusher's queue,
+            # then the batch's (a PING answered means all before it was).
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, *REDIS_ERRORS):
                 async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                    await asyncio.shield(flusher)
+                    if flusher is not None:
+                        await asyncio.shield(flusher)
+                    await self.link.batch.call("PING")
         self._on_down()
         flusher, self._flusher = self._flusher, None
         if flusher is not None:

@@ -63,7 +63,6 @@ import contextlib
 import hashlib
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -74,6 +73,7 @@ from presence_protocol import Activity, Status
 
 from ..domain.presence import OFFLINE, DeviceState, merge
 from ..metrics import AnyMetrics, NullMetrics
+from .locks import KeyedLocks
 from .redis_batch import Packed, Template
 from .redis_link import COMMAND_TIMEOUT_SECONDS, REDIS_ERRORS, RedisLink
 from .registry import Change, Observed
@@ -126,10 +126,12 @@ PUT = (
     + """
 -- KEYS: devices hash, epoch users set, epoch heartbeat.
 -- ARGV: field, state, user id, process prefix, '|' .. connection id, cap (0: none)
--- false: the epoch is not live (nothing written); -1: the cap refuses a new device.
+-- false: the epoch is not live (nothing written); -1: the cap refuses a new device;
+-- the new version alone when every device of the user is this process's;
+-- else {the hash before, the new version}.
 if redis.call('GET', KEYS[3]) ~= 'live' then return false end
 local before = redis.call('HGETALL', KEYS[1])
-local others, present, exact, stale = 0, false, false, {}
+local others, present, exact, stale, ours = 0, false, false, {}, true
 for i = 1, #before, 2 do
   local f = before[i]
   if f == ARGV[1] then
@@ -140,6 +142,7 @@ for i = 1, #before, 2 do
     stale[#stale + 1] = f  -- this connection, under an older epoch of this process
   elseif f ~= '~v' then
     others = others + 1
+    if not starts(f, ARGV[4]) then ours = false end
   end
 end
 local cap = tonumber(ARGV[6])
@@ -153,6 +156,9 @@ if not exact then
   redis.call('SADD', KEYS[2], ARGV[3])
   holders(KEYS[1])
 end
+-- Every device of the user is this process's (nearly always: one device):
+-- the process knows them all already, only the version is news.
+if ours then return v end
 return {before, v}
 """
 )
@@ -322,6 +328,8 @@ class _EpochKeys(msgspec.Struct, frozen=True):
 
 
 class RedisRegistry:
+    remote = True
+
     def __init__(self, link: RedisLink, metrics: AnyMetrics | None = None) -> None:
         self.link = link
         self.metrics = metrics or NullMetrics()
@@ -330,7 +338,7 @@ class RedisRegistry:
         self.local: dict[int, LocalDevices] = {}
         """This instance's devices: the truth for them, Redis or not."""
         self._local_versions: dict[int, int] = {}
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = KeyedLocks()
         client = link.client
         self._put_sha = hashlib.sha1(PUT.encode()).hexdigest()
         self._remove_sha = hashlib.sha1(REMOVE.encode()).hexdigest()
@@ -395,13 +403,6 @@ class RedisRegistry:
         prefix = self.link.process_prefix.encode()
         suffix = f"|{device}".encode()
         return [f for f in devices if f.startswith(prefix) and f.endswith(suffix)]
-
-    def _lock(self, user_id: int) -> asyncio.Lock:
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[user_id] = lock
-        return lock
 
     def _local_change(self, user_id: int, before: list[DeviceState]) -> Change:
         """A change computed from this instance's devices only (Redis down)."""
@@ -469,7 +470,7 @@ class RedisRegistry:
     async def reserve(self, user_id: int, device: str, cap: int) -> bool:
         """Take one of the user's ``cap`` device slots (0: no cap) for a device
         about to log in; False if they are all taken, on any instance."""
-        async with self._lock(user_id):
+        async with self._locks.hold(user_id):
             reply = await self._write(user_id, device, PENDING, cap)
             if reply == FULL:
                 return False
@@ -479,11 +480,15 @@ class RedisRegistry:
             return True
 
     async def put(self, user_id: int, device: str, state: DeviceState) -> Change:
-        async with self._lock(user_id):
+        async with self._locks.hold(user_id):
             mine = self.local.setdefault(user_id, {})
             before_local = _states(mine)
             mine[device] = state
             reply = await self._write(user_id, device, encode_state(state), 0)
+            if isinstance(reply, int) and reply > 0:
+                # Only this process holds the user's devices (``PUT``): what
+                # Redis had is what ``local`` had, so nothing to decode.
+                return Change(merge(before_local), merge(_states(mine)), reply)
             if isinstance(reply, list):
                 flat, version = reply
                 devices = parse_devices(flat)
@@ -495,7 +500,7 @@ class RedisRegistry:
             return self._local_change(user_id, before_local)
 
     async def remove(self, user_id: int, device: str) -> Change:
-        async with self._lock(user_id):
+        async with self._locks.hold(user_id):
             mine = self.local.get(user_id)
             if mine is None or device not in mine:
                 return Change(OFFLINE, OFFLINE)
@@ -597,10 +602,7 @@ class RedisRegistry:
         changes: dict[int, Change] = {}
         for start in range(0, len(users), PIPELINE_CHUNK):
             chunk = users[start : start + PIPELINE_CHUNK]
-            locks = [self._lock(uid) for uid in chunk]
-            async with contextlib.AsyncExitStack() as stack:
-                for lock in locks:
-                    await stack.enter_async_context(lock)
+            async with self._locks.hold(*chunk):
                 fields: dict[int, dict[bytes, DeviceState | None]] = {}
                 async with link.client.pipeline(transaction=False) as pipe:
                     for uid in chunk:

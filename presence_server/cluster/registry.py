@@ -48,6 +48,10 @@ class Observed:
 
 
 class PresenceRegistry(Protocol):
+    remote: bool
+    """Writes wait on another process (Redis): many of them are worth
+    issuing at once, so they share round trips. False: a write never waits."""
+
     async def reserve(self, user_id: int, device: str, cap: int) -> bool:
         """Atomically take one of the user's ``cap`` device slots (0: no cap) for
         a device about to log in; False, changing nothing, if all are taken.
@@ -83,6 +87,8 @@ class PresenceRegistry(Protocol):
 
 
 class InProcessRegistry:
+    remote = False
+
     def __init__(self) -> None:
         self._devices: dict[int, dict[str, DeviceState]] = {}
         self._pending: dict[int, set[str]] = {}

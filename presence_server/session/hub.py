@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 
 from presence_protocol import (
@@ -26,6 +26,7 @@ from presence_protocol import (
 )
 
 from ..cluster.fanout import Event, Fanout, InProcessFanout
+from ..cluster.locks import Hold, KeyedLocks
 from ..cluster.registry import Change, PresenceRegistry
 from ..config import ServerConfig, hello_for
 from ..domain import presence
@@ -61,6 +62,10 @@ HOUR = 3600.0
 RESYNC_CONCURRENCY = 16
 
 
+LEAVE_CHUNK = 500
+"""Registry removals a drain issues at once when the registry is remote (``leave_all``)."""
+
+
 class Hub:
     def __init__(
         self,
@@ -91,7 +96,7 @@ class Hub:
         """Last-seen stamps of this loop turn, written together (``_stamp``)."""
         self._stamped: asyncio.Future[None] | None = None
         self._stamp_tasks: set[asyncio.Task[None]] = set()
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = KeyedLocks()
         self._friend_ids: dict[int, tuple[int, ...]] = {}
         """Friends of users whose presence may change here, so a presence change
         costs no database read. Dropped when a relation of the user changes
@@ -118,21 +123,9 @@ class Hub:
 
     # ------------------------------------------------------------ locks
 
-    def _lock(self, user_id: int) -> asyncio.Lock:
-        lock = self._locks.get(user_id)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[user_id] = lock
-        return lock
-
-    @contextlib.asynccontextmanager
-    async def locked(self, *user_ids: int) -> AsyncIterator[None]:
+    def locked(self, *user_ids: int) -> Hold:
         """Hold the locks of several users, always taken in id order (no deadlock)."""
-        async with contextlib.AsyncExitStack() as stack:
-            held = [self._lock(uid) for uid in sorted(set(user_ids))]
-            for lock in held:
-                await stack.enter_async_context(lock)
-            yield
+        return self._locks.hold(*user_ids)
 
     # ------------------------------------------------------------ presence
 
@@ -375,6 +368,7 @@ class Hub:
         (``Session.detach``).
         """
         assert self.stopping
+        leaving: list[tuple[int, str]] = []
         for peer in peers:
             self.connections.discard(peer)
             found = peer.detach()
@@ -383,16 +377,33 @@ class Hub:
             user_id, device = found
             try:
                 await self.fanout.unsubscribe(user_id, peer)  # type: ignore[arg-type]
-                lock = self._locks.get(user_id)
-                if lock is not None and lock.locked():
-                    async with lock:  # a change of this user is under way: after it
-                        change = await self.registry.remove(user_id, device)
-                else:
-                    change = await self.registry.remove(user_id, device)
-                if change.changed and change.after.offline:
-                    self._gone_at_stop[user_id] = change
             except Exception:
-                log.exception("connection %s: leaving at the drain failed", device)
+                log.exception("connection %s: leaving the fan-out at the drain failed", device)
+            leaving.append(found)
+        if not self.registry.remote:
+            for user_id, device in leaving:
+                await self._leave(user_id, device)
+            return
+        # A registry in Redis: a chunk of removals at once, so they share the
+        # batch's writes and round trips instead of one round trip each (the
+        # registry's per-user lock keeps two devices of one user in order).
+        for start in range(0, len(leaving), LEAVE_CHUNK):
+            chunk = leaving[start : start + LEAVE_CHUNK]
+            await asyncio.gather(*(self._leave(user_id, device) for user_id, device in chunk))
+
+    async def _leave(self, user_id: int, device: str) -> None:
+        """One device out of the registry at the drain; going offline is noted
+        for ``close()``."""
+        try:
+            if self._locks.locked(user_id):
+                async with self._locks.hold(user_id):  # a change is under way: after it
+                    change = await self.registry.remove(user_id, device)
+            else:
+                change = await self.registry.remove(user_id, device)
+            if change.changed and change.after.offline:
+                self._gone_at_stop[user_id] = change
+        except Exception:
+            log.exception("connection %s: leaving at the drain failed", device)
 
     def finished(self, peer: Peer) -> None:
         """A session's transport is done (``Session.end``): a drain may be waiting."""

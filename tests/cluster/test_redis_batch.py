@@ -40,6 +40,7 @@ HANG_GUARD = 30.0
 caller = st.tuples(
     st.lists(st.booleans(), min_size=1, max_size=5),  # per command: valid (True) or an error
     st.booleans(),  # cancelled right after queuing
+    st.booleans(),  # waits for its replies (``execute``), or not (``send``, an error callback)
 )
 
 
@@ -56,7 +57,7 @@ def _redis_url() -> str:
 )
 @given(callers=st.lists(caller, min_size=1, max_size=40), waves=st.integers(1, 4))
 def test_commands_run_once_in_queue_order_and_each_caller_gets_its_own_replies(
-    callers: list[tuple[list[bool], bool]], waves: int
+    callers: list[tuple[list[bool], bool, bool]], waves: int
 ) -> None:
     url = _redis_url()
 
@@ -69,12 +70,16 @@ def test_commands_run_once_in_queue_order_and_each_caller_gets_its_own_replies(
         await link.client.set(bad, "x")
         expected: list[bytes] = []
         tasks: list[tuple[asyncio.Task[list[object]], list[bool], bool, list[bytes]]] = []
+        heard: dict[int, list[BaseException]] = {}  # callers that do not wait: their errors
         try:
             # Callers arrive in ``waves`` bursts; a burst is queued within one
             # tick of the loop, as concurrent connections' changes are.
             per_wave = -(-len(callers) // waves)
             for start in range(0, len(callers), per_wave):
-                for n, (valid, cancel) in enumerate(callers[start : start + per_wave], start):
+                wave: list[tuple[asyncio.Task[list[object]], list[bool], bool, list[bytes]]] = []
+                for n, (valid, cancel, waits) in enumerate(
+                    callers[start : start + per_wave], start
+                ):
                     commands: list[tuple[str, ...]] = []
                     values: list[bytes] = []
                     for i, ok in enumerate(valid):
@@ -85,19 +90,43 @@ def test_commands_run_once_in_queue_order_and_each_caller_gets_its_own_replies(
                         else:
                             commands.append(("INCR", bad))  # an error reply, nothing written
                     expected += values
+                    if not waits:
+                        heard[n] = []
+
+                        async def queue(
+                            commands: list[tuple[str, ...]] = commands,
+                            values: list[bytes] = values,
+                            errors: list[BaseException] = heard[n],
+                        ) -> list[bytes]:
+                            # In a task like the waiting callers, so that all
+                            # queue in the order they were created.
+                            batch.send(commands, errors.append)
+                            return values
+
+                        tasks.append((asyncio.ensure_future(queue()), valid, False, values))  # type: ignore[arg-type]
+                        continue
                     task = asyncio.ensure_future(batch.execute(commands))
                     tasks.append((task, valid, cancel, values))
+                    wave.append((task, valid, cancel, values))
                 await asyncio.sleep(0)  # the flusher starts: this wave is in one write
-                for task, _, cancel, _ in tasks[-per_wave:]:
+                for task, _, cancel, _ in wave:
                     if cancel:
                         task.cancel()
             async with asyncio.timeout(HANG_GUARD):
                 await asyncio.gather(*(t for t, *_ in tasks), return_exceptions=True)
+                await batch.call("PING")  # answered: every write before it was read
             # Exactly once, in queue order, cancelled callers' commands included.
             assert await link.client.lrange(key, 0, -1) == expected
+            # A caller that did not wait heard of its first error reply, once,
+            # and of nothing when all its commands went well.
+            for n, errors in heard.items():
+                valid = callers[n][0]
+                assert len(errors) == (0 if all(valid) else 1), (n, valid, errors)
+                assert all(isinstance(e, ResponseError) for e in errors)
             position = 0
-            for task, valid, cancel, values in tasks:
-                if cancel and task.cancelled():
+            for task, valid, _cancel, values in tasks:
+                if task.cancelled() or task.result() is values:
+                    # Cancelled, or did not wait: its place in the list only.
                     position += len(values)
                     continue
                 replies = task.result()
@@ -109,9 +138,9 @@ def test_commands_run_once_in_queue_order_and_each_caller_gets_its_own_replies(
                     else:
                         assert isinstance(reply, ResponseError)
             commands_sent = sum(len(v) for _, v, _, _ in tasks)
-            assert batch.commands == commands_sent
+            assert batch.commands == commands_sent + 1  # and the PING
             # One write per wave (more only where a wave exceeds one write's size).
-            assert batch.writes <= waves + commands_sent // BATCH_COMMANDS
+            assert batch.writes <= waves + 1 + commands_sent // BATCH_COMMANDS
         finally:
             await link.client.delete(key, bad)
             await link.close()

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
 
 from presence_protocol import CloseCode
 from presence_server import RunningServer
 from presence_server.cluster.registry import Change
 from tests.server.client import befriend, login_dev
-from tests.support.servers import Database, on_last_seen_written
+from tests.support.servers import Database, StartServer, on_last_seen_written
 
 USERS = 30
 
@@ -71,3 +75,48 @@ async def test_a_stop_takes_each_session_out_of_the_registry_once(server: Runnin
     assert sorted(u for u, _ in removed) == sorted(c.me for c in clients), removed
     assert friend_reads == []
     assert await registry.connected() == []
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_a_cluster_instance_drains_the_registry_in_shared_round_trips(
+    start: StartServer, redis_url: str, redis_prefix: str
+) -> None:
+    """With the registry in Redis, a stop issues the removals of every device
+    at once so they share the link's batch (a few writes for all), instead of
+    one awaited round trip each: an operator's rolling restart waits on it.
+    Each device still leaves exactly once, and the registry is empty after."""
+    server = await start(redis_url=redis_url, redis_prefix=redis_prefix)
+    clients = await asyncio.gather(*(login_dev(server.url, f"user{i}") for i in range(USERS)))
+    for a, b in itertools.pairwise(clients):
+        await befriend(a, b)
+    link = server.link
+    assert link is not None
+    registry = server.hub.registry
+    real_remove = registry.remove
+    removed: list[int] = []
+
+    async def remove(user_id: int, device: str) -> Change:
+        removed.append(user_id)
+        return await real_remove(user_id, device)
+
+    registry.remove = remove  # type: ignore[method-assign]
+    writes_before = link.batch.writes
+    commands_before = link.batch.commands
+    stopping = asyncio.get_running_loop().create_task(server.stop())
+    codes = await asyncio.gather(*(c.closed() for c in clients))
+    await stopping
+    assert set(codes) == {CloseCode.SERVER_RESTART}
+    assert sorted(removed) == sorted(c.me for c in clients)
+    removals = link.batch.commands - commands_before
+    assert removals >= USERS
+    # One round trip each would be USERS writes; issued together they share a
+    # handful (the offline deltas to friends elsewhere and the last write of
+    # the drain come after, in a write or two more).
+    assert link.batch.writes - writes_before <= 5, (link.batch.writes - writes_before, removals)
+    assert removed  # the check below reads Redis, which the stopped link no longer can
+    check: Any = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await check.keys(f"{redis_prefix}dev:*") == []
+    finally:
+        await check.aclose()
