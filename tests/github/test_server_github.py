@@ -160,24 +160,26 @@ async def test_github_down_means_retry_later(
 
 
 async def test_unreachable_github_means_retry_later() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # Nothing listens on the port any more: connection refused.
-    settings = GitHubSettings(
-        client_id="id", client_secret="secret", web_url=f"http://127.0.0.1:{port}"
-    )
-    auth = GitHubAuth(settings, timeout=2.0)
-    try:
-        with pytest.raises(LoginError) as err:
-            await auth.exchange_code("code", "v" * 43, REDIRECT)
-        assert err.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
-        assert err.value.retry_after == gh.RETRY_AFTER_UNREACHABLE
-        with pytest.raises(LoginError) as err:
-            await auth.check_token("gho_x")
-        assert err.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
-    finally:
-        await auth.aclose()
+    with socket.socket() as held:
+        # Bound but not listening, and held for the whole test: connections to
+        # it are refused, and no other process (a parallel test, a server of
+        # another suite on this machine) can take the port meanwhile.
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        settings = GitHubSettings(
+            client_id="id", client_secret="secret", web_url=f"http://127.0.0.1:{port}"
+        )
+        auth = GitHubAuth(settings, timeout=2.0)
+        try:
+            with pytest.raises(LoginError) as err:
+                await auth.exchange_code("code", "v" * 43, REDIRECT)
+            assert err.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
+            assert err.value.retry_after == gh.RETRY_AFTER_UNREACHABLE
+            with pytest.raises(LoginError) as err:
+                await auth.check_token("gho_x")
+            assert err.value.code is ErrorCode.UPSTREAM_UNAVAILABLE
+        finally:
+            await auth.aclose()
 
 
 async def test_rate_limit_headers_set_retry_after() -> None:

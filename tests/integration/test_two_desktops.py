@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from presence_desktop.core.api import AlertKind, Link
 from presence_protocol import SeenStatus, Status
+from tests.support.clock import FakeClock
 from tests.support.servers import ServerHandle
 
 from ..desktop.net.helpers import until
@@ -64,22 +66,43 @@ async def test_two_desktops_see_each_other_and_message_across_a_forced_disconnec
     assert online[0].user_ids == (bob2.me,)
 
 
-async def test_a_timed_status_ends_by_itself_and_friends_see_it(make_app: MakeApp) -> None:
-    alice, bob = make_app("alice"), make_app("bob")
-    await alice.start()
-    await bob.start()
-    await befriend(alice, bob)
-    alice.controller.set_status(Status.DND, int(time.time()) + 2)
-    await until(
-        lambda: bob.state.friends[alice.me].status is SeenStatus.DND, bob.state.friend_changed
-    )
-    assert bob.state.friends[alice.me].until is not None
-    await until(lambda: alice.state.my_status is Status.ONLINE, alice.state.my_status_changed)
-    assert alice.state.my_status_until is None
-    await until(
-        lambda: bob.state.friends[alice.me].status is SeenStatus.ONLINE, bob.state.friend_changed
-    )
-    assert alice.settings.runtime.my_status is Status.ONLINE
+async def test_a_timed_status_ends_by_itself_and_friends_see_it(tmp_path: Path) -> None:
+    """Alice's app and the server read one wall clock held at a whole second,
+    so "two seconds from now" is in the future wherever it is checked; the
+    status still ends on the loops' own timers, two real seconds later. Read
+    from the real clock, it was one to two seconds away, and a machine busy
+    for longer than that had the server refuse it as already past."""
+    clock = FakeClock()
+
+    def wall_ns() -> int:
+        return int(clock.now * 1_000_000_000)
+
+    server = ServerHandle(tmp_path / "server", clock_ns=wall_ns)
+    await server.start()
+    alice = App(tmp_path / "alice", server.url, "alice", clock=clock)
+    bob = App(tmp_path / "bob", server.url, "bob")
+    try:
+        await alice.start()
+        await bob.start()
+        await befriend(alice, bob)
+        alice.controller.set_status(Status.DND, int(clock.now) + 2)
+        await until(
+            lambda: bob.state.friends[alice.me].status is SeenStatus.DND,
+            bob.state.friend_changed,
+        )
+        assert bob.state.friends[alice.me].until is not None
+        await until(lambda: alice.state.my_status is Status.ONLINE, alice.state.my_status_changed)
+        assert alice.state.my_status_until is None
+        await until(
+            lambda: bob.state.friends[alice.me].status is SeenStatus.ONLINE,
+            bob.state.friend_changed,
+        )
+        assert alice.settings.runtime.my_status is Status.ONLINE
+        assert alice.errors == []
+    finally:
+        await alice.controller.stop()
+        await bob.controller.stop()
+        await server.stop()
 
 
 async def test_an_app_restart_keeps_inbox_status_and_unsent_messages(

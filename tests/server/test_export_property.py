@@ -157,7 +157,9 @@ async def _export(
 @settings(
     deadline=None,  # no speed bound: the machine is shared
     max_examples=40,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],  # the seed is only read
+    # The seed is only read; too_slow is a wall-clock bound (the suite's profile
+    # suppresses it, and a list given here replaces the profile's).
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(limit=st.integers(min_value=4_000, max_value=40_000), plan=changes)
 def test_pages_fit_and_nothing_that_stayed_is_lost_or_repeated(

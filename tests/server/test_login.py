@@ -31,7 +31,8 @@ from presence_protocol import (
 )
 from presence_server import RunningServer, ServerConfig, ServerLimits, start_server
 from presence_server.config import ConfigError
-from tests.support.servers import StartServer
+from tests.support.clock import FakeClock
+from tests.support.servers import StartServer, hand_clock
 
 from .client import Client, login_dev
 from .conftest import Login
@@ -131,12 +132,29 @@ async def test_dev_login_only_on_loopback(db_path: Path) -> None:
 
 
 async def test_auth_deadline_closes_with_4001(start: StartServer) -> None:
-    server = await start(limits=ServerLimits(auth_deadline_seconds=0.3))
+    """Nothing but a login counts: a connection that sent only other commands
+    is closed at the deadline. The deadline passes when the test moves the
+    clock, so the commands before it cannot lose a race with a busy machine."""
+    server = await start(limits=ServerLimits(auth_deadline_seconds=0.5))
+    clock = hand_clock(server, FakeClock())
     client = await Client.open(server.url)
     await client.expect(Hello)
     # A non-login command does not count as logging in.
     reply = await client.request(FriendRequest(login="bob"))
     assert isinstance(reply, Error) and reply.code == ErrorCode.NOT_AUTHENTICATED
+    clock.advance(0.375)  # binary fractions: the two steps add up exactly
+    reply = await client.request(FriendRequest(login="bob"))  # still open, still refused
+    assert isinstance(reply, Error) and reply.code == ErrorCode.NOT_AUTHENTICATED
+    clock.advance(0.125)
+    assert await client.closed() == CloseCode.AUTH_TIMEOUT
+
+
+async def test_a_silent_connection_is_closed_by_the_loops_timer(start: StartServer) -> None:
+    """The same deadline on the server's own clock (the event loop's): a
+    client that says nothing is closed with 4001, however late the timer runs."""
+    server = await start(limits=ServerLimits(auth_deadline_seconds=0.3))
+    client = await Client.open(server.url)
+    await client.expect(Hello)
     assert await client.closed() == CloseCode.AUTH_TIMEOUT
 
 

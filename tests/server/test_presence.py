@@ -17,6 +17,7 @@ from presence_protocol import (
     Status,
 )
 from presence_server import RunningServer
+from tests.support.clock import FakeClock
 from tests.support.servers import StartServer
 
 from .client import Client, befriend, login_dev
@@ -176,18 +177,31 @@ async def test_last_seen_on_final_disconnect(
     await bob2.close()
 
 
-async def test_timed_status_reverts_to_online(login: Login) -> None:
-    alice = await login("alice")
-    bob = await login("bob")
+async def test_timed_status_reverts_to_online(start: StartServer) -> None:
+    """A timed status ends by the loop's own timer, through a real server.
+
+    The server's wall clock is held at a whole second: ``until`` one second
+    after it is in the future by construction. Read from the real clock, it
+    was a second boundary away, and a machine too busy to deliver the command
+    before that boundary got ``invalid_message`` instead of the status.
+    """
+    clock = FakeClock()
+    server = await start(clock_ns=lambda: int(clock.now * 1_000_000_000))
+    alice = await login_dev(server.url, "alice")
+    bob = await login_dev(server.url, "bob")
     await befriend(alice, bob)
-    until = int(time.time()) + 1
+    until = int(clock.now) + 1
     await alice.ok(SetPresence(status=Status.DND, until=until))
     update = await bob.expect(PresenceUpdate)
     assert (update.status, update.until) == (SeenStatus.DND, until)
-    reverted = await bob.expect(PresenceUpdate)
+    reverted = await bob.expect(PresenceUpdate)  # a second later, on the loop's clock
     assert (reverted.status, reverted.until) == (SeenStatus.ONLINE, None)
-    alice2 = await login("alice", "desktop")
+    # The store agrees: the server's wall clock still reads the start, so a new
+    # device starts online only because the revert was written.
+    alice2 = await login_dev(server.url, "alice", "desktop")
     assert alice2.snapshot is not None and alice2.snapshot.status is Status.ONLINE
+    for client in (alice, bob, alice2):
+        await client.close()
 
 
 async def test_until_in_the_past_is_invalid(login: Login) -> None:

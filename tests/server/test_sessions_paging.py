@@ -167,7 +167,11 @@ revocations = st.lists(st.integers(0, 149), max_size=30)
 
 @pytest.mark.slow  # a property over real servers: forty examples, seconds
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    # too_slow is a wall-clock bound: the suite's profile suppresses it, and a
+    # list given here replaces the profile's.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
     count=st.integers(0, 150),

@@ -12,6 +12,9 @@
   nothing frozen before or after, and no policy callback left behind.
 * ``on_last_seen_written`` — note every last-seen statement a store runs (how
   many a stop or a mass disconnect costs).
+* ``hand_clock`` — a running server's session timers and rate windows on a
+  ``FakeClock`` the test moves (windows and deadlines that must not depend on
+  how fast a loaded machine gets through the test).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from presence_server.edge.gc_policy import _on_gc
 from presence_server.storage.database import normalize_url
 from presence_server.storage.store import Store
 
+from .clock import FakeClock
 from .services import fresh_postgres_database, postgres_dsn
 
 StartServer = Callable[..., Awaitable[RunningServer]]
@@ -56,6 +60,27 @@ def on_last_seen_written(store: Store, note: Callable[[list[int], int], None]) -
         note(ids, when)
 
     store.set_last_seen = noted  # type: ignore[method-assign]
+
+
+def hand_clock(server: RunningServer, clock: FakeClock) -> FakeClock:
+    """Run ``server``'s session timers and rate windows on ``clock`` from now on.
+
+    A presence window of half a second or an auth deadline of 0.3 s on the
+    loop's clock makes a test race the machine: on a loaded CI box the five
+    commands that should share a window, or the one that should beat the
+    deadline, are sometimes not done in time, and the test fails for a reason
+    that is not the server's. On ``clock`` the window ends, and the deadline
+    passes, exactly when the test calls ``clock.advance`` — everything else
+    (sockets, frames, the database) stays real. The hub's clock is the one
+    ``Session`` reads (``presence_server/session/timing.py``); the server
+    builds it with the loop's clock, so it is replaced here, before the
+    connections under test are opened (a session arms its auth deadline when
+    it opens). Unix time stays ``ServerConfig.clock_ns`` (pass
+    ``clock_ns=`` to ``start`` to set that too).
+    """
+    server.hub.clock = clock
+    server.hub.monotonic = clock.monotonic
+    return clock
 
 
 def sqlite_url(path: Path) -> str:
@@ -128,17 +153,27 @@ async def start(database: Database) -> AsyncIterator[StartServer]:
 
 
 class ServerHandle:
-    """One server database that can be stopped and started again on the same port."""
+    """One server database that can be stopped and started again on the same port.
 
-    def __init__(self, directory: Path) -> None:
+    ``config`` overrides go to every start (``clock_ns=`` for a test that owns
+    the server's wall clock)."""
+
+    def __init__(self, directory: Path, **config: Any) -> None:
         self.database_url = sqlite_url(directory / SQLITE_NAME)
         self.port = 0
         self.server: RunningServer | None = None
+        self.config = config
 
     async def start(self) -> RunningServer:
         self.server = await start_server(
             ServerConfig(
-                host="127.0.0.1", port=self.port, database_url=self.database_url, dev_login=True
+                **{
+                    "host": "127.0.0.1",
+                    "port": self.port,
+                    "database_url": self.database_url,
+                    "dev_login": True,
+                    **self.config,
+                }
             )
         )
         self.port = self.server.port

@@ -28,11 +28,28 @@ def _read_line(fd: int, timeout: float) -> str:
 
 @contextlib.contextmanager
 def xvfb() -> Iterator[str]:
-    """A fresh Xvfb on a free display number; yields ``:N``."""
+    """A fresh Xvfb on a free display number; yields ``:N``.
+
+    ``-noreset``: by default an X server resets when its last client leaves,
+    and a client connecting during that reset fails to open the display. The
+    readiness checks here connect and leave (``xprop``) while the window
+    manager is still starting, so on a busy machine Openbox now and then
+    lost that race and exited ("Failed to open the display").
+    """
     require(shutil.which("Xvfb") is not None, "Xvfb not installed (apt-get install xvfb)")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", "-screen", "0", "1024x768x24"],
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-nolisten",
+            "tcp",
+            "-noreset",
+            "-screen",
+            "0",
+            "1024x768x24",
+        ],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

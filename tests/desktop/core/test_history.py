@@ -208,7 +208,11 @@ _ops = st.lists(
 
 @pytest.mark.slow
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    # too_slow is a wall-clock bound: the suite's profile suppresses it, and a
+    # list given here replaces the profile's.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=_ops)
 def test_counts_and_order_agree_with_a_plain_model(

@@ -67,7 +67,19 @@ def _start_xvfb(screen: str) -> tuple[subprocess.Popen[bytes], str]:
     read, write = os.pipe()
     try:
         proc = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write), "-screen", "0", screen, "-nolisten", "tcp"],
+            # -noreset: a server that resets when its last client (a readiness
+            # probe) leaves refuses a client connecting meanwhile, such as trayer.
+            [
+                "Xvfb",
+                "-displayfd",
+                str(write),
+                "-screen",
+                "0",
+                screen,
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ],
             pass_fds=(write,),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -89,7 +101,9 @@ def _start_xvfb(screen: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _start_trayer(desktop: Desktop, attempts: int = 3) -> None:
-    """trayer now and then fails to come up on a just-started server: try again."""
+    """trayer now and then failed to come up on a just-started server (most
+    likely the server's reset after a probe left, which ``-noreset`` removes):
+    try again all the same."""
     for attempt in range(1, attempts + 1):
         proc = subprocess.Popen(
             [
