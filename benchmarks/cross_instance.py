@@ -258,12 +258,10 @@ def _redis_cpu(redis: Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def scale_run(
-    args: argparse.Namespace, url: str, redis: Redis, count: int, repeats: int
-) -> dict[str, Any]:
-    """``count`` servers (in-process fan-out if 1, else Redis) sharing core 0;
-    Redis, load generators and this process on core 1; ``repeats`` saturation
-    runs on the same servers."""
+def scale_run(args: argparse.Namespace, url: str, redis: Redis, count: int) -> dict[str, Any]:
+    """One closed-loop saturation run of ``count`` servers (in-process fan-out
+    if 1, else Redis) sharing core 0; Redis, load generators and this process
+    on core 1."""
     command, _delta = stamped_templates()
     servers: list[BenchServer] = []
     try:
@@ -276,43 +274,38 @@ def scale_run(
                 _pin(proc.pid, {1})
             workers.connect(args.users)
             time.sleep(2)
-            runs = []
-            for _ in range(repeats):
-                cpu0 = [cpu_seconds(s.pid) for s in servers]
-                redis0 = _redis_cpu(redis)
-                started = time.monotonic()
-                updates, deliveries, _window = _saturate(workers, command, args.seconds)
-                elapsed = time.monotonic() - started
-                server_cpu = sum(cpu_seconds(s.pid) - c for s, c in zip(servers, cpu0, strict=True))
-                redis_cpu = _redis_cpu(redis) - redis0
-                runs.append(
-                    {
-                        "updates_per_s": updates,
-                        "deliveries_per_s": deliveries,
-                        "server_core_busy": server_cpu / elapsed,
-                        "redis_core_busy": redis_cpu / elapsed,
-                        "server_cpu_us_per_delivery": 1e6 * server_cpu / (deliveries * elapsed)
-                        if deliveries
-                        else float("nan"),
-                        "redis_cpu_us_per_delivery": 1e6 * redis_cpu / (deliveries * elapsed)
-                        if deliveries
-                        else float("nan"),
-                    }
-                )
-                r = runs[-1]
-                print(
-                    f"  {count} on core 0: {deliveries:8.0f} deliveries/s"
-                    f" ({updates:.0f} updates/s), servers {r['server_core_busy']:.2f} core,"
-                    f" Redis {r['redis_core_busy']:.2f} core,"
-                    f" {r['server_cpu_us_per_delivery']:.1f} us server CPU per delivery",
-                    flush=True,
-                )
+            cpu0 = [cpu_seconds(s.pid) for s in servers]
+            redis0 = _redis_cpu(redis)
+            started = time.monotonic()
+            updates, deliveries, _window = _saturate(workers, command, args.seconds)
+            elapsed = time.monotonic() - started
+            server_cpu = sum(cpu_seconds(s.pid) - c for s, c in zip(servers, cpu0, strict=True))
+            redis_cpu = _redis_cpu(redis) - redis0
         finally:
             workers.stop()
     finally:
         for server in servers:
             server.stop()
-    return {"instances": count, "runs": runs}
+    run = {
+        "updates_per_s": updates,
+        "deliveries_per_s": deliveries,
+        "server_core_busy": server_cpu / elapsed,
+        "redis_core_busy": redis_cpu / elapsed,
+        "server_cpu_us_per_delivery": 1e6 * server_cpu / (deliveries * elapsed)
+        if deliveries
+        else float("nan"),
+        "redis_cpu_us_per_delivery": 1e6 * redis_cpu / (deliveries * elapsed)
+        if deliveries
+        else float("nan"),
+    }
+    print(
+        f"  {count} on core 0: {deliveries:8.0f} deliveries/s"
+        f" ({updates:.0f} updates/s), servers {run['server_core_busy']:.2f} core,"
+        f" Redis {run['redis_core_busy']:.2f} core,"
+        f" {run['server_cpu_us_per_delivery']:.1f} us server CPU per delivery",
+        flush=True,
+    )
+    return run
 
 
 def scale_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, Any]:
@@ -333,7 +326,7 @@ def scale_runs(args: argparse.Namespace, url: str, redis: Redis) -> dict[str, An
         print("horizontal scale, servers pinned to core 0, the rest to core 1")
         for _ in range(args.scale_repeats):
             for key, count in (("one", 1), ("three", 3)):
-                out[key]["runs"] += scale_run(args, url, redis, count, 1)["runs"]
+                out[key]["runs"].append(scale_run(args, url, redis, count))
     finally:
         os.sched_setaffinity(0, me)
         _pin(redis.proc.pid, me)

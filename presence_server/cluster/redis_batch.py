@@ -263,15 +263,8 @@ class RedisBatch:
         """Queue ``commands`` now (in order with everything queued before) and
         return the future of their outcome, for ``replies_of`` (``execute``
         awaits it; the fan-out's durable events await it themselves)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any] | _Failed] = loop.create_future()
-        if self._closed:
-            future.set_result(_Failed(ConnectionError("the redis batch is closed")))
-            return future
-        self._queue.append((commands, future))
-        self._queued += len(commands)
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush(), name="redis-batch")
+        future: asyncio.Future[list[Any] | _Failed] = asyncio.get_running_loop().create_future()
+        self._enqueue(commands, future)
         return future
 
     def send(
@@ -282,10 +275,14 @@ class RedisBatch:
         the write's error, or the first error reply among them; nothing is
         called when all went well. The fan-out's presence deltas go this
         way: no future, no callback scheduled per event."""
+        self._enqueue(commands, on_error)
+
+    def _enqueue(self, commands: Sequence[Command | Packed], target: _Target) -> None:
+        """Queue for the flusher (started if idle); a closed batch fails at once."""
         if self._closed:
-            on_error(ConnectionError("the redis batch is closed"))
+            _settle(target, _Failed(ConnectionError("the redis batch is closed")))
             return
-        self._queue.append((commands, on_error))
+        self._queue.append((commands, target))
         self._queued += len(commands)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(
