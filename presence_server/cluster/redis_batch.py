@@ -199,9 +199,19 @@ class _Failed:
         self.error = error
 
 
-_Target = Union["asyncio.Future[list[Any] | _Failed]", Callable[[BaseException], None]]
-"""Who hears of a queued write: a waiting caller's future, or the error
-callback of a caller that does not wait (``RedisBatch.send``)."""
+class _Then:
+    """The callback of a caller that reads its replies without waiting (``RedisBatch.then``)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[list[Any] | BaseException], None]) -> None:
+        self.fn = fn
+
+
+_Target = Union["asyncio.Future[list[Any] | _Failed]", _Then, Callable[[BaseException], None]]
+"""Who hears of a queued write: a waiting caller's future, the reply callback
+of a caller that does not wait (``RedisBatch.then``), or the error callback
+of one that only needs to hear of failures (``RedisBatch.send``)."""
 _Entry = tuple[Sequence[Command | Packed], _Target]
 
 
@@ -209,6 +219,12 @@ def _settle(target: _Target, outcome: list[Any] | _Failed) -> None:
     if isinstance(target, asyncio.Future):
         if not target.done():
             target.set_result(outcome)
+        return
+    if isinstance(target, _Then):
+        try:
+            target.fn(outcome.error if isinstance(outcome, _Failed) else outcome)
+        except Exception:
+            log.exception("a redis write's reply callback failed")
         return
     if isinstance(outcome, _Failed):
         error: BaseException | None = outcome.error
@@ -276,6 +292,20 @@ class RedisBatch:
         called when all went well. The fan-out's presence deltas go this
         way: no future, no callback scheduled per event."""
         self._enqueue(commands, on_error)
+
+    def then(
+        self,
+        commands: Sequence[Command | Packed],
+        on_outcome: Callable[[list[Any] | BaseException], None],
+    ) -> None:
+        """Queue ``commands`` for a caller that does not wait but reads the
+        replies (in order with everything queued before, as ``submit``).
+        ``on_outcome`` gets the replies (error replies as ``ResponseError``
+        values) or the write's error, in the batch's task, once the replies
+        are read. The registry's presence writes go this way: the instance
+        already knows their answer, and only a surprise needs acting on
+        (``redis_registry``, "Presence writes do not wait")."""
+        self._enqueue(commands, _Then(on_outcome))
 
     def _enqueue(self, commands: Sequence[Command | Packed], target: _Target) -> None:
         """Queue for the flusher (started if idle); a closed batch fails at once."""

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -88,9 +89,15 @@ FULL = -1
 """What ``PUT`` returns when the device cap refuses a new device."""
 
 _BUMP = """
-local function bump(key)
-  local t = redis.call('TIME')
-  local v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- A version: Redis's clock in microseconds, or the one the writer proposes
+-- (``PUT`` of a presence change the instance published already), and
+-- always above the last one.
+local function bump(key, proposed)
+  local v = proposed
+  if not v or v <= 0 then
+    local t = redis.call('TIME')
+    v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
   local last = tonumber(redis.call('HGET', key, '~v') or '0')
   if v <= last then v = last + 1 end
   redis.call('HSET', key, '~v', string.format('%.0f', v))
@@ -125,10 +132,11 @@ PUT = (
     _BUMP
     + """
 -- KEYS: devices hash, epoch users set, epoch heartbeat.
--- ARGV: field, state, user id, process prefix, '|' .. connection id, cap (0: none)
+-- ARGV: field, state, user id, process prefix, '|' .. connection id, cap (0: none),
+--       proposed version (0: none; see RedisRegistry.put)
 -- false: the epoch is not live (nothing written); -1: the cap refuses a new device;
--- the new version alone when every device of the user is this process's;
--- else {the hash before, the new version}.
+-- the new version alone when every device of the user is this process's
+-- (and it is the proposed one, if any); else {the hash before, the new version}.
 if redis.call('GET', KEYS[3]) ~= 'live' then return false end
 local before = redis.call('HGETALL', KEYS[1])
 local others, present, exact, stale, ours = 0, false, false, {}, true
@@ -149,7 +157,8 @@ local cap = tonumber(ARGV[6])
 if cap > 0 and not present and others >= cap then return -1 end
 for _, f in ipairs(stale) do redis.call('HDEL', KEYS[1], f) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local v = bump(KEYS[1])
+local proposed = tonumber(ARGV[7]) or 0
+local v = bump(KEYS[1], proposed)
 -- A state change of a device already here under this epoch (most calls)
 -- changes neither the epoch's users nor the processes holding the user.
 if not exact then
@@ -158,7 +167,10 @@ if not exact then
 end
 -- Every device of the user is this process's (nearly always: one device):
 -- the process knows them all already, only the version is news.
-if ours then return v end
+if ours and (proposed == 0 or v == proposed) then return v end
+-- The instance told friends this change under the proposed version, from its
+-- own devices alone: what it publishes now must be newer than that.
+if proposed > 0 and v == proposed then v = bump(KEYS[1], 0) end
 return {before, v}
 """
 )
@@ -311,6 +323,10 @@ LocalDevices = dict[str, DeviceState | None]
 """A user's devices on this instance; None: holds a slot, still logging in."""
 
 
+async def _call(handler: ChangesHandler, changes: Mapping[int, Change]) -> None:
+    await handler(changes)
+
+
 def _states(devices: LocalDevices | None) -> list[DeviceState]:
     return [s for s in (devices or {}).values() if s is not None]
 
@@ -324,7 +340,7 @@ class _EpochKeys(msgspec.Struct, frozen=True):
     process_prefix: bytes
     put: Template
     """``EVALSHA PUT`` under this epoch, open for the devices key, field,
-    state, user id, connection and cap."""
+    state, user id, connection, cap and proposed version."""
 
 
 class RedisRegistry:
@@ -338,6 +354,15 @@ class RedisRegistry:
         self.local: dict[int, LocalDevices] = {}
         """This instance's devices: the truth for them, Redis or not."""
         self._local_versions: dict[int, int] = {}
+        self._sole: dict[int, int] = {}
+        """Users whose last ``PUT`` reply (under the current epoch) said every
+        device of theirs is this process's, with the last version known to be
+        in Redis for them: their presence writes do not wait (``put``)."""
+        self._correcting: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.corrections = 0
+        """Changes published again because Redis answered a write that did
+        not wait otherwise than expected (tests and benchmarks read it)."""
         self._locks = KeyedLocks()
         client = link.client
         self._put_sha = hashlib.sha1(PUT.encode()).hexdigest()
@@ -388,6 +413,7 @@ class RedisRegistry:
                     process_prefix,
                     None,
                     None,
+                    None,
                 ),
             )
         return keys
@@ -434,6 +460,21 @@ class RedisRegistry:
         except NoScriptError:
             return await batch.call("EVAL", script, len(keys), *keys, *args)
 
+    def _put(
+        self, epoch: _EpochKeys, user_id: int, device: str, value: bytes, cap: int, proposed: int
+    ) -> Packed:
+        """``PUT`` of one device's value, packed from the epoch's template."""
+        encoded = device.encode()
+        return epoch.put(
+            self._devices_key(user_id),
+            epoch.field_prefix + encoded,
+            value,
+            b"%d" % user_id,
+            b"|" + encoded,
+            b"%d" % cap,
+            b"%d" % proposed,
+        )
+
     async def _write(self, user_id: int, device: str, value: bytes, cap: int) -> Any:
         """Run ``PUT`` under the current epoch; None if Redis is unusable now."""
         link = self.link
@@ -445,16 +486,15 @@ class RedisRegistry:
             # replies (``COMMAND_TIMEOUT_SECONDS``), and a timer per presence
             # change (a handle in the loop's heap, cancelled each time) was
             # a measurable share of a cluster instance's CPU.
-            key = self._devices_key(user_id)
-            field = epoch.field_prefix + device.encode()
-            connection = b"|" + device.encode()
-            uid = b"%d" % user_id
             reply = await self._run(
                 PUT,
                 self._put_sha,
-                [key, epoch.users, epoch.heartbeat],
-                [field, value, uid, epoch.process_prefix, connection, cap],
-                epoch.put(key, field, value, uid, connection, b"%d" % cap),
+                [self._devices_key(user_id), epoch.users, epoch.heartbeat],
+                [
+                    *(epoch.field_prefix + device.encode(), value, user_id),
+                    *(epoch.process_prefix, b"|" + device.encode(), cap, 0),
+                ],
+                self._put(epoch, user_id, device, value, cap, 0),
             )
         except REDIS_ERRORS as exc:
             link.mark_down(exc)
@@ -471,7 +511,9 @@ class RedisRegistry:
         """Take one of the user's ``cap`` device slots (0: no cap) for a device
         about to log in; False if they are all taken, on any instance."""
         async with self._locks.hold(user_id):
+            epoch = self.link.epoch
             reply = await self._write(user_id, device, PENDING, cap)
+            self._learn(user_id, epoch, reply)
             if reply == FULL:
                 return False
             if reply is None and cap > 0 and len(self.local.get(user_id, ())) >= cap:
@@ -479,25 +521,135 @@ class RedisRegistry:
             self.local.setdefault(user_id, {})[device] = None
             return True
 
+    def _learn(self, user_id: int, epoch: str, reply: Any) -> None:
+        """What a ``PUT`` answered about the user: every device this process's
+        (a version alone), or not (the hash). Only for the epoch it was sent under."""
+        if epoch != self.link.epoch:
+            return
+        if isinstance(reply, int) and reply > 0:
+            self._sole[user_id] = reply
+        else:
+            self._sole.pop(user_id, None)
+
     async def put(self, user_id: int, device: str, state: DeviceState) -> Change:
+        """Write a device's state; the user's merged presence before and after.
+
+        Presence writes do not wait when they need not: while the last reply
+        about the user said that every device of theirs is this process's,
+        the change is computed here, under a version proposed here (above
+        the last one), and ``PUT`` goes into the batch without a wait
+        (``_sent``). Redis agrees nearly always; when it does not (another
+        process took a device of the user meanwhile, or another writer's
+        version is newer), its reply gives the hash and a version above the
+        proposed one, and the change computed from the hash is published
+        then (``on_changes``): friends may see the instance's own devices
+        alone for one round trip, never an older state last.
+        """
         async with self._locks.hold(user_id):
             mine = self.local.setdefault(user_id, {})
             before_local = _states(mine)
             mine[device] = state
+            link = self.link
+            last = self._sole.get(user_id)
+            if last is not None and link.up:
+                proposed = max(time.time_ns() // 1000, last + 1)
+                self._sole[user_id] = proposed
+                told = merge(_states(mine))
+                epoch = self._epoch_keys()
+                link.batch.then(
+                    [self._put(epoch, user_id, device, encode_state(state), 0, proposed)],
+                    lambda outcome: self._sent(outcome, user_id, proposed, epoch.epoch),
+                )
+                return Change(merge(before_local), told, proposed)
+            epoch_name = link.epoch
             reply = await self._write(user_id, device, encode_state(state), 0)
-            if isinstance(reply, int) and reply > 0:
-                # Only this process holds the user's devices (``PUT``): what
-                # Redis had is what ``local`` had, so nothing to decode.
-                return Change(merge(before_local), merge(_states(mine)), reply)
-            if isinstance(reply, list):
-                flat, version = reply
-                devices = parse_devices(flat)
-                before = merge(devices.values())
-                for field in self._own_fields(devices, device):
-                    del devices[field]  # this connection under an older epoch (replaced)
-                devices[self._field(device)] = state
-                return Change(before, merge(devices.values()), int(version))
-            return self._local_change(user_id, before_local)
+            self._learn(user_id, epoch_name, reply)
+            return self._change(reply, user_id, device, state, before_local)
+
+    def _change(
+        self,
+        reply: Any,
+        user_id: int,
+        device: str,
+        state: DeviceState,
+        before_local: list[DeviceState],
+    ) -> Change:
+        """The change a ``PUT`` of ``device`` made, from its reply (None: Redis
+        is unusable, the change of this instance's devices alone)."""
+        if isinstance(reply, int) and reply > 0:
+            # Only this process holds the user's devices (``PUT``): what
+            # Redis had is what ``local`` had, so nothing to decode.
+            return Change(merge(before_local), merge(_states(self.local.get(user_id))), reply)
+        if isinstance(reply, list):
+            flat, version = reply
+            devices = parse_devices(flat)
+            before = merge(devices.values())
+            for field in self._own_fields(devices, device):
+                del devices[field]  # this connection under an older epoch (replaced)
+            devices[self._field(device)] = state
+            return Change(before, merge(devices.values()), int(version))
+        return self._local_change(user_id, before_local)
+
+    def _sent(
+        self,
+        outcome: list[Any] | BaseException,
+        user_id: int,
+        proposed: int,
+        epoch: str,
+    ) -> None:
+        """The reply to a ``PUT`` that did not wait (``put``), in the batch's task."""
+        link = self.link
+        if isinstance(outcome, BaseException):
+            link.mark_down(outcome)  # re-registration writes the device again
+            return
+        reply = outcome[0]
+        if reply == proposed:
+            return  # as computed: the usual case
+        if reply is None:
+            link.mark_down(f"epoch {epoch} is no longer live")
+            return
+        if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+            link.mark_down(reply)
+            return
+        if epoch != link.epoch:
+            return  # re-registration publishes what changed since
+        # Another process holds a device of the user, another writer's
+        # version is newer, or Redis lost its scripts (a restart): the user's
+        # writes wait again, and the device is written once more, waiting, to
+        # publish what Redis then holds.
+        self._sole.pop(user_id, None)
+        self.corrections += 1
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self._rewrite(user_id), name="presence-correction"
+        )
+        self._correcting.add(task)
+        task.add_done_callback(self._correcting.discard)
+
+    async def _rewrite(self, user_id: int) -> None:
+        """Write the user's devices here again, waiting, and publish the result
+        even if it looks unchanged (``Change.republish``)."""
+        async with self._locks.hold(user_id):
+            for device, state in list(self.local.get(user_id, {}).items()):
+                if state is None or self._closed:
+                    continue
+                epoch = self.link.epoch
+                reply = await self._write(user_id, device, encode_state(state), 0)
+                self._learn(user_id, epoch, reply)
+                if reply is None:
+                    return  # Redis is down: re-registration publishes later
+                change = self._change(reply, user_id, device, state, [])
+                handler = self.on_changes
+                if handler is not None and not self._closed:
+                    await handler({user_id: dataclasses.replace(change, republish=True)})
+
+    async def settled(self) -> None:
+        """Until every write queued so far is answered and what its replies
+        asked for is published (tests, and a clean stop)."""
+        if self.link.up:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.link.batch.call("PING")
+        while self._correcting:
+            await asyncio.gather(*self._correcting, return_exceptions=True)
 
     async def remove(self, user_id: int, device: str) -> Change:
         async with self._locks.hold(user_id):
@@ -525,6 +677,11 @@ class RedisRegistry:
                     before = merge(devices.values())
                     for field in self._own_fields(devices, device):
                         del devices[field]
+                    process = link.process_prefix.encode()
+                    if user_id in self.local and all(f.startswith(process) for f in devices):
+                        self._learn(user_id, epoch.epoch, int(version))
+                    else:
+                        self._sole.pop(user_id, None)
                     return Change(before, merge(devices.values()), int(version))
             return self._local_change(user_id, before_local)
 
@@ -590,6 +747,7 @@ class RedisRegistry:
         """
         link = self.link
         epoch = link.epoch
+        self._sole.clear()  # learnt under an older epoch: the next write of each user asks again
         old_epochs = list(link.old_epochs)
         users = list(self.local)
         if old_epochs:
@@ -781,11 +939,14 @@ class RedisRegistry:
     async def close(self) -> None:
         """After every local device was removed: end the epoch (dropped at once if
         no user is left under it, else by the next sweep)."""
-        task, self._sweeper = self._sweeper, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._closed = True
+        self._sole.clear()
+        for task in [self._sweeper, *self._correcting]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = None
         if not self.link.up:
             return
         with contextlib.suppress(*REDIS_ERRORS):

@@ -33,10 +33,14 @@ class Change:
     last_seen: int | None = None
     """For a user gone offline: when the devices were last known to be there,
     if that is earlier than now (an instance that died: its last heartbeat)."""
+    republish: bool = False
+    """Publish even if ``before`` equals ``after``: friends may hold another
+    state under a newer version than what this instance told them
+    (``RedisRegistry.put``, when Redis answers otherwise than expected)."""
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after
+        return self.republish or self.before != self.after
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 import secrets
 
 import pytest
@@ -29,6 +30,7 @@ from presence_protocol import Status
 from presence_server.cluster.redis_batch import BATCH_COMMANDS
 from presence_server.cluster.redis_link import REDIS_ERRORS, RedisLink
 from presence_server.cluster.redis_registry import RedisRegistry
+from presence_server.cluster.registry import Change
 from presence_server.domain.presence import DeviceState
 from tests.support.services import RedisProcess, require
 
@@ -179,9 +181,17 @@ async def test_the_registry_writes_after_redis_lost_its_scripts(
     redis_server: RedisProcess,
 ) -> None:
     """A Redis restarted without its script cache (or ``SCRIPT FLUSH``): the
-    first change sends the script's text, the link stays up, nothing is lost."""
+    first change sends the script's text, the link stays up, nothing is lost.
+    The change did not wait for Redis (``RedisRegistry.put``), so what Redis
+    answered is published again: friends end with the version Redis holds."""
     link = RedisLink(redis_server.url, ttl=60.0, instance="i")
     registry = RedisRegistry(link)
+    published: list[Change] = []
+
+    async def record(changes: Mapping[int, Change]) -> None:
+        published.extend(changes.values())
+
+    registry.on_changes = record
     state = DeviceState(Status.ONLINE, None, None, 1, 1)
     try:
         async with asyncio.timeout(HANG_GUARD):
@@ -189,14 +199,49 @@ async def test_the_registry_writes_after_redis_lost_its_scripts(
             assert await registry.reserve(7, "c1", 0)
             await link.client.script_flush()
             change = await registry.put(7, "c1", state)
-            assert link.up
             assert change.before.offline and not change.after.offline
+            await registry.settled()
+            assert link.up
             seen = await registry.seen([7])
-            assert seen[7].version == change.version
+            assert seen[7].seen == change.after
+            told = max([change, *published], key=lambda c: c.version)
+            assert told.after == change.after and told.version == seen[7].version
             await link.client.script_flush()
             gone = await registry.remove(7, "c1")
             assert link.up and gone.after.offline
             assert (await registry.seen([7]))[7].version == 0
+    finally:
+        await registry.close()
+        await link.close()
+
+
+async def test_a_presence_change_does_not_wait_for_redis_once_every_device_is_known(
+    redis_server: RedisProcess,
+) -> None:
+    """A login's slot waits for Redis's answer; it says every device of the
+    user is this process's, so the presence changes that follow are computed
+    here and returned before their write is answered, under the version
+    Redis then stores (``RedisRegistry.put``)."""
+    link = RedisLink(redis_server.url, ttl=60.0, instance="i")
+    registry = RedisRegistry(link)
+    states = [DeviceState(status, None, None, n, n) for n, status in enumerate(Status, 1)]
+    try:
+        async with asyncio.timeout(HANG_GUARD):
+            assert await link._connect()
+            writes = link.batch.writes
+            assert await registry.reserve(7, "c1", 0)
+            assert link.batch.writes > writes  # the login's slot waited for its reply
+            versions = []
+            for state in states:
+                writes = link.batch.writes
+                change = await registry.put(7, "c1", state)
+                assert link.batch.writes == writes  # returned before any reply
+                versions.append(change.version)
+                await registry.settled()
+                seen = (await registry.seen([7]))[7]
+                assert (seen.seen, seen.version) == (change.after, change.version)
+            assert versions == sorted(set(versions))
+            assert registry.corrections == 0
     finally:
         await registry.close()
         await link.close()

@@ -10,7 +10,12 @@ restart reuses the instance id, and the sweeper runs when the test says.
 After each sequence settles (every live process reconnected, one sweep), the
 device fields in Redis are exactly the live processes' devices, each under
 its owner's current epoch, and the cap was never exceeded while every
-process could reach Redis.
+process could reach Redis. And friends end with what Redis holds: of every
+change a process published for a user (what ``put`` and ``remove``
+returned, and what it handed to the hub later), the one with the highest
+version shows the merge of the user's devices in Redis, under a version
+no newer than the one Redis holds. Presence writes that did not wait (``RedisRegistry.put``) are
+corrected when Redis answered otherwise than the process expected.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import dataclasses
 import os
 import secrets
+from collections.abc import Mapping
 
 import pytest
 import redis.asyncio as aioredis
@@ -26,8 +32,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from presence_server.cluster.redis_link import RedisLink
-from presence_server.cluster.redis_registry import RedisRegistry
-from presence_server.domain.presence import DeviceState
+from presence_protocol import Status
+from presence_server.cluster.redis_registry import RedisRegistry, parse_devices, parse_version
+from presence_server.cluster.registry import Change
+from presence_server.domain.presence import DeviceState, merge
 from tests.support.services import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(1200)]
@@ -36,6 +44,11 @@ CAP = 2
 USERS = 3
 SLOTS = 2
 """Process slots: a crashed process's slot is reused by its restart (same instance id)."""
+STATES = [
+    DeviceState(Status.ONLINE, None, None, 1, 1),
+    DeviceState(Status.AWAY, None, None, 2, 2),
+    DeviceState(Status.DND, None, None, 3, 3),
+]
 
 
 @dataclasses.dataclass
@@ -50,7 +63,7 @@ class Process:
 
 step = st.one_of(
     st.tuples(st.just("reserve"), st.integers(0, SLOTS - 1), st.integers(1, USERS)),
-    st.tuples(st.just("put"), st.integers(0, SLOTS - 1), st.integers(0, 5)),
+    st.tuples(st.just("put"), st.integers(0, SLOTS - 1), st.integers(0, 6 * len(STATES) - 1)),
     st.tuples(st.just("remove"), st.integers(0, SLOTS - 1), st.integers(0, 5)),
     st.tuples(st.just("outage"), st.integers(0, SLOTS - 1), st.just(0)),
     st.tuples(st.just("reconnect"), st.integers(0, SLOTS - 1), st.just(0)),
@@ -66,12 +79,23 @@ class World:
         self.slots: list[Process | None] = [None] * SLOTS
         self.dead: list[Process] = []
         self.connections = 0
+        self.published: dict[int, list[Change]] = {}
+        """Per user, every change a process published (as the hub would)."""
+
+    def publish(self, user: int, change: Change) -> None:
+        if change.changed:
+            self.published.setdefault(user, []).append(change)
+
+    async def on_changes(self, changes: Mapping[int, Change]) -> None:
+        for user, change in changes.items():
+            self.publish(user, change)
 
     async def process(self, slot: int) -> Process:
         found = self.slots[slot]
         if found is None:
             link = RedisLink(self.url, ttl=60.0, prefix=self.prefix, instance=f"i{slot}")
             registry = RedisRegistry(link)
+            registry.on_changes = self.on_changes
             assert await link._connect()
             found = self.slots[slot] = Process(link, registry)
         return found
@@ -93,12 +117,12 @@ class World:
         elif op in ("put", "remove"):
             if not p.devices:
                 return
-            user, cid = sorted(p.devices)[arg % len(p.devices)]
+            user, cid = sorted(p.devices)[arg % 6 % len(p.devices)]
             if op == "put":
-                await p.registry.put(user, cid, DeviceState())
+                self.publish(user, await p.registry.put(user, cid, STATES[arg // 6]))
                 p.devices[(user, cid)] = True
             else:
-                await p.registry.remove(user, cid)
+                self.publish(user, await p.registry.remove(user, cid))
                 del p.devices[(user, cid)]
                 p.counted.discard((user, cid))
         elif op == "outage":
@@ -135,7 +159,11 @@ class World:
             if not p.link.up:
                 assert await p.link._connect()
         live = self.live()
+        for p in live:
+            await p.registry.settled()
         await self.sweep(live[0])
+        for p in live:
+            await p.registry.settled()
         expected = {(user, f"{p.link.epoch}|{cid}") for p in live for (user, cid) in p.devices}
         client = aioredis.Redis.from_url(self.url)
         try:
@@ -153,11 +181,25 @@ class World:
                 if listed != processes:
                     holders_wrong[user] = (listed, processes)
             epochs = {e.decode() for e in await client.smembers(f"{self.prefix}epochs")}
+            told_wrong: dict[int, tuple[Change, object, int]] = {}
+            for user, changes in self.published.items():
+                flat: list[bytes] = []
+                for field, value in (await client.hgetall(f"{self.prefix}dev:{user}")).items():
+                    flat += [field, value]
+                last = max(changes, key=lambda c: c.version)
+                held = merge(parse_devices(flat).values())
+                # A write that changes nothing visible (a slot taken for a
+                # login) moves the version without being published; a hash
+                # left without devices is deleted, version and all.
+                version = parse_version(flat) if flat else last.version
+                if last.after != held or last.version > version:
+                    told_wrong[user] = (last, held, parse_version(flat))
         finally:
             await client.aclose()
         assert found == expected, {"ghosts": found - expected, "missing": expected - found}
         assert not holders_wrong, holders_wrong
         assert epochs == {p.link.epoch for p in live}
+        assert not told_wrong, told_wrong
 
     async def close(self) -> None:
         for p in self.live():
@@ -185,6 +227,9 @@ class World:
 )
 @example(  # a restart with the same instance id after a crash (issue 15, point 1)
     steps=[("reserve", 0, 1), ("put", 0, 0), ("crash", 0, 0), ("reserve", 0, 2)]
+)
+@example(  # a write that did not wait, while another process gained a device of the user
+    steps=[("reserve", 0, 1), ("put", 0, 0), ("reserve", 1, 1), ("put", 1, 0), ("put", 0, 6)]
 )
 def test_registry_holds_exactly_the_live_devices_after_any_sequence(
     steps: list[tuple[str, int, int]],
