@@ -304,7 +304,7 @@ class RedisBatch:
         values) or the write's error, in the batch's task, once the replies
         are read. The registry's presence writes go this way: the instance
         already knows their answer, and only a surprise needs acting on
-        (``redis_registry``, "Presence writes do not wait")."""
+        (``RedisRegistry.put``)."""
         self._enqueue(commands, _Then(on_outcome))
 
     def _enqueue(self, commands: Sequence[Command | Packed], target: _Target) -> None:

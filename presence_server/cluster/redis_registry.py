@@ -48,6 +48,13 @@ a dead instance therefore disappears between 2/3·TTL and TTL after the
 crash plus at most one sweep interval: with the default TTL of 20 s, friends
 see the user offline within 25 s.
 
+**Presence writes that do not wait.** While the last reply about a user
+(under the current epoch) said that every device of theirs is this
+process's, a presence change is computed on the instance under a version it
+proposes, and its ``PUT`` is queued without a wait; Redis stores that
+version, or answers with the hash and a newer one, and then the change is
+written again and published from what Redis holds (``RedisRegistry.put``).
+
 **Redis down.** The instance always keeps its own devices in memory. While
 Redis is unreachable, changes are applied to that copy only (friends on this
 instance are told; merges cannot see devices elsewhere; the device cap
