@@ -565,7 +565,10 @@ class RedisRegistry:
                 epoch = self._epoch_keys()
                 link.batch.then(
                     [self._put(epoch, user_id, device, encode_state(state), 0, proposed)],
-                    lambda outcome: self._sent(outcome, user_id, proposed, epoch.epoch),
+                    self._sent,
+                    user_id,
+                    proposed,
+                    epoch.epoch,
                 )
                 return Change(merge(before_local), told, proposed)
             epoch_name = link.epoch
