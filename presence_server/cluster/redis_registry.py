@@ -615,14 +615,14 @@ class RedisRegistry:
         reply = outcome[0]
         if reply == proposed:
             return  # as computed: the usual case
+        if epoch != link.epoch:
+            return  # re-registration wrote every device again and published what changed
         if reply is None:
             link.mark_down(f"epoch {epoch} is no longer live")
             return
         if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
             link.mark_down(reply)
             return
-        if epoch != link.epoch:
-            return  # re-registration publishes what changed since
         # Another process holds a device of the user, another writer's
         # version is newer, or Redis lost its scripts (a restart): the user's
         # writes wait again, and the device is written once more, waiting, to
@@ -637,20 +637,24 @@ class RedisRegistry:
 
     async def _rewrite(self, user_id: int) -> None:
         """Write the user's devices here again, waiting, and publish the result
-        even if it looks unchanged (``Change.republish``)."""
-        async with self._locks.hold(user_id):
-            for device, state in list(self.local.get(user_id, {}).items()):
-                if state is None or self._closed:
-                    continue
-                epoch = self.link.epoch
-                reply = await self._write(user_id, device, encode_state(state), 0)
-                self._learn(user_id, epoch, reply)
-                if reply is None:
-                    return  # Redis is down: re-registration publishes later
-                change = self._change(reply, user_id, device, state, [])
-                handler = self.on_changes
-                if handler is not None and not self._closed:
-                    await handler({user_id: dataclasses.replace(change, republish=True)})
+        even if it looks unchanged (``Change.republish``). A task of its own:
+        a failure is logged, as the sweeper's are, and never reaches ``close``."""
+        try:
+            async with self._locks.hold(user_id):
+                for device, state in list(self.local.get(user_id, {}).items()):
+                    if state is None or self._closed:
+                        continue
+                    epoch = self.link.epoch
+                    reply = await self._write(user_id, device, encode_state(state), 0)
+                    self._learn(user_id, epoch, reply)
+                    if reply is None:
+                        return  # Redis is down: re-registration publishes later
+                    change = self._change(reply, user_id, device, state, [])
+                    handler = self.on_changes
+                    if handler is not None and not self._closed:
+                        await handler({user_id: dataclasses.replace(change, republish=True)})
+        except Exception:
+            log.exception("re-writing the presence of user %s failed", user_id)
 
     async def settled(self) -> None:
         """Until every write queued so far is answered and what its replies
@@ -670,6 +674,7 @@ class RedisRegistry:
             del mine[device]
             if not mine:
                 del self.local[user_id]
+                self._sole.pop(user_id, None)
             link = self.link
             if link.up:
                 epoch = self._epoch_keys()

@@ -118,13 +118,18 @@ class World:
             if not p.devices:
                 return
             user, cid = sorted(p.devices)[arg % 6 % len(p.devices)]
+            # A change made while the process cannot reach Redis reaches its
+            # own connections only: gone with it if it crashes, superseded by
+            # what re-registration publishes if it reconnects.
             if op == "put":
-                self.publish(user, await p.registry.put(user, cid, STATES[arg // 6]))
+                change = await p.registry.put(user, cid, STATES[arg // 6])
                 p.devices[(user, cid)] = True
             else:
-                self.publish(user, await p.registry.remove(user, cid))
+                change = await p.registry.remove(user, cid)
                 del p.devices[(user, cid)]
                 p.counted.discard((user, cid))
+            if p.link.up:
+                self.publish(user, change)
         elif op == "outage":
             p.link.mark_down("simulated outage")
         elif op == "reconnect":
@@ -227,6 +232,9 @@ class World:
 )
 @example(  # a restart with the same instance id after a crash (issue 15, point 1)
     steps=[("reserve", 0, 1), ("put", 0, 0), ("crash", 0, 0), ("reserve", 0, 2)]
+)
+@example(  # a change only the crashed process's own connections ever saw
+    steps=[("reserve", 0, 1), ("outage", 0, 0), ("put", 0, 0), ("crash", 0, 0)]
 )
 @example(  # a write that did not wait, while another process gained a device of the user
     steps=[("reserve", 0, 1), ("put", 0, 0), ("reserve", 1, 1), ("put", 1, 0), ("put", 0, 6)]
