@@ -548,9 +548,10 @@ class RedisRegistry:
         (``_sent``). Redis agrees nearly always; when it does not (another
         process took a device of the user meanwhile, or another writer's
         version is newer), its reply gives the hash and a version above the
-        proposed one, and the change computed from the hash is published
-        then (``on_changes``): friends may see the instance's own devices
-        alone for one round trip, never an older state last.
+        proposed one; the user's writes then wait again, and the device is
+        written once more and what Redis holds published (``_rewrite``,
+        through ``on_changes``): friends may see the instance's own devices
+        alone for about one round trip, never an older state last.
         """
         async with self._locks.hold(user_id):
             mine = self.local.setdefault(user_id, {})
