@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
 import secrets
+from collections.abc import Mapping
 
 import pytest
 import redis.asyncio as aioredis

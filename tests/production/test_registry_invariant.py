@@ -31,8 +31,8 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from presence_server.cluster.redis_link import RedisLink
 from presence_protocol import Status
+from presence_server.cluster.redis_link import RedisLink
 from presence_server.cluster.redis_registry import RedisRegistry, parse_devices, parse_version
 from presence_server.cluster.registry import Change
 from presence_server.domain.presence import DeviceState, merge
