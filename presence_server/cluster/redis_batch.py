@@ -200,14 +200,12 @@ class _Failed:
 
 
 class _Then:
-    """The callback of a caller that reads its replies without waiting
-    (``RedisBatch.then``), and the arguments it is called with after them."""
+    """The callback of a caller that reads its replies without waiting (``RedisBatch.then``)."""
 
-    __slots__ = ("args", "fn")
+    __slots__ = ("fn",)
 
-    def __init__(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+    def __init__(self, fn: Callable[[list[Any] | BaseException], None]) -> None:
         self.fn = fn
-        self.args = args
 
 
 _Target = Union["asyncio.Future[list[Any] | _Failed]", _Then, Callable[[BaseException], None]]
@@ -224,7 +222,7 @@ def _settle(target: _Target, outcome: list[Any] | _Failed) -> None:
         return
     if isinstance(target, _Then):
         try:
-            target.fn(outcome.error if isinstance(outcome, _Failed) else outcome, *target.args)
+            target.fn(outcome.error if isinstance(outcome, _Failed) else outcome)
         except Exception:
             log.exception("a redis write's reply callback failed")
         return
@@ -298,19 +296,16 @@ class RedisBatch:
     def then(
         self,
         commands: Sequence[Command | Packed],
-        on_outcome: Callable[..., None],
-        *args: Any,
+        on_outcome: Callable[[list[Any] | BaseException], None],
     ) -> None:
         """Queue ``commands`` for a caller that does not wait but reads the
         replies (in order with everything queued before, as ``submit``).
         ``on_outcome`` gets the replies (error replies as ``ResponseError``
-        values) or the write's error, then ``args``, in the batch's task,
-        once the replies are read (arguments rather than a closure: one
-        object fewer per write for the garbage collector to count). The
-        registry's presence writes go this way: the instance already knows
-        their answer, and only a surprise needs acting on
+        values) or the write's error, in the batch's task, once the replies
+        are read. The registry's presence writes go this way: the instance
+        already knows their answer, and only a surprise needs acting on
         (``RedisRegistry.put``)."""
-        self._enqueue(commands, _Then(on_outcome, args))
+        self._enqueue(commands, _Then(on_outcome))
 
     def _enqueue(self, commands: Sequence[Command | Packed], target: _Target) -> None:
         """Queue for the flusher (started if idle); a closed batch fails at once."""

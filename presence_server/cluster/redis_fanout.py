@@ -82,9 +82,6 @@ BACKLOG_EVENTS = 10_000
 (their recipients still get messages on replay and relations on their next snapshot)."""
 BATCH_EVENTS = 256
 """Events sent in one pipeline at most; a longer queue is sent in several."""
-RECIPIENTS_KEPT = 20_000
-"""Recipient tuples whose distinct ids and ``ROUTE`` encoding are kept
-(``RedisFanout._recipients_of``); past that many the cache starts over."""
 
 ROUTE = """
 -- ARGV: publishing process, channel prefix ({p}i:; empty: return the routes
@@ -263,7 +260,6 @@ class RedisFanout:
         )
         self._dropped = 0
         self._closed = False
-        self._recipients: dict[tuple[int, ...], tuple[tuple[int, ...], bytes]] = {}
         self._route_sha = hashlib.sha1(ROUTE.encode()).hexdigest()
         self._route = Template(
             b"EVALSHA",
@@ -302,30 +298,8 @@ class RedisFanout:
 
     # ------------------------------------------------------------ publishing
 
-    def _recipients_of(self, user_ids: Iterable[int]) -> tuple[tuple[int, ...], bytes]:
-        """The distinct recipients, and their ids as ``ROUTE`` reads them.
-
-        The hub publishes each presence change of a user to the same tuple
-        of friend ids (its cache of them): for a tuple both are kept, so a
-        change costs one lookup instead of a set, a tuple and fifty number
-        formats. Keyed by value, so an entry can never be stale; bounded by
-        ``RECIPIENTS_KEPT``.
-        """
-        key = user_ids if type(user_ids) is tuple else None
-        if key is not None:
-            found = self._recipients.get(key)
-            if found is not None:
-                return found
-        ids = tuple(set(user_ids))
-        found = (ids, _ids(ids))
-        if key is not None:
-            if len(self._recipients) >= RECIPIENTS_KEPT:
-                self._recipients.clear()
-            self._recipients[key] = found
-        return found
-
     async def publish(self, user_ids: Iterable[int], event: Event) -> None:
-        ids, encoded = self._recipients_of(user_ids)
+        ids = tuple(set(user_ids))
         if not ids:
             return
         start = time.time()
@@ -343,7 +317,7 @@ class RedisFanout:
             # Plain pub/sub: the event's ROUTE goes straight into the link's
             # batch, in publish order with every other write of this
             # instance (one queue, one connection: ``redis_batch``).
-            route = self._route(encode_event(event, self.link.process, start), encoded)
+            route = self._route(encode_event(event, self.link.process, start), _ids(ids))
             if not durable:
                 # A presence delta: nobody waits for Redis to have it. The
                 # hub holds the user's lock for the delta, and the round trip
@@ -601,6 +575,5 @@ class RedisFanout:
                 future.set_result(None)
         self._local.clear()
         self._backlog.clear()
-        self._recipients.clear()
         if self.shards is not None:
             await self.shards.close()

@@ -330,10 +330,6 @@ LocalDevices = dict[str, DeviceState | None]
 """A user's devices on this instance; None: holds a slot, still logging in."""
 
 
-async def _call(handler: ChangesHandler, changes: Mapping[int, Change]) -> None:
-    await handler(changes)
-
-
 def _states(devices: LocalDevices | None) -> list[DeviceState]:
     return [s for s in (devices or {}).values() if s is not None]
 
@@ -566,10 +562,7 @@ class RedisRegistry:
                 epoch = self._epoch_keys()
                 link.batch.then(
                     [self._put(epoch, user_id, device, encode_state(state), 0, proposed)],
-                    self._sent,
-                    user_id,
-                    proposed,
-                    epoch.epoch,
+                    lambda outcome: self._sent(outcome, user_id, proposed, epoch.epoch),
                 )
                 return Change(merge(before_local), told, proposed)
             epoch_name = link.epoch
@@ -659,7 +652,7 @@ class RedisRegistry:
 
     async def settled(self) -> None:
         """Until every write queued so far is answered and what its replies
-        asked for is published (tests, and a clean stop)."""
+        asked for is published (tests wait on it)."""
         if self.link.up:
             with contextlib.suppress(*REDIS_ERRORS):
                 await self.link.batch.call("PING")
