@@ -1,15 +1,24 @@
-"""Many callers' Redis commands, written down one connection in one go per burst.
+"""Many callers' Redis commands, written down one connection in one go per turn, pipelined.
 
 The registry runs one script per presence change and the fan-out one per
 event. Sent one by one through redis-py's client, each call costs the
 instance more Python than Redis spends on it: the script wrapper, a pool
 checkout under the pool's condition, the retry wrapper, a fresh timeout
 context (the profile of one of three instances put half of the registry's
-10 % there). ``RedisBatch`` queues commands from any number of callers and
-a single flusher task writes everything queued as one packed buffer to a
-connection of its own, then reads the replies in order: a burst costs one
-write, one round trip and no per-call machinery. The buffer is packed here
-(``pack``) rather than by redis-py, which spends more than twice the CPU on it.
+10 % there). ``RedisBatch`` queues commands from any number of callers;
+once per event loop turn in which something was queued, everything queued
+goes down a connection of its own as one packed buffer, and a reader task
+hands out the replies in order: a burst costs one write and no per-call
+machinery. The buffer is packed here (``pack``) rather than by redis-py,
+which spends more than twice the CPU on it.
+
+Pipelined: a write does not wait for the replies of the one before it.
+When it did (one write in flight at a time), an event queued while the
+previous write's round trip was under way waited out that round trip
+before it even left; with three instances, Redis and the clients sharing
+two cores, that round trip was 3.5 ms at the median and 40 ms at p99, and
+it was most of what a friend on another instance waited beyond one on the
+same instance (docs/decisions.md, "Redis writes are pipelined").
 
 Order: commands reach Redis in the order they were queued, on one
 connection, so Redis runs them in that order. The registry relies on it
@@ -19,8 +28,10 @@ publish order).
 
 Failures: an error reply (``ResponseError``, e.g. ``NOSCRIPT``) belongs to its
 command only; the other replies of the write are still read and handed out.
-A connection failure or a timeout fails every command of the write that is
-still waiting; the connection is closed and opened again by the next write.
+A connection failure, or a write whose replies take longer than the
+timeout once the replies before them are in, fails every command written on
+that connection and still waiting; the connection is closed and opened
+again by the next write.
 The batch never marks the link down itself: callers do, as they did for
 direct calls, so there is still one recovery path (``RedisLink``). When
 the link comes up again it closes every connection of the pool, this one
@@ -244,10 +255,19 @@ class RedisBatch:
         for good, so that closing the pool (``Redis.aclose``, or the link's
         fresh start after an outage) closes it too."""
         self._timeout = timeout
-        """For one write and all its replies, as for one command before."""
+        """For a connection, and for one write's replies once the replies of
+        the writes before it are read (as for one command before)."""
         self._queue: collections.deque[_Entry] = collections.deque()
+        """Queued, not yet written."""
         self._queued = 0
-        self._flusher: asyncio.Task[None] | None = None
+        self._in_flight: collections.deque[list[_Entry]] = collections.deque()
+        """Written on the current connection, replies not yet read: one list per write."""
+        self._generation = 0
+        """The current connection's number: a reader or a failure of an
+        older connection must not touch what was written on a newer one."""
+        self._write_scheduled = False
+        self._connecting: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._conn: Any = None
         self._closed = False
         self.writes = 0
@@ -271,7 +291,7 @@ class RedisBatch:
         if not commands:
             return []
         # No shield: a caller cancelled while waiting cancels its own future
-        # only (the flusher skips futures that are done); its command is
+        # only (settling skips futures that are done); its command is
         # written all the same, as documented above.
         return replies_of(await self.submit(commands))
 
@@ -308,67 +328,146 @@ class RedisBatch:
         self._enqueue(commands, _Then(on_outcome))
 
     def _enqueue(self, commands: Sequence[Command | Packed], target: _Target) -> None:
-        """Queue for the flusher (started if idle); a closed batch fails at once."""
+        """Queue for the next write (at the end of this turn); a closed batch fails at once."""
         if self._closed:
             _settle(target, _Failed(ConnectionError("the redis batch is closed")))
             return
         self._queue.append((commands, target))
         self._queued += len(commands)
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush(), name="redis-batch"
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write)
+
+    # ------------------------------------------------------------ writing
+
+    def _take(self) -> tuple[list[_Entry], list[Command | Packed]]:
+        """The oldest queued entries, up to one write's worth of commands."""
+        batch: list[_Entry] = []
+        count = 0
+        queue = self._queue
+        while queue and (not batch or count + len(queue[0][0]) <= BATCH_COMMANDS):
+            entry = queue.popleft()
+            batch.append(entry)
+            count += len(entry[0])
+        self._queued -= count
+        return batch, [c for cmds, _ in batch for c in cmds]
+
+    def _write(self) -> None:
+        """Write everything queued, now, without waiting for earlier replies.
+
+        Called once per turn in which something was queued: what the turn
+        queued shares one write. Replies are read by ``_read`` in write
+        order; a write never waits for the round trip of the one before it
+        (which, with several processes on a busy core, was milliseconds
+        during which the next events sat in the queue).
+        """
+        self._write_scheduled = False
+        if self._closed or self._connecting is not None or not self._queue:
+            return  # the connecting task writes the queue once connected
+        conn = self._conn
+        if conn is None or not conn.is_connected:
+            self._connecting = asyncio.get_running_loop().create_task(
+                self._connect(), name="redis-batch-connect"
+            )
+            return
+        writer = conn._writer  # redis-py's StreamWriter (``send_packed_command`` writes to it)
+        while self._queue:
+            batch, commands = self._take()
+            writer.write(pack(commands))
+            self._in_flight.append(batch)
+            self.writes += 1
+            self.commands += len(commands)
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read(conn, self._generation), name="redis-batch"
             )
 
-    async def _flush(self) -> None:
-        """Write what is queued, oldest first, until nothing is."""
+    async def _connect(self) -> None:
+        """(Re)connect the batch's connection, then write the queue.
+
+        Whatever was written on the previous connection and is still
+        unanswered fails first: that connection is gone, and its replies
+        with it. A failure to connect fails what is queued (callers retry
+        or mark the link down, as for a failed write).
+        """
         try:
-            while self._queue:
-                batch: list[_Entry] = []
-                count = 0
-                while self._queue and (
-                    not batch or count + len(self._queue[0][0]) <= BATCH_COMMANDS
-                ):
-                    entry = self._queue.popleft()
-                    batch.append(entry)
-                    count += len(entry[0])
-                self._queued -= count
-                commands = [c for cmds, _ in batch for c in cmds]
+            self._fail_in_flight(ConnectionError("the redis connection was lost"))
+            try:
+                async with asyncio.timeout(self._timeout):
+                    if self._conn is None:
+                        self._conn = await self._pool.get_connection()
+                    if not self._conn.is_connected:
+                        await self._conn.connect()
+            except _ERRORS as exc:
+                self._fail_queued(exc)
+                return
+            self._generation += 1
+        finally:
+            if self._connecting is asyncio.current_task():
+                self._connecting = None
+        self._write()
+
+    # ------------------------------------------------------------ reading
+
+    async def _read(self, conn: Any, generation: int) -> None:
+        """Hand out replies, one write's at a time and in write order, while
+        writes on connection ``generation`` wait for them."""
+        try:
+            while self._in_flight and generation == self._generation:
+                batch = self._in_flight[0]
+                count = sum(len(cmds) for cmds, _ in batch)
                 try:
-                    replies = await self._send(commands)
+                    async with asyncio.timeout(self._timeout):
+                        replies = await read_replies(conn, count)
                 except _ERRORS as exc:
-                    failed = _Failed(exc)
-                    for _, target in batch:
-                        _settle(target, failed)
-                    continue
+                    if generation == self._generation:
+                        await self._break(conn, exc)
+                    return
+                except Exception as exc:  # a reply the parser could not read
+                    if generation == self._generation:
+                        error = ConnectionError(f"unreadable reply from redis: {exc!r}")
+                        await self._break(conn, error)
+                    return
+                if generation != self._generation:
+                    return  # that connection failed meanwhile; its writes were failed
+                self._in_flight.popleft()
                 start = 0
                 for cmds, target in batch:
                     _settle(target, replies[start : start + len(cmds)])
                     start += len(cmds)
         finally:
-            if self._flusher is asyncio.current_task():
-                self._flusher = None
-            # Cancelled (close): nobody may wait forever.
-            self._fail_queued(ConnectionError("the redis batch was closed"))
+            if self._reader is asyncio.current_task():
+                self._reader = None
+                if self._in_flight and not self._closed:
+                    # Writes of a newer connection arrived while this reader
+                    # was leaving (or a reply callback queued some): read them.
+                    self._start_reader()
 
-    async def _send(self, commands: list[Command | Packed]) -> list[Any]:
+    def _start_reader(self) -> None:
         conn = self._conn
-        try:
-            async with asyncio.timeout(self._timeout):
-                if conn is None:
-                    conn = self._conn = await self._pool.get_connection()
-                # Connects first if the link dropped every pooled connection
-                # (``RedisLink._fresh_connections``) or a failure closed it.
-                await conn.send_packed_command(pack(commands), check_health=False)
-                replies = await read_replies(conn, len(commands))
-        except BaseException:
-            # Replies may be left unread: the connection is out of step, so it
-            # is closed (and opened again by the next write).
-            if conn is not None:
-                await self._disconnect(conn)
-            raise
-        self.writes += 1
-        self.commands += len(commands)
-        return replies
+        if conn is not None and conn.is_connected:
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read(conn, self._generation), name="redis-batch"
+            )
+        else:
+            self._fail_in_flight(ConnectionError("the redis connection was lost"))
+
+    async def _break(self, conn: Any, error: BaseException) -> None:
+        """The connection failed: every write on it fails, and it is closed
+        (replies may be left unread: it is out of step); the next write
+        connects again."""
+        self._generation += 1
+        self._fail_in_flight(error)
+        await self._disconnect(conn)
+
+    # ------------------------------------------------------------ failing
+
+    def _fail_in_flight(self, error: BaseException) -> None:
+        in_flight, self._in_flight = self._in_flight, collections.deque()
+        failed = _Failed(error)
+        for batch in in_flight:
+            for _, target in batch:
+                _settle(target, failed)
 
     def _fail_queued(self, error: BaseException) -> None:
         queue, self._queue = self._queue, collections.deque()
@@ -384,12 +483,15 @@ class RedisBatch:
 
     async def close(self) -> None:
         self._closed = True
-        flusher, self._flusher = self._flusher, None
-        if flusher is not None:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
-        self._fail_queued(ConnectionError("the redis batch was closed"))
+        for task in (self._connecting, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._connecting = self._reader = None
+        error = ConnectionError("the redis batch was closed")
+        self._fail_in_flight(error)
+        self._fail_queued(error)
         conn, self._conn = self._conn, None
         if conn is not None:
             await self._disconnect(conn)

@@ -27,7 +27,8 @@ An event's ``ROUTE`` is queued in the link's ``RedisBatch`` the moment it
 is published, with every other write of this instance (registry scripts
 included): one connection, written in queue order, so an instance's events
 reach Redis, and therefore every other instance, in the order they were
-published, and a burst costs one write and one round trip. A durable event's
+published, and a burst costs one write (writes are pipelined: none waits
+for the round trip of the one before). A durable event's
 publisher waits for its reply; a presence delta's does not (its reply is
 checked in a callback; a failure is an outage like any other). With sharded
 pub/sub (``--redis-pubsub``) the routes come back to be published on the

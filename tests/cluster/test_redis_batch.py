@@ -8,7 +8,8 @@ instance, so what it promises is what cross-instance presence relies on:
 * each caller gets its own replies, in order; an error reply belongs to its
   command only;
 * a burst queued together costs one write (the point of the batch);
-* a broken connection fails the write that was on it, and the next write
+* writes are pipelined: one does not wait for the replies of the one before;
+* a broken connection fails every write that was on it, and the next write
   works on a fresh connection;
 * the registry's scripts survive a Redis that lost them (a restart).
 """
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 from redis.exceptions import ResponseError
 
 from presence_protocol import Status
-from presence_server.cluster.redis_batch import BATCH_COMMANDS
+from presence_server.cluster.redis_batch import BATCH_COMMANDS, replies_of
 from presence_server.cluster.redis_link import REDIS_ERRORS, RedisLink
 from presence_server.cluster.redis_registry import RedisRegistry
 from presence_server.cluster.registry import Change
@@ -166,6 +167,61 @@ async def test_a_broken_connection_fails_its_write_and_the_next_one_works() -> N
             assert await link.batch.call("CLIENT", "ID") != client_id
     finally:
         await other.delete(f"{prefix}k")
+        await other.aclose()
+        await link.close()
+
+
+async def test_a_write_does_not_wait_for_the_replies_of_the_one_before() -> None:
+    """Pipelined: a command queued while an earlier write is unanswered goes
+    out at the end of its own turn (with one write in flight at a time it
+    waited out the earlier round trip first). Replies still come in order."""
+    url = _redis_url()
+    prefix = f"b{secrets.token_hex(4)}:"
+    link = RedisLink(url, ttl=60.0, prefix=prefix)
+    other = aioredis.Redis.from_url(url)
+    batch = link.batch
+    try:
+        async with asyncio.timeout(HANG_GUARD):
+            await batch.call("PING")  # connected
+            # Redis answers BLPOP only once the list gets an element.
+            popped = batch.submit([("BLPOP", f"{prefix}list", HANG_GUARD)])
+            await asyncio.sleep(0)  # one turn: the write goes out
+            writes = batch.writes
+            later = batch.submit([("SET", f"{prefix}k", "v")])
+            await asyncio.sleep(0)
+            assert batch.writes == writes + 1  # written, the BLPOP still unanswered
+            assert not popped.done() and not later.done()
+            await other.rpush(f"{prefix}list", "x")
+            assert replies_of(await popped) == [[f"{prefix}list".encode(), b"x"]]
+            assert replies_of(await later) == [b"OK"]
+    finally:
+        await other.delete(f"{prefix}k", f"{prefix}list")
+        await other.aclose()
+        await link.close()
+
+
+async def test_a_broken_connection_fails_every_write_in_flight_on_it() -> None:
+    url = _redis_url()
+    prefix = f"b{secrets.token_hex(4)}:"
+    link = RedisLink(url, ttl=60.0, prefix=prefix)
+    other = aioredis.Redis.from_url(url)
+    batch = link.batch
+    try:
+        async with asyncio.timeout(HANG_GUARD):
+            client_id = await batch.call("CLIENT", "ID")
+            first = batch.submit([("BLPOP", f"{prefix}list", HANG_GUARD)])
+            await asyncio.sleep(0)
+            second = batch.submit([("SET", f"{prefix}k", "maybe")])
+            await asyncio.sleep(0)
+            await other.client_kill_filter(_id=client_id)
+            for written in (first, second):
+                with pytest.raises(REDIS_ERRORS):
+                    replies_of(await written)
+            assert await batch.call("SET", f"{prefix}k", "kept") == b"OK"
+            assert await batch.call("CLIENT", "ID") != client_id
+            assert await other.get(f"{prefix}k") == b"kept"
+    finally:
+        await other.delete(f"{prefix}k", f"{prefix}list")
         await other.aclose()
         await link.close()
 
