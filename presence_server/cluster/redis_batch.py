@@ -49,6 +49,7 @@ import collections
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Union
 
@@ -65,6 +66,11 @@ BATCH_COMMANDS = 512
 """Commands in one write at most; a longer queue is written in several."""
 
 Command = Sequence[bytes | str | int | float]
+
+WRITE_BUDGET_SECONDS = 0.005
+"""A turn that keeps queueing writes what it queued so far once the oldest
+command has waited this long (as ``edge.transport.FLUSH_BUDGET_SECONDS``
+bounds its frames to clients), instead of holding it to the turn's end."""
 
 READ_BYTES = 1 << 16
 """Read at most this much of a connection per wake-up (redis-py reads 64 KiB too)."""
@@ -265,7 +271,11 @@ class RedisBatch:
         self._generation = 0
         """The current connection's number: a reader or a failure of an
         older connection must not touch what was written on a newer one."""
+        self.budget = WRITE_BUDGET_SECONDS
+        """``WRITE_BUDGET_SECONDS``; tests that count writes per burst lift it."""
         self._write_scheduled = False
+        self._opened = 0.0
+        """When the first command of the coming write was queued."""
         self._connecting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._conn: Any = None
@@ -336,7 +346,13 @@ class RedisBatch:
         self._queued += len(commands)
         if not self._write_scheduled:
             self._write_scheduled = True
-            asyncio.get_running_loop().call_soon(self._write)
+            self._opened = time.monotonic()
+            asyncio.get_running_loop().call_soon(self._write_soon)
+        elif time.monotonic() - self._opened >= self.budget:
+            # A long turn (a backlog after the process had no core): what it
+            # queued so far goes now, not when the whole backlog is done.
+            self._opened = time.monotonic()
+            self._write()
 
     # ------------------------------------------------------------ writing
 
@@ -352,16 +368,20 @@ class RedisBatch:
         self._queued -= count
         return batch, [c for cmds, _ in batch for c in cmds]
 
+    def _write_soon(self) -> None:
+        self._write_scheduled = False
+        self._write()
+
     def _write(self) -> None:
         """Write everything queued, now, without waiting for earlier replies.
 
-        Called once per turn in which something was queued: what the turn
+        Called once per turn in which something was queued (and inside a
+        turn that has queued for ``WRITE_BUDGET_SECONDS``): what the turn
         queued shares one write. Replies are read by ``_read`` in write
         order; a write never waits for the round trip of the one before it
         (which, with several processes on a busy core, was milliseconds
         during which the next events sat in the queue).
         """
-        self._write_scheduled = False
         if self._closed or self._connecting is not None or not self._queue:
             return  # the connecting task writes the queue once connected
         conn = self._conn
