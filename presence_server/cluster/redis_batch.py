@@ -262,7 +262,7 @@ class RedisBatch:
         fresh start after an outage) closes it too."""
         self._timeout = timeout
         """For a connection, and for one write's replies once the replies of
-        the writes before it are read (as for one command before)."""
+        the writes before it are read (as for one command before; ``_check``)."""
         self._queue: collections.deque[_Entry] = collections.deque()
         """Queued, not yet written."""
         self._queued = 0
@@ -278,6 +278,13 @@ class RedisBatch:
         """When the first command of the coming write was queued."""
         self._connecting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._front_since = 0.0
+        """Since when the oldest write in flight has been waiting for its replies
+        (written, or the replies before it read, whichever came later)."""
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._breaking: asyncio.Task[None] | None = None
+        self._expired = False
+        """Set when the watchdog cancels the reader: a timeout, not a close."""
         self._conn: Any = None
         self._closed = False
         self.writes = 0
@@ -391,6 +398,11 @@ class RedisBatch:
             )
             return
         writer = conn._writer  # redis-py's StreamWriter (``send_packed_command`` writes to it)
+        if not self._in_flight:
+            loop = asyncio.get_running_loop()
+            self._front_since = loop.time()
+            if self._watchdog is None:
+                self._watchdog = loop.call_at(self._front_since + self._timeout, self._check)
         while self._queue:
             batch, commands = self._take()
             writer.write(pack(commands))
@@ -432,13 +444,25 @@ class RedisBatch:
     async def _read(self, conn: Any, generation: int) -> None:
         """Hand out replies, one write's at a time and in write order, while
         writes on connection ``generation`` wait for them."""
+        self._expired = False
         try:
             while self._in_flight and generation == self._generation:
                 batch = self._in_flight[0]
                 count = sum(len(cmds) for cmds, _ in batch)
                 try:
-                    async with asyncio.timeout(self._timeout):
-                        replies = await read_replies(conn, count)
+                    # No timeout context per read (a timer in the loop's heap
+                    # per write): the watchdog (``_check``) times it out.
+                    replies = await read_replies(conn, count)
+                except asyncio.CancelledError:
+                    if not self._expired:
+                        raise  # closed
+                    self._expired = False
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()
+                    if generation == self._generation:
+                        await self._break(conn, self._timed_out())
+                    return
                 except _ERRORS as exc:
                     if generation == self._generation:
                         await self._break(conn, exc)
@@ -451,6 +475,8 @@ class RedisBatch:
                 if generation != self._generation:
                     return  # that connection failed meanwhile; its writes were failed
                 self._in_flight.popleft()
+                if self._in_flight:
+                    self._front_since = asyncio.get_running_loop().time()
                 start = 0
                 for cmds, target in batch:
                     _settle(target, replies[start : start + len(cmds)])
@@ -462,6 +488,29 @@ class RedisBatch:
                     # Writes of a newer connection arrived while this reader
                     # was leaving (or a reply callback queued some): read them.
                     self._start_reader()
+
+    def _check(self) -> None:
+        """The watchdog: a write whose replies have not all come within the
+        timeout of its turn to be read (as for one command before) fails
+        the connection and every write on it. One timer per timeout period
+        while writes wait, however many writes there are."""
+        self._watchdog = None
+        if not self._in_flight or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._front_since + self._timeout
+        if loop.time() < deadline:
+            self._watchdog = loop.call_at(deadline, self._check)
+            return
+        reader = self._reader
+        if reader is not None and not reader.done():
+            self._expired = True
+            reader.cancel()
+        elif self._conn is not None:  # no reader (not expected): out of step all the same
+            self._breaking = loop.create_task(self._break(self._conn, self._timed_out()))
+
+    def _timed_out(self) -> TimeoutError:
+        return TimeoutError(f"redis did not answer within {self._timeout} s")
 
     def _start_reader(self) -> None:
         conn = self._conn
@@ -503,6 +552,9 @@ class RedisBatch:
 
     async def close(self) -> None:
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for task in (self._connecting, self._reader):
             if task is not None:
                 task.cancel()

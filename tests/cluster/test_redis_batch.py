@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from redis.exceptions import ResponseError
 
 from presence_protocol import Status
-from presence_server.cluster.redis_batch import BATCH_COMMANDS, replies_of
+from presence_server.cluster.redis_batch import BATCH_COMMANDS, RedisBatch, replies_of
 from presence_server.cluster.redis_link import REDIS_ERRORS, RedisLink
 from presence_server.cluster.redis_registry import RedisRegistry
 from presence_server.cluster.registry import Change
@@ -221,6 +221,35 @@ async def test_a_turn_that_keeps_queueing_writes_once_its_budget_is_spent() -> N
             assert [replies_of(await p) for p in pings] == [[b"PONG"]] * 4
     finally:
         await link.close()
+
+
+async def test_a_write_left_unanswered_past_the_timeout_fails_and_the_next_one_works() -> None:
+    """Redis not answering (here: a BLPOP that blocks the connection) fails
+    the write once the timeout has passed, and every write behind it on that
+    connection; the next write goes out on a fresh connection."""
+    url = _redis_url()
+    prefix = f"b{secrets.token_hex(4)}:"
+    client = aioredis.Redis.from_url(url)
+    timeout = 0.2
+    batch = RedisBatch(client.connection_pool, timeout)
+    try:
+        async with asyncio.timeout(HANG_GUARD):
+            client_id = await batch.call("CLIENT", "ID")
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            stuck = batch.submit([("BLPOP", f"{prefix}list", HANG_GUARD)])
+            await asyncio.sleep(0)
+            behind = batch.submit([("SET", f"{prefix}k", "maybe")])
+            for written in (stuck, behind):
+                with pytest.raises(TimeoutError):
+                    replies_of(await written)
+            assert loop.time() - started >= timeout
+            assert await batch.call("SET", f"{prefix}k", "kept") == b"OK"
+            assert await batch.call("CLIENT", "ID") != client_id
+    finally:
+        await batch.close()
+        await client.delete(f"{prefix}k", f"{prefix}list")
+        await client.aclose()
 
 
 async def test_a_broken_connection_fails_every_write_in_flight_on_it() -> None:
