@@ -17,7 +17,9 @@ reconnect to the last snapshot) against the bare handshake rate with the same
 clients and concurrency, and the time from the restart until every client is
 back *and* has seen every one of its friends online (from the snapshot or the
 deltas after it). Target (issue 16): rate ≥ 0.5 × the bare rate, everyone
-back and seeing each other within 30 s. ``--profile`` records the restarted
+back and seeing each other within 30 s. Last, every client's connection is
+aborted at once (no close frame) and the time until the server counts none
+is measured (the mass disconnect). ``--profile`` records the restarted
 server with py-spy during the storm. Writes
 ``benchmarks/results/reconnect_storm.json`` and ``docs/plots/reconnect_storm.png``.
 """
@@ -36,6 +38,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -193,6 +196,16 @@ def _worker_main(
             command, arg = await loop.run_in_executor(None, conn.recv)
             if command == "connect":
                 conn.send(await worker.connect_all(*arg))
+            elif command == "drop":
+                # Every connection cut at once, no close frame (a network
+                # outage, a proxy restart): the server notices each loss itself.
+                dropped = 0
+                for client in worker.clients:
+                    if client.transport is not None and not client.transport.is_closing():
+                        client.transport.abort()
+                        dropped += 1
+                worker.clients.clear()
+                conn.send(dropped)
             elif command == "stop":
                 for client in worker.clients:
                     client.close()
@@ -242,6 +255,12 @@ class StormWorkers:
             "failures": sum(r["failures"] for r in results),
         }
 
+    def drop(self) -> int:
+        """Abort every client's connection at once; how many were open."""
+        for pipe in self.pipes:
+            pipe.send(("drop", None))
+        return sum(pipe.recv() for pipe in self.pipes)
+
     def stop(self) -> None:
         for pipe in self.pipes:
             with contextlib.suppress(OSError):
@@ -271,6 +290,25 @@ def _spy(pid: int, name: str) -> subprocess.Popen[bytes] | None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def _connections(port: int) -> float:
+    """The server's ``presence_connections`` gauge, read from /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("presence_connections "):
+                return float(line.split()[1])
+    raise RuntimeError("no presence_connections gauge in /metrics")
+
+
+def _wait_for_no_connections(port: int, deadline_s: float) -> None:
+    """Until the server counts no connection (every handler ended: leave,
+    last seen, friends told); read every 50 ms, so the figure is that coarse."""
+    deadline = time.monotonic() + deadline_s
+    while _connections(port) > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server still counted connections after the deadline")
+        time.sleep(0.05)
 
 
 def _rate(run: dict[str, Any]) -> float:
@@ -348,6 +386,21 @@ def run_storm(args: argparse.Namespace, url: str) -> dict[str, Any]:
         if spy is not None:
             spy.send_signal(2)
             spy.wait(60)
+        time.sleep(args.settle)
+        print("mass disconnect: every client's connection aborted at once")
+        cpu0 = cpu_seconds(server.pid)
+        t_drop = time.monotonic_ns()
+        dropped = workers.drop()
+        _wait_for_no_connections(server.port, args.deadline)
+        out["drop"] = {
+            "clients": dropped,
+            "seconds": (time.monotonic_ns() - t_drop) / 1e9,
+            "server_cpu_s": cpu_seconds(server.pid) - cpu0,
+        }
+        print(
+            f"  {dropped} dropped; the server held none {out['drop']['seconds']:.2f} s later,"
+            f" {out['drop']['server_cpu_s']:.2f} s of server CPU"
+        )
     finally:
         workers.stop()
         server.stop(timeout=args.deadline)
@@ -409,6 +462,14 @@ def figures(out: dict[str, Any], clients: int) -> list[Figure]:
             baseline=bare["cpu_ms_per_login"],
             baseline_name="bare websockets server per handshake + answer",
             note="less sensitive to other work on the machine than the rates",
+        ),
+        Figure(
+            "mass disconnect: every connection aborted at once until the server holds none",
+            out["drop"]["seconds"],
+            "s",
+            target=None,
+            note=f"{out['drop']['clients']} clients, {out['drop']['server_cpu_s']:.2f} s of "
+            "server CPU (each: leave, last seen, friends told; read every 50 ms)",
         ),
         Figure(
             "session-resume login rate, cold start (first connect)",
