@@ -421,9 +421,7 @@ class RedisBatch:
             self.writes += 1
             self.commands += len(commands)
         if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(
-                self._read(conn, self._generation), name="redis-batch"
-            )
+            self._start_reader()
 
     async def _connect(self) -> None:
         """(Re)connect the batch's connection, then write the queue.
