@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QKeyEvent
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QCursor, QGuiApplication, QHideEvent, QKeyEvent
 from PySide6.QtWidgets import QFrame, QLayout, QVBoxLayout, QWidget
 
 from .fit import fit_on_show, room
@@ -27,6 +27,10 @@ MAX_POPUP_HEIGHT = 640
 """The popup grows with its content up to this (logical px), then the list scrolls."""
 REOPEN_GUARD_S = 0.35
 """A tray click right after the popup closed itself on focus loss means "close"."""
+ICON_CLICK_GUARD_S = 5.0
+"""The same when the pointer was on the tray icon as the popup lost the focus:
+the click that took it is the one on its way, however late a busy machine
+delivers it (the short guard alone let it reopen the popup)."""
 
 
 class PopupWindow(QWidget):
@@ -37,6 +41,7 @@ class PopupWindow(QWidget):
         panel: FriendsPanel,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        pointer: Callable[[], QPoint] = QCursor.pos,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(
@@ -48,7 +53,9 @@ class PopupWindow(QWidget):
         self.setObjectName("Popup")
         self.setWindowTitle("Presence friends")
         self._monotonic = monotonic
+        self._pointer = pointer
         self._auto_hidden_at = -1.0
+        self._auto_hidden_guard = REOPEN_GUARD_S
         self.panel = panel
         frame = QFrame(self)
         frame.setObjectName("PopupFrame")
@@ -125,7 +132,7 @@ class PopupWindow(QWidget):
     def toggle(self, tray: QRect | None) -> None:
         if self.isVisible():
             self.hide()
-        elif self._monotonic() - self._auto_hidden_at < REOPEN_GUARD_S:
+        elif self._monotonic() - self._auto_hidden_at < self._auto_hidden_guard:
             # The click that took the focus away was on the tray icon itself.
             self._auto_hidden_at = -1.0
         else:
@@ -140,6 +147,8 @@ class PopupWindow(QWidget):
             and QGuiApplication.applicationState() is not Qt.ApplicationState.ApplicationSuspended
         ):
             self._auto_hidden_at = self._monotonic()
+            on_icon = self._tray is not None and self._tray.contains(self._pointer())
+            self._auto_hidden_guard = ICON_CLICK_GUARD_S if on_icon else REOPEN_GUARD_S
             self.hide()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
