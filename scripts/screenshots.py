@@ -387,7 +387,12 @@ def inner(args: argparse.Namespace) -> int:
             shoot_devices_page(desktop, out, screen)
             keys(desktop, "Escape")
         except BaseException:
+            # The app's own account of what happened (it runs with --verbose),
+            # read before ``finish`` removes the scratch directory with it.
+            log.flush()
+            tail = (scratch / "app.log").read_text(errors="replace").splitlines()[-40:]
             finish(app, figures, args, scratch, out, editor, bus, dunst, log)
+            print("app log, last lines:", *tail, sep="\n  ", file=sys.stderr)
             raise
         return finish(app, figures, args, scratch, out, editor, bus, dunst, log)
 

@@ -93,7 +93,7 @@ def test_the_demo_shows_tray_popup_and_notifications_and_quits_cleanly(tmp_path:
         text=True,
         timeout=110,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-8000:]  # the app log tail too
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     assert figures["exit_code"] == 0  # SIGTERM shuts the demo down cleanly
     for name in ("popup", "notification", "tray-menu", "settings", "delete-account"):
