@@ -54,8 +54,9 @@ class PopupWindow(QWidget):
         self.setWindowTitle("Presence friends")
         self._monotonic = monotonic
         self._pointer = pointer
-        self._auto_hidden_at = -1.0
-        self._auto_hidden_guard = REOPEN_GUARD_S
+        self._toggle_closes_until = -1.0
+        """Until then a toggle of the hidden popup means "close": it hid itself
+        on focus loss, and the toggle is the tray click that took the focus."""
         self.panel = panel
         frame = QFrame(self)
         frame.setObjectName("PopupFrame")
@@ -132,9 +133,9 @@ class PopupWindow(QWidget):
     def toggle(self, tray: QRect | None) -> None:
         if self.isVisible():
             self.hide()
-        elif self._monotonic() - self._auto_hidden_at < self._auto_hidden_guard:
+        elif self._monotonic() < self._toggle_closes_until:
             # The click that took the focus away was on the tray icon itself.
-            self._auto_hidden_at = -1.0
+            self._toggle_closes_until = -1.0
         else:
             self.open_near(tray)
 
@@ -146,9 +147,9 @@ class PopupWindow(QWidget):
             and not self.isActiveWindow()
             and QGuiApplication.applicationState() is not Qt.ApplicationState.ApplicationSuspended
         ):
-            self._auto_hidden_at = self._monotonic()
             on_icon = self._tray is not None and self._tray.contains(self._pointer())
-            self._auto_hidden_guard = ICON_CLICK_GUARD_S if on_icon else REOPEN_GUARD_S
+            guard = ICON_CLICK_GUARD_S if on_icon else REOPEN_GUARD_S
+            self._toggle_closes_until = self._monotonic() + guard
             self.hide()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

@@ -12,6 +12,7 @@ Qt's own (another window activated).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -33,72 +34,66 @@ ON_ICON = QPoint(1250, 10)
 ELSEWHERE = QPoint(300, 400)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+@dataclasses.dataclass
+class Rig:
+    """The popup with its injected clock and pointer, and another window to take the focus."""
 
-    def __call__(self) -> float:
-        return self.now
+    qtbot: QtBot
+    popup: PopupWindow = dataclasses.field(init=False)
+    other: QWidget = dataclasses.field(init=False)
+    now: float = 1000.0
+    pointer: QPoint = ELSEWHERE
+
+    def open_then_lose_focus(self, pointer: QPoint) -> None:
+        self.pointer = pointer
+        self.popup.toggle(TRAY)
+        self.qtbot.waitUntil(self.popup.isActiveWindow)
+        self.other.show()
+        self.other.activateWindow()
+        self.qtbot.waitUntil(lambda: not self.popup.isVisible())
 
 
 @pytest.fixture
-def rig(qtbot: QtBot, tmp_path: Path) -> tuple[PopupWindow, Clock, list[QPoint], QWidget]:
+def rig(qtbot: QtBot, tmp_path: Path) -> Rig:
     core = FakeCore()
     core.go_online()
     model = FriendsModel(core.state, activity_line)
     panel = FriendsPanel(
         core.state, core.connection, core.actions, model, FriendDelegate(AvatarStore(tmp_path))
     )
-    clock = Clock()
-    pointer = [ELSEWHERE]
-    popup = PopupWindow(panel, monotonic=clock, pointer=lambda: pointer[0])
-    qtbot.addWidget(popup)
-    other = QWidget()
-    qtbot.addWidget(other)
-    other.setGeometry(0, 0, 200, 200)
-    return popup, clock, pointer, other
-
-
-def open_then_lose_focus(qtbot: QtBot, popup: PopupWindow, other: QWidget) -> None:
-    popup.toggle(TRAY)
-    qtbot.waitUntil(popup.isActiveWindow)
-    other.show()
-    other.activateWindow()
-    qtbot.waitUntil(lambda: not popup.isVisible())
+    rig = Rig(qtbot)
+    rig.popup = PopupWindow(panel, monotonic=lambda: rig.now, pointer=lambda: rig.pointer)
+    qtbot.addWidget(rig.popup)
+    rig.other = QWidget()
+    qtbot.addWidget(rig.other)
+    rig.other.setGeometry(0, 0, 200, 200)
+    return rig
 
 
 @pytest.mark.parametrize("late", [0.0, REOPEN_GUARD_S * 2, ICON_CLICK_GUARD_S * 0.9])
 def test_a_click_on_the_icon_closes_the_popup_even_when_delivered_late(
-    qtbot: QtBot, rig: tuple[PopupWindow, Clock, list[QPoint], QWidget], late: float
+    rig: Rig, late: float
 ) -> None:
-    popup, clock, pointer, other = rig
-    pointer[0] = ON_ICON
-    open_then_lose_focus(qtbot, popup, other)
-    clock.now += late
-    popup.toggle(TRAY)  # the click that took the focus, arriving now
-    assert not popup.isVisible()
-    clock.now += 1.0
-    popup.toggle(TRAY)  # the next click opens it again
-    assert popup.isVisible()
+    rig.open_then_lose_focus(ON_ICON)
+    rig.now += late
+    rig.popup.toggle(TRAY)  # the click that took the focus, arriving now
+    assert not rig.popup.isVisible()
+    rig.now += 1.0
+    rig.popup.toggle(TRAY)  # the next click opens it again
+    assert rig.popup.isVisible()
 
 
-def test_after_a_focus_loss_elsewhere_a_later_click_on_the_icon_opens_the_popup(
-    qtbot: QtBot, rig: tuple[PopupWindow, Clock, list[QPoint], QWidget]
+@pytest.mark.parametrize(
+    ("pointer", "later"),
+    [
+        pytest.param(ELSEWHERE, REOPEN_GUARD_S * 2, id="focus-lost-elsewhere"),
+        pytest.param(ON_ICON, ICON_CLICK_GUARD_S * 1.5, id="long-after-a-click-on-the-icon"),
+    ],
+)
+def test_a_click_on_the_icon_past_its_guard_opens_the_popup(
+    rig: Rig, pointer: QPoint, later: float
 ) -> None:
-    popup, clock, pointer, other = rig
-    pointer[0] = ELSEWHERE
-    open_then_lose_focus(qtbot, popup, other)
-    clock.now += REOPEN_GUARD_S * 2
-    popup.toggle(TRAY)
-    assert popup.isVisible()
-
-
-def test_a_click_on_the_icon_long_after_the_focus_went_opens_the_popup(
-    qtbot: QtBot, rig: tuple[PopupWindow, Clock, list[QPoint], QWidget]
-) -> None:
-    popup, clock, pointer, other = rig
-    pointer[0] = ON_ICON
-    open_then_lose_focus(qtbot, popup, other)
-    clock.now += ICON_CLICK_GUARD_S * 1.5
-    popup.toggle(TRAY)
-    assert popup.isVisible()
+    rig.open_then_lose_focus(pointer)
+    rig.now += later
+    rig.popup.toggle(TRAY)
+    assert rig.popup.isVisible()
